@@ -1,0 +1,9 @@
+//! Conformance suites: one module per port. Every implementation's tests call the module's
+//! `run_all` (and may call single checks); a backend is done when its suite passes.
+//!
+//! Checks panic with a message naming what failed, like ordinary test assertions.
+
+pub mod chain;
+pub mod gpu;
+pub mod prover;
+pub mod store;

@@ -1,0 +1,1 @@
+//! Conformance suite for [`crate::JobStore`] (being written).

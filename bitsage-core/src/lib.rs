@@ -1,0 +1,38 @@
+//! # bitsage-core
+//!
+//! The domain of BitSage — a verifiable GPU compute network — with no I/O: validated types
+//! (addresses, exact u256 amounts, jobs, receipts, GPU samples, chain views), the node
+//! lifecycle state machine, and the **ports** every backend implements ([`GpuSource`],
+//! [`ChainSource`], [`JobStore`], [`Prover`]). With the `conformance` feature, the
+//! [`conformance`] module holds one test suite per port; a backend is done when it passes.
+
+pub mod address;
+pub mod amount;
+pub mod chain;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+pub mod crypto;
+pub mod error;
+pub mod gpu;
+pub mod ids;
+pub mod job;
+pub mod ledger;
+pub mod lifecycle;
+pub mod node;
+pub mod page;
+pub mod ports;
+pub mod proof;
+pub mod receipt;
+pub mod time;
+
+pub use address::WalletAddress;
+pub use amount::TokenAmount;
+pub use error::{Error, Result};
+pub use ids::{EntryId, JobId, LeaseId, NodeId, ReceiptId};
+pub use job::{JobKind, JobSpec, JobStatus};
+pub use lifecycle::{LifecycleEvent, NodeStatus, Transition};
+pub use ports::{
+    ChainSource, DynChainSource, DynGpuSource, DynJobStore, DynProver, GpuSource, Inserted,
+    JobStore, JobStoreExt, Prover,
+};
+pub use time::{TimeWindow, Timestamp};

@@ -1,0 +1,186 @@
+//! Nodes (workers), their status history and heartbeats.
+
+use serde::{Deserialize, Serialize};
+
+use crate::address::WalletAddress;
+use crate::crypto::{Hash32, PublicKey};
+use crate::gpu::{GpuDevice, HostInfo};
+use crate::ids::NodeId;
+use crate::lifecycle::NodeStatus;
+use crate::time::Timestamp;
+
+/// What a node reports about its hardware when it registers.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HardwareReport {
+    /// Its GPUs (empty on a GPU-less host).
+    #[serde(default)]
+    pub gpus: Vec<GpuDevice>,
+    /// The host (CPU, memory).
+    #[serde(default)]
+    pub host: Option<HostInfo>,
+    /// Why GPU data is missing, when it is (e.g. "NVML library not found").
+    #[serde(default)]
+    pub gpu_unavailable_reason: Option<String>,
+    /// A digest of the hardware identity (GPU UUIDs, CPU model, ...).
+    #[serde(default)]
+    pub hardware_hash: Option<Hash32>,
+    /// A confidential-compute attestation report (hex), where the GPU provides one.
+    #[serde(default)]
+    pub attestation: Option<String>,
+}
+
+/// A node to register.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewNode {
+    /// Its id.
+    pub id: NodeId,
+    /// Its ed25519 key: every heartbeat and result must be signed by it.
+    pub public_key: PublicKey,
+    /// The wallet it earns for.
+    pub wallet: WalletAddress,
+    /// Its hardware.
+    pub hardware: HardwareReport,
+    /// The agent's version string.
+    pub agent_version: String,
+    /// Registration time.
+    pub registered_at: Timestamp,
+}
+
+/// A node as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    /// Its id.
+    pub id: NodeId,
+    /// Its key.
+    pub public_key: PublicKey,
+    /// Its wallet.
+    pub wallet: WalletAddress,
+    /// Its hardware as last reported.
+    pub hardware: HardwareReport,
+    /// The agent's version.
+    pub agent_version: String,
+    /// Current lifecycle status.
+    pub status: NodeStatus,
+    /// Why it is in that status.
+    pub status_reason: String,
+    /// When the status last changed.
+    pub status_changed_at: Timestamp,
+    /// Registration time.
+    pub registered_at: Timestamp,
+}
+
+/// One recorded status change.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusChange {
+    /// The node.
+    pub node_id: NodeId,
+    /// Status before.
+    pub from: NodeStatus,
+    /// Status after.
+    pub to: NodeStatus,
+    /// Why.
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// Filters for listing nodes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NodeFilter {
+    /// Only nodes in this status.
+    pub status: Option<NodeStatus>,
+    /// Only nodes earning for this wallet.
+    pub wallet: Option<WalletAddress>,
+}
+
+/// A heartbeat as stored (after its signature was checked).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Heartbeat {
+    /// The node.
+    pub node_id: NodeId,
+    /// When the coordinator received it.
+    pub at: Timestamp,
+    /// The node's monotonically increasing counter (replay protection).
+    pub sequence: u64,
+    /// The 1-minute host load the node reported.
+    #[serde(default)]
+    pub load_average_1m: Option<f64>,
+    /// The agent's version.
+    pub agent_version: String,
+}
+
+/// How much of a window a node was up, from its heartbeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Uptime {
+    /// The window.
+    pub window: crate::time::TimeWindow,
+    /// Heartbeats counted.
+    pub heartbeats: u64,
+    /// Seconds of the window covered (each heartbeat covers one interval after it).
+    pub covered_seconds: f64,
+    /// `covered_seconds / window length`, 0–1 (0 for an empty window).
+    pub ratio: f64,
+}
+
+/// Computes uptime over `window` from heartbeat times: each heartbeat at `t` covers
+/// `[t, t + interval)`, and the union of those, clipped to the window, is the time up.
+/// `times` may be unsorted and may include heartbeats before the window.
+pub fn uptime_from_heartbeats(
+    window: crate::time::TimeWindow,
+    interval: std::time::Duration,
+    times: &[Timestamp],
+) -> Uptime {
+    let interval = chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::MAX);
+    let mut sorted: Vec<Timestamp> = times.to_vec();
+    sorted.sort_unstable();
+    let mut covered = chrono::TimeDelta::zero();
+    let mut cursor = window.from; // everything before `cursor` is already counted
+    let mut counted = 0u64;
+    for t in sorted {
+        if window.contains(t) {
+            counted += 1;
+        }
+        let start = t.max(cursor);
+        let end = t
+            .checked_add_signed(interval)
+            .unwrap_or(window.to)
+            .min(window.to);
+        if end > start {
+            covered += end - start;
+            cursor = end;
+        }
+    }
+    let total = (window.to - window.from).num_microseconds().unwrap_or(i64::MAX) as f64;
+    let covered_us = covered.num_microseconds().unwrap_or(i64::MAX) as f64;
+    Uptime {
+        window,
+        heartbeats: counted,
+        covered_seconds: covered_us / 1e6,
+        ratio: if total > 0.0 { (covered_us / total).min(1.0) } else { 0.0 },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::time::TimeWindow;
+    use chrono::{TimeDelta, TimeZone, Utc};
+
+    #[test]
+    fn uptime_unions_overlapping_intervals() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let w = TimeWindow::new(t0, t0 + TimeDelta::seconds(100)).unwrap();
+        let s = |x: i64| t0 + TimeDelta::seconds(x);
+        // 10-s interval; beats at -5 (covers 0..5), 0, 5 (overlap), 50; 95 (covers 95..100).
+        let u = uptime_from_heartbeats(
+            w,
+            std::time::Duration::from_secs(10),
+            &[s(50), s(-5), s(0), s(5), s(95)],
+        );
+        assert_eq!(u.heartbeats, 4);
+        assert!((u.covered_seconds - 30.0).abs() < 1e-9, "{}", u.covered_seconds);
+        assert!((u.ratio - 0.3).abs() < 1e-9);
+        let none = uptime_from_heartbeats(w, std::time::Duration::from_secs(10), &[]);
+        assert_eq!(none.ratio, 0.0);
+    }
+}

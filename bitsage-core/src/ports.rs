@@ -1,0 +1,255 @@
+//! The ports: what the coordinator and agent need from the outside world. Implementations live
+//! in the leaf crates (`bitsage-gpu`, `bitsage-chain`, `bitsage-prover`, `bitsage-store`); each
+//! must pass its conformance suite in [`crate::conformance`] (feature `conformance`).
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::address::WalletAddress;
+use crate::chain::{
+    ChainEvent, IndexerCursor, NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo,
+};
+use crate::gpu::{GpuInventory, GpuSample, HostInfo};
+use crate::ids::{JobId, NodeId, ReceiptId};
+use crate::job::{ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseRef, NewJob};
+use crate::ledger::{DailyEarnings, EarningEntry, EarningsTotal};
+use crate::lifecycle::Transition;
+use crate::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange, Uptime};
+use crate::page::{Page, PageRequest};
+use crate::proof::{ProofEnvelope, VerifiedProof};
+use crate::receipt::{Receipt, ReceiptFilter};
+use crate::time::{TimeWindow, Timestamp};
+use crate::{JobSpec, Result};
+
+/// Reads GPU (and host) hardware.
+///
+/// # Contract
+/// - Reports only what the hardware says: a metric a device does not support is `None`, never
+///   zero or a guess; ratios lie in `0..=1`.
+/// - When the source cannot read at all (library missing, no permission), `inventory` and
+///   `sample` return [`crate::Error::Unavailable`] with the reason; they never return made-up
+///   devices.
+/// - Every sample's `uuid` names a device of `inventory`; a lost device is reported with
+///   `DeviceState::Lost`, not dropped silently.
+/// - Calls are cheap enough for a 1 Hz loop and never block the async runtime for long.
+#[async_trait]
+pub trait GpuSource: Send + Sync + Debug {
+    /// The source's name (`"nvml"`, `"fixture"`, ...).
+    fn name(&self) -> &'static str;
+    /// The devices and driver versions.
+    async fn inventory(&self) -> Result<GpuInventory>;
+    /// One reading per device.
+    async fn sample(&self) -> Result<Vec<GpuSample>>;
+    /// The host (CPU, memory); `Unavailable` where it cannot be read.
+    async fn host(&self) -> Result<HostInfo>;
+}
+
+/// Reads stake, rewards and reputation from the chain.
+///
+/// # Contract
+/// - Every answer carries the block it was read at and when it was read ([`Observed`]); a
+///   cached answer keeps its original read time, so its age is honest.
+/// - A wallet with no stake or reputation gets the contract's zero/default view, not an error.
+/// - When the chain cannot be reached, calls return [`crate::Error::Unavailable`]; provider
+///   error text stays in logs.
+#[async_trait]
+pub trait ChainSource: Send + Sync + Debug {
+    /// The source's name.
+    fn name(&self) -> &'static str;
+    /// A wallet's stake.
+    async fn stake(&self, wallet: &WalletAddress) -> Result<Observed<StakeInfo>>;
+    /// A wallet's rewards.
+    async fn rewards(&self, wallet: &WalletAddress) -> Result<Observed<RewardsInfo>>;
+    /// A wallet's reputation.
+    async fn reputation(&self, wallet: &WalletAddress) -> Result<Observed<ReputationInfo>>;
+    /// A wallet's SAGE balance.
+    async fn token_balance(&self, wallet: &WalletAddress)
+        -> Result<Observed<crate::TokenAmount>>;
+    /// Network totals.
+    async fn totals(&self) -> Result<Observed<NetworkTotals>>;
+}
+
+/// Proves and verifies jobs.
+///
+/// # Contract
+/// - `prove` is deterministic: the same spec gives the same proof bytes and hash.
+/// - `verify` rebuilds the statement from the `JobSpec` it is given, never from the envelope's
+///   word; it rejects an envelope whose job differs from the spec, whose configuration differs
+///   from the verifier's own policy (≥ [`crate::proof::MIN_SECURITY_BITS`]), or whose bytes were
+///   altered — with [`crate::Error::ProofRejected`], never a panic.
+#[async_trait]
+pub trait Prover: Send + Sync + Debug {
+    /// The prover's name.
+    fn name(&self) -> &'static str;
+    /// Proves a job.
+    async fn prove(&self, spec: &JobSpec) -> Result<ProofEnvelope>;
+    /// Verifies a proof of `spec`.
+    async fn verify(&self, spec: &JobSpec, envelope: &ProofEnvelope) -> Result<VerifiedProof>;
+}
+
+/// Whether an idempotent insert wrote a new record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// It was new and is now stored.
+    New,
+    /// An identical record was already stored; nothing changed.
+    AlreadyPresent,
+}
+
+/// The coordinator's state: nodes, heartbeats, GPU samples, jobs, receipts, earnings and
+/// indexed chain events.
+///
+/// # Contract
+/// - **Durability**: when a method returns `Ok`, its write is committed (for a disk store, on
+///   disk); a crash after that loses nothing acknowledged.
+/// - **Atomicity**: every method is one transaction; a failed call changes nothing.
+/// - **Exact money**: amounts are stored and summed exactly as u256 (no float, no i64);
+///   a sum that would exceed u256 is [`crate::Error::Overflow`].
+/// - **Nodes**: `create_node` fails with `AlreadyExists` for a known id. `apply_transition`
+///   succeeds only when the node's current status equals `transition.from` (otherwise
+///   `Conflict`) and records the change with its reason in the history.
+/// - **Leases**: `lease_job` hands each queued job to at most one node at a time, even under
+///   concurrent callers, oldest submission first; it increments `attempts`. Only the current
+///   lease (job, lease id, node) may `complete_job`/`fail_job` it, and only before it expires
+///   (`Conflict` otherwise). `sweep_expired_leases` puts expired leases back in the queue, or
+///   fails the job when `attempts == max_attempts`; `fail_job` does the same.
+/// - **Idempotency**: `insert_receipt` and `credit_earning` return `AlreadyPresent` for an
+///   identical record with a known id and `AlreadyExists` for a different one;
+///   `append_chain_events` ignores events already stored under the same
+///   (block hash, tx hash, event index).
+/// - **Lists** are in a stable order (nodes by registration, jobs by submission, receipts by
+///   completion, oldest first; ties by id) and paginate with [`PageRequest`].
+/// - Absent records are `Ok(None)`; `NotFound` is for writes that name a missing record.
+#[async_trait]
+pub trait JobStore: Send + Sync + Debug {
+    /// The backend's name (`"memory"`, `"sqlite"`, `"postgres"`).
+    fn backend(&self) -> &'static str;
+
+    // ---- nodes
+    /// Registers a node in status `pending`.
+    async fn create_node(&self, node: &NewNode) -> Result<NodeRecord>;
+    /// One node.
+    async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>>;
+    /// Nodes matching `filter`.
+    async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>>;
+    /// Moves a node along a lifecycle transition, recording it.
+    async fn apply_transition(
+        &self,
+        id: &NodeId,
+        transition: &Transition,
+        at: Timestamp,
+    ) -> Result<NodeRecord>;
+    /// A node's status changes, oldest first.
+    async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>>;
+
+    // ---- heartbeats
+    /// Stores a heartbeat (the node must exist). A sequence not above the last stored one is
+    /// a replay: `Conflict`, nothing stored.
+    async fn append_heartbeat(&self, heartbeat: &Heartbeat) -> Result<()>;
+    /// The time of a node's latest heartbeat.
+    async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>>;
+    /// Heartbeat times of a node in `window`, oldest first.
+    async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>>;
+
+    // ---- GPU samples
+    /// Stores samples reported by a node.
+    async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()>;
+    /// The latest sample of each of a node's devices, by device UUID.
+    async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>>;
+    /// A node's samples in `window`, oldest first.
+    async fn gpu_samples(&self, node: &NodeId, window: TimeWindow) -> Result<Vec<GpuSample>>;
+    /// Deletes samples taken before `cutoff` (retention); returns how many.
+    async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64>;
+
+    // ---- jobs
+    /// Queues a job. `AlreadyExists` for a known id.
+    async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord>;
+    /// One job.
+    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>>;
+    /// Jobs matching `filter`.
+    async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>>;
+    /// Leases the oldest queued job to `node` until `now + duration`.
+    async fn lease_job(
+        &self,
+        node: &NodeId,
+        now: Timestamp,
+        duration: Duration,
+    ) -> Result<Option<Lease>>;
+    /// Re-queues (or fails) jobs whose lease expired before `now`.
+    async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep>;
+    /// Completes a leased job with its result.
+    async fn complete_job(
+        &self,
+        lease: &LeaseRef,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> Result<JobRecord>;
+    /// Records a failed attempt: re-queues the job, or fails it at the retry limit.
+    async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord>;
+
+    // ---- receipts
+    /// Stores a receipt (idempotent by id).
+    async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted>;
+    /// One receipt.
+    async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>>;
+    /// Receipts matching `filter`.
+    async fn list_receipts(&self, filter: &ReceiptFilter, page: PageRequest)
+        -> Result<Page<Receipt>>;
+
+    // ---- earnings
+    /// Credits a node (idempotent by entry id).
+    async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted>;
+    /// Exact sums of a node's entries, optionally within a window.
+    async fn earnings_total(&self, node: &NodeId, window: Option<TimeWindow>)
+        -> Result<EarningsTotal>;
+    /// A node's earnings per UTC day within `window`, oldest first.
+    async fn earnings_by_day(&self, node: &NodeId, window: TimeWindow)
+        -> Result<Vec<DailyEarnings>>;
+
+    // ---- chain events and the indexer cursor
+    /// Stores a page of events and moves the indexer's cursor, in one transaction. Returns how
+    /// many events were new.
+    async fn append_chain_events(
+        &self,
+        indexer: &str,
+        events: &[ChainEvent],
+        cursor: &IndexerCursor,
+    ) -> Result<u64>;
+    /// Events in blocks `from_block ..= to_block`, in (block, tx, index) order.
+    async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>>;
+    /// Reorg rollback: deletes every event above `to.block_number` and sets the cursor to
+    /// `to`, in one transaction. Returns how many events were deleted.
+    async fn rewind_chain(&self, indexer: &str, to: &IndexerCursor) -> Result<u64>;
+    /// The indexer's cursor.
+    async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>>;
+}
+
+/// Conveniences over [`JobStore`], implemented for every store (blanket impl), so a wrapper
+/// store can never skip or diverge from them.
+#[async_trait]
+pub trait JobStoreExt: JobStore {
+    /// A node's uptime over `window`, from its heartbeats, given the expected interval.
+    async fn uptime(&self, id: &NodeId, window: TimeWindow, interval: Duration) -> Result<Uptime> {
+        // Heartbeats shortly before the window cover its start.
+        let lookback = chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::zero());
+        let from = window.from.checked_sub_signed(lookback).unwrap_or(window.from);
+        let times = self
+            .heartbeat_times(id, TimeWindow { from, to: window.to })
+            .await?;
+        Ok(crate::node::uptime_from_heartbeats(window, interval, &times))
+    }
+}
+
+impl<T: JobStore + ?Sized> JobStoreExt for T {}
+
+/// A shared store.
+pub type DynJobStore = Arc<dyn JobStore>;
+/// A shared GPU source.
+pub type DynGpuSource = Arc<dyn GpuSource>;
+/// A shared chain source.
+pub type DynChainSource = Arc<dyn ChainSource>;
+/// A shared prover.
+pub type DynProver = Arc<dyn Prover>;

@@ -1,0 +1,54 @@
+//! Timestamps. All times are UTC with microsecond precision, the precision every store keeps,
+//! so a value read back equals the value written.
+
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+
+/// A point in time (UTC, microsecond precision by convention; see [`now`]).
+pub type Timestamp = DateTime<Utc>;
+
+/// The current time, truncated to whole microseconds.
+pub fn now() -> Timestamp {
+    truncate_micros(Utc::now())
+}
+
+/// `t` truncated to whole microseconds.
+pub fn truncate_micros(t: Timestamp) -> Timestamp {
+    t.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(t)
+}
+
+/// Microseconds since the Unix epoch (the SQLite encoding).
+pub fn to_micros(t: Timestamp) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The inverse of [`to_micros`]; `None` when out of chrono's range.
+pub fn from_micros(us: i64) -> Option<Timestamp> {
+    DateTime::from_timestamp_micros(us)
+}
+
+/// A half-open time interval `[from, to)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct TimeWindow {
+    /// Inclusive start.
+    pub from: Timestamp,
+    /// Exclusive end.
+    pub to: Timestamp,
+}
+
+impl TimeWindow {
+    /// A window; `from` must not be after `to`.
+    pub fn new(from: Timestamp, to: Timestamp) -> crate::Result<Self> {
+        if from > to {
+            return Err(crate::Error::invalid(
+                "time window",
+                format!("start {from} is after end {to}"),
+            ));
+        }
+        Ok(Self { from, to })
+    }
+
+    /// Whether `t` lies in `[from, to)`.
+    pub fn contains(&self, t: Timestamp) -> bool {
+        self.from <= t && t < self.to
+    }
+}
