@@ -242,3 +242,135 @@ pub struct HostInfo {
     #[serde(default)]
     pub memory_available_bytes: Option<u64>,
 }
+
+impl GpuTier {
+    /// The least framebuffer (decimal bytes) a device must report to qualify for this tier;
+    /// see [`classify_tier`]. Floors sit a little under the marketed size so that e.g. an
+    /// "80 GB" H100 (which reports 81 559 MiB) clears the Frontier floor.
+    pub fn min_memory_bytes(&self) -> u64 {
+        const GB: u64 = 1_000_000_000;
+        match self {
+            GpuTier::Consumer | GpuTier::Workstation => 0,
+            GpuTier::DataCenter => 12 * GB,
+            GpuTier::Enterprise => 32 * GB,
+            GpuTier::Frontier => 70 * GB,
+        }
+    }
+}
+
+/// Classifies a GPU into a staking [`GpuTier`] from its NVML name and reported framebuffer.
+///
+/// The name is split into upper-case tokens (on spaces, `-` and `_`), so `A10` never matches
+/// `A100`. The first matching row of the table gives the **model tier**:
+///
+/// | model tier  | name tokens (examples of NVML names)                                              |
+/// |-------------|-----------------------------------------------------------------------------------|
+/// | Frontier    | `B200` `B100` `B300` `GB200` `GB300` `H200` `GH200`; `H100`/`H800` unless `PCIE` or `NVL` (`NVIDIA H100 80GB HBM3`, `NVIDIA H200`) |
+/// | Enterprise  | `H100`/`H800` with `PCIE` or `NVL`; `A100` `A800` (`NVIDIA H100 PCIe`, `NVIDIA A100-SXM4-80GB`) |
+/// | DataCenter  | `L40S` `L40` `L20` `L4` `A40` `A30` `A16` `A10` `A2` `T4` `V100` `P100` (`NVIDIA L4`) |
+/// | Workstation | `QUADRO`; `RTX` with `A2000`…`A6000`, `ADA` or `PRO` (`NVIDIA RTX A6000`, `NVIDIA RTX 6000 Ada Generation`) |
+/// | Consumer    | `GEFORCE` `TITAN` (`NVIDIA GeForce RTX 4090`)                                     |
+/// | none        | anything else: unknown models are **not** classified (`None`), never guessed       |
+///
+/// The framebuffer then caps the tier: where `memory_total_bytes` is known, the result is the
+/// model tier or the highest tier whose floor ([`GpuTier::min_memory_bytes`]) the device meets,
+/// whichever is lower. Floors: Frontier 70 GB, Enterprise 32 GB, DataCenter 12 GB,
+/// Workstation and Consumer none. So a 20 GB vGPU slice of an H100 is DataCenter, not
+/// Frontier. Where the framebuffer is unknown, the model tier stands.
+pub fn classify_tier(name: &str, memory_total_bytes: Option<u64>) -> Option<GpuTier> {
+    let upper = name.to_ascii_uppercase();
+    let tokens: Vec<&str> = upper
+        .split(|c: char| c.is_whitespace() || c == '-' || c == '_')
+        .filter(|t| !t.is_empty())
+        .collect();
+    let has = |t: &str| tokens.contains(&t);
+    let any = |set: &[&str]| set.iter().any(|t| has(t));
+    let workstation_ampere = tokens.iter().any(|t| {
+        t.len() == 5 && t.starts_with('A') && t[1..].bytes().all(|b| b.is_ascii_digit())
+    });
+
+    let model = if any(&["B200", "B100", "B300", "GB200", "GB300", "H200", "GH200"]) {
+        GpuTier::Frontier
+    } else if any(&["H100", "H800"]) {
+        if any(&["PCIE", "NVL"]) {
+            GpuTier::Enterprise
+        } else {
+            GpuTier::Frontier
+        }
+    } else if any(&["A100", "A800"]) {
+        GpuTier::Enterprise
+    } else if any(&[
+        "L40S", "L40", "L20", "L4", "A40", "A30", "A16", "A10", "A2", "T4", "V100", "P100",
+    ]) {
+        GpuTier::DataCenter
+    } else if has("QUADRO") || (has("RTX") && (workstation_ampere || any(&["ADA", "PRO"]))) {
+        GpuTier::Workstation
+    } else if any(&["GEFORCE", "TITAN"]) {
+        GpuTier::Consumer
+    } else {
+        return None;
+    };
+
+    let Some(memory) = memory_total_bytes else {
+        return Some(model);
+    };
+    let by_memory = GpuTier::ALL
+        .iter()
+        .rev()
+        .copied()
+        .find(|t| memory >= t.min_memory_bytes())
+        .unwrap_or(GpuTier::Consumer);
+    Some(model.min(by_memory))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GIB: u64 = 1 << 30;
+
+    #[test]
+    fn tier_table_classifies_known_models() {
+        let cases: &[(&str, Option<u64>, Option<GpuTier>)] = &[
+            // NVML reports 81 559 MiB for an H100 SXM5 80GB.
+            ("NVIDIA H100 80GB HBM3", Some(81_559 * (1 << 20)), Some(GpuTier::Frontier)),
+            ("NVIDIA H200", Some(141 * GIB), Some(GpuTier::Frontier)),
+            ("NVIDIA H100 PCIe", Some(80 * GIB), Some(GpuTier::Enterprise)),
+            ("NVIDIA A100-SXM4-80GB", Some(80 * GIB), Some(GpuTier::Enterprise)),
+            ("NVIDIA A100-PCIE-40GB", Some(40 * GIB), Some(GpuTier::Enterprise)),
+            ("NVIDIA GeForce RTX 4090", Some(24 * GIB), Some(GpuTier::Consumer)),
+            ("NVIDIA L4", Some(24 * GIB), Some(GpuTier::DataCenter)),
+            ("NVIDIA A10", Some(24 * GIB), Some(GpuTier::DataCenter)),
+            ("NVIDIA RTX A6000", Some(48 * GIB), Some(GpuTier::Workstation)),
+            ("NVIDIA RTX 6000 Ada Generation", Some(48 * GIB), Some(GpuTier::Workstation)),
+            ("NVIDIA B200", None, Some(GpuTier::Frontier)),
+        ];
+        for (name, mem, want) in cases {
+            assert_eq!(classify_tier(name, *mem), *want, "{name}");
+        }
+    }
+
+    #[test]
+    fn unknown_models_are_not_classified() {
+        assert_eq!(classify_tier("Matrox G200eW", Some(16 * GIB)), None);
+        assert_eq!(classify_tier("", None), None);
+        // A big framebuffer alone never earns a tier.
+        assert_eq!(classify_tier("Some Future Accelerator", Some(192 * GIB)), None);
+    }
+
+    #[test]
+    fn framebuffer_caps_the_model_tier() {
+        // A 20 GB vGPU profile of an H100 is not a Frontier device.
+        assert_eq!(
+            classify_tier("NVIDIA H100 80GB HBM3", Some(20 * GIB)),
+            Some(GpuTier::DataCenter)
+        );
+        // Unknown framebuffer: the model tier stands.
+        assert_eq!(classify_tier("NVIDIA H100 80GB HBM3", None), Some(GpuTier::Frontier));
+        // Lower tiers have no floor that a real card misses.
+        assert_eq!(
+            classify_tier("NVIDIA GeForce RTX 3060", Some(12 * GIB)),
+            Some(GpuTier::Consumer)
+        );
+    }
+}

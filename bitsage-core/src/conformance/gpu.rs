@@ -2,12 +2,14 @@
 
 use std::collections::HashSet;
 
-use crate::gpu::{DeviceState, GpuSample};
+use crate::gpu::{classify_tier, DeviceState, GpuSample};
 use crate::{Error, GpuSource};
 
 /// Runs every check.
 pub async fn run_all(src: &dyn GpuSource) {
     inventory_and_samples_agree(src).await;
+    one_sample_per_device(src).await;
+    tiers_follow_the_table(src).await;
     host_is_plausible(src).await;
 }
 
@@ -31,6 +33,9 @@ fn check_sample(s: &GpuSample) {
         if let Some(v) = v {
             assert!(v.is_finite() && v >= 0.0, "{what} of {} is {v}", s.uuid);
         }
+    }
+    if let Some(v) = s.temperature_celsius {
+        assert!(v < 200.0, "temperature of {} is {v} °C", s.uuid);
     }
     if s.state == DeviceState::Lost {
         assert!(
@@ -79,6 +84,46 @@ pub async fn inventory_and_samples_agree(src: &dyn GpuSource) {
             inv.map(|i| i.devices.len()),
             samples.map(|s| s.len())
         ),
+    }
+}
+
+/// Every device of the inventory gets exactly one reading per `sample()` call, and no device
+/// is read twice (a lost device is reported with its state, not dropped).
+pub async fn one_sample_per_device(src: &dyn GpuSource) {
+    let (Ok(inv), Ok(samples)) = (src.inventory().await, src.sample().await) else {
+        return; // availability agreement is checked by `inventory_and_samples_agree`
+    };
+    let mut seen = HashSet::new();
+    for s in &samples {
+        assert!(seen.insert(s.uuid.as_str()), "{}: two samples in one call", s.uuid);
+    }
+    for d in &inv.devices {
+        assert!(
+            seen.contains(d.uuid.as_str()),
+            "{}: device {} has no sample",
+            src.name(),
+            d.uuid
+        );
+    }
+}
+
+/// A tier in the inventory is the one the documented table gives for the device's name and
+/// framebuffer ([`classify_tier`]); a source never claims a tier the table does not support.
+pub async fn tiers_follow_the_table(src: &dyn GpuSource) {
+    let Ok(inv) = src.inventory().await else {
+        return;
+    };
+    for d in &inv.devices {
+        if let Some(tier) = d.tier {
+            assert_eq!(
+                Some(tier),
+                classify_tier(&d.name, d.memory_total_bytes),
+                "{}: tier of {} ({}) does not follow the table",
+                src.name(),
+                d.uuid,
+                d.name
+            );
+        }
     }
 }
 
