@@ -50,7 +50,10 @@ impl WalletAddress {
             ));
         }
         if bytes.iter().all(|b| *b == 0) {
-            return Err(Error::invalid("wallet address", "the zero address is not a wallet"));
+            return Err(Error::invalid(
+                "wallet address",
+                "the zero address is not a wallet",
+            ));
         }
         Ok(Self(bytes))
     }

@@ -93,7 +93,9 @@ impl TokenAmount {
             let first_ok = (1..=3).contains(&groups[0].len());
             let rest_ok = groups[1..].iter().all(|g| g.len() == 3);
             if !first_ok || !rest_ok {
-                return Err(invalid("thousands separators must group digits by three".into()));
+                return Err(invalid(
+                    "thousands separators must group digits by three".into(),
+                ));
             }
             groups.concat()
         } else {
@@ -105,9 +107,7 @@ impl TokenAmount {
             return Err(invalid(format!("{s:?} is not a decimal number")));
         }
         if frac_part.len() > decimals as usize {
-            return Err(invalid(format!(
-                "more than {decimals} fractional digits"
-            )));
+            return Err(invalid(format!("more than {decimals} fractional digits")));
         }
         let scale = U256::from(10u8)
             .checked_pow(U256::from(decimals))
@@ -237,14 +237,28 @@ mod tests {
         let a = TokenAmount::parse_units("1234.56", 18).unwrap();
         assert_eq!(a.to_string(), "1234560000000000000000");
         assert_eq!(a.format_sage(), "1,234.56 SAGE");
-        assert_eq!(TokenAmount::from(1u64).format_units(18), "0.000000000000000001");
+        assert_eq!(
+            TokenAmount::from(1u64).format_units(18),
+            "0.000000000000000001"
+        );
         assert_eq!(TokenAmount::from(1_000_000u64).format_units(0), "1,000,000");
         assert_eq!(TokenAmount::ZERO.format_sage(), "0 SAGE");
     }
 
     #[test]
     fn rejects_malformed() {
-        for bad in ["", "-1", "1.2.3", "1,23", "12,345,67", "1.", ".5", "1e18", "0x10", " 1"] {
+        for bad in [
+            "",
+            "-1",
+            "1.2.3",
+            "1,23",
+            "12,345,67",
+            "1.",
+            ".5",
+            "1e18",
+            "0x10",
+            " 1",
+        ] {
             assert!(TokenAmount::parse_units(bad, 18).is_err(), "{bad:?}");
         }
         assert!(TokenAmount::parse_units("0.1234", 3).is_err());
@@ -271,7 +285,9 @@ mod tests {
     fn arithmetic_is_checked() {
         let max = TokenAmount::from_u256(U256::MAX);
         assert!(max.checked_add(TokenAmount::from(1u64)).is_err());
-        assert!(TokenAmount::ZERO.checked_sub(TokenAmount::from(1u64)).is_err());
+        assert!(TokenAmount::ZERO
+            .checked_sub(TokenAmount::from(1u64))
+            .is_err());
         assert_eq!(
             TokenAmount::from(10_000u64).mul_bps(250).unwrap(),
             TokenAmount::from(250u64)

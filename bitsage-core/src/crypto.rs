@@ -10,7 +10,10 @@ use crate::Error;
 fn decode_fixed<const N: usize>(what: &'static str, s: &str) -> Result<[u8; N], Error> {
     let s = s.strip_prefix("0x").unwrap_or(s);
     if s.len() != 2 * N {
-        return Err(Error::invalid(what, format!("expected {} hex digits", 2 * N)));
+        return Err(Error::invalid(
+            what,
+            format!("expected {} hex digits", 2 * N),
+        ));
     }
     let mut out = [0u8; N];
     hex::decode_to_slice(s, &mut out).map_err(|_| Error::invalid(what, "not hex"))?;

@@ -285,9 +285,9 @@ pub fn classify_tier(name: &str, memory_total_bytes: Option<u64>) -> Option<GpuT
         .collect();
     let has = |t: &str| tokens.contains(&t);
     let any = |set: &[&str]| set.iter().any(|t| has(t));
-    let workstation_ampere = tokens.iter().any(|t| {
-        t.len() == 5 && t.starts_with('A') && t[1..].bytes().all(|b| b.is_ascii_digit())
-    });
+    let workstation_ampere = tokens
+        .iter()
+        .any(|t| t.len() == 5 && t.starts_with('A') && t[1..].bytes().all(|b| b.is_ascii_digit()));
 
     let model = if any(&["B200", "B100", "B300", "GB200", "GB300", "H200", "GH200"]) {
         GpuTier::Frontier
@@ -333,16 +333,44 @@ mod tests {
     fn tier_table_classifies_known_models() {
         let cases: &[(&str, Option<u64>, Option<GpuTier>)] = &[
             // NVML reports 81 559 MiB for an H100 SXM5 80GB.
-            ("NVIDIA H100 80GB HBM3", Some(81_559 * (1 << 20)), Some(GpuTier::Frontier)),
+            (
+                "NVIDIA H100 80GB HBM3",
+                Some(81_559 * (1 << 20)),
+                Some(GpuTier::Frontier),
+            ),
             ("NVIDIA H200", Some(141 * GIB), Some(GpuTier::Frontier)),
-            ("NVIDIA H100 PCIe", Some(80 * GIB), Some(GpuTier::Enterprise)),
-            ("NVIDIA A100-SXM4-80GB", Some(80 * GIB), Some(GpuTier::Enterprise)),
-            ("NVIDIA A100-PCIE-40GB", Some(40 * GIB), Some(GpuTier::Enterprise)),
-            ("NVIDIA GeForce RTX 4090", Some(24 * GIB), Some(GpuTier::Consumer)),
+            (
+                "NVIDIA H100 PCIe",
+                Some(80 * GIB),
+                Some(GpuTier::Enterprise),
+            ),
+            (
+                "NVIDIA A100-SXM4-80GB",
+                Some(80 * GIB),
+                Some(GpuTier::Enterprise),
+            ),
+            (
+                "NVIDIA A100-PCIE-40GB",
+                Some(40 * GIB),
+                Some(GpuTier::Enterprise),
+            ),
+            (
+                "NVIDIA GeForce RTX 4090",
+                Some(24 * GIB),
+                Some(GpuTier::Consumer),
+            ),
             ("NVIDIA L4", Some(24 * GIB), Some(GpuTier::DataCenter)),
             ("NVIDIA A10", Some(24 * GIB), Some(GpuTier::DataCenter)),
-            ("NVIDIA RTX A6000", Some(48 * GIB), Some(GpuTier::Workstation)),
-            ("NVIDIA RTX 6000 Ada Generation", Some(48 * GIB), Some(GpuTier::Workstation)),
+            (
+                "NVIDIA RTX A6000",
+                Some(48 * GIB),
+                Some(GpuTier::Workstation),
+            ),
+            (
+                "NVIDIA RTX 6000 Ada Generation",
+                Some(48 * GIB),
+                Some(GpuTier::Workstation),
+            ),
             ("NVIDIA B200", None, Some(GpuTier::Frontier)),
         ];
         for (name, mem, want) in cases {
@@ -355,7 +383,10 @@ mod tests {
         assert_eq!(classify_tier("Matrox G200eW", Some(16 * GIB)), None);
         assert_eq!(classify_tier("", None), None);
         // A big framebuffer alone never earns a tier.
-        assert_eq!(classify_tier("Some Future Accelerator", Some(192 * GIB)), None);
+        assert_eq!(
+            classify_tier("Some Future Accelerator", Some(192 * GIB)),
+            None
+        );
     }
 
     #[test]
@@ -366,7 +397,10 @@ mod tests {
             Some(GpuTier::DataCenter)
         );
         // Unknown framebuffer: the model tier stands.
-        assert_eq!(classify_tier("NVIDIA H100 80GB HBM3", None), Some(GpuTier::Frontier));
+        assert_eq!(
+            classify_tier("NVIDIA H100 80GB HBM3", None),
+            Some(GpuTier::Frontier)
+        );
         // Lower tiers have no floor that a real card misses.
         assert_eq!(
             classify_tier("NVIDIA GeForce RTX 3060", Some(12 * GIB)),

@@ -66,10 +66,16 @@ impl JobKind {
                 b,
             } => {
                 if !(2..=1024).contains(&columns) {
-                    return Err(Error::invalid("job parameters", "columns must be 2 ..= 1024"));
+                    return Err(Error::invalid(
+                        "job parameters",
+                        "columns must be 2 ..= 1024",
+                    ));
                 }
                 if !(4..=22).contains(&log_rows) {
-                    return Err(Error::invalid("job parameters", "log_rows must be 4 ..= 22"));
+                    return Err(Error::invalid(
+                        "job parameters",
+                        "log_rows must be 4 ..= 22",
+                    ));
                 }
                 if a >= M31_MODULUS || b >= M31_MODULUS {
                     return Err(Error::invalid(
@@ -274,14 +280,43 @@ mod tests {
 
     #[test]
     fn kind_json_shape_and_validation() {
-        let k = JobKind::Poseidon2Chain { seed: 7, length: 256 };
+        let k = JobKind::Poseidon2Chain {
+            seed: 7,
+            length: 256,
+        };
         let json = serde_json::to_value(&k).unwrap();
         assert_eq!(json["kind"], "poseidon2-chain");
         assert_eq!(json["length"], 256);
-        assert!(serde_json::from_str::<JobKind>(r#"{"kind":"poseidon2-chain","seed":1,"length":2,"x":1}"#).is_err());
-        assert!(JobKind::Poseidon2Chain { seed: 0, length: 0 }.validate().is_err());
-        assert!(JobKind::WideFibonacci { columns: 1, log_rows: 10, a: 1, b: 1 }.validate().is_err());
-        assert!(JobKind::WideFibonacci { columns: 8, log_rows: 10, a: M31_MODULUS, b: 1 }.validate().is_err());
-        assert!(JobKind::WideFibonacci { columns: 8, log_rows: 10, a: 1, b: 1 }.validate().is_ok());
+        assert!(serde_json::from_str::<JobKind>(
+            r#"{"kind":"poseidon2-chain","seed":1,"length":2,"x":1}"#
+        )
+        .is_err());
+        assert!(JobKind::Poseidon2Chain { seed: 0, length: 0 }
+            .validate()
+            .is_err());
+        assert!(JobKind::WideFibonacci {
+            columns: 1,
+            log_rows: 10,
+            a: 1,
+            b: 1
+        }
+        .validate()
+        .is_err());
+        assert!(JobKind::WideFibonacci {
+            columns: 8,
+            log_rows: 10,
+            a: M31_MODULUS,
+            b: 1
+        }
+        .validate()
+        .is_err());
+        assert!(JobKind::WideFibonacci {
+            columns: 8,
+            log_rows: 10,
+            a: 1,
+            b: 1
+        }
+        .validate()
+        .is_ok());
     }
 }

@@ -53,7 +53,10 @@ impl EarningEntry {
     /// Checks `net = gross − fee`.
     pub fn validate(&self) -> Result<(), Error> {
         if self.gross.checked_sub(self.fee)? != self.net {
-            return Err(Error::invalid("earning entry", "net is not gross minus fee"));
+            return Err(Error::invalid(
+                "earning entry",
+                "net is not gross minus fee",
+            ));
         }
         Ok(())
     }

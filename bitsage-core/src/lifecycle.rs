@@ -259,20 +259,33 @@ mod tests {
 
     #[test]
     fn happy_path() {
-        let t = transition(NodeStatus::Pending, &LifecycleEvent::ProbePassed { job_id: "j1".into() })
-            .unwrap()
-            .unwrap();
+        let t = transition(
+            NodeStatus::Pending,
+            &LifecycleEvent::ProbePassed {
+                job_id: "j1".into(),
+            },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.to, NodeStatus::Active);
         assert!(t.reason.contains("j1"));
-        let t = transition(NodeStatus::Active, &LifecycleEvent::HeartbeatOverdue { silent_secs: 30 })
-            .unwrap()
-            .unwrap();
+        let t = transition(
+            NodeStatus::Active,
+            &LifecycleEvent::HeartbeatOverdue { silent_secs: 30 },
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(t.to, NodeStatus::Stale);
-        let t = transition(NodeStatus::Stale, &LifecycleEvent::OfflineTimeout { silent_secs: 300 })
+        let t = transition(
+            NodeStatus::Stale,
+            &LifecycleEvent::OfflineTimeout { silent_secs: 300 },
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(t.to, NodeStatus::Offline);
+        let t = transition(NodeStatus::Offline, &LifecycleEvent::Heartbeat)
             .unwrap()
             .unwrap();
-        assert_eq!(t.to, NodeStatus::Offline);
-        let t = transition(NodeStatus::Offline, &LifecycleEvent::Heartbeat).unwrap().unwrap();
         assert_eq!(t.to, NodeStatus::Pending);
     }
 
@@ -283,14 +296,20 @@ mod tests {
         assert_eq!(transition(q, &LifecycleEvent::Heartbeat).unwrap(), None);
         let t = transition(
             q,
-            &LifecycleEvent::AdminCleared { admin: "ops".into(), note: "key rotated".into() },
+            &LifecycleEvent::AdminCleared {
+                admin: "ops".into(),
+                note: "key rotated".into(),
+            },
         )
         .unwrap()
         .unwrap();
         assert_eq!(t.to, NodeStatus::Pending);
         assert!(transition(
             NodeStatus::Active,
-            &LifecycleEvent::AdminCleared { admin: "ops".into(), note: String::new() }
+            &LifecycleEvent::AdminCleared {
+                admin: "ops".into(),
+                note: String::new()
+            }
         )
         .is_err());
     }

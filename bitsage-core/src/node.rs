@@ -150,13 +150,19 @@ pub fn uptime_from_heartbeats(
             cursor = end;
         }
     }
-    let total = (window.to - window.from).num_microseconds().unwrap_or(i64::MAX) as f64;
+    let total = (window.to - window.from)
+        .num_microseconds()
+        .unwrap_or(i64::MAX) as f64;
     let covered_us = covered.num_microseconds().unwrap_or(i64::MAX) as f64;
     Uptime {
         window,
         heartbeats: counted,
         covered_seconds: covered_us / 1e6,
-        ratio: if total > 0.0 { (covered_us / total).min(1.0) } else { 0.0 },
+        ratio: if total > 0.0 {
+            (covered_us / total).min(1.0)
+        } else {
+            0.0
+        },
     }
 }
 
@@ -178,7 +184,11 @@ mod tests {
             &[s(50), s(-5), s(0), s(5), s(95)],
         );
         assert_eq!(u.heartbeats, 4);
-        assert!((u.covered_seconds - 30.0).abs() < 1e-9, "{}", u.covered_seconds);
+        assert!(
+            (u.covered_seconds - 30.0).abs() < 1e-9,
+            "{}",
+            u.covered_seconds
+        );
         assert!((u.ratio - 0.3).abs() < 1e-9);
         let none = uptime_from_heartbeats(w, std::time::Duration::from_secs(10), &[]);
         assert_eq!(none.ratio, 0.0);

@@ -66,8 +66,7 @@ pub trait ChainSource: Send + Sync + Debug {
     /// A wallet's reputation.
     async fn reputation(&self, wallet: &WalletAddress) -> Result<Observed<ReputationInfo>>;
     /// A wallet's SAGE balance.
-    async fn token_balance(&self, wallet: &WalletAddress)
-        -> Result<Observed<crate::TokenAmount>>;
+    async fn token_balance(&self, wallet: &WalletAddress) -> Result<Observed<crate::TokenAmount>>;
     /// Network totals.
     async fn totals(&self) -> Result<Observed<NetworkTotals>>;
 }
@@ -196,18 +195,27 @@ pub trait JobStore: Send + Sync + Debug {
     /// One receipt.
     async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>>;
     /// Receipts matching `filter`.
-    async fn list_receipts(&self, filter: &ReceiptFilter, page: PageRequest)
-        -> Result<Page<Receipt>>;
+    async fn list_receipts(
+        &self,
+        filter: &ReceiptFilter,
+        page: PageRequest,
+    ) -> Result<Page<Receipt>>;
 
     // ---- earnings
     /// Credits a node (idempotent by entry id).
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted>;
     /// Exact sums of a node's entries, optionally within a window.
-    async fn earnings_total(&self, node: &NodeId, window: Option<TimeWindow>)
-        -> Result<EarningsTotal>;
+    async fn earnings_total(
+        &self,
+        node: &NodeId,
+        window: Option<TimeWindow>,
+    ) -> Result<EarningsTotal>;
     /// A node's earnings per UTC day within `window`, oldest first.
-    async fn earnings_by_day(&self, node: &NodeId, window: TimeWindow)
-        -> Result<Vec<DailyEarnings>>;
+    async fn earnings_by_day(
+        &self,
+        node: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<DailyEarnings>>;
 
     // ---- chain events and the indexer cursor
     /// Stores a page of events and moves the indexer's cursor, in one transaction. Returns how
@@ -235,11 +243,22 @@ pub trait JobStoreExt: JobStore {
     async fn uptime(&self, id: &NodeId, window: TimeWindow, interval: Duration) -> Result<Uptime> {
         // Heartbeats shortly before the window cover its start.
         let lookback = chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::zero());
-        let from = window.from.checked_sub_signed(lookback).unwrap_or(window.from);
+        let from = window
+            .from
+            .checked_sub_signed(lookback)
+            .unwrap_or(window.from);
         let times = self
-            .heartbeat_times(id, TimeWindow { from, to: window.to })
+            .heartbeat_times(
+                id,
+                TimeWindow {
+                    from,
+                    to: window.to,
+                },
+            )
             .await?;
-        Ok(crate::node::uptime_from_heartbeats(window, interval, &times))
+        Ok(crate::node::uptime_from_heartbeats(
+            window, interval, &times,
+        ))
     }
 }
 

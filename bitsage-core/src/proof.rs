@@ -9,8 +9,12 @@ use crate::job::JobSpec;
 /// Minimum security, in bits, any BitSage verifier accepts.
 pub const MIN_SECURITY_BITS: u32 = 96;
 
+/// The envelope format this crate writes and reads.
+pub const PROOF_FORMAT_VERSION: u16 = 1;
+
 /// The STARK parameters a proof was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// log2 of the FRI blowup factor.
     pub log_blowup_factor: u32,
@@ -30,6 +34,7 @@ impl SecurityConfig {
 
 /// Sizes of the serialized proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProofSizes {
     /// Serialized proof, bytes.
     pub raw_bytes: u64,
@@ -39,6 +44,7 @@ pub struct ProofSizes {
 
 /// How long proving took (not covered by the proof hash: timings differ run to run).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProverTimings {
     /// Trace generation, milliseconds.
     pub trace_ms: f64,
@@ -49,20 +55,31 @@ pub struct ProverTimings {
 }
 
 /// A proof with its statement and metadata.
+///
+/// The statement is `job` (id, kind, parameters) plus `public_output`; both are bound into the
+/// proof (Fiat–Shamir transcript and the AIR's boundary sums), so changing either makes
+/// verification fail. `sizes` and `commitments` are checked against the proof bytes; `timings`
+/// are informational and covered by nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProofEnvelope {
-    /// Envelope format version.
+    /// Envelope format version ([`PROOF_FORMAT_VERSION`]).
     pub format_version: u16,
-    /// The job proven (kind and parameters).
+    /// The job proven (id, kind and parameters).
     pub job: JobSpec,
-    /// The public output the proof states (e.g. the chain digest), as text.
+    /// The public output as M31 field elements (each below 2^31 - 1): the 16-element digest of a
+    /// `poseidon2-chain`, the final pair of a `wide-fibonacci`.
+    pub public_output: Vec<u32>,
+    /// The public output as text: each element of `public_output` as 8 lowercase hex digits,
+    /// concatenated (what a [`crate::job::JobResult`] records).
     pub output: String,
     /// The parameters the proof was made with.
     pub config: SecurityConfig,
-    /// The serialized stark proof, zstd-compressed.
+    /// The serialized stark proof (postcard), zstd-compressed.
     #[serde(with = "hex_bytes")]
     pub proof: Vec<u8>,
-    /// Domain-separated BLAKE2s-256 over the envelope's canonical bytes.
+    /// Domain-separated BLAKE2s-256 over the envelope's canonical bytes (format version, job,
+    /// public output, configuration, compressed proof; not the timings).
     pub proof_hash: Hash32,
     /// The trace commitments (Merkle roots), in order.
     pub commitments: Vec<Hash32>,
@@ -75,12 +92,19 @@ pub struct ProofEnvelope {
 /// What a successful verification established.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifiedProof {
+    /// The job kind's name (`"poseidon2-chain"`, ...).
+    pub kind: String,
     /// The public output proven.
     pub output: String,
     /// The security level, bits, of the verifier's policy the proof satisfied.
     pub security_bits: u32,
     /// The envelope's hash.
     pub proof_hash: Hash32,
+}
+
+/// Renders M31 elements as the envelope's `output` text (8 lowercase hex digits each).
+pub fn output_text(elements: &[u32]) -> String {
+    elements.iter().map(|e| format!("{e:08x}")).collect()
 }
 
 mod hex_bytes {

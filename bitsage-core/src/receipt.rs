@@ -72,7 +72,9 @@ impl ReceiptBody {
     /// The node's signature over the canonical bytes.
     pub fn sign_as_node(&self, node_key: &SigningKey) -> Result<SignatureBytes, Error> {
         if PublicKey::of(node_key) != self.node_key {
-            return Err(Error::Signature("signing key is not the receipt's node key".into()));
+            return Err(Error::Signature(
+                "signing key is not the receipt's node key".into(),
+            ));
         }
         Ok(sign(node_key, &self.canonical_bytes()))
     }
@@ -186,7 +188,10 @@ mod tests {
         let mut t = r.clone();
         t.body.net = TokenAmount::from(976u64);
         t.body.fee = TokenAmount::from(24u64);
-        assert!(t.verify().is_err(), "changed amounts must break the signatures");
+        assert!(
+            t.verify().is_err(),
+            "changed amounts must break the signatures"
+        );
         let mut t = r.clone();
         t.body.output.push('0');
         assert!(t.verify().is_err());

@@ -1,1 +1,20 @@
-//! placeholder
+//! # bitsage-store
+//!
+//! [`bitsage_core::JobStore`] implementations:
+//! - [`SqliteStore`] — the embedded default: one file in a data directory, WAL journal,
+//!   `synchronous = FULL` (a write acknowledged is on disk).
+//! - [`PgStore`] — the scale-out store: several coordinators share one PostgreSQL database;
+//!   jobs are leased with `FOR UPDATE SKIP LOCKED`; money is `NUMERIC(78,0)`.
+//! - [`InMemoryStore`] — process memory, for embedding, demos and tests.
+//!
+//! All three pass the same conformance suite (`bitsage_core::conformance::store`). Each SQL store
+//! owns its schema: migrations live in `migrations/<dialect>/` and are applied on connect.
+
+mod common;
+mod memory;
+mod pg;
+mod sqlite;
+
+pub use memory::InMemoryStore;
+pub use pg::PgStore;
+pub use sqlite::SqliteStore;

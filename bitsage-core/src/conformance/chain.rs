@@ -16,20 +16,28 @@ pub async fn fresh_wallet_reads_defaults(src: &dyn ChainSource, fresh: &WalletAd
     assert!(!stake.value.is_active, "fresh wallet is active");
     let rewards = src.rewards(fresh).await.expect("rewards of a fresh wallet");
     assert!(rewards.value.pending.is_zero());
-    let rep = src.reputation(fresh).await.expect("reputation of a fresh wallet");
+    let rep = src
+        .reputation(fresh)
+        .await
+        .expect("reputation of a fresh wallet");
     assert!(rep.value.score <= 1000 && (1..=5).contains(&rep.value.level));
 }
 
 /// A staked wallet reads a positive stake, included in the totals.
 pub async fn staked_wallet_reads_its_stake(src: &dyn ChainSource, staked: &WalletAddress) {
     let stake = src.stake(staked).await.expect("stake");
-    assert!(!stake.value.amount.is_zero(), "staked wallet reads zero stake");
+    assert!(
+        !stake.value.amount.is_zero(),
+        "staked wallet reads zero stake"
+    );
     let totals = src.totals().await.expect("totals");
     assert!(totals.value.total_staked >= stake.value.amount);
     let rep = src.reputation(staked).await.expect("reputation");
     assert!(rep.value.score <= 1000 && (1..=5).contains(&rep.value.level));
-    assert!(rep.value.successful_jobs + rep.value.failed_jobs <= rep.value.total_jobs_completed
-        || rep.value.total_jobs_completed == 0);
+    assert!(
+        rep.value.successful_jobs + rep.value.failed_jobs <= rep.value.total_jobs_completed
+            || rep.value.total_jobs_completed == 0
+    );
 }
 
 /// Answers say when they were read, and not in the future.

@@ -24,7 +24,11 @@ fn check_ratio(what: &str, uuid: &str, v: Option<f64>) {
 
 fn check_sample(s: &GpuSample) {
     check_ratio("gpu_utilization_ratio", &s.uuid, s.gpu_utilization_ratio);
-    check_ratio("memory_utilization_ratio", &s.uuid, s.memory_utilization_ratio);
+    check_ratio(
+        "memory_utilization_ratio",
+        &s.uuid,
+        s.memory_utilization_ratio,
+    );
     for (what, v) in [
         ("temperature_celsius", s.temperature_celsius),
         ("power_watts", s.power_watts),
@@ -54,7 +58,11 @@ pub async fn inventory_and_samples_agree(src: &dyn GpuSource) {
     match (inventory, samples) {
         (Ok(inv), Ok(samples)) => {
             let uuids: HashSet<&str> = inv.devices.iter().map(|d| d.uuid.as_str()).collect();
-            assert_eq!(uuids.len(), inv.devices.len(), "device UUIDs must be unique");
+            assert_eq!(
+                uuids.len(),
+                inv.devices.len(),
+                "device UUIDs must be unique"
+            );
             assert!(!uuids.contains(""), "a device has an empty UUID");
             for s in &samples {
                 assert!(
@@ -95,7 +103,11 @@ pub async fn one_sample_per_device(src: &dyn GpuSource) {
     };
     let mut seen = HashSet::new();
     for s in &samples {
-        assert!(seen.insert(s.uuid.as_str()), "{}: two samples in one call", s.uuid);
+        assert!(
+            seen.insert(s.uuid.as_str()),
+            "{}: two samples in one call",
+            s.uuid
+        );
     }
     for d in &inv.devices {
         assert!(
@@ -134,7 +146,10 @@ pub async fn host_is_plausible(src: &dyn GpuSource) {
             assert!(h.logical_cores >= 1, "a host has at least one core");
             assert!(h.memory_total_bytes > 0, "a host has memory");
             if let Some(avail) = h.memory_available_bytes {
-                assert!(avail <= h.memory_total_bytes, "more memory available than total");
+                assert!(
+                    avail <= h.memory_total_bytes,
+                    "more memory available than total"
+                );
             }
         }
         Err(Error::Unavailable { reason, .. }) => assert!(!reason.is_empty()),

@@ -18,7 +18,11 @@ pub async fn run_all(prover: &dyn Prover, specs: &[JobSpec]) {
 pub async fn round_trip_and_determinism(prover: &dyn Prover, spec: &JobSpec) {
     let a = prover.prove(spec).await.expect("prove");
     let v = prover.verify(spec, &a).await.expect("verify own proof");
-    assert!(v.security_bits >= MIN_SECURITY_BITS, "{} bits", v.security_bits);
+    assert!(
+        v.security_bits >= MIN_SECURITY_BITS,
+        "{} bits",
+        v.security_bits
+    );
     assert_eq!(v.proof_hash, a.proof_hash);
     assert_eq!(v.output, a.output);
     let b = prover.prove(spec).await.expect("prove again");
@@ -42,7 +46,10 @@ pub async fn rejects_other_statement(prover: &dyn Prover, spec: &JobSpec) {
     expect_rejected(prover.verify(&other_kind, &env).await, "other parameters");
     let mut wrong_output = env.clone();
     wrong_output.output.push('0');
-    expect_rejected(prover.verify(spec, &wrong_output).await, "an altered output");
+    expect_rejected(
+        prover.verify(spec, &wrong_output).await,
+        "an altered output",
+    );
 }
 
 /// Flipping bytes of the proof is always rejected.

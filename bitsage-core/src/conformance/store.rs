@@ -1,1 +1,1055 @@
-//! Conformance suite for [`crate::JobStore`] (being written).
+//! Conformance suite for [`JobStore`].
+//!
+//! [`run_all`] takes a factory that returns a **fresh, empty** store for each check, so checks
+//! never see each other's jobs. Backends call it from one test named after themselves
+//! (`conformance_sqlite`, ...). [`lease_exactly_once`] is also exposed with a size parameter for
+//! the heavier per-store lease test.
+
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{TimeDelta, TimeZone, Utc};
+use ed25519_dalek::SigningKey;
+use primitive_types::U256;
+
+use crate::chain::{ChainEvent, IndexerCursor};
+use crate::crypto::{Hash32, PublicKey};
+use crate::gpu::{DeviceState, GpuDevice, GpuSample, GpuTier, HostInfo, XidEvent};
+use crate::job::{JobFilter, JobResult, NewJob};
+use crate::ledger::EarningEntry;
+use crate::lifecycle::{transition, LifecycleEvent};
+use crate::node::{HardwareReport, Heartbeat, NewNode, NodeFilter};
+use crate::page::PageRequest;
+use crate::receipt::{Receipt, ReceiptBody, ReceiptFilter};
+use crate::{
+    DynJobStore, EntryId, Error, Inserted, JobId, JobKind, JobSpec, JobStatus, JobStoreExt, NodeId,
+    NodeStatus, ReceiptId, TimeWindow, Timestamp, TokenAmount, WalletAddress,
+};
+
+/// Runs every check, each on a fresh store from `fresh`.
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = DynJobStore>,
+{
+    nodes_create_get_list(fresh().await).await;
+    node_transitions_are_recorded(fresh().await).await;
+    heartbeats_and_uptime(fresh().await).await;
+    gpu_samples_latest_window_retention(fresh().await).await;
+    jobs_enqueue_get_list(fresh().await).await;
+    lease_oldest_first(fresh().await).await;
+    lease_exactly_once(fresh().await, 200, 8).await;
+    lease_expiry_requeues_and_retry_limit(fresh().await).await;
+    complete_and_fail(fresh().await).await;
+    receipts_idempotent_and_filtered(fresh().await).await;
+    earnings_exact_beyond_u128(fresh().await).await;
+    earnings_overflow_is_an_error(fresh().await).await;
+    chain_events_idempotent_and_reorg(fresh().await).await;
+}
+
+/// A fixed reference time (microsecond precision), plus `secs`.
+pub fn t(secs: i64) -> Timestamp {
+    Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0)
+        .single()
+        .expect("valid date")
+        + TimeDelta::seconds(secs)
+}
+
+fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+fn wallet(n: u64) -> WalletAddress {
+    WalletAddress::parse(&format!("{:#x}", 0x1000 + n)).expect("valid wallet")
+}
+
+fn node_id(n: u64) -> NodeId {
+    NodeId::parse(&format!("node-{n}")).expect("valid node id")
+}
+
+/// A node to register, with a real key and hardware report.
+pub fn new_node(n: u64, wallet_n: u64, at: Timestamp) -> NewNode {
+    NewNode {
+        id: node_id(n),
+        public_key: PublicKey::of(&key(n as u8)),
+        wallet: wallet(wallet_n),
+        hardware: HardwareReport {
+            gpus: vec![GpuDevice {
+                index: 0,
+                uuid: format!("GPU-{n:08}"),
+                name: "Test Accelerator".into(),
+                pci_bus_id: Some("00000000:18:00.0".into()),
+                memory_total_bytes: Some(80 * (1 << 30)),
+                mig_enabled: Some(false),
+                confidential_compute: None,
+                tier: Some(GpuTier::Enterprise),
+                state: DeviceState::Ok,
+            }],
+            host: Some(HostInfo {
+                cpu_model: Some("Test CPU".into()),
+                logical_cores: 16,
+                load_average_1m: None,
+                memory_total_bytes: 64 << 30,
+                memory_available_bytes: Some(32 << 30),
+            }),
+            gpu_unavailable_reason: None,
+            hardware_hash: Some(Hash32([n as u8; 32])),
+            attestation: None,
+        },
+        agent_version: "0.1.0".into(),
+        registered_at: at,
+    }
+}
+
+/// A job to queue.
+pub fn new_job(seed: u64, payment: u64, max_attempts: u32, at: Timestamp) -> NewJob {
+    NewJob {
+        spec: JobSpec::new(JobId::new(), JobKind::Poseidon2Chain { seed, length: 16 })
+            .expect("valid spec"),
+        payment: TokenAmount::from(payment),
+        max_attempts,
+        submitted_at: at,
+    }
+}
+
+fn page(limit: u32, offset: u64) -> PageRequest {
+    PageRequest::new(limit, offset).expect("valid page")
+}
+
+fn window(from: i64, to: i64) -> TimeWindow {
+    TimeWindow::new(t(from), t(to)).expect("valid window")
+}
+
+/// Nodes: create, duplicate refused, get, list with filters and pagination.
+pub async fn nodes_create_get_list(store: DynJobStore) {
+    for (n, w) in [(1, 1), (2, 1), (3, 2)] {
+        let rec = store
+            .create_node(&new_node(n, w, t(n as i64)))
+            .await
+            .expect("create node");
+        assert_eq!(rec.status, NodeStatus::Pending);
+        assert!(
+            !rec.status_reason.is_empty(),
+            "a new node needs a status reason"
+        );
+        assert_eq!(rec.registered_at, t(n as i64));
+    }
+    match store.create_node(&new_node(1, 1, t(9))).await {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => panic!("duplicate node: expected AlreadyExists, got {other:?}"),
+    }
+    let got = store
+        .get_node(&node_id(2))
+        .await
+        .expect("get")
+        .expect("node 2 exists");
+    let want = new_node(2, 1, t(2));
+    assert_eq!(got.public_key, want.public_key);
+    assert_eq!(got.wallet, want.wallet);
+    assert_eq!(
+        got.hardware, want.hardware,
+        "hardware report must round-trip"
+    );
+    assert!(store.get_node(&node_id(99)).await.expect("get").is_none());
+
+    let all = store
+        .list_nodes(&NodeFilter::default(), page(2, 0))
+        .await
+        .expect("list");
+    assert_eq!(all.total, 3);
+    assert_eq!(
+        all.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
+        vec![node_id(1), node_id(2)]
+    );
+    assert_eq!(all.next_offset, Some(2));
+    let rest = store
+        .list_nodes(&NodeFilter::default(), page(2, 2))
+        .await
+        .expect("list");
+    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.next_offset, None);
+
+    let by_wallet = store
+        .list_nodes(
+            &NodeFilter {
+                wallet: Some(wallet(1)),
+                status: None,
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list by wallet");
+    assert_eq!(by_wallet.total, 2);
+    let tr = transition(
+        NodeStatus::Pending,
+        &LifecycleEvent::ProbePassed { job_id: "p".into() },
+    )
+    .expect("legal")
+    .expect("moves");
+    store
+        .apply_transition(&node_id(3), &tr, t(10))
+        .await
+        .expect("activate");
+    let active = store
+        .list_nodes(
+            &NodeFilter {
+                status: Some(NodeStatus::Active),
+                wallet: None,
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list active");
+    assert_eq!(active.items.len(), 1);
+    assert_eq!(active.items[0].id, node_id(3));
+    let none = store
+        .list_nodes(
+            &NodeFilter {
+                status: Some(NodeStatus::Active),
+                wallet: Some(wallet(1)),
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(none.total, 0);
+}
+
+/// Status changes: applied only from the current status, recorded with reasons, in order.
+pub async fn node_transitions_are_recorded(store: DynJobStore) {
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    let events = [
+        LifecycleEvent::ProbePassed {
+            job_id: "probe-1".into(),
+        },
+        LifecycleEvent::HeartbeatOverdue { silent_secs: 30 },
+        LifecycleEvent::OfflineTimeout { silent_secs: 300 },
+        LifecycleEvent::Heartbeat,
+        LifecycleEvent::BadSignature {
+            detail: "forged heartbeat".into(),
+        },
+        LifecycleEvent::AdminCleared {
+            admin: "ops".into(),
+            note: "verified".into(),
+        },
+    ];
+    let mut state = NodeStatus::Pending;
+    for (i, ev) in events.iter().enumerate() {
+        let tr = transition(state, ev).expect("legal").expect("moves");
+        let rec = store
+            .apply_transition(&node_id(1), &tr, t(10 + i as i64))
+            .await
+            .expect("apply");
+        assert_eq!(rec.status, tr.to);
+        assert_eq!(rec.status_reason, tr.reason);
+        assert_eq!(rec.status_changed_at, t(10 + i as i64));
+        state = tr.to;
+    }
+    let history = store.status_history(&node_id(1)).await.expect("history");
+    assert_eq!(history.len(), events.len());
+    assert_eq!(history[0].from, NodeStatus::Pending);
+    assert_eq!(history[0].to, NodeStatus::Active);
+    assert!(history[0].reason.contains("probe-1"));
+    assert_eq!(history[4].to, NodeStatus::Quarantined);
+    assert!(history[4].reason.contains("forged heartbeat"));
+    assert!(history
+        .windows(2)
+        .all(|w| w[0].at <= w[1].at && w[0].to == w[1].from));
+
+    // A transition from a status the node is not in is a conflict and changes nothing.
+    let stale_tr = transition(
+        NodeStatus::Active,
+        &LifecycleEvent::HeartbeatOverdue { silent_secs: 1 },
+    )
+    .expect("legal")
+    .expect("moves");
+    match store.apply_transition(&node_id(1), &stale_tr, t(100)).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("transition from the wrong status: expected Conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store
+            .status_history(&node_id(1))
+            .await
+            .expect("history")
+            .len(),
+        events.len()
+    );
+    match store
+        .apply_transition(&node_id(42), &stale_tr, t(100))
+        .await
+    {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("transition of an unknown node: expected NotFound, got {other:?}"),
+    }
+}
+
+/// Heartbeats: append, last seen, replay refused, window query, uptime.
+pub async fn heartbeats_and_uptime(store: DynJobStore) {
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    store
+        .create_node(&new_node(2, 1, t(0)))
+        .await
+        .expect("create");
+    assert!(store
+        .last_seen(&node_id(1))
+        .await
+        .expect("last seen")
+        .is_none());
+    // Node 1 beats every 10 s for the first 50 s of a 100-s window.
+    for (i, s) in (0..50).step_by(10).enumerate() {
+        store
+            .append_heartbeat(&Heartbeat {
+                node_id: node_id(1),
+                at: t(s),
+                sequence: i as u64 + 1,
+                load_average_1m: Some(0.5),
+                agent_version: "0.1.0".into(),
+            })
+            .await
+            .expect("append heartbeat");
+    }
+    assert_eq!(
+        store.last_seen(&node_id(1)).await.expect("last seen"),
+        Some(t(40))
+    );
+    assert!(store
+        .last_seen(&node_id(2))
+        .await
+        .expect("last seen")
+        .is_none());
+
+    let replay = Heartbeat {
+        node_id: node_id(1),
+        at: t(60),
+        sequence: 5,
+        load_average_1m: None,
+        agent_version: "0.1.0".into(),
+    };
+    match store.append_heartbeat(&replay).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("replayed heartbeat sequence: expected Conflict, got {other:?}"),
+    }
+    assert_eq!(
+        store.last_seen(&node_id(1)).await.expect("last seen"),
+        Some(t(40)),
+        "a replay must not be stored"
+    );
+    let unknown = Heartbeat {
+        node_id: node_id(77),
+        sequence: 1,
+        ..replay.clone()
+    };
+    match store.append_heartbeat(&unknown).await {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("heartbeat of an unknown node: expected NotFound, got {other:?}"),
+    }
+
+    let times = store
+        .heartbeat_times(&node_id(1), window(10, 40))
+        .await
+        .expect("times");
+    assert_eq!(times, vec![t(10), t(20), t(30)], "window is [from, to)");
+    let up = store
+        .uptime(&node_id(1), window(0, 100), Duration::from_secs(10))
+        .await
+        .expect("uptime");
+    assert_eq!(up.heartbeats, 5);
+    assert!((up.ratio - 0.5).abs() < 1e-9, "uptime ratio {}", up.ratio);
+    let late = store
+        .uptime(&node_id(1), window(45, 65), Duration::from_secs(10))
+        .await
+        .expect("uptime");
+    assert!(
+        (late.covered_seconds - 5.0).abs() < 1e-9,
+        "a beat before the window covers its start"
+    );
+}
+
+fn sample(uuid: &str, at: Timestamp, util: f64) -> GpuSample {
+    let mut s = GpuSample::empty(uuid, at);
+    s.gpu_utilization_ratio = Some(util);
+    s.memory_used_bytes = Some(1 << 30);
+    s.power_watts = Some(312.5);
+    s.energy_joules_total = Some(1.25e9);
+    s.xid_events = Some(vec![XidEvent { code: 79, at }]);
+    s
+}
+
+/// GPU samples: latest per device, window query, absent metrics stay absent, retention.
+pub async fn gpu_samples_latest_window_retention(store: DynJobStore) {
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    store
+        .create_node(&new_node(2, 1, t(0)))
+        .await
+        .expect("create");
+    for s in 0..5 {
+        store
+            .append_gpu_samples(
+                &node_id(1),
+                &[
+                    sample("GPU-a", t(s * 10), 0.1 * s as f64),
+                    sample("GPU-b", t(s * 10 + 1), 0.9),
+                ],
+            )
+            .await
+            .expect("append samples");
+    }
+    let bare = GpuSample::empty("GPU-c", t(3));
+    store
+        .append_gpu_samples(&node_id(2), std::slice::from_ref(&bare))
+        .await
+        .expect("append");
+
+    let mut latest = store.latest_gpu_samples(&node_id(1)).await.expect("latest");
+    latest.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    assert_eq!(latest.len(), 2);
+    assert_eq!(latest[0], sample("GPU-a", t(40), 0.4));
+    assert_eq!(latest[1].at, t(41));
+    let other = store.latest_gpu_samples(&node_id(2)).await.expect("latest");
+    assert_eq!(
+        other,
+        vec![bare],
+        "absent metrics must stay absent (None), not become 0"
+    );
+
+    let win = store
+        .gpu_samples(&node_id(1), window(10, 30))
+        .await
+        .expect("window");
+    assert_eq!(win.len(), 4);
+    assert!(win.windows(2).all(|w| w[0].at <= w[1].at));
+
+    let deleted = store
+        .delete_gpu_samples_before(t(20))
+        .await
+        .expect("retention");
+    assert_eq!(
+        deleted,
+        4 + 1,
+        "samples at 0,1,10,11 of node 1 and 3 of node 2"
+    );
+    assert_eq!(
+        store
+            .gpu_samples(&node_id(1), window(0, 100))
+            .await
+            .expect("window")
+            .len(),
+        6
+    );
+    assert!(store
+        .latest_gpu_samples(&node_id(2))
+        .await
+        .expect("latest")
+        .is_empty());
+}
+
+/// Jobs: enqueue, duplicate refused, get, list by status.
+pub async fn jobs_enqueue_get_list(store: DynJobStore) {
+    let jobs: Vec<NewJob> = (0..5)
+        .map(|i| new_job(i, 1000 + i, 3, t(i as i64)))
+        .collect();
+    for j in &jobs {
+        let rec = store.enqueue_job(j).await.expect("enqueue");
+        assert_eq!(rec.status, JobStatus::Queued);
+        assert_eq!(rec.attempts, 0);
+        assert_eq!(rec.spec, j.spec);
+        assert_eq!(rec.payment, j.payment);
+    }
+    match store.enqueue_job(&jobs[0]).await {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => panic!("duplicate job: expected AlreadyExists, got {other:?}"),
+    }
+    let got = store
+        .get_job(&jobs[3].spec.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got.spec, jobs[3].spec);
+    assert!(store.get_job(&JobId::new()).await.expect("get").is_none());
+    let queued = store
+        .list_jobs(
+            &JobFilter {
+                status: Some(JobStatus::Queued),
+                node: None,
+            },
+            page(3, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(queued.total, 5);
+    assert_eq!(queued.items.len(), 3);
+    assert_eq!(queued.items[0].spec.id, jobs[0].spec.id, "oldest first");
+    assert_eq!(queued.next_offset, Some(3));
+}
+
+/// Leases go to the oldest queued job first; an empty queue leases nothing.
+pub async fn lease_oldest_first(store: DynJobStore) {
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    let a = new_job(1, 10, 3, t(5));
+    let b = new_job(2, 10, 3, t(1));
+    store.enqueue_job(&a).await.expect("enqueue");
+    store.enqueue_job(&b).await.expect("enqueue");
+    let first = store
+        .lease_job(&node_id(1), t(10), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("a job");
+    assert_eq!(first.spec.id, b.spec.id, "oldest submission first");
+    assert_eq!(first.attempt, 1);
+    assert_eq!(first.lease.expires_at, t(70));
+    let second = store
+        .lease_job(&node_id(1), t(10), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("a job");
+    assert_eq!(second.spec.id, a.spec.id);
+    assert!(store
+        .lease_job(&node_id(1), t(10), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .is_none());
+    let rec = store
+        .get_job(&a.spec.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(rec.status, JobStatus::Leased);
+    assert_eq!(
+        rec.lease.as_ref().map(|l| l.node_id.clone()),
+        Some(node_id(1))
+    );
+}
+
+/// `leasers` concurrent nodes lease `jobs` jobs: every job is leased exactly once.
+pub async fn lease_exactly_once(store: DynJobStore, jobs: usize, leasers: usize) {
+    for n in 0..leasers as u64 {
+        store
+            .create_node(&new_node(n + 1, 1, t(0)))
+            .await
+            .expect("create");
+    }
+    let mut ids = HashSet::new();
+    for i in 0..jobs {
+        let j = new_job(i as u64, 1, 1, t(i as i64));
+        ids.insert(j.spec.id);
+        store.enqueue_job(&j).await.expect("enqueue");
+    }
+    let store = Arc::new(store);
+    let mut tasks = Vec::new();
+    for n in 0..leasers as u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(lease) = store
+                .lease_job(&node_id(n + 1), t(100_000), Duration::from_secs(3600))
+                .await
+                .expect("lease")
+            {
+                assert_eq!(lease.lease.node_id, node_id(n + 1));
+                mine.push(lease.spec.id);
+            }
+            mine
+        }));
+    }
+    let mut seen: HashMap<JobId, usize> = HashMap::new();
+    for task in tasks {
+        for id in task.await.expect("leaser task") {
+            *seen.entry(id).or_default() += 1;
+        }
+    }
+    let dupes: Vec<_> = seen.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(dupes.is_empty(), "jobs leased more than once: {dupes:?}");
+    assert_eq!(seen.len(), jobs, "every job must be leased");
+    assert!(seen.keys().all(|id| ids.contains(id)));
+}
+
+/// An expired lease is re-queued (and its holder can no longer complete); at the retry limit
+/// the job fails.
+pub async fn lease_expiry_requeues_and_retry_limit(store: DynJobStore) {
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    store
+        .create_node(&new_node(2, 1, t(0)))
+        .await
+        .expect("create");
+    let job = new_job(7, 10, 2, t(0));
+    store.enqueue_job(&job).await.expect("enqueue");
+    let l1 = store
+        .lease_job(&node_id(1), t(10), Duration::from_secs(30))
+        .await
+        .expect("lease")
+        .expect("job");
+    // Not expired yet: nothing to sweep.
+    assert_eq!(
+        store.sweep_expired_leases(t(39)).await.expect("sweep"),
+        Default::default()
+    );
+    let sweep = store.sweep_expired_leases(t(41)).await.expect("sweep");
+    assert_eq!(sweep.requeued, vec![job.spec.id]);
+    assert!(sweep.failed.is_empty());
+    let rec = store
+        .get_job(&job.spec.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(rec.status, JobStatus::Queued);
+    assert!(rec.lease.is_none());
+    assert!(rec
+        .last_error
+        .as_deref()
+        .unwrap_or_default()
+        .contains("expired"));
+
+    let l2 = store
+        .lease_job(&node_id(2), t(50), Duration::from_secs(30))
+        .await
+        .expect("lease")
+        .expect("job");
+    assert_eq!(l2.attempt, 2);
+    let result = JobResult {
+        output: "digest".into(),
+        proof_hash: Hash32([1; 32]),
+        proof_ref: "proofs/x".into(),
+        completed_at: t(55),
+    };
+    match store.complete_job(&l1.reference(), &result, t(55)).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("completion with an expired lease: expected Conflict, got {other:?}"),
+    }
+    let sweep = store.sweep_expired_leases(t(81)).await.expect("sweep");
+    assert_eq!(
+        sweep.failed,
+        vec![job.spec.id],
+        "attempts exhausted: the job fails"
+    );
+    let rec = store
+        .get_job(&job.spec.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(rec.status, JobStatus::Failed);
+    assert_eq!(rec.attempts, 2);
+    assert!(store
+        .lease_job(&node_id(1), t(90), Duration::from_secs(30))
+        .await
+        .expect("lease")
+        .is_none());
+}
+
+/// Completion by the holder records the result once; failures re-queue until the limit.
+pub async fn complete_and_fail(store: DynJobStore) {
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    store
+        .create_node(&new_node(2, 1, t(0)))
+        .await
+        .expect("create");
+    let job = new_job(1, 10, 2, t(0));
+    store.enqueue_job(&job).await.expect("enqueue");
+    let lease = store
+        .lease_job(&node_id(1), t(1), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("job");
+    let result = JobResult {
+        output: "abcd".into(),
+        proof_hash: Hash32([2; 32]),
+        proof_ref: "proofs/abcd".into(),
+        completed_at: t(5),
+    };
+    let mut wrong = lease.reference();
+    wrong.node_id = node_id(2);
+    match store.complete_job(&wrong, &result, t(5)).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("completion by a node without the lease: expected Conflict, got {other:?}"),
+    }
+    match store.complete_job(&lease.reference(), &result, t(62)).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("completion after expiry: expected Conflict, got {other:?}"),
+    }
+    let done = store
+        .complete_job(&lease.reference(), &result, t(5))
+        .await
+        .expect("complete");
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(done.result.as_ref(), Some(&result));
+    assert_eq!(done.completed_by, Some(node_id(1)));
+    match store.complete_job(&lease.reference(), &result, t(6)).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("second completion: expected Conflict, got {other:?}"),
+    }
+    let by_node = store
+        .list_jobs(
+            &JobFilter {
+                status: Some(JobStatus::Completed),
+                node: Some(node_id(1)),
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(by_node.total, 1);
+
+    let job2 = new_job(2, 10, 2, t(10));
+    store.enqueue_job(&job2).await.expect("enqueue");
+    let l = store
+        .lease_job(&node_id(2), t(11), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("job");
+    let rec = store
+        .fail_job(&l.reference(), "out of memory", t(12))
+        .await
+        .expect("fail");
+    assert_eq!(
+        rec.status,
+        JobStatus::Queued,
+        "below the retry limit a failure re-queues"
+    );
+    assert_eq!(rec.last_error.as_deref(), Some("out of memory"));
+    match store.fail_job(&l.reference(), "again", t(13)).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("failing a lease twice: expected Conflict, got {other:?}"),
+    }
+    let l = store
+        .lease_job(&node_id(1), t(14), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("job");
+    let rec = store
+        .fail_job(&l.reference(), "proof rejected", t(15))
+        .await
+        .expect("fail");
+    assert_eq!(rec.status, JobStatus::Failed);
+    assert_eq!(rec.attempts, 2);
+    match store.complete_job(&wrong, &result, t(5)).await {
+        Err(Error::Conflict(_)) | Err(Error::NotFound { .. }) => {}
+        other => panic!("completion of a completed job: got {other:?}"),
+    }
+}
+
+/// A real, doubly signed receipt.
+pub fn signed_receipt(node: u64, kind: &str, at: Timestamp, payment: u64) -> Receipt {
+    let node_key = key(node as u8);
+    let coordinator = key(200);
+    let payment = TokenAmount::from(payment);
+    let fee = payment.mul_bps(500).expect("fee");
+    let body = ReceiptBody {
+        id: ReceiptId::new(),
+        job_id: JobId::new(),
+        kind: kind.into(),
+        node_id: node_id(node),
+        node_key: PublicKey::of(&node_key),
+        coordinator_key: PublicKey::of(&coordinator),
+        output: "0123".into(),
+        proof_hash: Hash32([node as u8; 32]),
+        payment,
+        fee,
+        net: payment.checked_sub(fee).expect("net"),
+        completed_at: at,
+    };
+    let sig = body.sign_as_node(&node_key).expect("node signs");
+    Receipt::countersign(body, sig, &coordinator).expect("countersign")
+}
+
+/// Receipts: idempotent by id, conflicting duplicates refused, filters and pagination.
+pub async fn receipts_idempotent_and_filtered(store: DynJobStore) {
+    let r1 = signed_receipt(1, "poseidon2-chain", t(10), 1000);
+    let r2 = signed_receipt(1, "wide-fibonacci", t(20), 2000);
+    let r3 = signed_receipt(2, "poseidon2-chain", t(30), 3000);
+    for r in [&r1, &r2, &r3] {
+        assert_eq!(
+            store.insert_receipt(r).await.expect("insert"),
+            Inserted::New
+        );
+    }
+    assert_eq!(
+        store.insert_receipt(&r1).await.expect("insert again"),
+        Inserted::AlreadyPresent
+    );
+    let mut altered = r1.clone();
+    altered.body.output = "ffff".into();
+    match store.insert_receipt(&altered).await {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => {
+            panic!("a different receipt under a known id: expected AlreadyExists, got {other:?}")
+        }
+    }
+    let got = store
+        .get_receipt(&r2.body.id)
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(got, r2);
+    got.verify().expect("stored receipt still verifies");
+    assert!(store
+        .get_receipt(&ReceiptId::new())
+        .await
+        .expect("get")
+        .is_none());
+
+    let by_node = store
+        .list_receipts(
+            &ReceiptFilter {
+                node: Some(node_id(1)),
+                ..Default::default()
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(by_node.items, vec![r1.clone(), r2.clone()]);
+    let by_kind = store
+        .list_receipts(
+            &ReceiptFilter {
+                kind: Some("poseidon2-chain".into()),
+                ..Default::default()
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(by_kind.items, vec![r1.clone(), r3.clone()]);
+    let by_time = store
+        .list_receipts(
+            &ReceiptFilter {
+                window: Some(window(15, 30)),
+                ..Default::default()
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(by_time.items, vec![r2.clone()], "window is [from, to)");
+    let paged = store
+        .list_receipts(&ReceiptFilter::default(), page(2, 1))
+        .await
+        .expect("list");
+    assert_eq!(paged.total, 3);
+    assert_eq!(paged.items, vec![r2, r3]);
+    assert_eq!(paged.next_offset, None);
+}
+
+fn entry(node: u64, gross: TokenAmount, fee: TokenAmount, at: Timestamp) -> EarningEntry {
+    EarningEntry {
+        id: EntryId::new(),
+        node_id: node_id(node),
+        job_id: JobId::new(),
+        gross,
+        fee,
+        net: gross.checked_sub(fee).expect("net"),
+        credited_at: at,
+    }
+}
+
+/// Earnings: idempotent credits, sums exact beyond 2^64 and 2^128, per node, window and day.
+pub async fn earnings_exact_beyond_u128(store: DynJobStore) {
+    let big = TokenAmount::from_u256(U256::from(u128::MAX)); // 2^128 - 1
+    let mid = TokenAmount::from(u64::MAX); // 2^64 - 1
+    let day = 86_400;
+    let entries = [
+        entry(1, big, TokenAmount::from(1u64), t(0)),
+        entry(1, big, mid, t(10)),
+        entry(1, mid, TokenAmount::ZERO, t(day)),
+        entry(2, TokenAmount::from(5u64), TokenAmount::from(1u64), t(0)),
+    ];
+    for e in &entries {
+        assert_eq!(
+            store.credit_earning(e).await.expect("credit"),
+            Inserted::New
+        );
+    }
+    assert_eq!(
+        store.credit_earning(&entries[0]).await.expect("again"),
+        Inserted::AlreadyPresent
+    );
+    let mut conflicting = entries[0].clone();
+    conflicting.fee = TokenAmount::from(2u64);
+    conflicting.net = conflicting.gross.checked_sub(conflicting.fee).expect("net");
+    match store.credit_earning(&conflicting).await {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => {
+            panic!("a different entry under a known id: expected AlreadyExists, got {other:?}")
+        }
+    }
+
+    let total = store
+        .earnings_total(&node_id(1), None)
+        .await
+        .expect("total");
+    let want_gross = TokenAmount::checked_sum([big, big, mid]).expect("sum");
+    assert!(
+        want_gross > TokenAmount::from_u256(U256::from(u128::MAX)),
+        "the sum exceeds 2^128"
+    );
+    assert_eq!(total.entries, 3);
+    assert_eq!(total.gross, want_gross);
+    assert_eq!(
+        total.fee,
+        TokenAmount::checked_sum([TokenAmount::from(1u64), mid]).expect("sum")
+    );
+    assert_eq!(total.net, want_gross.checked_sub(total.fee).expect("net"));
+    assert_eq!(
+        total.gross.to_string(),
+        "680564733841876926945195958937245974525",
+        "exact decimal of 2·(2^128−1) + 2^64−1"
+    );
+
+    let first_day = store
+        .earnings_total(&node_id(1), Some(window(0, day)))
+        .await
+        .expect("total");
+    assert_eq!(first_day.entries, 2);
+    assert_eq!(first_day.gross, big.checked_add(big).expect("sum"));
+    let other = store
+        .earnings_total(&node_id(2), None)
+        .await
+        .expect("total");
+    assert_eq!(other.net, TokenAmount::from(4u64));
+    let nobody = store
+        .earnings_total(&node_id(9), None)
+        .await
+        .expect("total");
+    assert_eq!(nobody.entries, 0);
+    assert!(nobody.gross.is_zero());
+
+    let days = store
+        .earnings_by_day(&node_id(1), window(-day, 3 * day))
+        .await
+        .expect("by day");
+    assert_eq!(days.len(), 2);
+    assert_eq!(days[0].day, t(0).date_naive());
+    assert_eq!(days[0].total.entries, 2);
+    assert_eq!(days[0].total.gross, big.checked_add(big).expect("sum"));
+    assert_eq!(days[1].day, t(day).date_naive());
+    assert_eq!(days[1].total.net, mid);
+}
+
+/// A sum beyond u256 is an overflow error, never a wrapped or rounded number.
+pub async fn earnings_overflow_is_an_error(store: DynJobStore) {
+    let max = TokenAmount::from_u256(U256::MAX);
+    for s in [0, 1] {
+        store
+            .credit_earning(&entry(1, max, TokenAmount::ZERO, t(s)))
+            .await
+            .expect("credit");
+    }
+    match store.earnings_total(&node_id(1), None).await {
+        Err(Error::Overflow(_)) => {}
+        other => panic!("a sum beyond u256: expected Overflow, got {other:?}"),
+    }
+}
+
+fn event(block: u64, fork: &str, tx: u8, index: u32) -> ChainEvent {
+    ChainEvent {
+        block_number: block,
+        block_hash: format!("0x{fork}{block:04x}"),
+        tx_hash: format!("0x{tx:02x}{block:04x}"),
+        event_index: index,
+        contract: "0x0123".into(),
+        keys: vec!["0x99".into(), format!("0x{block:x}")],
+        data: vec!["0x1".into(), "0x0".into()],
+    }
+}
+
+fn cursor(block: u64, fork: &str) -> IndexerCursor {
+    IndexerCursor {
+        block_number: block,
+        block_hash: format!("0x{fork}{block:04x}"),
+    }
+}
+
+/// Chain events: idempotent by (block hash, tx hash, index), cursor moves with each page,
+/// a reorg rollback deletes above the ancestor and moves the cursor atomically.
+pub async fn chain_events_idempotent_and_reorg(store: DynJobStore) {
+    assert!(store
+        .indexer_cursor("staking")
+        .await
+        .expect("cursor")
+        .is_none());
+    let page1 = vec![
+        event(1, "a", 1, 0),
+        event(1, "a", 1, 1),
+        event(2, "a", 2, 0),
+    ];
+    assert_eq!(
+        store
+            .append_chain_events("staking", &page1, &cursor(2, "a"))
+            .await
+            .expect("append"),
+        3
+    );
+    assert_eq!(
+        store.indexer_cursor("staking").await.expect("cursor"),
+        Some(cursor(2, "a"))
+    );
+    // Re-delivering a page (e.g. after a crash before the cursor moved) stores nothing twice.
+    let page2 = vec![
+        event(2, "a", 2, 0),
+        event(3, "a", 3, 0),
+        event(4, "a", 4, 0),
+    ];
+    assert_eq!(
+        store
+            .append_chain_events("staking", &page2, &cursor(4, "a"))
+            .await
+            .expect("append"),
+        2
+    );
+    let all = store.chain_events(0, 100).await.expect("events");
+    assert_eq!(all.len(), 5);
+    assert_eq!(all[0], page1[0], "events round-trip");
+    assert!(all
+        .windows(2)
+        .all(|w| (w[0].block_number, w[0].event_index) <= (w[1].block_number, w[1].event_index)));
+    assert_eq!(store.chain_events(2, 3).await.expect("events").len(), 2);
+    assert!(
+        store
+            .indexer_cursor("other")
+            .await
+            .expect("cursor")
+            .is_none(),
+        "cursors are per indexer"
+    );
+
+    // Reorg: blocks above 2 are replaced by fork "b".
+    let deleted = store
+        .rewind_chain("staking", &cursor(2, "a"))
+        .await
+        .expect("rewind");
+    assert_eq!(deleted, 2);
+    assert_eq!(
+        store.indexer_cursor("staking").await.expect("cursor"),
+        Some(cursor(2, "a"))
+    );
+    assert_eq!(store.chain_events(0, 100).await.expect("events").len(), 3);
+    let fork = vec![event(3, "b", 7, 0)];
+    assert_eq!(
+        store
+            .append_chain_events("staking", &fork, &cursor(3, "b"))
+            .await
+            .expect("append"),
+        1
+    );
+    let after = store.chain_events(3, 100).await.expect("events");
+    assert_eq!(after, fork);
+}

@@ -1,0 +1,118 @@
+//! Rules shared by every store, so the three backends cannot drift apart on semantics.
+
+use std::time::Duration;
+
+use bitsage_core::job::{ExpirySweep, JobRecord, LeaseInfo, LeaseRef, NewJob};
+use bitsage_core::node::{NewNode, NodeRecord};
+use bitsage_core::page::{Page, PageRequest};
+use bitsage_core::{Error, JobStatus, NodeStatus, Result, Timestamp};
+
+/// The reason recorded for a node's first status.
+pub(crate) const REGISTERED_REASON: &str = "registered; waiting for a probe proof";
+
+/// The record of a newly registered node.
+pub(crate) fn new_node_record(node: &NewNode) -> NodeRecord {
+    NodeRecord {
+        id: node.id.clone(),
+        public_key: node.public_key,
+        wallet: node.wallet,
+        hardware: node.hardware.clone(),
+        agent_version: node.agent_version.clone(),
+        status: NodeStatus::Pending,
+        status_reason: REGISTERED_REASON.to_string(),
+        status_changed_at: node.registered_at,
+        registered_at: node.registered_at,
+    }
+}
+
+/// The record of a newly queued job (validates the attempt limit).
+pub(crate) fn new_job_record(job: &NewJob) -> Result<JobRecord> {
+    if job.max_attempts == 0 {
+        return Err(Error::invalid("job", "max_attempts must be at least 1"));
+    }
+    Ok(JobRecord {
+        spec: job.spec.clone(),
+        payment: job.payment,
+        status: JobStatus::Queued,
+        attempts: 0,
+        max_attempts: job.max_attempts,
+        lease: None,
+        result: None,
+        completed_by: None,
+        last_error: None,
+        submitted_at: job.submitted_at,
+        updated_at: job.submitted_at,
+    })
+}
+
+/// One page of an already filtered and ordered list.
+pub(crate) fn paginate<T>(all: Vec<T>, page: PageRequest) -> Page<T> {
+    let total = all.len() as u64;
+    let items = all
+        .into_iter()
+        .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+        .take(page.limit as usize)
+        .collect();
+    Page::new(items, page, total)
+}
+
+/// `now + duration`, refusing absurd durations.
+pub(crate) fn lease_until(now: Timestamp, duration: Duration) -> Result<Timestamp> {
+    chrono::TimeDelta::from_std(duration)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| Error::invalid("lease duration", "too long"))
+}
+
+/// Checks that `lease` is the job's current, unexpired lease.
+pub(crate) fn check_lease(job: &JobRecord, lease: &LeaseRef, now: Timestamp) -> Result<()> {
+    let current = match (&job.status, &job.lease) {
+        (JobStatus::Leased, Some(current)) => current,
+        _ => {
+            return Err(Error::Conflict(format!(
+                "job {} is {}, not leased",
+                job.spec.id, job.status
+            )))
+        }
+    };
+    if current.lease_id != lease.lease_id || current.node_id != lease.node_id {
+        return Err(Error::Conflict(format!(
+            "job {} is not leased to {} under that lease",
+            job.spec.id, lease.node_id
+        )));
+    }
+    if now > current.expires_at {
+        return Err(Error::Conflict(format!(
+            "lease of job {} expired at {}",
+            job.spec.id, current.expires_at
+        )));
+    }
+    Ok(())
+}
+
+/// The error recorded when a lease runs out.
+pub(crate) fn expiry_error(lease: Option<&LeaseInfo>) -> String {
+    match lease {
+        Some(l) => format!("lease held by {} expired at {}", l.node_id, l.expires_at),
+        None => "lease expired".to_string(),
+    }
+}
+
+/// Ends a failed attempt: back to the queue, or failed at the retry limit.
+pub(crate) fn settle_failure(
+    job: &mut JobRecord,
+    reason: String,
+    now: Timestamp,
+    sweep: &mut ExpirySweep,
+) {
+    job.lease = None;
+    job.last_error = Some(reason);
+    job.updated_at = now;
+    if job.attempts >= job.max_attempts {
+        job.status = JobStatus::Failed;
+        sweep.failed.push(job.spec.id);
+    } else {
+        job.status = JobStatus::Queued;
+        sweep.requeued.push(job.spec.id);
+    }
+}

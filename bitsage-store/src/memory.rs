@@ -1,0 +1,511 @@
+//! [`InMemoryStore`]: the whole state in process memory. Real and always compiled — for
+//! embedding, demos and tests — but nothing survives the process.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bitsage_core::chain::{ChainEvent, IndexerCursor};
+use bitsage_core::gpu::GpuSample;
+use bitsage_core::job::{
+    ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
+};
+use bitsage_core::ledger::{daily_totals, DailyEarnings, EarningEntry, EarningsTotal};
+use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange};
+use bitsage_core::page::{Page, PageRequest};
+use bitsage_core::receipt::{Receipt, ReceiptFilter};
+use bitsage_core::{
+    Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, ReceiptId, Result, TimeWindow,
+    Timestamp, Transition,
+};
+
+use crate::common::{
+    check_lease, expiry_error, lease_until, new_job_record, new_node_record, paginate,
+    settle_failure,
+};
+
+#[derive(Debug, Default)]
+struct State {
+    nodes: Vec<NodeRecord>,
+    history: Vec<StatusChange>,
+    heartbeats: HashMap<NodeId, Vec<Heartbeat>>,
+    samples: HashMap<NodeId, Vec<GpuSample>>,
+    jobs: Vec<JobRecord>,
+    receipts: Vec<Receipt>,
+    earnings: Vec<EarningEntry>,
+    events: BTreeMap<(String, String, u32), ChainEvent>,
+    cursors: HashMap<String, IndexerCursor>,
+}
+
+/// A [`JobStore`] in process memory (one mutex; every method is atomic).
+#[derive(Debug, Default)]
+pub struct InMemoryStore {
+    state: Mutex<State>,
+}
+
+impl InMemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
+        // A poisoned lock means a panic mid-update in this process; the state may be torn.
+        let mut guard = self
+            .state
+            .lock()
+            .map_err(|_| Error::backend("memory", "store lock poisoned by an earlier panic"))?;
+        f(&mut guard)
+    }
+}
+
+fn job_mut<'a>(s: &'a mut State, id: &JobId) -> Result<&'a mut JobRecord> {
+    s.jobs
+        .iter_mut()
+        .find(|j| j.spec.id == *id)
+        .ok_or_else(|| Error::not_found("job", id))
+}
+
+#[async_trait]
+impl JobStore for InMemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
+        self.with(|s| {
+            if s.nodes.iter().any(|n| n.id == node.id) {
+                return Err(Error::AlreadyExists {
+                    what: "node",
+                    id: node.id.to_string(),
+                });
+            }
+            let rec = new_node_record(node);
+            s.nodes.push(rec.clone());
+            Ok(rec)
+        })
+    }
+
+    async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>> {
+        self.with(|s| Ok(s.nodes.iter().find(|n| n.id == *id).cloned()))
+    }
+
+    async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
+        self.with(|s| {
+            let mut all: Vec<NodeRecord> = s
+                .nodes
+                .iter()
+                .filter(|n| filter.status.is_none_or(|st| n.status == st))
+                .filter(|n| filter.wallet.is_none_or(|w| n.wallet == w))
+                .cloned()
+                .collect();
+            all.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
+            Ok(paginate(all, page))
+        })
+    }
+
+    async fn apply_transition(
+        &self,
+        id: &NodeId,
+        transition: &Transition,
+        at: Timestamp,
+    ) -> Result<NodeRecord> {
+        self.with(|s| {
+            let node = s
+                .nodes
+                .iter_mut()
+                .find(|n| n.id == *id)
+                .ok_or_else(|| Error::not_found("node", id))?;
+            if node.status != transition.from {
+                return Err(Error::Conflict(format!(
+                    "node {id} is {}, not {}",
+                    node.status, transition.from
+                )));
+            }
+            node.status = transition.to;
+            node.status_reason = transition.reason.clone();
+            node.status_changed_at = at;
+            let rec = node.clone();
+            s.history.push(StatusChange {
+                node_id: id.clone(),
+                from: transition.from,
+                to: transition.to,
+                reason: transition.reason.clone(),
+                at,
+            });
+            Ok(rec)
+        })
+    }
+
+    async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
+        self.with(|s| {
+            Ok(s.history
+                .iter()
+                .filter(|h| h.node_id == *id)
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
+        self.with(|s| {
+            if !s.nodes.iter().any(|n| n.id == hb.node_id) {
+                return Err(Error::not_found("node", &hb.node_id));
+            }
+            let beats = s.heartbeats.entry(hb.node_id.clone()).or_default();
+            if let Some(last) = beats.iter().map(|b| b.sequence).max() {
+                if hb.sequence <= last {
+                    return Err(Error::Conflict(format!(
+                        "heartbeat sequence {} replayed (last {last})",
+                        hb.sequence
+                    )));
+                }
+            }
+            beats.push(hb.clone());
+            Ok(())
+        })
+    }
+
+    async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
+        self.with(|s| {
+            Ok(s.heartbeats
+                .get(id)
+                .and_then(|b| b.iter().map(|b| b.at).max()))
+        })
+    }
+
+    async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>> {
+        self.with(|s| {
+            let mut times: Vec<Timestamp> = s
+                .heartbeats
+                .get(id)
+                .into_iter()
+                .flatten()
+                .map(|b| b.at)
+                .filter(|t| window.contains(*t))
+                .collect();
+            times.sort_unstable();
+            Ok(times)
+        })
+    }
+
+    async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()> {
+        self.with(|s| {
+            if !s.nodes.iter().any(|n| n.id == *node) {
+                return Err(Error::not_found("node", node));
+            }
+            s.samples
+                .entry(node.clone())
+                .or_default()
+                .extend_from_slice(samples);
+            Ok(())
+        })
+    }
+
+    async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>> {
+        self.with(|s| {
+            let mut latest: BTreeMap<&str, &GpuSample> = BTreeMap::new();
+            for smp in s.samples.get(node).into_iter().flatten() {
+                let slot = latest.entry(smp.uuid.as_str()).or_insert(smp);
+                if smp.at >= slot.at {
+                    *slot = smp;
+                }
+            }
+            Ok(latest.into_values().cloned().collect())
+        })
+    }
+
+    async fn gpu_samples(&self, node: &NodeId, window: TimeWindow) -> Result<Vec<GpuSample>> {
+        self.with(|s| {
+            let mut out: Vec<GpuSample> = s
+                .samples
+                .get(node)
+                .into_iter()
+                .flatten()
+                .filter(|smp| window.contains(smp.at))
+                .cloned()
+                .collect();
+            out.sort_by(|a, b| (a.at, &a.uuid).cmp(&(b.at, &b.uuid)));
+            Ok(out)
+        })
+    }
+
+    async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64> {
+        self.with(|s| {
+            let mut deleted = 0;
+            for samples in s.samples.values_mut() {
+                let before = samples.len();
+                samples.retain(|smp| smp.at >= cutoff);
+                deleted += (before - samples.len()) as u64;
+            }
+            Ok(deleted)
+        })
+    }
+
+    async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
+        job.spec.kind.validate()?;
+        self.with(|s| {
+            if s.jobs.iter().any(|j| j.spec.id == job.spec.id) {
+                return Err(Error::AlreadyExists {
+                    what: "job",
+                    id: job.spec.id.to_string(),
+                });
+            }
+            let rec = new_job_record(job)?;
+            s.jobs.push(rec.clone());
+            Ok(rec)
+        })
+    }
+
+    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>> {
+        self.with(|s| Ok(s.jobs.iter().find(|j| j.spec.id == *id).cloned()))
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>> {
+        self.with(|s| {
+            let mut all: Vec<JobRecord> = s
+                .jobs
+                .iter()
+                .filter(|j| filter.status.is_none_or(|st| j.status == st))
+                .filter(|j| {
+                    filter.node.as_ref().is_none_or(|n| {
+                        j.completed_by.as_ref() == Some(n)
+                            || j.lease.as_ref().map(|l| &l.node_id) == Some(n)
+                    })
+                })
+                .cloned()
+                .collect();
+            all.sort_by(|a, b| (a.submitted_at, a.spec.id).cmp(&(b.submitted_at, b.spec.id)));
+            Ok(paginate(all, page))
+        })
+    }
+
+    async fn lease_job(
+        &self,
+        node: &NodeId,
+        now: Timestamp,
+        duration: Duration,
+    ) -> Result<Option<Lease>> {
+        let expires_at = lease_until(now, duration)?;
+        self.with(|s| {
+            let Some(job) = s
+                .jobs
+                .iter_mut()
+                .filter(|j| j.status == JobStatus::Queued)
+                .min_by_key(|j| (j.submitted_at, j.spec.id))
+            else {
+                return Ok(None);
+            };
+            let info = LeaseInfo {
+                lease_id: LeaseId::new(),
+                node_id: node.clone(),
+                leased_at: now,
+                expires_at,
+            };
+            job.status = JobStatus::Leased;
+            job.attempts += 1;
+            job.lease = Some(info.clone());
+            job.updated_at = now;
+            Ok(Some(Lease {
+                spec: job.spec.clone(),
+                payment: job.payment,
+                attempt: job.attempts,
+                lease: info,
+            }))
+        })
+    }
+
+    async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
+        self.with(|s| {
+            let mut sweep = ExpirySweep::default();
+            let mut expired: Vec<&mut JobRecord> = s
+                .jobs
+                .iter_mut()
+                .filter(|j| {
+                    j.status == JobStatus::Leased
+                        && j.lease.as_ref().is_some_and(|l| l.expires_at < now)
+                })
+                .collect();
+            expired.sort_by_key(|j| (j.submitted_at, j.spec.id));
+            for job in expired {
+                let reason = expiry_error(job.lease.as_ref());
+                settle_failure(job, reason, now, &mut sweep);
+            }
+            Ok(sweep)
+        })
+    }
+
+    async fn complete_job(
+        &self,
+        lease: &LeaseRef,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> Result<JobRecord> {
+        self.with(|s| {
+            let job = job_mut(s, &lease.job_id)?;
+            check_lease(job, lease, now)?;
+            job.status = JobStatus::Completed;
+            job.result = Some(result.clone());
+            job.completed_by = Some(lease.node_id.clone());
+            job.lease = None;
+            job.updated_at = now;
+            Ok(job.clone())
+        })
+    }
+
+    async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord> {
+        self.with(|s| {
+            let job = job_mut(s, &lease.job_id)?;
+            check_lease(job, lease, now)?;
+            settle_failure(job, reason.to_string(), now, &mut ExpirySweep::default());
+            Ok(job.clone())
+        })
+    }
+
+    async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
+        self.with(|s| {
+            match s.receipts.iter().find(|r| r.body.id == receipt.body.id) {
+                Some(existing) if existing == receipt => return Ok(Inserted::AlreadyPresent),
+                Some(_) => {
+                    return Err(Error::AlreadyExists {
+                        what: "receipt",
+                        id: receipt.body.id.to_string(),
+                    })
+                }
+                None => {}
+            }
+            s.receipts.push(receipt.clone());
+            Ok(Inserted::New)
+        })
+    }
+
+    async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>> {
+        self.with(|s| Ok(s.receipts.iter().find(|r| r.body.id == *id).cloned()))
+    }
+
+    async fn list_receipts(
+        &self,
+        filter: &ReceiptFilter,
+        page: PageRequest,
+    ) -> Result<Page<Receipt>> {
+        self.with(|s| {
+            let mut all: Vec<Receipt> = s
+                .receipts
+                .iter()
+                .filter(|r| filter.node.as_ref().is_none_or(|n| r.body.node_id == *n))
+                .filter(|r| filter.kind.as_ref().is_none_or(|k| r.body.kind == *k))
+                .filter(|r| {
+                    filter
+                        .window
+                        .is_none_or(|w| w.contains(r.body.completed_at))
+                })
+                .cloned()
+                .collect();
+            all.sort_by(|a, b| {
+                (a.body.completed_at, a.body.id).cmp(&(b.body.completed_at, b.body.id))
+            });
+            Ok(paginate(all, page))
+        })
+    }
+
+    async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
+        entry.validate()?;
+        self.with(|s| {
+            match s.earnings.iter().find(|e| e.id == entry.id) {
+                Some(existing) if existing == entry => return Ok(Inserted::AlreadyPresent),
+                Some(_) => {
+                    return Err(Error::AlreadyExists {
+                        what: "ledger entry",
+                        id: entry.id.to_string(),
+                    })
+                }
+                None => {}
+            }
+            s.earnings.push(entry.clone());
+            Ok(Inserted::New)
+        })
+    }
+
+    async fn earnings_total(
+        &self,
+        node: &NodeId,
+        window: Option<TimeWindow>,
+    ) -> Result<EarningsTotal> {
+        self.with(|s| {
+            let mut total = EarningsTotal::default();
+            for e in s.earnings.iter().filter(|e| e.node_id == *node) {
+                if window.is_none_or(|w| w.contains(e.credited_at)) {
+                    total.add(e)?;
+                }
+            }
+            Ok(total)
+        })
+    }
+
+    async fn earnings_by_day(
+        &self,
+        node: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<DailyEarnings>> {
+        self.with(|s| {
+            daily_totals(
+                s.earnings
+                    .iter()
+                    .filter(|e| e.node_id == *node && window.contains(e.credited_at)),
+            )
+        })
+    }
+
+    async fn append_chain_events(
+        &self,
+        indexer: &str,
+        events: &[ChainEvent],
+        cursor: &IndexerCursor,
+    ) -> Result<u64> {
+        self.with(|s| {
+            let mut new = 0;
+            for e in events {
+                let key = (e.block_hash.clone(), e.tx_hash.clone(), e.event_index);
+                if let std::collections::btree_map::Entry::Vacant(v) = s.events.entry(key) {
+                    v.insert(e.clone());
+                    new += 1;
+                }
+            }
+            s.cursors.insert(indexer.to_string(), cursor.clone());
+            Ok(new)
+        })
+    }
+
+    async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>> {
+        self.with(|s| {
+            let mut out: Vec<ChainEvent> = s
+                .events
+                .values()
+                .filter(|e| (from_block..=to_block).contains(&e.block_number))
+                .cloned()
+                .collect();
+            out.sort_by(|a, b| {
+                (a.block_number, &a.tx_hash, a.event_index).cmp(&(
+                    b.block_number,
+                    &b.tx_hash,
+                    b.event_index,
+                ))
+            });
+            Ok(out)
+        })
+    }
+
+    async fn rewind_chain(&self, indexer: &str, to: &IndexerCursor) -> Result<u64> {
+        self.with(|s| {
+            let before = s.events.len();
+            s.events.retain(|_, e| e.block_number <= to.block_number);
+            s.cursors.insert(indexer.to_string(), to.clone());
+            Ok((before - s.events.len()) as u64)
+        })
+    }
+
+    async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {
+        self.with(|s| Ok(s.cursors.get(indexer).cloned()))
+    }
+}

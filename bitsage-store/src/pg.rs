@@ -1,0 +1,964 @@
+//! [`PgStore`]: the scale-out store. Several coordinators may share one database: every method
+//! is one transaction, jobs are leased with `FOR UPDATE SKIP LOCKED`, rows that a method reads
+//! and then changes are locked with `FOR UPDATE`. Money is `NUMERIC(78,0)` and sums are exact.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bitsage_core::chain::{ChainEvent, IndexerCursor};
+use bitsage_core::gpu::GpuSample;
+use bitsage_core::job::{
+    ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
+};
+use bitsage_core::ledger::{DailyEarnings, EarningEntry, EarningsTotal};
+use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange};
+use bitsage_core::page::{Page, PageRequest};
+use bitsage_core::receipt::{Receipt, ReceiptFilter};
+use bitsage_core::{
+    EntryId, Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus, ReceiptId,
+    Result, TimeWindow, Timestamp, TokenAmount, Transition,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, Row, Transaction};
+
+use crate::common::{
+    check_lease, expiry_error, lease_until, new_job_record, new_node_record, settle_failure,
+};
+
+const BACKEND: &str = "postgres";
+
+fn db_err(e: sqlx::Error) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+fn json_err(e: serde_json::Error) -> Error {
+    Error::backend(BACKEND, e)
+}
+
+fn to_i64(v: u64, what: &'static str) -> Result<i64> {
+    i64::try_from(v).map_err(|_| Error::invalid(what, "exceeds 2^63 - 1"))
+}
+
+fn amount(s: &str) -> Result<TokenAmount> {
+    TokenAmount::from_base_units(s).map_err(|e| Error::backend(BACKEND, e.to_string()))
+}
+
+/// A sum computed by PostgreSQL: exact, but possibly beyond u256.
+fn sum_amount(s: &str) -> Result<TokenAmount> {
+    match TokenAmount::from_base_units(s) {
+        Ok(v) => Ok(v),
+        Err(_) if s.len() >= 78 && s.bytes().all(|b| b.is_ascii_digit()) => {
+            Err(Error::Overflow("earnings sum exceeds u256"))
+        }
+        Err(e) => Err(Error::backend(BACKEND, e.to_string())),
+    }
+}
+
+/// The PostgreSQL store.
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`) and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let opts = PgConnectOptions::from_str(url)
+            .map_err(|_| Error::invalid("database url", "not a PostgreSQL URL"))?;
+        Self::connect_with(opts, 16).await
+    }
+
+    /// Connects with explicit options and pool size, and applies migrations.
+    pub async fn connect_with(opts: PgConnectOptions, max_connections: u32) -> Result<Self> {
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(opts)
+            .await
+            .map_err(db_err)?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .map_err(|e| Error::backend(BACKEND, e))?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool (for embedding code that shares it).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Closes the pool, waiting for in-flight work.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    async fn begin(&self) -> Result<Transaction<'_, Postgres>> {
+        self.pool.begin().await.map_err(db_err)
+    }
+}
+
+const NODE_COLUMNS: &str = "id, public_key, wallet, hardware::text AS hardware, agent_version, \
+     status, status_reason, status_changed_at, registered_at";
+
+fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
+    let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+    Ok(NodeRecord {
+        id: NodeId::parse(&g("id")?)?,
+        public_key: bitsage_core::crypto::PublicKey::from_hex(&g("public_key")?)?,
+        wallet: bitsage_core::WalletAddress::parse(&g("wallet")?)?,
+        hardware: serde_json::from_str(&g("hardware")?).map_err(json_err)?,
+        agent_version: g("agent_version")?,
+        status: NodeStatus::parse(&g("status")?)?,
+        status_reason: g("status_reason")?,
+        status_changed_at: row.try_get("status_changed_at").map_err(db_err)?,
+        registered_at: row.try_get("registered_at").map_err(db_err)?,
+    })
+}
+
+const JOB_COLUMNS: &str = "id::text AS id, spec::text AS spec, payment::text AS payment, status, \
+     attempts, max_attempts, lease_id::text AS lease_id, lease_node, leased_at, \
+     lease_expires_at, result::text AS result, completed_by, last_error, submitted_at, updated_at";
+
+fn job_from_row(row: &PgRow) -> Result<JobRecord> {
+    let id = JobId::parse(&row.try_get::<String, _>("id").map_err(db_err)?)?;
+    let kind = serde_json::from_str(&row.try_get::<String, _>("spec").map_err(db_err)?)
+        .map_err(json_err)?;
+    let lease = match row
+        .try_get::<Option<String>, _>("lease_id")
+        .map_err(db_err)?
+    {
+        Some(lease_id) => Some(LeaseInfo {
+            lease_id: LeaseId::parse(&lease_id)?,
+            node_id: NodeId::parse(
+                &row.try_get::<Option<String>, _>("lease_node")
+                    .map_err(db_err)?
+                    .unwrap_or_default(),
+            )?,
+            leased_at: row.try_get("leased_at").map_err(db_err)?,
+            expires_at: row.try_get("lease_expires_at").map_err(db_err)?,
+        }),
+        None => None,
+    };
+    let result = row
+        .try_get::<Option<String>, _>("result")
+        .map_err(db_err)?
+        .map(|r| serde_json::from_str::<JobResult>(&r))
+        .transpose()
+        .map_err(json_err)?;
+    let completed_by = row
+        .try_get::<Option<String>, _>("completed_by")
+        .map_err(db_err)?
+        .map(|n| NodeId::parse(&n))
+        .transpose()?;
+    let count = |c: &str| -> Result<u32> {
+        let v: i32 = row.try_get(c).map_err(db_err)?;
+        u32::try_from(v).map_err(|_| Error::backend(BACKEND, format!("{c} out of range")))
+    };
+    Ok(JobRecord {
+        spec: bitsage_core::JobSpec { id, kind },
+        payment: amount(&row.try_get::<String, _>("payment").map_err(db_err)?)?,
+        status: JobStatus::parse(&row.try_get::<String, _>("status").map_err(db_err)?)?,
+        attempts: count("attempts")?,
+        max_attempts: count("max_attempts")?,
+        lease,
+        result,
+        completed_by,
+        last_error: row.try_get("last_error").map_err(db_err)?,
+        submitted_at: row.try_get("submitted_at").map_err(db_err)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+    })
+}
+
+async fn load_job_for_update(tx: &mut Transaction<'_, Postgres>, id: &JobId) -> Result<JobRecord> {
+    let row = sqlx::query(&format!(
+        "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1::uuid FOR UPDATE"
+    ))
+    .bind(id.to_string())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(db_err)?
+    .ok_or_else(|| Error::not_found("job", id))?;
+    job_from_row(&row)
+}
+
+async fn save_job(tx: &mut Transaction<'_, Postgres>, job: &JobRecord) -> Result<()> {
+    let result = job
+        .result
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(json_err)?;
+    sqlx::query(
+        "UPDATE jobs SET status = $1, attempts = $2, lease_id = $3::uuid, lease_node = $4, \
+         leased_at = $5, lease_expires_at = $6, result = $7::jsonb, completed_by = $8, \
+         last_error = $9, updated_at = $10 WHERE id = $11::uuid",
+    )
+    .bind(job.status.as_str())
+    .bind(i32::try_from(job.attempts).unwrap_or(i32::MAX))
+    .bind(job.lease.as_ref().map(|l| l.lease_id.to_string()))
+    .bind(job.lease.as_ref().map(|l| l.node_id.to_string()))
+    .bind(job.lease.as_ref().map(|l| l.leased_at))
+    .bind(job.lease.as_ref().map(|l| l.expires_at))
+    .bind(result)
+    .bind(job.completed_by.as_ref().map(|n| n.to_string()))
+    .bind(job.last_error.as_deref())
+    .bind(job.updated_at)
+    .bind(job.spec.id.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+fn sample_from_row(row: &PgRow) -> Result<GpuSample> {
+    serde_json::from_str(&row.try_get::<String, _>("sample").map_err(db_err)?).map_err(json_err)
+}
+
+fn receipt_from_row(row: &PgRow) -> Result<Receipt> {
+    serde_json::from_str(&row.try_get::<String, _>("receipt").map_err(db_err)?).map_err(json_err)
+}
+
+const ENTRY_COLUMNS: &str =
+    "id::text AS id, node_id, job_id::text AS job_id, gross::text AS gross, \
+     fee::text AS fee, net::text AS net, credited_at";
+
+fn entry_from_row(row: &PgRow) -> Result<EarningEntry> {
+    let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+    Ok(EarningEntry {
+        id: EntryId::parse(&g("id")?)?,
+        node_id: NodeId::parse(&g("node_id")?)?,
+        job_id: JobId::parse(&g("job_id")?)?,
+        gross: amount(&g("gross")?)?,
+        fee: amount(&g("fee")?)?,
+        net: amount(&g("net")?)?,
+        credited_at: row.try_get("credited_at").map_err(db_err)?,
+    })
+}
+
+fn totals_from_row(row: &PgRow) -> Result<EarningsTotal> {
+    let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+    let entries: i64 = row.try_get("entries").map_err(db_err)?;
+    Ok(EarningsTotal {
+        entries: entries as u64,
+        gross: sum_amount(&g("gross")?)?,
+        fee: sum_amount(&g("fee")?)?,
+        net: sum_amount(&g("net")?)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "block_hash, tx_hash, event_index, block_number, contract, \
+     keys::text AS keys, data::text AS data";
+
+fn event_from_row(row: &PgRow) -> Result<ChainEvent> {
+    let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+    let block: i64 = row.try_get("block_number").map_err(db_err)?;
+    let index: i32 = row.try_get("event_index").map_err(db_err)?;
+    Ok(ChainEvent {
+        block_number: u64::try_from(block).map_err(|_| Error::backend(BACKEND, "bad block"))?,
+        block_hash: g("block_hash")?,
+        tx_hash: g("tx_hash")?,
+        event_index: u32::try_from(index).map_err(|_| Error::backend(BACKEND, "bad index"))?,
+        contract: g("contract")?,
+        keys: serde_json::from_str(&g("keys")?).map_err(json_err)?,
+        data: serde_json::from_str(&g("data")?).map_err(json_err)?,
+    })
+}
+
+/// Locks a node's row (serialising writers for that node); `false` if it does not exist.
+async fn lock_node(tx: &mut Transaction<'_, Postgres>, id: &NodeId) -> Result<bool> {
+    Ok(sqlx::query("SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE")
+        .bind(id.as_str())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+        .is_some())
+}
+
+#[async_trait]
+impl JobStore for PgStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
+        let rec = new_node_record(node);
+        let done = sqlx::query(
+            "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
+             status_reason, status_changed_at, registered_at) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(rec.id.as_str())
+        .bind(rec.public_key.to_hex())
+        .bind(rec.wallet.to_string())
+        .bind(serde_json::to_string(&rec.hardware).map_err(json_err)?)
+        .bind(&rec.agent_version)
+        .bind(rec.status.as_str())
+        .bind(&rec.status_reason)
+        .bind(rec.status_changed_at)
+        .bind(rec.registered_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::AlreadyExists {
+                what: "node",
+                id: node.id.to_string(),
+            });
+        }
+        Ok(rec)
+    }
+
+    async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>> {
+        sqlx::query(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = $1"))
+            .bind(id.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(node_from_row)
+            .transpose()
+    }
+
+    async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
+        let status = filter.status.map(|s| s.as_str());
+        let wallet = filter.wallet.map(|w| w.to_string());
+        const WHERE: &str =
+            "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR wallet = $2)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM nodes {WHERE}"))
+            .bind(status)
+            .bind(&wallet)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {NODE_COLUMNS} FROM nodes {WHERE} ORDER BY registered_at, id \
+             LIMIT $3 OFFSET $4"
+        ))
+        .bind(status)
+        .bind(&wallet)
+        .bind(i64::from(page.limit))
+        .bind(to_i64(page.offset, "page offset")?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = rows.iter().map(node_from_row).collect::<Result<_>>()?;
+        Ok(Page::new(items, page, total as u64))
+    }
+
+    async fn apply_transition(
+        &self,
+        id: &NodeId,
+        transition: &Transition,
+        at: Timestamp,
+    ) -> Result<NodeRecord> {
+        let mut tx = self.begin().await?;
+        let current: Option<String> =
+            sqlx::query_scalar("SELECT status FROM nodes WHERE id = $1 FOR UPDATE")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let current = NodeStatus::parse(&current.ok_or_else(|| Error::not_found("node", id))?)?;
+        if current != transition.from {
+            return Err(Error::Conflict(format!(
+                "node {id} is {current}, not {}",
+                transition.from
+            )));
+        }
+        let row = sqlx::query(&format!(
+            "UPDATE nodes SET status = $1, status_reason = $2, status_changed_at = $3 \
+             WHERE id = $4 RETURNING {NODE_COLUMNS}"
+        ))
+        .bind(transition.to.as_str())
+        .bind(&transition.reason)
+        .bind(at)
+        .bind(id.as_str())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO node_status_history (node_id, from_status, to_status, reason, at) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(id.as_str())
+        .bind(transition.from.as_str())
+        .bind(transition.to.as_str())
+        .bind(&transition.reason)
+        .bind(at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let rec = node_from_row(&row)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(rec)
+    }
+
+    async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
+        let rows = sqlx::query(
+            "SELECT from_status, to_status, reason, at FROM node_status_history \
+             WHERE node_id = $1 ORDER BY seq",
+        )
+        .bind(id.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(StatusChange {
+                    node_id: id.clone(),
+                    from: NodeStatus::parse(
+                        &r.try_get::<String, _>("from_status").map_err(db_err)?,
+                    )?,
+                    to: NodeStatus::parse(&r.try_get::<String, _>("to_status").map_err(db_err)?)?,
+                    reason: r.try_get("reason").map_err(db_err)?,
+                    at: r.try_get("at").map_err(db_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
+        let seq = to_i64(hb.sequence, "heartbeat sequence")?;
+        let mut tx = self.begin().await?;
+        if !lock_node(&mut tx, &hb.node_id).await? {
+            return Err(Error::not_found("node", &hb.node_id));
+        }
+        let last: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(sequence) FROM heartbeats WHERE node_id = $1")
+                .bind(hb.node_id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if let Some(last) = last {
+            if seq <= last {
+                return Err(Error::Conflict(format!(
+                    "heartbeat sequence {seq} replayed (last {last})"
+                )));
+            }
+        }
+        sqlx::query(
+            "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
+             VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(hb.node_id.as_str())
+        .bind(seq)
+        .bind(hb.at)
+        .bind(hb.load_average_1m)
+        .bind(&hb.agent_version)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
+        sqlx::query_scalar("SELECT MAX(at) FROM heartbeats WHERE node_id = $1")
+            .bind(id.as_str())
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+
+    async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>> {
+        sqlx::query_scalar(
+            "SELECT at FROM heartbeats WHERE node_id = $1 AND at >= $2 AND at < $3 ORDER BY at",
+        )
+        .bind(id.as_str())
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let exists = sqlx::query("SELECT 1 FROM nodes WHERE id = $1")
+            .bind(node.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .is_some();
+        if !exists {
+            return Err(Error::not_found("node", node));
+        }
+        for s in samples {
+            sqlx::query(
+                "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
+                 VALUES ($1, $2, $3, $4::jsonb)",
+            )
+            .bind(node.as_str())
+            .bind(&s.uuid)
+            .bind(s.at)
+            .bind(serde_json::to_string(s).map_err(json_err)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (device_uuid) sample::text AS sample FROM gpu_samples \
+             WHERE node_id = $1 ORDER BY device_uuid, sampled_at DESC, id DESC",
+        )
+        .bind(node.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(sample_from_row).collect()
+    }
+
+    async fn gpu_samples(&self, node: &NodeId, window: TimeWindow) -> Result<Vec<GpuSample>> {
+        let rows = sqlx::query(
+            "SELECT sample::text AS sample FROM gpu_samples WHERE node_id = $1 \
+             AND sampled_at >= $2 AND sampled_at < $3 ORDER BY sampled_at, device_uuid, id",
+        )
+        .bind(node.as_str())
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(sample_from_row).collect()
+    }
+
+    async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM gpu_samples WHERE sampled_at < $1")
+            .bind(cutoff)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+
+    async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
+        job.spec.kind.validate()?;
+        let rec = new_job_record(job)?;
+        let done = sqlx::query(
+            "INSERT INTO jobs (id, kind, spec, payment, status, attempts, max_attempts, \
+             submitted_at, updated_at) \
+             VALUES ($1::uuid, $2, $3::jsonb, $4::numeric, $5, 0, $6, $7, $8) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(rec.spec.id.to_string())
+        .bind(rec.spec.kind.name())
+        .bind(serde_json::to_string(&rec.spec.kind).map_err(json_err)?)
+        .bind(rec.payment.to_string())
+        .bind(rec.status.as_str())
+        .bind(
+            i32::try_from(rec.max_attempts)
+                .map_err(|_| Error::invalid("job", "max_attempts too large"))?,
+        )
+        .bind(rec.submitted_at)
+        .bind(rec.updated_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::AlreadyExists {
+                what: "job",
+                id: job.spec.id.to_string(),
+            });
+        }
+        Ok(rec)
+    }
+
+    async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>> {
+        sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1::uuid"
+        ))
+        .bind(id.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(job_from_row)
+        .transpose()
+    }
+
+    async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>> {
+        let status = filter.status.map(|s| s.as_str());
+        let node = filter.node.as_ref().map(|n| n.to_string());
+        const WHERE: &str = "WHERE ($1::text IS NULL OR status = $1) \
+             AND ($2::text IS NULL OR completed_by = $2 OR lease_node = $2)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs {WHERE}"))
+            .bind(status)
+            .bind(&node)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs {WHERE} ORDER BY submitted_at, id LIMIT $3 OFFSET $4"
+        ))
+        .bind(status)
+        .bind(&node)
+        .bind(i64::from(page.limit))
+        .bind(to_i64(page.offset, "page offset")?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = rows.iter().map(job_from_row).collect::<Result<_>>()?;
+        Ok(Page::new(items, page, total as u64))
+    }
+
+    async fn lease_job(
+        &self,
+        node: &NodeId,
+        now: Timestamp,
+        duration: Duration,
+    ) -> Result<Option<Lease>> {
+        let expires_at = lease_until(now, duration)?;
+        let lease_id = LeaseId::new();
+        let row = sqlx::query(&format!(
+            "UPDATE jobs SET status = 'leased', attempts = attempts + 1, lease_id = $1::uuid, \
+             lease_node = $2, leased_at = $3, lease_expires_at = $4, updated_at = $3 \
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
+                         ORDER BY submitted_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+             RETURNING {JOB_COLUMNS}"
+        ))
+        .bind(lease_id.to_string())
+        .bind(node.as_str())
+        .bind(now)
+        .bind(expires_at)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let job = job_from_row(&row)?;
+        let lease = job
+            .lease
+            .ok_or_else(|| Error::backend(BACKEND, "leased job has no lease"))?;
+        Ok(Some(Lease {
+            spec: job.spec,
+            payment: job.payment,
+            attempt: job.attempts,
+            lease,
+        }))
+    }
+
+    async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
+        let mut tx = self.begin().await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'leased' AND lease_expires_at < $1 \
+             ORDER BY submitted_at, id FOR UPDATE SKIP LOCKED"
+        ))
+        .bind(now)
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut sweep = ExpirySweep::default();
+        for row in &rows {
+            let mut job = job_from_row(row)?;
+            let reason = expiry_error(job.lease.as_ref());
+            settle_failure(&mut job, reason, now, &mut sweep);
+            save_job(&mut tx, &job).await?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        Ok(sweep)
+    }
+
+    async fn complete_job(
+        &self,
+        lease: &LeaseRef,
+        result: &JobResult,
+        now: Timestamp,
+    ) -> Result<JobRecord> {
+        let mut tx = self.begin().await?;
+        let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
+        check_lease(&job, lease, now)?;
+        job.status = JobStatus::Completed;
+        job.result = Some(result.clone());
+        job.completed_by = Some(lease.node_id.clone());
+        job.lease = None;
+        job.updated_at = now;
+        save_job(&mut tx, &job).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(job)
+    }
+
+    async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord> {
+        let mut tx = self.begin().await?;
+        let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
+        check_lease(&job, lease, now)?;
+        settle_failure(
+            &mut job,
+            reason.to_string(),
+            now,
+            &mut ExpirySweep::default(),
+        );
+        save_job(&mut tx, &job).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(job)
+    }
+
+    async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
+             VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(receipt.body.id.to_string())
+        .bind(receipt.body.job_id.to_string())
+        .bind(receipt.body.node_id.as_str())
+        .bind(&receipt.body.kind)
+        .bind(receipt.body.completed_at)
+        .bind(serde_json::to_string(receipt).map_err(json_err)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 1 {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Inserted::New);
+        }
+        let existing =
+            sqlx::query("SELECT receipt::text AS receipt FROM receipts WHERE id = $1::uuid")
+                .bind(receipt.body.id.to_string())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        if receipt_from_row(&existing)? == *receipt {
+            Ok(Inserted::AlreadyPresent)
+        } else {
+            Err(Error::AlreadyExists {
+                what: "receipt",
+                id: receipt.body.id.to_string(),
+            })
+        }
+    }
+
+    async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>> {
+        sqlx::query("SELECT receipt::text AS receipt FROM receipts WHERE id = $1::uuid")
+            .bind(id.to_string())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(receipt_from_row)
+            .transpose()
+    }
+
+    async fn list_receipts(
+        &self,
+        filter: &ReceiptFilter,
+        page: PageRequest,
+    ) -> Result<Page<Receipt>> {
+        let node = filter.node.as_ref().map(|n| n.to_string());
+        let from = filter.window.map(|w| w.from);
+        let to = filter.window.map(|w| w.to);
+        const WHERE: &str = "WHERE ($1::text IS NULL OR node_id = $1) \
+             AND ($2::text IS NULL OR kind = $2) \
+             AND ($3::timestamptz IS NULL OR completed_at >= $3) \
+             AND ($4::timestamptz IS NULL OR completed_at < $4)";
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM receipts {WHERE}"))
+            .bind(&node)
+            .bind(&filter.kind)
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT receipt::text AS receipt FROM receipts {WHERE} ORDER BY completed_at, id \
+             LIMIT $5 OFFSET $6"
+        ))
+        .bind(&node)
+        .bind(&filter.kind)
+        .bind(from)
+        .bind(to)
+        .bind(i64::from(page.limit))
+        .bind(to_i64(page.offset, "page offset")?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let items = rows.iter().map(receipt_from_row).collect::<Result<_>>()?;
+        Ok(Page::new(items, page, total as u64))
+    }
+
+    async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
+        entry.validate()?;
+        let mut tx = self.begin().await?;
+        let done = sqlx::query(
+            "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
+             VALUES ($1::uuid, $2, $3::uuid, $4::numeric, $5::numeric, $6::numeric, $7) \
+             ON CONFLICT (id) DO NOTHING",
+        )
+        .bind(entry.id.to_string())
+        .bind(entry.node_id.as_str())
+        .bind(entry.job_id.to_string())
+        .bind(entry.gross.to_string())
+        .bind(entry.fee.to_string())
+        .bind(entry.net.to_string())
+        .bind(entry.credited_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 1 {
+            tx.commit().await.map_err(db_err)?;
+            return Ok(Inserted::New);
+        }
+        let existing = sqlx::query(&format!(
+            "SELECT {ENTRY_COLUMNS} FROM earnings WHERE id = $1::uuid"
+        ))
+        .bind(entry.id.to_string())
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if entry_from_row(&existing)? == *entry {
+            Ok(Inserted::AlreadyPresent)
+        } else {
+            Err(Error::AlreadyExists {
+                what: "ledger entry",
+                id: entry.id.to_string(),
+            })
+        }
+    }
+
+    async fn earnings_total(
+        &self,
+        node: &NodeId,
+        window: Option<TimeWindow>,
+    ) -> Result<EarningsTotal> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS entries, COALESCE(SUM(gross), 0)::text AS gross, \
+             COALESCE(SUM(fee), 0)::text AS fee, COALESCE(SUM(net), 0)::text AS net \
+             FROM earnings WHERE node_id = $1 \
+             AND ($2::timestamptz IS NULL OR credited_at >= $2) \
+             AND ($3::timestamptz IS NULL OR credited_at < $3)",
+        )
+        .bind(node.as_str())
+        .bind(window.map(|w| w.from))
+        .bind(window.map(|w| w.to))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        totals_from_row(&row)
+    }
+
+    async fn earnings_by_day(
+        &self,
+        node: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<DailyEarnings>> {
+        let rows = sqlx::query(
+            "SELECT (credited_at AT TIME ZONE 'UTC')::date AS day, COUNT(*) AS entries, \
+             SUM(gross)::text AS gross, SUM(fee)::text AS fee, SUM(net)::text AS net \
+             FROM earnings WHERE node_id = $1 AND credited_at >= $2 AND credited_at < $3 \
+             GROUP BY 1 ORDER BY 1",
+        )
+        .bind(node.as_str())
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(DailyEarnings {
+                    day: r.try_get("day").map_err(db_err)?,
+                    total: totals_from_row(r)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn append_chain_events(
+        &self,
+        indexer: &str,
+        events: &[ChainEvent],
+        cursor: &IndexerCursor,
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let mut new = 0;
+        for e in events {
+            new += sqlx::query(
+                "INSERT INTO chain_events (block_hash, tx_hash, event_index, block_number, \
+                 contract, keys, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) \
+                 ON CONFLICT (block_hash, tx_hash, event_index) DO NOTHING",
+            )
+            .bind(&e.block_hash)
+            .bind(&e.tx_hash)
+            .bind(
+                i32::try_from(e.event_index)
+                    .map_err(|_| Error::invalid("event index", "too large"))?,
+            )
+            .bind(to_i64(e.block_number, "block number")?)
+            .bind(&e.contract)
+            .bind(serde_json::to_string(&e.keys).map_err(json_err)?)
+            .bind(serde_json::to_string(&e.data).map_err(json_err)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        }
+        set_cursor(&mut tx, indexer, cursor).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(new)
+    }
+
+    async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM chain_events WHERE block_number >= $1 \
+             AND block_number <= $2 ORDER BY block_number, tx_hash, event_index"
+        ))
+        .bind(to_i64(from_block, "block number")?)
+        .bind(to_i64(to_block.min(i64::MAX as u64), "block number")?)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    async fn rewind_chain(&self, indexer: &str, to: &IndexerCursor) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let deleted = sqlx::query("DELETE FROM chain_events WHERE block_number > $1")
+            .bind(to_i64(to.block_number, "block number")?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        set_cursor(&mut tx, indexer, to).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(deleted)
+    }
+
+    async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {
+        let row =
+            sqlx::query("SELECT block_number, block_hash FROM indexer_cursors WHERE indexer = $1")
+                .bind(indexer)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        row.map(|r| {
+            let block: i64 = r.try_get("block_number").map_err(db_err)?;
+            Ok(IndexerCursor {
+                block_number: u64::try_from(block)
+                    .map_err(|_| Error::backend(BACKEND, "bad block"))?,
+                block_hash: r.try_get("block_hash").map_err(db_err)?,
+            })
+        })
+        .transpose()
+    }
+}
+
+async fn set_cursor(
+    tx: &mut Transaction<'_, Postgres>,
+    indexer: &str,
+    cursor: &IndexerCursor,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO indexer_cursors (indexer, block_number, block_hash) VALUES ($1, $2, $3) \
+         ON CONFLICT (indexer) DO UPDATE SET block_number = EXCLUDED.block_number, \
+         block_hash = EXCLUDED.block_hash",
+    )
+    .bind(indexer)
+    .bind(to_i64(cursor.block_number, "block number")?)
+    .bind(&cursor.block_hash)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
