@@ -1,1 +1,102 @@
-//! placeholder
+//! BitSage's prover: [`StwoProver`] proves jobs with Circle STARKs on stwo's SIMD backend and
+//! verifies proof envelopes under a fixed security policy.
+//!
+//! - Job AIRs: `poseidon2-chain` (a chain of Poseidon2-M31 permutations, see [`poseidon2`] for
+//!   the permutation, its constants and the seed derivation) and `wide-fibonacci` (the
+//!   calibration AIR). Both bind their public statement with a LogUp sum that telescopes from
+//!   the public start to the public end, computed by the verifier.
+//! - The Fiat–Shamir transcript starts with the job id, kind, parameters, public output and
+//!   configuration, so a proof cannot be replayed for another job or statement.
+//! - The verifier owns the configuration ([`policy::SECURITY_POLICY`], 100 bits); a proof with
+//!   any other configuration is rejected.
+//! - Envelopes ([`ProofEnvelope`]) carry the postcard-serialized, zstd-compressed stwo proof,
+//!   a domain-separated BLAKE2s-256 hash, the trace commitments, sizes and timings.
+//!   Decoding bounds every size and every malformed input is an error, never a panic.
+
+pub mod envelope;
+pub mod policy;
+pub mod poseidon2;
+mod chain_air;
+mod fib_air;
+mod stark;
+
+use std::time::Instant;
+
+use async_trait::async_trait;
+use bitsage_core::proof::{ProofEnvelope, SecurityConfig, VerifiedProof};
+use bitsage_core::{JobSpec, Prover, Result};
+
+pub use envelope::{decode_envelope_json, encode_envelope_json, verify_envelope};
+pub use fib_air::reference_last_pair as wide_fibonacci_reference;
+pub use policy::SECURITY_POLICY;
+pub use stark::{prove_raw, Proof, RawProof, MAX_TRACE_CELLS};
+
+/// The stwo prover (SIMD backend, BLAKE2s Merkle commitments).
+///
+/// Proves with its configuration (the policy by default) and always verifies with
+/// [`SECURITY_POLICY`].
+#[derive(Debug, Clone)]
+pub struct StwoProver {
+    config: SecurityConfig,
+}
+
+impl Default for StwoProver {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl StwoProver {
+    /// A prover that proves under the verifier's policy.
+    pub fn new() -> Self {
+        Self {
+            config: SECURITY_POLICY,
+        }
+    }
+
+    /// A prover that proves with another configuration (for tests and experiments: its proofs
+    /// are rejected by every verifier unless `config` is the policy).
+    pub fn with_config(config: SecurityConfig) -> Self {
+        Self { config }
+    }
+
+    /// The configuration this prover proves with.
+    pub fn config(&self) -> SecurityConfig {
+        self.config
+    }
+
+    /// Proves `spec` synchronously (the async [`Prover::prove`] runs this on a blocking thread).
+    pub fn prove_sync(&self, spec: &JobSpec) -> Result<ProofEnvelope> {
+        let start = Instant::now();
+        let raw = prove_raw(spec, &self.config)?;
+        envelope::seal(spec, &self.config, raw, start)
+    }
+
+    /// Verifies synchronously under [`SECURITY_POLICY`].
+    pub fn verify_sync(&self, spec: &JobSpec, envelope: &ProofEnvelope) -> Result<VerifiedProof> {
+        verify_envelope(spec, envelope)
+    }
+}
+
+#[async_trait]
+impl Prover for StwoProver {
+    fn name(&self) -> &'static str {
+        "stwo-simd"
+    }
+
+    async fn prove(&self, spec: &JobSpec) -> Result<ProofEnvelope> {
+        let this = self.clone();
+        let spec = spec.clone();
+        tokio::task::spawn_blocking(move || this.prove_sync(&spec))
+            .await
+            .map_err(|e| bitsage_core::Error::backend("stwo", e))?
+    }
+
+    async fn verify(&self, spec: &JobSpec, envelope: &ProofEnvelope) -> Result<VerifiedProof> {
+        let spec = spec.clone();
+        let envelope = envelope.clone();
+        tokio::task::spawn_blocking(move || verify_envelope(&spec, &envelope))
+            .await
+            .map_err(|e| bitsage_core::Error::backend("stwo", e))?
+    }
+}
