@@ -1,0 +1,172 @@
+//! [`InMemoryChain`]: a chain's state in memory, with a block counter.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use bitsage_core::chain::{
+    ChainReadAt, NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo,
+};
+use bitsage_core::gpu::GpuTier;
+use bitsage_core::{ChainSource, Error, Result, TokenAmount, WalletAddress};
+
+#[derive(Debug, Default)]
+struct State {
+    block: u64,
+    stakes: HashMap<WalletAddress, StakeInfo>,
+    reputations: HashMap<WalletAddress, ReputationInfo>,
+    balances: HashMap<WalletAddress, TokenAmount>,
+    unavailable: Option<String>,
+}
+
+/// Chain state in memory. Seed it with [`InMemoryChain::set_stake`] and friends; every write
+/// advances the block number, so reads carry a meaningful block.
+#[derive(Debug, Default)]
+pub struct InMemoryChain {
+    state: Mutex<State>,
+}
+
+/// What a wallet that never staked reads, as the staking contract returns it.
+pub fn empty_stake() -> StakeInfo {
+    StakeInfo {
+        amount: TokenAmount::ZERO,
+        locked_amount: TokenAmount::ZERO,
+        staked_at: None,
+        last_claim_at: None,
+        gpu_tier: GpuTier::Consumer,
+        is_active: false,
+        consecutive_failures: 0,
+        total_slashed: TokenAmount::ZERO,
+        pending_rewards: TokenAmount::ZERO,
+    }
+}
+
+/// What a wallet without history reads, as the reputation contract returns it (score 500,
+/// level 3).
+pub fn initial_reputation() -> ReputationInfo {
+    ReputationInfo {
+        score: 500,
+        level: 3,
+        last_updated: None,
+        total_jobs_completed: 0,
+        successful_jobs: 0,
+        failed_jobs: 0,
+        dispute_count: 0,
+        slash_count: 0,
+    }
+}
+
+impl InMemoryChain {
+    /// An empty chain at block 0.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&mut State) -> T) -> Result<T> {
+        let mut s = self
+            .state
+            .lock()
+            .map_err(|_| Error::backend("memory-chain", "lock poisoned"))?;
+        s.block += 1;
+        Ok(f(&mut s))
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&State) -> T) -> Result<Observed<T>> {
+        let s = self
+            .state
+            .lock()
+            .map_err(|_| Error::backend("memory-chain", "lock poisoned"))?;
+        if let Some(reason) = &s.unavailable {
+            return Err(Error::Unavailable {
+                source_name: "memory-chain".into(),
+                reason: reason.clone(),
+            });
+        }
+        Ok(Observed {
+            value: f(&s),
+            at: ChainReadAt {
+                block_number: s.block,
+                block_hash: None,
+                read_at: bitsage_core::time::now(),
+            },
+        })
+    }
+
+    /// Sets a wallet's stake.
+    pub fn set_stake(&self, wallet: WalletAddress, stake: StakeInfo) -> Result<()> {
+        self.write(|s| {
+            s.stakes.insert(wallet, stake);
+        })
+    }
+
+    /// Sets a wallet's reputation (score must be 0–1000, level 1–5).
+    pub fn set_reputation(&self, wallet: WalletAddress, rep: ReputationInfo) -> Result<()> {
+        if rep.score > 1000 || !(1..=5).contains(&rep.level) {
+            return Err(Error::invalid(
+                "reputation",
+                "score 0..=1000 and level 1..=5",
+            ));
+        }
+        self.write(|s| {
+            s.reputations.insert(wallet, rep);
+        })
+    }
+
+    /// Sets a wallet's token balance.
+    pub fn set_balance(&self, wallet: WalletAddress, balance: TokenAmount) -> Result<()> {
+        self.write(|s| {
+            s.balances.insert(wallet, balance);
+        })
+    }
+
+    /// Makes every read fail as `Unavailable` with `reason` (or recover with `None`), to
+    /// exercise outage handling.
+    pub fn set_unavailable(&self, reason: Option<String>) -> Result<()> {
+        self.write(|s| s.unavailable = reason)
+    }
+}
+
+#[async_trait]
+impl ChainSource for InMemoryChain {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn stake(&self, wallet: &WalletAddress) -> Result<Observed<StakeInfo>> {
+        self.read(|s| s.stakes.get(wallet).cloned().unwrap_or_else(empty_stake))
+    }
+
+    async fn rewards(&self, wallet: &WalletAddress) -> Result<Observed<RewardsInfo>> {
+        self.read(|s| {
+            let stake = s.stakes.get(wallet).cloned().unwrap_or_else(empty_stake);
+            RewardsInfo {
+                pending: stake.pending_rewards,
+                last_claim_at: stake.last_claim_at,
+            }
+        })
+    }
+
+    async fn reputation(&self, wallet: &WalletAddress) -> Result<Observed<ReputationInfo>> {
+        self.read(|s| {
+            s.reputations
+                .get(wallet)
+                .cloned()
+                .unwrap_or_else(initial_reputation)
+        })
+    }
+
+    async fn token_balance(&self, wallet: &WalletAddress) -> Result<Observed<TokenAmount>> {
+        self.read(|s| s.balances.get(wallet).copied().unwrap_or_default())
+    }
+
+    async fn totals(&self) -> Result<Observed<NetworkTotals>> {
+        let observed =
+            self.read(|s| TokenAmount::checked_sum(s.stakes.values().map(|v| v.amount)))?;
+        Ok(Observed {
+            value: NetworkTotals {
+                total_staked: observed.value?,
+            },
+            at: observed.at,
+        })
+    }
+}
