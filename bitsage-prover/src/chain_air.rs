@@ -233,7 +233,11 @@ pub fn generate_trace(seed: u64, length: u32) -> ChainTrace {
     for row in 0..n_rows {
         record.clear();
         let active = row < length as usize;
-        record.push(if active { M31::from_u32_unchecked(1) } else { M31::from_u32_unchecked(0) });
+        record.push(if active {
+            M31::from_u32_unchecked(1)
+        } else {
+            M31::from_u32_unchecked(0)
+        });
         record.push(M31::from_u32_unchecked(row as u32));
         record.extend_from_slice(&state);
         let next = permute_recording(&state, &mut record);
@@ -339,9 +343,17 @@ mod tests {
         let main: Vec<Vec<M31>> = t.columns.iter().map(|c| c.to_cpu()).collect();
         let inter: Vec<Vec<M31>> = inter.iter().map(|c| c.values.to_cpu()).collect();
         let evals = TreeVec::new(vec![vec![], main.iter().collect(), inter.iter().collect()]);
-        let eval = ChainEval { log_rows: t.log_rows, relation };
-        assert_constraints_on_trace(&evals, t.log_rows, |e| {
-            eval.evaluate(e);
-        }, sum);
+        let eval = ChainEval {
+            log_rows: t.log_rows,
+            relation,
+        };
+        assert_constraints_on_trace(
+            &evals,
+            t.log_rows,
+            |e| {
+                eval.evaluate(e);
+            },
+            sum,
+        );
     }
 }

@@ -83,7 +83,10 @@ pub(crate) fn seal(
 ) -> Result<ProofEnvelope> {
     let bytes = postcard::to_allocvec(&raw.proof).map_err(|e| Error::backend("postcard", e))?;
     let compressed = compress(&bytes)?;
-    let commitments = stark::commitments(&raw.proof).into_iter().map(Hash32).collect();
+    let commitments = stark::commitments(&raw.proof)
+        .into_iter()
+        .map(Hash32)
+        .collect();
     let hash = proof_hash(
         PROOF_FORMAT_VERSION,
         spec,
@@ -139,8 +142,8 @@ pub fn decode_proof(compressed: &[u8], expected_raw_len: u64) -> Result<Proof> {
     if bytes.len() as u64 != declared {
         return Err(rejected("proof size differs from its frame"));
     }
-    let proof: Proof =
-        postcard::from_bytes(&bytes).map_err(|e| rejected(format!("proof does not decode: {e}")))?;
+    let proof: Proof = postcard::from_bytes(&bytes)
+        .map_err(|e| rejected(format!("proof does not decode: {e}")))?;
     let again = postcard::to_allocvec(&proof).map_err(|e| Error::backend("postcard", e))?;
     if again != bytes {
         return Err(rejected("proof encoding is not canonical"));

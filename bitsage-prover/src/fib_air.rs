@@ -22,10 +22,10 @@ use stwo::core::fields::FieldExpOps;
 use stwo::prover::backend::simd::column::BaseColumn;
 use stwo::prover::backend::simd::m31::{PackedM31, LOG_N_LANES};
 use stwo::prover::backend::simd::qm31::PackedSecureField;
+use stwo::prover::backend::simd::SimdBackend;
 use stwo::prover::backend::Column;
 use stwo::prover::poly::circle::CircleEvaluation;
 use stwo::prover::poly::BitReversedOrder;
-use stwo::prover::backend::simd::SimdBackend;
 use stwo_constraint_framework::{
     relation, EvalAtRow, FrameworkEval, LogupTraceGenerator, Relation, RelationEntry,
 };
@@ -155,8 +155,13 @@ pub fn generate_interaction(
     let n = trace.columns.len();
     for vec_row in 0..n_vec_rows {
         let step = trace.columns[0].data[vec_row];
-        let consumed: [PackedM31; 3] =
-            array::from_fn(|i| if i == 0 { step } else { trace.columns[i].data[vec_row] });
+        let consumed: [PackedM31; 3] = array::from_fn(|i| {
+            if i == 0 {
+                step
+            } else {
+                trace.columns[i].data[vec_row]
+            }
+        });
         let produced = [
             step + one,
             trace.columns[n - 2].data[vec_row],
@@ -171,8 +176,18 @@ pub fn generate_interaction(
 }
 
 /// The LogUp sum a valid trace has: `1/D(0, a, b) − 1/D(2^log_rows, y, z)`.
-pub fn claimed_sum(relation: &FibPair, log_rows: u32, a: u32, b: u32, last: [u32; 2]) -> SecureField {
-    let start = [M31::from_u32_unchecked(0), M31::from_u32_unchecked(a), M31::from_u32_unchecked(b)];
+pub fn claimed_sum(
+    relation: &FibPair,
+    log_rows: u32,
+    a: u32,
+    b: u32,
+    last: [u32; 2],
+) -> SecureField {
+    let start = [
+        M31::from_u32_unchecked(0),
+        M31::from_u32_unchecked(a),
+        M31::from_u32_unchecked(b),
+    ];
     let end = [
         M31::from_u32_unchecked(1 << log_rows),
         M31::from_u32_unchecked(last[0]),

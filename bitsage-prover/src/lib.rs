@@ -13,11 +13,11 @@
 //!   a domain-separated BLAKE2s-256 hash, the trace commitments, sizes and timings.
 //!   Decoding bounds every size and every malformed input is an error, never a panic.
 
+mod chain_air;
 pub mod envelope;
+mod fib_air;
 pub mod policy;
 pub mod poseidon2;
-mod chain_air;
-mod fib_air;
 mod stark;
 
 use std::time::Instant;

@@ -67,7 +67,14 @@ mod tests {
         assert_eq!(SECURITY_POLICY.security_bits(), 100);
         let pcs = pcs_config(&SECURITY_POLICY, None).expect("policy is usable");
         assert_eq!(pcs.security_bits(), 100);
-        assert!(pcs_config(&SecurityConfig { log_blowup_factor: 0, n_queries: 1, pow_bits: 0 }, None)
-            .is_none());
+        assert!(pcs_config(
+            &SecurityConfig {
+                log_blowup_factor: 0,
+                n_queries: 1,
+                pow_bits: 0
+            },
+            None
+        )
+        .is_none());
     }
 }

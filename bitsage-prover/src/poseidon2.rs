@@ -140,7 +140,10 @@ pub fn internal_matrix() -> [[u32; WIDTH]; WIDTH] {
 fn mat_vec(m: &[[u32; WIDTH]; WIDTH], x: &State) -> State {
     let mut out = [0u32; WIDTH];
     for (o, row) in out.iter_mut().zip(m) {
-        *o = row.iter().zip(x).fold(0, |acc, (&a, &b)| add(acc, mul(a, b)));
+        *o = row
+            .iter()
+            .zip(x)
+            .fold(0, |acc, (&a, &b)| add(acc, mul(a, b)));
     }
     out
 }

@@ -143,29 +143,29 @@ enum Trace {
 }
 
 enum AnyComponent {
-    Chain(FrameworkComponent<ChainEval>),
-    Fib(FrameworkComponent<FibEval>),
+    Chain(Box<FrameworkComponent<ChainEval>>),
+    Fib(Box<FrameworkComponent<FibEval>>),
 }
 
 impl AnyComponent {
     fn as_component(&self) -> &dyn Component {
         match self {
-            AnyComponent::Chain(c) => c,
-            AnyComponent::Fib(c) => c,
+            AnyComponent::Chain(c) => c.as_ref(),
+            AnyComponent::Fib(c) => c.as_ref(),
         }
     }
 }
 
 enum Relations {
-    Chain(ChainState),
-    Fib(FibPair),
+    Chain(Box<ChainState>),
+    Fib(Box<FibPair>),
 }
 
 impl Relations {
     fn draw(kind: &JobKind, channel: &mut Blake2sChannel) -> Self {
         match kind {
-            JobKind::Poseidon2Chain { .. } => Relations::Chain(ChainState::draw(channel)),
-            JobKind::WideFibonacci { .. } => Relations::Fib(FibPair::draw(channel)),
+            JobKind::Poseidon2Chain { .. } => Relations::Chain(Box::new(ChainState::draw(channel))),
+            JobKind::WideFibonacci { .. } => Relations::Fib(Box::new(FibPair::draw(channel))),
         }
     }
 
@@ -181,9 +181,11 @@ impl Relations {
                 let sum = chain_air::claimed_sum(&relation, seed, length, &digest);
                 let eval = ChainEval {
                     log_rows: chain_air::log_rows(length),
-                    relation,
+                    relation: *relation,
                 };
-                Ok(AnyComponent::Chain(FrameworkComponent::new(alloc, eval, sum)))
+                Ok(AnyComponent::Chain(Box::new(FrameworkComponent::new(
+                    alloc, eval, sum,
+                ))))
             }
             (
                 Relations::Fib(relation),
@@ -201,11 +203,16 @@ impl Relations {
                 let eval = FibEval {
                     log_rows,
                     columns: columns as usize,
-                    relation,
+                    relation: *relation,
                 };
-                Ok(AnyComponent::Fib(FrameworkComponent::new(alloc, eval, sum)))
+                Ok(AnyComponent::Fib(Box::new(FrameworkComponent::new(
+                    alloc, eval, sum,
+                ))))
             }
-            _ => Err(Error::invalid("job", "relation does not match the job kind")),
+            _ => Err(Error::invalid(
+                "job",
+                "relation does not match the job kind",
+            )),
         }
     }
 }
@@ -249,7 +256,8 @@ pub fn prove_raw(spec: &JobSpec, config: &SecurityConfig) -> Result<RawProof> {
     );
     let channel = &mut Blake2sChannel::default();
     mix_statement(channel, &pcs, spec, &public_output);
-    let mut scheme = CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(pcs, &twiddles);
+    let mut scheme =
+        CommitmentSchemeProver::<SimdBackend, Blake2sMerkleChannel>::new(pcs, &twiddles);
 
     // Preprocessed tree: empty.
     scheme.tree_builder().commit(channel);
@@ -259,13 +267,17 @@ pub fn prove_raw(spec: &JobSpec, config: &SecurityConfig) -> Result<RawProof> {
 
     let relations = Relations::draw(&spec.kind, channel);
     let t2 = Instant::now();
-    let interaction_ms;
     let (interaction, sum): (Evals, SecureField) = match (&trace, &relations) {
         (Trace::Chain(t), Relations::Chain(r)) => chain_air::generate_interaction(t, r),
         (Trace::Fib(t), Relations::Fib(r)) => fib_air::generate_interaction(t, r),
-        _ => return Err(Error::invalid("job", "relation does not match the job kind")),
+        _ => {
+            return Err(Error::invalid(
+                "job",
+                "relation does not match the job kind",
+            ))
+        }
     };
-    interaction_ms = t2.elapsed().as_secs_f64() * 1e3;
+    let interaction_ms = t2.elapsed().as_secs_f64() * 1e3;
     trace_ms += interaction_ms;
     drop(trace);
     let mut builder = scheme.tree_builder();
@@ -282,10 +294,10 @@ pub fn prove_raw(spec: &JobSpec, config: &SecurityConfig) -> Result<RawProof> {
     }
     let proof = match &component {
         AnyComponent::Chain(c) => {
-            stwo::prover::prove::<SimdBackend, Blake2sMerkleChannel>(&[c], channel, scheme)
+            stwo::prover::prove::<SimdBackend, Blake2sMerkleChannel>(&[c.as_ref()], channel, scheme)
         }
         AnyComponent::Fib(c) => {
-            stwo::prover::prove::<SimdBackend, Blake2sMerkleChannel>(&[c], channel, scheme)
+            stwo::prover::prove::<SimdBackend, Blake2sMerkleChannel>(&[c.as_ref()], channel, scheme)
         }
     }
     .map_err(backend)?;
@@ -307,7 +319,9 @@ fn reject(msg: impl Into<String>) -> Error {
 fn check_shape(proof: &Proof, component: &dyn Component, pcs: &PcsConfig) -> Result<()> {
     let p = &proof.0;
     if p.config != *pcs {
-        return Err(reject("proof was made with a configuration other than the policy"));
+        return Err(reject(
+            "proof was made with a configuration other than the policy",
+        ));
     }
     let bounds = component.trace_log_degree_bounds();
     // Trees: preprocessed, main, interaction, composition (8 columns).
@@ -325,7 +339,10 @@ fn check_shape(proof: &Proof, component: &dyn Component, pcs: &PcsConfig) -> Res
         if p.sampled_values[tree].len() != n || p.queried_values[tree].len() != n {
             return Err(reject(format!("tree {tree}: wrong number of columns")));
         }
-        if p.queried_values[tree].iter().any(|c| c.len() > 2 * n_queries) {
+        if p.queried_values[tree]
+            .iter()
+            .any(|c| c.len() > 2 * n_queries)
+        {
             return Err(reject(format!("tree {tree}: too many queried values")));
         }
     }
@@ -336,7 +353,9 @@ fn check_shape(proof: &Proof, component: &dyn Component, pcs: &PcsConfig) -> Res
     for (tree, points) in sample_points.iter().enumerate() {
         for (col, pts) in points.iter().enumerate() {
             if p.sampled_values[tree][col].len() != pts.len() {
-                return Err(reject(format!("tree {tree} column {col}: wrong sample count")));
+                return Err(reject(format!(
+                    "tree {tree} column {col}: wrong sample count"
+                )));
             }
         }
     }
@@ -350,7 +369,10 @@ fn check_shape(proof: &Proof, component: &dyn Component, pcs: &PcsConfig) -> Res
     let all_ok = p.sampled_values.iter().flatten().flatten().all(qm31_ok)
         && p.queried_values.iter().flatten().flatten().all(m31_ok)
         && fri.first_layer.fri_witness.iter().all(qm31_ok)
-        && fri.inner_layers.iter().all(|l| l.fri_witness.iter().all(qm31_ok))
+        && fri
+            .inner_layers
+            .iter()
+            .all(|l| l.fri_witness.iter().all(qm31_ok))
         && fri.last_layer_poly.iter().all(qm31_ok);
     if !all_ok {
         return Err(reject("unreduced field element"));
@@ -412,23 +434,35 @@ pub fn verify_raw(
         // Build the component with dummy elements to read the column layout, then again with
         // the drawn ones (the layout does not depend on them).
         let probe = match spec.kind {
-            JobKind::Poseidon2Chain { .. } => Relations::Chain(ChainState::dummy()),
-            JobKind::WideFibonacci { .. } => Relations::Fib(FibPair::dummy()),
+            JobKind::Poseidon2Chain { .. } => Relations::Chain(Box::new(ChainState::dummy())),
+            JobKind::WideFibonacci { .. } => Relations::Fib(Box::new(FibPair::dummy())),
         }
         .component(&spec.kind, &public_output)?;
         check_shape(&proof, probe.as_component(), &pcs)?;
         let sizes = probe.as_component().trace_log_degree_bounds();
         let sizes: TreeVec<Vec<u32>> = sizes;
         let empty: Vec<u32> = Vec::new();
-        scheme.commit(proof.0.commitments[0], sizes.first().unwrap_or(&empty), channel);
+        scheme.commit(
+            proof.0.commitments[0],
+            sizes.first().unwrap_or(&empty),
+            channel,
+        );
         // The preprocessed tree is empty: stwo's prover builds it with height 0 whatever the
         // lifting size, so the verifier must too.
         if let Some(tree) = scheme.trees.first_mut() {
             tree.height = 0;
         }
-        scheme.commit(proof.0.commitments[1], sizes.get(1).unwrap_or(&empty), channel);
+        scheme.commit(
+            proof.0.commitments[1],
+            sizes.get(1).unwrap_or(&empty),
+            channel,
+        );
         let relations = Relations::draw(&spec.kind, channel);
-        scheme.commit(proof.0.commitments[2], sizes.get(2).unwrap_or(&empty), channel);
+        scheme.commit(
+            proof.0.commitments[2],
+            sizes.get(2).unwrap_or(&empty),
+            channel,
+        );
         let component = relations.component(&spec.kind, &public_output)?;
         stwo::core::verifier::verify(&[component.as_component()], channel, scheme, proof)
             .map_err(|e| reject(format!("stark verification failed: {e}")))
