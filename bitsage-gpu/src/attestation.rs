@@ -63,6 +63,23 @@ pub struct DeviceAttestation {
     pub attestation: Attestation,
 }
 
+/// A host's attestation answer for registration: one outcome per device, or why there is
+/// none at all (no NVML).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum HostAttestation {
+    /// NVML answered; each device has a report or its own reason.
+    Devices {
+        /// One outcome per device.
+        devices: Vec<DeviceAttestation>,
+    },
+    /// No attestation at all on this host.
+    NotAvailable {
+        /// Why, in words an operator can act on.
+        reason: String,
+    },
+}
+
 fn to_hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     let mut s = String::with_capacity(bytes.len() * 2);

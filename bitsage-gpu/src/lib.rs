@@ -27,7 +27,7 @@ mod report;
 mod sampler;
 mod xid;
 
-pub use attestation::{Attestation, DeviceAttestation, ATTESTATION_NONCE_LEN};
+pub use attestation::{Attestation, DeviceAttestation, HostAttestation, ATTESTATION_NONCE_LEN};
 pub use bitsage_core::gpu::classify_tier;
 #[cfg(feature = "fixtures")]
 pub use fixture::{FixtureGpuSource, SYNTHETIC_2XH100};

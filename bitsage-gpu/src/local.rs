@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use bitsage_core::{DynGpuSource, Error, Result};
 
-use crate::attestation::{DeviceAttestation, ATTESTATION_NONCE_LEN};
+use crate::attestation::{DeviceAttestation, HostAttestation, ATTESTATION_NONCE_LEN};
 use crate::host::HostOnlySource;
 use crate::nvml::NvmlGpuSource;
 
@@ -82,6 +82,17 @@ impl LocalGpu {
                         .unwrap_or("NVML is not loaded")
                 ),
             }),
+        }
+    }
+
+    /// [`LocalGpu::attest`] as one value for a report: the per-device outcomes, or
+    /// `not_available` with the reason.
+    pub async fn host_attestation(&self, nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
+        match self.attest(nonce).await {
+            Ok(devices) => HostAttestation::Devices { devices },
+            Err(e) => HostAttestation::NotAvailable {
+                reason: crate::report::reason_of(&e),
+            },
         }
     }
 }
