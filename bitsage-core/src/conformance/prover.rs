@@ -11,6 +11,7 @@ pub async fn run_all(prover: &dyn Prover, specs: &[JobSpec]) {
         rejects_other_statement(prover, spec).await;
         rejects_tampering(prover, spec).await;
         rejects_weaker_config(prover, spec).await;
+        survives_json_and_binds_public_output(prover, spec).await;
     }
 }
 
@@ -50,6 +51,47 @@ pub async fn rejects_other_statement(prover: &dyn Prover, spec: &JobSpec) {
         prover.verify(spec, &wrong_output).await,
         "an altered output",
     );
+    let mut other_job = env.clone();
+    other_job.job.id = JobId::new();
+    expect_rejected(
+        prover.verify(spec, &other_job).await,
+        "an envelope naming another job",
+    );
+}
+
+/// An envelope survives a JSON round trip (it is what travels), carries the job it proves, and
+/// any change to its public output, commitments or format version is rejected.
+pub async fn survives_json_and_binds_public_output(prover: &dyn Prover, spec: &JobSpec) {
+    let env = prover.prove(spec).await.expect("prove");
+    assert_eq!(&env.job, spec, "the envelope must carry the job it proves");
+    assert_eq!(env.format_version, crate::proof::PROOF_FORMAT_VERSION);
+    assert_eq!(env.output, crate::proof::output_text(&env.public_output));
+    assert_eq!(env.sizes.compressed_bytes, env.proof.len() as u64);
+    let json = serde_json::to_string(&env).expect("envelope to JSON");
+    let back: crate::proof::ProofEnvelope =
+        serde_json::from_str(&json).expect("envelope from JSON");
+    // Timings are floats and informational: JSON may round them.
+    let mut same = back.clone();
+    same.timings = env.timings;
+    assert!(same == env, "the envelope changed in a JSON round trip");
+    prover
+        .verify(spec, &back)
+        .await
+        .expect("verify after a JSON round trip");
+    for i in 0..env.public_output.len() {
+        let mut t = env.clone();
+        t.public_output[i] = (t.public_output[i] + 1) % crate::job::M31_MODULUS;
+        t.output = crate::proof::output_text(&t.public_output);
+        expect_rejected(prover.verify(spec, &t).await, "an altered public output");
+    }
+    if !env.commitments.is_empty() {
+        let mut t = env.clone();
+        t.commitments[0].0[0] ^= 1;
+        expect_rejected(prover.verify(spec, &t).await, "an altered commitment");
+    }
+    let mut t = env.clone();
+    t.format_version = t.format_version.wrapping_add(1);
+    expect_rejected(prover.verify(spec, &t).await, "another format version");
 }
 
 /// Flipping bytes of the proof is always rejected.
