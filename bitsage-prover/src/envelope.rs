@@ -23,7 +23,7 @@ use crate::policy::SECURITY_POLICY;
 use crate::stark::{self, Proof, RawProof};
 
 /// zstd level used for proofs (deterministic for a given zstd build).
-pub const ZSTD_LEVEL: i32 = 9;
+pub const ZSTD_LEVEL: i32 = 3;
 /// Largest decompressed proof accepted (bytes).
 pub const MAX_RAW_PROOF_BYTES: u64 = 64 << 20;
 /// Largest compressed proof accepted (bytes).
