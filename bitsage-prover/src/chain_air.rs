@@ -222,40 +222,75 @@ fn permute_recording(input: &[M31; WIDTH], record: &mut Vec<M31>) -> [M31; WIDTH
 }
 
 /// Runs the chain and lays out its trace (`length ≥ 1`).
+///
+/// The chain itself is sequential: one pass computes every row's input state; the columns are
+/// then filled in parallel (one permutation per row again, recording the S-box values), 16 rows
+/// (one SIMD vector) at a time.
 pub fn generate_trace(seed: u64, length: u32) -> ChainTrace {
     let log_rows = log_rows(length);
     let n_rows = 1usize << log_rows;
+    let n_vec_rows = n_rows >> LOG_N_LANES;
+    let mut states: Vec<[M31; WIDTH]> = Vec::with_capacity(n_rows + 1);
+    let mut state = poseidon2::initial_state(seed).map(M31::from_u32_unchecked);
+    let mut scratch = Vec::with_capacity(N_COLUMNS);
+    states.push(state);
+    for _ in 0..n_rows {
+        scratch.clear();
+        state = permute_recording(&state, &mut scratch);
+        states.push(state);
+    }
+    let digest = states[length as usize].map(|m| m.0);
+
     let mut columns: Vec<BaseColumn> = (0..N_COLUMNS).map(|_| BaseColumn::zeros(n_rows)).collect();
     let mut outputs: Vec<BaseColumn> = (0..WIDTH).map(|_| BaseColumn::zeros(n_rows)).collect();
-    let mut state = poseidon2::initial_state(seed).map(M31::from_u32_unchecked);
-    let mut digest = state;
-    let mut record = Vec::with_capacity(N_COLUMNS);
-    for row in 0..n_rows {
-        record.clear();
-        let active = row < length as usize;
-        record.push(if active {
-            M31::from_u32_unchecked(1)
-        } else {
-            M31::from_u32_unchecked(0)
-        });
-        record.push(M31::from_u32_unchecked(row as u32));
-        record.extend_from_slice(&state);
-        let next = permute_recording(&state, &mut record);
-        for (col, v) in columns.iter_mut().zip(&record) {
-            col.set(row, *v);
-        }
-        for (col, v) in outputs.iter_mut().zip(&next) {
-            col.set(row, *v);
-        }
-        state = next;
-        if row + 1 == length as usize {
-            digest = state;
+    let n_threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, n_vec_rows);
+    let chunk = n_vec_rows.div_ceil(n_threads);
+    let mut jobs: Vec<(Vec<&mut [PackedM31]>, Vec<&mut [PackedM31]>)> =
+        (0..n_threads).map(|_| (Vec::new(), Vec::new())).collect();
+    for col in columns.iter_mut() {
+        for (t, part) in col.data.chunks_mut(chunk).enumerate() {
+            jobs[t].0.push(part);
         }
     }
+    for col in outputs.iter_mut() {
+        for (t, part) in col.data.chunks_mut(chunk).enumerate() {
+            jobs[t].1.push(part);
+        }
+    }
+    let states = &states;
+    std::thread::scope(|scope| {
+        for (t, (mut cols, mut outs)) in jobs.into_iter().enumerate() {
+            scope.spawn(move || {
+                let mut rows = vec![Vec::with_capacity(N_COLUMNS); 1 << LOG_N_LANES];
+                let local_vec_rows = cols.first().map_or(0, |c| c.len());
+                for v in 0..local_vec_rows {
+                    let first_row = (t * chunk + v) << LOG_N_LANES;
+                    for (lane, record) in rows.iter_mut().enumerate() {
+                        let row = first_row + lane;
+                        record.clear();
+                        record.push(M31::from_u32_unchecked(u32::from(row < length as usize)));
+                        record.push(M31::from_u32_unchecked(row as u32));
+                        record.extend_from_slice(&states[row]);
+                        permute_recording(&states[row], record);
+                    }
+                    for (c, col) in cols.iter_mut().enumerate() {
+                        col[v] = PackedM31::from_array(array::from_fn(|lane| rows[lane][c]));
+                    }
+                    for (i, col) in outs.iter_mut().enumerate() {
+                        col[v] = PackedM31::from_array(array::from_fn(|lane| {
+                            states[first_row + lane + 1][i]
+                        }));
+                    }
+                }
+            });
+        }
+    });
     ChainTrace {
         columns,
         outputs,
-        digest: digest.map(|m| m.0),
+        digest,
         log_rows,
     }
 }

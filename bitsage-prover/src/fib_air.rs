@@ -104,20 +104,29 @@ pub fn reference_last_pair(columns: u32, log_rows: u32, a: u32, b: u32) -> [u32;
     [x as u32, y as u32]
 }
 
-/// Computes the sequence and lays out the trace.
+/// Computes the sequence and lays out the trace, 16 rows (one SIMD vector) at a time.
 pub fn generate_trace(columns: usize, log_rows: u32, a: u32, b: u32) -> FibTrace {
     let n_rows = 1usize << log_rows;
     let mut cols: Vec<BaseColumn> = (0..=columns).map(|_| BaseColumn::zeros(n_rows)).collect();
     let (mut x, mut y) = (M31::from_u32_unchecked(a), M31::from_u32_unchecked(b));
-    for row in 0..n_rows {
-        cols[0].set(row, M31::from_u32_unchecked(row as u32));
-        cols[1].set(row, x);
-        cols[2].set(row, y);
-        for col in cols.iter_mut().skip(3) {
-            let z = x.square() + y.square();
-            col.set(row, z);
-            x = y;
-            y = z;
+    let lanes = 1usize << LOG_N_LANES;
+    let mut block = vec![M31::from_u32_unchecked(0); lanes * (columns + 1)];
+    for vec_row in 0..n_rows / lanes {
+        for lane in 0..lanes {
+            let row = &mut block[lane * (columns + 1)..(lane + 1) * (columns + 1)];
+            row[0] = M31::from_u32_unchecked((vec_row * lanes + lane) as u32);
+            row[1] = x;
+            row[2] = y;
+            for cell in row.iter_mut().skip(3) {
+                let z = x.square() + y.square();
+                *cell = z;
+                x = y;
+                y = z;
+            }
+        }
+        for (c, col) in cols.iter_mut().enumerate() {
+            col.data[vec_row] =
+                PackedM31::from_array(array::from_fn(|lane| block[lane * (columns + 1) + c]));
         }
     }
     FibTrace {
