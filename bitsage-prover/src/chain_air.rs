@@ -247,7 +247,9 @@ pub fn generate_trace(seed: u64, length: u32) -> ChainTrace {
         .map_or(1, |n| n.get())
         .clamp(1, n_vec_rows);
     let chunk = n_vec_rows.div_ceil(n_threads);
-    let mut jobs: Vec<(Vec<&mut [PackedM31]>, Vec<&mut [PackedM31]>)> =
+    // Per thread: its slice of every committed column and of every output column.
+    type Slices<'a> = Vec<&'a mut [PackedM31]>;
+    let mut jobs: Vec<(Slices<'_>, Slices<'_>)> =
         (0..n_threads).map(|_| (Vec::new(), Vec::new())).collect();
     for col in columns.iter_mut() {
         for (t, part) in col.data.chunks_mut(chunk).enumerate() {
@@ -263,7 +265,9 @@ pub fn generate_trace(seed: u64, length: u32) -> ChainTrace {
     std::thread::scope(|scope| {
         for (t, (mut cols, mut outs)) in jobs.into_iter().enumerate() {
             scope.spawn(move || {
-                let mut rows = vec![Vec::with_capacity(N_COLUMNS); 1 << LOG_N_LANES];
+                let mut rows: Vec<Vec<M31>> = (0..1 << LOG_N_LANES)
+                    .map(|_| Vec::with_capacity(N_COLUMNS))
+                    .collect();
                 let local_vec_rows = cols.first().map_or(0, |c| c.len());
                 for v in 0..local_vec_rows {
                     let first_row = (t * chunk + v) << LOG_N_LANES;
