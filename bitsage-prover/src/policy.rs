@@ -1,13 +1,15 @@
 //! The verifier's security policy: the one STARK configuration a BitSage verifier accepts.
 //!
 //! # Parameters and why
-//! - `log_blowup_factor = 2` (4× Reed–Solomon blowup). The Poseidon2 AIR has degree-5
-//!   constraints, so the prover evaluates constraints on a 4× domain anyway; a 4× commitment
-//!   domain therefore costs little extra prove time over 2× and halves the number of queries
-//!   (hence the proof size) compared with `log_blowup_factor = 1`.
+//! - `log_blowup_factor = 2` (4× Reed–Solomon blowup): each query is worth 2 bits, so 40
+//!   queries give 80 bits. At `log_blowup_factor = 1` the same security needs twice the
+//!   queries (proof about twice as large, verification slower) for a commitment domain half
+//!   as large; at 3 the proof shrinks by a third but the low-degree extension and Merkle
+//!   commitments double again. 2 is the middle: the benchmark (`benches/RESULTS-prover.md`)
+//!   measures the three on one job.
 //! - `n_queries = 40`: 40 × 2 = 80 bits from FRI queries.
-//! - `pow_bits = 20`: 2^20 BLAKE2s evaluations of grinding (tens of milliseconds on SIMD), 20
-//!   more bits.
+//! - `pow_bits = 20`: 2^20 BLAKE2s evaluations of grinding (milliseconds with SIMD), 20 more
+//!   bits.
 //!
 //! Conjectured security: `pow_bits + n_queries × log_blowup_factor = 20 + 40 × 2 = 100` bits
 //! (≥ [`bitsage_core::proof::MIN_SECURITY_BITS`] = 96). `PcsConfig::default()` would be 13 bits
