@@ -1,1 +1,288 @@
-fn main() {}
+#![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
+//! Store throughput: heartbeat append and job lease for SqliteStore and PgStore, each beside a
+//! bare sqlx statement writing the same row in the same run (so the ratio is ours vs sqlx's
+//! floor on the same machine, same moment).
+//!
+//! PgStore groups need `BITSAGE_TEST_PG_URL` (scripts/bench.sh starts a throw-away cluster);
+//! without it they are skipped with a printed reason.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitsage_core::conformance::store::{new_job, new_node, t};
+use bitsage_core::node::Heartbeat;
+use bitsage_core::time::to_micros;
+use bitsage_core::{JobStore, NodeId};
+use bitsage_store::{PgStore, SqliteStore};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio::runtime::Runtime;
+
+fn rt() -> Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn node() -> NodeId {
+    NodeId::parse("node-1").expect("id")
+}
+
+fn heartbeat(seq: u64) -> Heartbeat {
+    Heartbeat {
+        node_id: node(),
+        at: t(seq as i64),
+        sequence: seq,
+        load_average_1m: Some(0.25),
+        agent_version: "0.1.0".into(),
+    }
+}
+
+/// A bare sqlx pool on the same kind of file, with the same durability settings as SqliteStore.
+async fn bare_sqlite(path: &std::path::Path) -> sqlx::SqlitePool {
+    let opts = SqliteConnectOptions::new()
+        .filename(path)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(10));
+    SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(opts)
+        .await
+        .expect("bare pool")
+}
+
+fn sqlite_benches(c: &mut Criterion) {
+    let rt = rt();
+    let dir = tempfile::tempdir().expect("dir");
+    let store = rt.block_on(async {
+        let s = SqliteStore::open_dir(dir.path()).await.expect("open");
+        s.create_node(&new_node(1, 1, t(0))).await.expect("node");
+        Arc::new(s)
+    });
+    // The bare pool writes into the store's own tables, so both write the same row shape.
+    let bare = rt.block_on(bare_sqlite(store.path()));
+
+    let mut g = c.benchmark_group("sqlite/heartbeat_append");
+    g.throughput(Throughput::Elements(1));
+    let mut seq = 0u64;
+    g.bench_function("store", |b| {
+        b.to_async(&rt).iter(|| {
+            seq += 1;
+            let s = store.clone();
+            let hb = heartbeat(seq);
+            async move { s.append_heartbeat(&hb).await.expect("append") }
+        })
+    });
+    let mut bare_seq = 1u64 << 40;
+    g.bench_function("bare_sqlx_insert", |b| {
+        b.to_async(&rt).iter(|| {
+            bare_seq += 1;
+            let hb = heartbeat(bare_seq);
+            let pool = bare.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, \
+                     agent_version) VALUES (?, ?, ?, ?, ?)",
+                )
+                .bind(hb.node_id.as_str())
+                .bind(hb.sequence as i64)
+                .bind(to_micros(hb.at))
+                .bind(hb.load_average_1m)
+                .bind(&hb.agent_version)
+                .execute(&pool)
+                .await
+                .expect("insert")
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("sqlite/job_lease");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                for i in 0..iters {
+                    store
+                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
+                        .await
+                        .expect("enqueue");
+                }
+                let start = Instant::now();
+                for _ in 0..iters {
+                    store
+                        .lease_job(&node(), t(1_000_000), Duration::from_secs(60))
+                        .await
+                        .expect("lease")
+                        .expect("a job");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("bare_sqlx_update", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                for i in 0..iters {
+                    store
+                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
+                        .await
+                        .expect("enqueue");
+                }
+                let start = Instant::now();
+                for _ in 0..iters {
+                    sqlx::query(
+                        "UPDATE jobs SET status = 'leased', attempts = attempts + 1, \
+                         lease_id = ?, lease_node = ?, leased_at = ?, lease_expires_at = ?, \
+                         updated_at = ? WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
+                         ORDER BY submitted_at, id LIMIT 1) RETURNING id",
+                    )
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind("node-1")
+                    .bind(to_micros(t(1_000_000)))
+                    .bind(to_micros(t(1_000_060)))
+                    .bind(to_micros(t(1_000_000)))
+                    .fetch_one(&bare)
+                    .await
+                    .expect("lease");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+fn pg_benches(c: &mut Criterion) {
+    let Ok(url) = std::env::var("BITSAGE_TEST_PG_URL") else {
+        eprintln!(
+            "SKIPPED postgres benches: BITSAGE_TEST_PG_URL is not set (use scripts/bench.sh)"
+        );
+        return;
+    };
+    let rt = rt();
+    let (store, bare) = rt.block_on(async {
+        let name = format!("bitsage_bench_{}", uuid::Uuid::new_v4().simple());
+        let mut admin = PgConnection::connect(&url).await.expect("connect");
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .expect("create db");
+        let opts = PgConnectOptions::from_str(&url)
+            .expect("url")
+            .database(&name);
+        let store = PgStore::connect_with(opts, 8).await.expect("PgStore");
+        store
+            .create_node(&new_node(1, 1, t(0)))
+            .await
+            .expect("node");
+        let bare = store.pool().clone();
+        (Arc::new(store), bare)
+    });
+
+    let mut g = c.benchmark_group("postgres/heartbeat_append");
+    g.throughput(Throughput::Elements(1));
+    let mut seq = 0u64;
+    g.bench_function("store", |b| {
+        b.to_async(&rt).iter(|| {
+            seq += 1;
+            let s = store.clone();
+            let hb = heartbeat(seq);
+            async move { s.append_heartbeat(&hb).await.expect("append") }
+        })
+    });
+    let mut bare_seq = 1u64 << 40;
+    g.bench_function("bare_sqlx_insert", |b| {
+        b.to_async(&rt).iter(|| {
+            bare_seq += 1;
+            let hb = heartbeat(bare_seq);
+            let pool = bare.clone();
+            async move {
+                sqlx::query(
+                    "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, \
+                     agent_version) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(hb.node_id.as_str())
+                .bind(hb.sequence as i64)
+                .bind(hb.at)
+                .bind(hb.load_average_1m)
+                .bind(&hb.agent_version)
+                .execute(&pool)
+                .await
+                .expect("insert")
+            }
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group("postgres/job_lease");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                for i in 0..iters {
+                    store
+                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
+                        .await
+                        .expect("enqueue");
+                }
+                let start = Instant::now();
+                for _ in 0..iters {
+                    store
+                        .lease_job(&node(), t(1_000_000), Duration::from_secs(60))
+                        .await
+                        .expect("lease")
+                        .expect("a job");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("bare_sqlx_update", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                for i in 0..iters {
+                    store
+                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
+                        .await
+                        .expect("enqueue");
+                }
+                let start = Instant::now();
+                for _ in 0..iters {
+                    sqlx::query(
+                        "UPDATE jobs SET status = 'leased', attempts = attempts + 1, \
+                         lease_id = $1::uuid, lease_node = $2, leased_at = $3, \
+                         lease_expires_at = $4, updated_at = $3 WHERE id = (SELECT id FROM jobs \
+                         WHERE status = 'queued' ORDER BY submitted_at, id LIMIT 1 \
+                         FOR UPDATE SKIP LOCKED) RETURNING id",
+                    )
+                    .bind(uuid::Uuid::new_v4().to_string())
+                    .bind("node-1")
+                    .bind(t(1_000_000))
+                    .bind(t(1_000_060))
+                    .fetch_one(&bare)
+                    .await
+                    .expect("lease");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+    targets = sqlite_benches, pg_benches
+}
+criterion_main!(benches);

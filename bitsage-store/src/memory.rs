@@ -276,7 +276,7 @@ impl JobStore for InMemoryStore {
                 })
                 .cloned()
                 .collect();
-            all.sort_by(|a, b| (a.submitted_at, a.spec.id).cmp(&(b.submitted_at, b.spec.id)));
+            all.sort_by_key(|j| (j.submitted_at, j.spec.id));
             Ok(paginate(all, page))
         })
     }
