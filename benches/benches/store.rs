@@ -6,6 +6,7 @@
 //! PgStore groups need `BITSAGE_TEST_PG_URL` (scripts/bench.sh starts a throw-away cluster);
 //! without it they are skipped with a printed reason.
 
+use std::future::Future;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +14,7 @@ use std::time::{Duration, Instant};
 use bitsage_core::conformance::store::{new_job, new_node, t};
 use bitsage_core::node::Heartbeat;
 use bitsage_core::time::to_micros;
-use bitsage_core::{JobStore, NodeId};
+use bitsage_core::{DynJobStore, NodeId};
 use bitsage_store::{PgStore, SqliteStore};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sqlx::postgres::PgConnectOptions;
@@ -57,33 +58,100 @@ async fn bare_sqlite(path: &std::path::Path) -> sqlx::SqlitePool {
         .expect("bare pool")
 }
 
-fn sqlite_benches(c: &mut Criterion) {
-    let rt = rt();
-    let dir = tempfile::tempdir().expect("dir");
-    let store = rt.block_on(async {
-        let s = SqliteStore::open_dir(dir.path()).await.expect("open");
-        s.create_node(&new_node(1, 1, t(0))).await.expect("node");
-        Arc::new(s)
-    });
-    // The bare pool writes into the store's own tables, so both write the same row shape.
-    let bare = rt.block_on(bare_sqlite(store.path()));
-
-    let mut g = c.benchmark_group("sqlite/heartbeat_append");
+/// Benchmarks one backend: `store` beside the bare statements `bare_heartbeat` (the same
+/// heartbeat row) and `bare_lease` (the same lease UPDATE), in one run.
+fn bench_backend<H, HF, L, LF>(
+    c: &mut Criterion,
+    backend: &str,
+    rt: &Runtime,
+    store: DynJobStore,
+    bare_heartbeat: H,
+    bare_lease: L,
+) where
+    H: Fn(Heartbeat) -> HF,
+    HF: Future<Output = ()>,
+    L: Fn() -> LF,
+    LF: Future<Output = ()>,
+{
+    rt.block_on(store.create_node(&new_node(1, 1, t(0))))
+        .expect("node");
+    let mut g = c.benchmark_group(format!("{backend}/heartbeat_append"));
     g.throughput(Throughput::Elements(1));
     let mut seq = 0u64;
     g.bench_function("store", |b| {
-        b.to_async(&rt).iter(|| {
+        b.to_async(rt).iter(|| {
             seq += 1;
             let s = store.clone();
             let hb = heartbeat(seq);
             async move { s.append_heartbeat(&hb).await.expect("append") }
         })
     });
+    // The bare statement writes into the store's own table, with sequences the store never uses.
     let mut bare_seq = 1u64 << 40;
     g.bench_function("bare_sqlx_insert", |b| {
-        b.to_async(&rt).iter(|| {
+        b.to_async(rt).iter(|| {
             bare_seq += 1;
-            let hb = heartbeat(bare_seq);
+            bare_heartbeat(heartbeat(bare_seq))
+        })
+    });
+    g.finish();
+
+    let mut g = c.benchmark_group(format!("{backend}/job_lease"));
+    g.throughput(Throughput::Elements(1));
+    // Each batch first queues as many jobs as it will lease (untimed), then times the leases.
+    let queue = &store;
+    let fill = |iters: u64| async move {
+        for i in 0..iters {
+            queue
+                .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
+                .await
+                .expect("enqueue");
+        }
+    };
+    g.bench_function("store", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                fill(iters).await;
+                let start = Instant::now();
+                for _ in 0..iters {
+                    store
+                        .lease_job(&node(), t(1_000_000), Duration::from_secs(60))
+                        .await
+                        .expect("lease")
+                        .expect("a job");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("bare_sqlx_update", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                fill(iters).await;
+                let start = Instant::now();
+                for _ in 0..iters {
+                    bare_lease().await;
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+fn sqlite_benches(c: &mut Criterion) {
+    let rt = rt();
+    let dir = tempfile::tempdir().expect("dir");
+    let store = rt
+        .block_on(SqliteStore::open_dir(dir.path()))
+        .expect("open");
+    let bare = rt.block_on(bare_sqlite(store.path()));
+    bench_backend(
+        c,
+        "sqlite",
+        &rt,
+        Arc::new(store),
+        |hb| {
             let pool = bare.clone();
             async move {
                 sqlx::query(
@@ -97,66 +165,29 @@ fn sqlite_benches(c: &mut Criterion) {
                 .bind(&hb.agent_version)
                 .execute(&pool)
                 .await
-                .expect("insert")
+                .expect("insert");
             }
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("sqlite/job_lease");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("store", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                for i in 0..iters {
-                    store
-                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
-                        .await
-                        .expect("enqueue");
-                }
-                let start = Instant::now();
-                for _ in 0..iters {
-                    store
-                        .lease_job(&node(), t(1_000_000), Duration::from_secs(60))
-                        .await
-                        .expect("lease")
-                        .expect("a job");
-                }
-                start.elapsed()
-            })
-        })
-    });
-    g.bench_function("bare_sqlx_update", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                for i in 0..iters {
-                    store
-                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
-                        .await
-                        .expect("enqueue");
-                }
-                let start = Instant::now();
-                for _ in 0..iters {
-                    sqlx::query(
-                        "UPDATE jobs SET status = 'leased', attempts = attempts + 1, \
-                         lease_id = ?, lease_node = ?, leased_at = ?, lease_expires_at = ?, \
-                         updated_at = ? WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
-                         ORDER BY submitted_at, id LIMIT 1) RETURNING id",
-                    )
-                    .bind(uuid::Uuid::new_v4().to_string())
-                    .bind("node-1")
-                    .bind(to_micros(t(1_000_000)))
-                    .bind(to_micros(t(1_000_060)))
-                    .bind(to_micros(t(1_000_000)))
-                    .fetch_one(&bare)
-                    .await
-                    .expect("lease");
-                }
-                start.elapsed()
-            })
-        })
-    });
-    g.finish();
+        },
+        || {
+            let pool = bare.clone();
+            async move {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'leased', attempts = attempts + 1, \
+                     lease_id = ?, lease_node = ?, leased_at = ?, lease_expires_at = ?, \
+                     updated_at = ? WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
+                     ORDER BY submitted_at, id LIMIT 1) RETURNING id",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind("node-1")
+                .bind(to_micros(t(1_000_000)))
+                .bind(to_micros(t(1_000_060)))
+                .bind(to_micros(t(1_000_000)))
+                .fetch_one(&pool)
+                .await
+                .expect("lease");
+            }
+        },
+    );
 }
 
 fn pg_benches(c: &mut Criterion) {
@@ -167,7 +198,7 @@ fn pg_benches(c: &mut Criterion) {
         return;
     };
     let rt = rt();
-    let (store, bare) = rt.block_on(async {
+    let store = rt.block_on(async {
         let name = format!("bitsage_bench_{}", uuid::Uuid::new_v4().simple());
         let mut admin = PgConnection::connect(&url).await.expect("connect");
         admin
@@ -177,31 +208,15 @@ fn pg_benches(c: &mut Criterion) {
         let opts = PgConnectOptions::from_str(&url)
             .expect("url")
             .database(&name);
-        let store = PgStore::connect_with(opts, 8).await.expect("PgStore");
-        store
-            .create_node(&new_node(1, 1, t(0)))
-            .await
-            .expect("node");
-        let bare = store.pool().clone();
-        (Arc::new(store), bare)
+        PgStore::connect_with(opts, 8).await.expect("PgStore")
     });
-
-    let mut g = c.benchmark_group("postgres/heartbeat_append");
-    g.throughput(Throughput::Elements(1));
-    let mut seq = 0u64;
-    g.bench_function("store", |b| {
-        b.to_async(&rt).iter(|| {
-            seq += 1;
-            let s = store.clone();
-            let hb = heartbeat(seq);
-            async move { s.append_heartbeat(&hb).await.expect("append") }
-        })
-    });
-    let mut bare_seq = 1u64 << 40;
-    g.bench_function("bare_sqlx_insert", |b| {
-        b.to_async(&rt).iter(|| {
-            bare_seq += 1;
-            let hb = heartbeat(bare_seq);
+    let bare = store.pool().clone();
+    bench_backend(
+        c,
+        "postgres",
+        &rt,
+        Arc::new(store),
+        |hb| {
             let pool = bare.clone();
             async move {
                 sqlx::query(
@@ -215,66 +230,29 @@ fn pg_benches(c: &mut Criterion) {
                 .bind(&hb.agent_version)
                 .execute(&pool)
                 .await
-                .expect("insert")
+                .expect("insert");
             }
-        })
-    });
-    g.finish();
-
-    let mut g = c.benchmark_group("postgres/job_lease");
-    g.throughput(Throughput::Elements(1));
-    g.bench_function("store", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                for i in 0..iters {
-                    store
-                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
-                        .await
-                        .expect("enqueue");
-                }
-                let start = Instant::now();
-                for _ in 0..iters {
-                    store
-                        .lease_job(&node(), t(1_000_000), Duration::from_secs(60))
-                        .await
-                        .expect("lease")
-                        .expect("a job");
-                }
-                start.elapsed()
-            })
-        })
-    });
-    g.bench_function("bare_sqlx_update", |b| {
-        b.iter_custom(|iters| {
-            rt.block_on(async {
-                for i in 0..iters {
-                    store
-                        .enqueue_job(&new_job(i, 1, 3, t(i as i64)))
-                        .await
-                        .expect("enqueue");
-                }
-                let start = Instant::now();
-                for _ in 0..iters {
-                    sqlx::query(
-                        "UPDATE jobs SET status = 'leased', attempts = attempts + 1, \
-                         lease_id = $1::uuid, lease_node = $2, leased_at = $3, \
-                         lease_expires_at = $4, updated_at = $3 WHERE id = (SELECT id FROM jobs \
-                         WHERE status = 'queued' ORDER BY submitted_at, id LIMIT 1 \
-                         FOR UPDATE SKIP LOCKED) RETURNING id",
-                    )
-                    .bind(uuid::Uuid::new_v4().to_string())
-                    .bind("node-1")
-                    .bind(t(1_000_000))
-                    .bind(t(1_000_060))
-                    .fetch_one(&bare)
-                    .await
-                    .expect("lease");
-                }
-                start.elapsed()
-            })
-        })
-    });
-    g.finish();
+        },
+        || {
+            let pool = bare.clone();
+            async move {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'leased', attempts = attempts + 1, \
+                     lease_id = $1::uuid, lease_node = $2, leased_at = $3, \
+                     lease_expires_at = $4, updated_at = $3 WHERE id = (SELECT id FROM jobs \
+                     WHERE status = 'queued' ORDER BY submitted_at, id LIMIT 1 \
+                     FOR UPDATE SKIP LOCKED) RETURNING id",
+                )
+                .bind(uuid::Uuid::new_v4().to_string())
+                .bind("node-1")
+                .bind(t(1_000_000))
+                .bind(t(1_000_060))
+                .fetch_one(&pool)
+                .await
+                .expect("lease");
+            }
+        },
+    );
 }
 
 criterion_group! {

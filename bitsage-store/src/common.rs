@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use bitsage_core::job::{ExpirySweep, JobRecord, LeaseInfo, LeaseRef, NewJob};
+use bitsage_core::job::{ExpirySweep, JobRecord, JobResult, LeaseInfo, LeaseRef, NewJob};
 use bitsage_core::node::{NewNode, NodeRecord};
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::{Error, JobStatus, NodeStatus, Result, Timestamp};
@@ -115,4 +115,20 @@ pub(crate) fn settle_failure(
         job.status = JobStatus::Queued;
         sweep.requeued.push(job.spec.id);
     }
+}
+
+/// Completes `job` under `lease` (checked first) with `result`.
+pub(crate) fn complete(
+    job: &mut JobRecord,
+    lease: &LeaseRef,
+    result: &JobResult,
+    now: Timestamp,
+) -> Result<()> {
+    check_lease(job, lease, now)?;
+    job.status = JobStatus::Completed;
+    job.result = Some(result.clone());
+    job.completed_by = Some(lease.node_id.clone());
+    job.lease = None;
+    job.updated_at = now;
+    Ok(())
 }

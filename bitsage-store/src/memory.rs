@@ -21,7 +21,7 @@ use bitsage_core::{
 };
 
 use crate::common::{
-    check_lease, expiry_error, lease_until, new_job_record, new_node_record, paginate,
+    check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record, paginate,
     settle_failure,
 };
 
@@ -344,12 +344,7 @@ impl JobStore for InMemoryStore {
     ) -> Result<JobRecord> {
         self.with(|s| {
             let job = job_mut(s, &lease.job_id)?;
-            check_lease(job, lease, now)?;
-            job.status = JobStatus::Completed;
-            job.result = Some(result.clone());
-            job.completed_by = Some(lease.node_id.clone());
-            job.lease = None;
-            job.updated_at = now;
+            complete(job, lease, result, now)?;
             Ok(job.clone())
         })
     }

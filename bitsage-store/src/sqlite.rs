@@ -30,7 +30,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::common::{
-    check_lease, expiry_error, lease_until, new_job_record, new_node_record, settle_failure,
+    check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record,
+    settle_failure,
 };
 
 const BACKEND: &str = "sqlite";
@@ -664,12 +665,7 @@ impl JobStore for SqliteStore {
     ) -> Result<JobRecord> {
         let mut tx = self.begin().await?;
         let mut job = load_job(&mut tx, &lease.job_id).await?;
-        check_lease(&job, lease, now)?;
-        job.status = JobStatus::Completed;
-        job.result = Some(result.clone());
-        job.completed_by = Some(lease.node_id.clone());
-        job.lease = None;
-        job.updated_at = now;
+        complete(&mut job, lease, result, now)?;
         save_job(&mut tx, &job).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(job)
