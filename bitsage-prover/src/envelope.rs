@@ -74,8 +74,9 @@ pub fn proof_hash(
     Hash32(Blake2s256::digest(w.finish()).into())
 }
 
-/// Wraps a raw proof into an envelope (`start`: when proving began, for the total time).
-pub(crate) fn seal(
+/// Wraps a raw proof into an envelope: serialize, compress, hash (`start`: when proving
+/// began, for the total time). All the work our envelope adds to a bare stwo prove.
+pub fn seal(
     spec: &JobSpec,
     config: &SecurityConfig,
     raw: RawProof,
