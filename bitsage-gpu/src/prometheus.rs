@@ -604,6 +604,8 @@ mod tests {
             last_error: Some("timed out".into()),
             errors_total: 7,
             samples_total: 1,
+            host: None,
+            host_error: None,
         };
         let text = render(&[NodeGpuMetrics::from_snapshot("n", &snap)]);
         assert!(!text.contains("bitsage_gpu_power_watts"), "{text}");

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bitsage_core::gpu::{GpuInventory, GpuSample};
+use bitsage_core::gpu::{GpuInventory, GpuSample, HostInfo};
 use bitsage_core::time::{now, Timestamp};
 use bitsage_core::{DynGpuSource, Result};
 use tokio::task::JoinHandle;
@@ -58,10 +58,16 @@ pub struct SamplerSnapshot {
     pub errors_total: u64,
     /// Successful samples since the sampler started.
     pub samples_total: u64,
+    /// The host section as of the latest step (CPU, load, memory).
+    pub host: Option<HostInfo>,
+    /// Why the host section could not be read at the latest step.
+    pub host_error: Option<String>,
 }
 
 #[derive(Debug, Default)]
 struct Cache {
+    host: Option<HostInfo>,
+    host_error: Option<String>,
     inventory: Option<Arc<GpuInventory>>,
     samples: Option<Arc<Vec<GpuSample>>>,
     taken_at: Option<Timestamp>,
@@ -162,6 +168,8 @@ impl GpuSampler {
             last_error: cache.last_error.clone(),
             errors_total: cache.errors_total,
             samples_total: cache.samples_total,
+            host: cache.host.clone(),
+            host_error: cache.host_error.clone(),
         }
     }
 }
@@ -210,6 +218,7 @@ async fn step(shared: &Arc<Shared>) {
     if refresh_inventory {
         read_inventory(shared).await;
     }
+    read_host(shared).await;
 
     let source = Arc::clone(&shared.source);
     let mut handle = tokio::spawn(async move { source.sample().await });
@@ -247,6 +256,29 @@ async fn step(shared: &Arc<Shared>) {
             }
         }
         Err(reason) => record_error(shared, reason),
+    }
+}
+
+async fn read_host(shared: &Shared) {
+    let result = match timeout(shared.config.timeout, shared.source.host()).await {
+        Ok(Ok(h)) => Ok(h),
+        Ok(Err(e)) => Err(reason_of(&e)),
+        Err(_) => Err(format!(
+            "the host read timed out after {:?}",
+            shared.config.timeout
+        )),
+    };
+    let mut cache = write(&shared.cache);
+    match result {
+        Ok(h) => {
+            cache.host = Some(h);
+            cache.host_error = None;
+        }
+        // A stale host section is not served as current.
+        Err(reason) => {
+            cache.host = None;
+            cache.host_error = Some(reason);
+        }
     }
 }
 
@@ -346,6 +378,9 @@ mod tests {
         // The last good reading is still served, with its original time.
         assert_eq!(failed.samples.as_ref().unwrap()[0].power_watts, Some(1.0));
         assert_eq!(failed.taken_at, ok.taken_at);
+        // The scripted host is unavailable: said so, not filled in.
+        assert!(failed.host.is_none());
+        assert_eq!(failed.host_error.as_deref(), Some("none"));
     }
 
     #[tokio::test(start_paused = true)]
@@ -391,5 +426,7 @@ mod tests {
         assert_eq!(s.errors_total, 3);
         assert_eq!(s.last_error.as_deref(), Some("libnvidia-ml.so.1 not found"));
         assert!(s.samples.is_none() && s.age.is_none());
+        // A GPU-less worker still has its host section.
+        assert!(s.host.is_some_and(|h| h.logical_cores >= 1));
     }
 }
