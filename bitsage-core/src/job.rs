@@ -12,6 +12,9 @@ use crate::Error;
 
 /// Largest Poseidon2 chain a job may ask for (2^20 permutations).
 pub const MAX_CHAIN_LENGTH: u32 = 1 << 20;
+/// Largest trace a job may ask for, in cells (columns × rows): 5 × 2^26, which covers the
+/// longest Poseidon2 chain and keeps a wide-Fibonacci job within the same memory.
+pub const MAX_TRACE_CELLS: u64 = 5 << 26;
 /// The Mersenne-31 modulus: field elements are below it.
 pub const M31_MODULUS: u32 = (1 << 31) - 1;
 
@@ -75,6 +78,15 @@ impl JobKind {
                     return Err(Error::invalid(
                         "job parameters",
                         "log_rows must be 4 ..= 22",
+                    ));
+                }
+                // The AIR adds one column for its activity selector.
+                if (u64::from(columns) + 1) << log_rows > MAX_TRACE_CELLS {
+                    return Err(Error::invalid(
+                        "job parameters",
+                        format!(
+                            "(columns + 1) × 2^log_rows must be at most {MAX_TRACE_CELLS} cells"
+                        ),
                     ));
                 }
                 if a >= M31_MODULUS || b >= M31_MODULUS {
@@ -318,5 +330,12 @@ mod tests {
         }
         .validate()
         .is_ok());
+        let too_big = JobKind::WideFibonacci {
+            columns: 1024,
+            log_rows: 22,
+            a: 1,
+            b: 1,
+        };
+        assert!(too_big.validate().is_err(), "beyond the trace cap");
     }
 }

@@ -37,7 +37,7 @@ const TRANSCRIPT_DOMAIN: &[u8] = b"bitsage/stark/v1";
 /// Largest trace, in cells (columns × rows), this prover accepts: 5 × 2^26 ≈ 335 M cells, just
 /// above the longest chain a job may ask for (302 × 2^20). Peak memory is about 22 bytes per
 /// cell (measured: 2^16-hash chain 0.44 GB, 2^18 1.7 GB), so the limit is ≈ 7.5 GB.
-pub const MAX_TRACE_CELLS: u64 = 5 << 26;
+pub const MAX_TRACE_CELLS: u64 = bitsage_core::job::MAX_TRACE_CELLS;
 
 /// A proof straight from stwo, with its statement and timings: what the bare benchmark
 /// baseline measures, before any envelope work.
