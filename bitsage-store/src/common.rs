@@ -5,7 +5,7 @@ use std::time::Duration;
 use bitsage_core::job::{ExpirySweep, JobRecord, JobResult, LeaseInfo, LeaseRef, NewJob};
 use bitsage_core::node::{NewNode, NodeRecord};
 use bitsage_core::page::{Page, PageRequest};
-use bitsage_core::{Error, JobStatus, NodeStatus, Result, Timestamp};
+use bitsage_core::{Error, JobStatus, NodeId, NodeStatus, Result, Timestamp};
 
 /// The reason recorded for a node's first status.
 pub(crate) const REGISTERED_REASON: &str = "registered; waiting for a probe proof";
@@ -131,4 +131,16 @@ pub(crate) fn complete(
     job.lease = None;
     job.updated_at = now;
     Ok(())
+}
+
+/// Why a heartbeat was not stored: the node is unknown (`last` is `None`), or `seq` is not
+/// above the node's last accepted sequence (a replay).
+pub(crate) fn replay_or_missing(node: &NodeId, seq: i64, last: Option<Option<i64>>) -> Error {
+    match last {
+        None => Error::not_found("node", node),
+        Some(last) => Error::Conflict(format!(
+            "heartbeat sequence {seq} replayed (last {})",
+            last.map_or_else(|| "none".to_string(), |l| l.to_string())
+        )),
+    }
 }

@@ -24,7 +24,7 @@ use sqlx::{Postgres, Row, Transaction};
 
 use crate::common::{
     check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record,
-    settle_failure,
+    replay_or_missing, settle_failure,
 };
 
 const BACKEND: &str = "postgres";
@@ -267,16 +267,6 @@ fn event_from_row(row: &PgRow) -> Result<ChainEvent> {
     })
 }
 
-/// Locks a node's row (serialising writers for that node); `false` if it does not exist.
-async fn lock_node(tx: &mut Transaction<'_, Postgres>, id: &NodeId) -> Result<bool> {
-    Ok(sqlx::query("SELECT 1 FROM nodes WHERE id = $1 FOR UPDATE")
-        .bind(id.as_str())
-        .fetch_optional(&mut **tx)
-        .await
-        .map_err(db_err)?
-        .is_some())
-}
-
 #[async_trait]
 impl JobStore for PgStore {
     fn backend(&self) -> &'static str {
@@ -422,36 +412,33 @@ impl JobStore for PgStore {
 
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
-        let mut tx = self.begin().await?;
-        if !lock_node(&mut tx, &hb.node_id).await? {
-            return Err(Error::not_found("node", &hb.node_id));
-        }
-        let last: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(sequence) FROM heartbeats WHERE node_id = $1")
-                .bind(hb.node_id.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if let Some(last) = last {
-            if seq <= last {
-                return Err(Error::Conflict(format!(
-                    "heartbeat sequence {seq} replayed (last {last})"
-                )));
-            }
-        }
-        sqlx::query(
-            "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
-             VALUES ($1, $2, $3, $4, $5)",
+        // One statement: claim the sequence on the node row (row-locked, so concurrent
+        // heartbeats of one node serialise) and insert only if the claim succeeded.
+        let stored = sqlx::query(
+            "WITH claimed AS (UPDATE nodes SET last_heartbeat_seq = $2 WHERE id = $1 \
+             AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < $2) RETURNING id) \
+             INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
+             SELECT id, $2, $3, $4, $5 FROM claimed",
         )
         .bind(hb.node_id.as_str())
         .bind(seq)
         .bind(hb.at)
         .bind(hb.load_average_1m)
         .bind(&hb.agent_version)
-        .execute(&mut *tx)
+        .execute(&self.pool)
         .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .map_err(db_err)?
+        .rows_affected();
+        if stored == 1 {
+            return Ok(());
+        }
+        let last: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT last_heartbeat_seq FROM nodes WHERE id = $1")
+                .bind(hb.node_id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Err(replay_or_missing(&hb.node_id, seq, last))
     }
 
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {

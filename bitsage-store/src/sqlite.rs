@@ -31,7 +31,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::common::{
     check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record,
-    settle_failure,
+    replay_or_missing, settle_failure,
 };
 
 const BACKEND: &str = "sqlite";
@@ -424,21 +424,25 @@ impl JobStore for SqliteStore {
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
         let mut tx = self.begin().await?;
-        if !node_exists(&mut tx, &hb.node_id).await? {
-            return Err(Error::not_found("node", &hb.node_id));
-        }
-        let last: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(sequence) FROM heartbeats WHERE node_id = ?")
-                .bind(hb.node_id.as_str())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if let Some(last) = last {
-            if seq <= last {
-                return Err(Error::Conflict(format!(
-                    "heartbeat sequence {seq} replayed (last {last})"
-                )));
-            }
+        let claimed = sqlx::query(
+            "UPDATE nodes SET last_heartbeat_seq = ? WHERE id = ? \
+             AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?)",
+        )
+        .bind(seq)
+        .bind(hb.node_id.as_str())
+        .bind(seq)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        if claimed == 0 {
+            let last: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT last_heartbeat_seq FROM nodes WHERE id = ?")
+                    .bind(hb.node_id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            return Err(replay_or_missing(&hb.node_id, seq, last));
         }
         sqlx::query(
             "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
