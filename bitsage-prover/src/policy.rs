@@ -5,7 +5,7 @@
 //!   queries give 80 bits. At `log_blowup_factor = 1` the same security needs twice the
 //!   queries (proof about twice as large, verification slower) for a commitment domain half
 //!   as large; at 3 the proof shrinks by a third but the low-degree extension and Merkle
-//!   commitments double again. 2 is the middle: the benchmark (`benches/RESULTS-prover.md`)
+//!   commitments double again. 2 is the middle: the benchmark (`BENCHMARKS.md`, "Prover")
 //!   measures the three on one job.
 //! - `n_queries = 40`: 40 × 2 = 80 bits from FRI queries.
 //! - `pow_bits = 20`: 2^20 BLAKE2s evaluations of grinding (milliseconds with SIMD), 20 more
