@@ -3,7 +3,7 @@
 # BITSAGE_TEST_PG_URL) and `trap stop_postgres EXIT`.
 # shellcheck shell=bash
 
-log() { printf '[test.sh] %s\n' "$*" >&2; }
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
 
 as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
 
