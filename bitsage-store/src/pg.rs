@@ -267,6 +267,24 @@ fn event_from_row(row: &PgRow) -> Result<ChainEvent> {
     })
 }
 
+/// Ends a transaction: commits on success, rolls back on error. A dropped sqlx transaction
+/// only rolls back when its connection is next used, keeping its row locks until then, so
+/// every transaction here ends explicitly.
+async fn finish<T>(tx: Transaction<'_, Postgres>, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(v) => {
+            tx.commit().await.map_err(db_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
 #[async_trait]
 impl JobStore for PgStore {
     fn backend(&self) -> &'static str {
@@ -345,45 +363,48 @@ impl JobStore for PgStore {
         at: Timestamp,
     ) -> Result<NodeRecord> {
         let mut tx = self.begin().await?;
-        let current: Option<String> =
-            sqlx::query_scalar("SELECT status FROM nodes WHERE id = $1 FOR UPDATE")
-                .bind(id.as_str())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        let current = NodeStatus::parse(&current.ok_or_else(|| Error::not_found("node", id))?)?;
-        if current != transition.from {
-            return Err(Error::Conflict(format!(
-                "node {id} is {current}, not {}",
-                transition.from
-            )));
+        let result: Result<NodeRecord> = async {
+            let current: Option<String> =
+                sqlx::query_scalar("SELECT status FROM nodes WHERE id = $1 FOR UPDATE")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            let current = NodeStatus::parse(&current.ok_or_else(|| Error::not_found("node", id))?)?;
+            if current != transition.from {
+                return Err(Error::Conflict(format!(
+                    "node {id} is {current}, not {}",
+                    transition.from
+                )));
+            }
+            let row = sqlx::query(&format!(
+                "UPDATE nodes SET status = $1, status_reason = $2, status_changed_at = $3 \
+                 WHERE id = $4 RETURNING {NODE_COLUMNS}"
+            ))
+            .bind(transition.to.as_str())
+            .bind(&transition.reason)
+            .bind(at)
+            .bind(id.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO node_status_history (node_id, from_status, to_status, reason, at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id.as_str())
+            .bind(transition.from.as_str())
+            .bind(transition.to.as_str())
+            .bind(&transition.reason)
+            .bind(at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let rec = node_from_row(&row)?;
+            Ok(rec)
         }
-        let row = sqlx::query(&format!(
-            "UPDATE nodes SET status = $1, status_reason = $2, status_changed_at = $3 \
-             WHERE id = $4 RETURNING {NODE_COLUMNS}"
-        ))
-        .bind(transition.to.as_str())
-        .bind(&transition.reason)
-        .bind(at)
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO node_status_history (node_id, from_status, to_status, reason, at) \
-             VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(id.as_str())
-        .bind(transition.from.as_str())
-        .bind(transition.to.as_str())
-        .bind(&transition.reason)
-        .bind(at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let rec = node_from_row(&row)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(rec)
+        .await;
+        finish(tx, result).await
     }
 
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
@@ -463,29 +484,33 @@ impl JobStore for PgStore {
 
     async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()> {
         let mut tx = self.begin().await?;
-        let exists = sqlx::query("SELECT 1 FROM nodes WHERE id = $1")
-            .bind(node.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .is_some();
-        if !exists {
-            return Err(Error::not_found("node", node));
+        let result: Result<()> = async {
+            let exists = sqlx::query("SELECT 1 FROM nodes WHERE id = $1")
+                .bind(node.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .is_some();
+            if !exists {
+                return Err(Error::not_found("node", node));
+            }
+            for s in samples {
+                sqlx::query(
+                    "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
+                     VALUES ($1, $2, $3, $4::jsonb)",
+                )
+                .bind(node.as_str())
+                .bind(&s.uuid)
+                .bind(s.at)
+                .bind(serde_json::to_string(s).map_err(json_err)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            Ok(())
         }
-        for s in samples {
-            sqlx::query(
-                "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
-                 VALUES ($1, $2, $3, $4::jsonb)",
-            )
-            .bind(node.as_str())
-            .bind(&s.uuid)
-            .bind(s.at)
-            .bind(serde_json::to_string(s).map_err(json_err)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)
+        .await;
+        finish(tx, result).await
     }
 
     async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>> {
@@ -630,23 +655,26 @@ impl JobStore for PgStore {
 
     async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
         let mut tx = self.begin().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'leased' AND lease_expires_at < $1 \
-             ORDER BY submitted_at, id FOR UPDATE SKIP LOCKED"
-        ))
-        .bind(now)
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let mut sweep = ExpirySweep::default();
-        for row in &rows {
-            let mut job = job_from_row(row)?;
-            let reason = expiry_error(job.lease.as_ref());
-            settle_failure(&mut job, reason, now, &mut sweep);
-            save_job(&mut tx, &job).await?;
+        let result: Result<ExpirySweep> = async {
+            let rows = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'leased' AND lease_expires_at < $1 \
+                 ORDER BY submitted_at, id FOR UPDATE SKIP LOCKED"
+            ))
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let mut sweep = ExpirySweep::default();
+            for row in &rows {
+                let mut job = job_from_row(row)?;
+                let reason = expiry_error(job.lease.as_ref());
+                settle_failure(&mut job, reason, now, &mut sweep);
+                save_job(&mut tx, &job).await?;
+            }
+            Ok(sweep)
         }
-        tx.commit().await.map_err(db_err)?;
-        Ok(sweep)
+        .await;
+        finish(tx, result).await
     }
 
     async fn complete_job(
@@ -656,61 +684,70 @@ impl JobStore for PgStore {
         now: Timestamp,
     ) -> Result<JobRecord> {
         let mut tx = self.begin().await?;
-        let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
-        complete(&mut job, lease, result, now)?;
-        save_job(&mut tx, &job).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(job)
+        let result: Result<JobRecord> = async {
+            let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
+            complete(&mut job, lease, result, now)?;
+            save_job(&mut tx, &job).await?;
+            Ok(job)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord> {
         let mut tx = self.begin().await?;
-        let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
-        check_lease(&job, lease, now)?;
-        settle_failure(
-            &mut job,
-            reason.to_string(),
-            now,
-            &mut ExpirySweep::default(),
-        );
-        save_job(&mut tx, &job).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(job)
+        let result: Result<JobRecord> = async {
+            let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
+            check_lease(&job, lease, now)?;
+            settle_failure(
+                &mut job,
+                reason.to_string(),
+                now,
+                &mut ExpirySweep::default(),
+            );
+            save_job(&mut tx, &job).await?;
+            Ok(job)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
-             VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(receipt.body.id.to_string())
-        .bind(receipt.body.job_id.to_string())
-        .bind(receipt.body.node_id.as_str())
-        .bind(&receipt.body.kind)
-        .bind(receipt.body.completed_at)
-        .bind(serde_json::to_string(receipt).map_err(json_err)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 1 {
-            tx.commit().await.map_err(db_err)?;
-            return Ok(Inserted::New);
+        let result: Result<Inserted> = async {
+            let done = sqlx::query(
+                "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
+                 VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(receipt.body.id.to_string())
+            .bind(receipt.body.job_id.to_string())
+            .bind(receipt.body.node_id.as_str())
+            .bind(&receipt.body.kind)
+            .bind(receipt.body.completed_at)
+            .bind(serde_json::to_string(receipt).map_err(json_err)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 1 {
+                return Ok(Inserted::New);
+            }
+            let existing =
+                sqlx::query("SELECT receipt::text AS receipt FROM receipts WHERE id = $1::uuid")
+                    .bind(receipt.body.id.to_string())
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if receipt_from_row(&existing)? == *receipt {
+                Ok(Inserted::AlreadyPresent)
+            } else {
+                Err(Error::AlreadyExists {
+                    what: "receipt",
+                    id: receipt.body.id.to_string(),
+                })
+            }
         }
-        let existing =
-            sqlx::query("SELECT receipt::text AS receipt FROM receipts WHERE id = $1::uuid")
-                .bind(receipt.body.id.to_string())
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if receipt_from_row(&existing)? == *receipt {
-            Ok(Inserted::AlreadyPresent)
-        } else {
-            Err(Error::AlreadyExists {
-                what: "receipt",
-                id: receipt.body.id.to_string(),
-            })
-        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>> {
@@ -764,40 +801,43 @@ impl JobStore for PgStore {
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
         entry.validate()?;
         let mut tx = self.begin().await?;
-        let done = sqlx::query(
-            "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
-             VALUES ($1::uuid, $2, $3::uuid, $4::numeric, $5::numeric, $6::numeric, $7) \
-             ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(entry.id.to_string())
-        .bind(entry.node_id.as_str())
-        .bind(entry.job_id.to_string())
-        .bind(entry.gross.to_string())
-        .bind(entry.fee.to_string())
-        .bind(entry.net.to_string())
-        .bind(entry.credited_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 1 {
-            tx.commit().await.map_err(db_err)?;
-            return Ok(Inserted::New);
+        let result: Result<Inserted> = async {
+            let done = sqlx::query(
+                "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
+                 VALUES ($1::uuid, $2, $3::uuid, $4::numeric, $5::numeric, $6::numeric, $7) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(entry.id.to_string())
+            .bind(entry.node_id.as_str())
+            .bind(entry.job_id.to_string())
+            .bind(entry.gross.to_string())
+            .bind(entry.fee.to_string())
+            .bind(entry.net.to_string())
+            .bind(entry.credited_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 1 {
+                return Ok(Inserted::New);
+            }
+            let existing = sqlx::query(&format!(
+                "SELECT {ENTRY_COLUMNS} FROM earnings WHERE id = $1::uuid"
+            ))
+            .bind(entry.id.to_string())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if entry_from_row(&existing)? == *entry {
+                Ok(Inserted::AlreadyPresent)
+            } else {
+                Err(Error::AlreadyExists {
+                    what: "ledger entry",
+                    id: entry.id.to_string(),
+                })
+            }
         }
-        let existing = sqlx::query(&format!(
-            "SELECT {ENTRY_COLUMNS} FROM earnings WHERE id = $1::uuid"
-        ))
-        .bind(entry.id.to_string())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        if entry_from_row(&existing)? == *entry {
-            Ok(Inserted::AlreadyPresent)
-        } else {
-            Err(Error::AlreadyExists {
-                what: "ledger entry",
-                id: entry.id.to_string(),
-            })
-        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn earnings_total(
@@ -855,31 +895,34 @@ impl JobStore for PgStore {
         cursor: &IndexerCursor,
     ) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let mut new = 0;
-        for e in events {
-            new += sqlx::query(
-                "INSERT INTO chain_events (block_hash, tx_hash, event_index, block_number, \
-                 contract, keys, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) \
-                 ON CONFLICT (block_hash, tx_hash, event_index) DO NOTHING",
-            )
-            .bind(&e.block_hash)
-            .bind(&e.tx_hash)
-            .bind(
-                i32::try_from(e.event_index)
-                    .map_err(|_| Error::invalid("event index", "too large"))?,
-            )
-            .bind(to_i64(e.block_number, "block number")?)
-            .bind(&e.contract)
-            .bind(serde_json::to_string(&e.keys).map_err(json_err)?)
-            .bind(serde_json::to_string(&e.data).map_err(json_err)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+        let result: Result<u64> = async {
+            let mut new = 0;
+            for e in events {
+                new += sqlx::query(
+                    "INSERT INTO chain_events (block_hash, tx_hash, event_index, block_number, \
+                     contract, keys, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) \
+                     ON CONFLICT (block_hash, tx_hash, event_index) DO NOTHING",
+                )
+                .bind(&e.block_hash)
+                .bind(&e.tx_hash)
+                .bind(
+                    i32::try_from(e.event_index)
+                        .map_err(|_| Error::invalid("event index", "too large"))?,
+                )
+                .bind(to_i64(e.block_number, "block number")?)
+                .bind(&e.contract)
+                .bind(serde_json::to_string(&e.keys).map_err(json_err)?)
+                .bind(serde_json::to_string(&e.data).map_err(json_err)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            }
+            set_cursor(&mut tx, indexer, cursor).await?;
+            Ok(new)
         }
-        set_cursor(&mut tx, indexer, cursor).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(new)
+        .await;
+        finish(tx, result).await
     }
 
     async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>> {
@@ -897,15 +940,18 @@ impl JobStore for PgStore {
 
     async fn rewind_chain(&self, indexer: &str, to: &IndexerCursor) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let deleted = sqlx::query("DELETE FROM chain_events WHERE block_number > $1")
-            .bind(to_i64(to.block_number, "block number")?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        set_cursor(&mut tx, indexer, to).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(deleted)
+        let result: Result<u64> = async {
+            let deleted = sqlx::query("DELETE FROM chain_events WHERE block_number > $1")
+                .bind(to_i64(to.block_number, "block number")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            set_cursor(&mut tx, indexer, to).await?;
+            Ok(deleted)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {

@@ -281,6 +281,24 @@ async fn node_exists(tx: &mut Transaction<'_, Sqlite>, id: &NodeId) -> Result<bo
         .is_some())
 }
 
+/// Ends a transaction: commits on success, rolls back on error. A dropped sqlx transaction
+/// only rolls back when its connection is next used, keeping its row locks until then, so
+/// every transaction here ends explicitly.
+async fn finish<T>(tx: Transaction<'_, Sqlite>, result: Result<T>) -> Result<T> {
+    match result {
+        Ok(v) => {
+            tx.commit().await.map_err(db_err)?;
+            Ok(v)
+        }
+        Err(e) => {
+            if let Err(rollback) = tx.rollback().await {
+                tracing::warn!(error = %rollback, "rollback failed");
+            }
+            Err(e)
+        }
+    }
+}
+
 #[async_trait]
 impl JobStore for SqliteStore {
     fn backend(&self) -> &'static str {
@@ -357,44 +375,47 @@ impl JobStore for SqliteStore {
         at: Timestamp,
     ) -> Result<NodeRecord> {
         let mut tx = self.begin().await?;
-        let current: Option<String> = sqlx::query_scalar("SELECT status FROM nodes WHERE id = ?")
+        let result: Result<NodeRecord> = async {
+            let current: Option<String> = sqlx::query_scalar("SELECT status FROM nodes WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let current = NodeStatus::parse(&current.ok_or_else(|| Error::not_found("node", id))?)?;
+            if current != transition.from {
+                return Err(Error::Conflict(format!(
+                    "node {id} is {current}, not {}",
+                    transition.from
+                )));
+            }
+            let row = sqlx::query(
+                "UPDATE nodes SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ? \
+                 RETURNING *",
+            )
+            .bind(transition.to.as_str())
+            .bind(&transition.reason)
+            .bind(to_micros(at))
             .bind(id.as_str())
-            .fetch_optional(&mut *tx)
+            .fetch_one(&mut *tx)
             .await
             .map_err(db_err)?;
-        let current = NodeStatus::parse(&current.ok_or_else(|| Error::not_found("node", id))?)?;
-        if current != transition.from {
-            return Err(Error::Conflict(format!(
-                "node {id} is {current}, not {}",
-                transition.from
-            )));
+            sqlx::query(
+                "INSERT INTO node_status_history (node_id, from_status, to_status, reason, at) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(id.as_str())
+            .bind(transition.from.as_str())
+            .bind(transition.to.as_str())
+            .bind(&transition.reason)
+            .bind(to_micros(at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let rec = node_from_row(&row)?;
+            Ok(rec)
         }
-        let row = sqlx::query(
-            "UPDATE nodes SET status = ?, status_reason = ?, status_changed_at = ? WHERE id = ? \
-             RETURNING *",
-        )
-        .bind(transition.to.as_str())
-        .bind(&transition.reason)
-        .bind(to_micros(at))
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        sqlx::query(
-            "INSERT INTO node_status_history (node_id, from_status, to_status, reason, at) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(id.as_str())
-        .bind(transition.from.as_str())
-        .bind(transition.to.as_str())
-        .bind(&transition.reason)
-        .bind(to_micros(at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let rec = node_from_row(&row)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(rec)
+        .await;
+        finish(tx, result).await
     }
 
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
@@ -424,39 +445,43 @@ impl JobStore for SqliteStore {
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
         let mut tx = self.begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE nodes SET last_heartbeat_seq = ? WHERE id = ? \
-             AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?)",
-        )
-        .bind(seq)
-        .bind(hb.node_id.as_str())
-        .bind(seq)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?
-        .rows_affected();
-        if claimed == 0 {
-            let last: Option<Option<i64>> =
-                sqlx::query_scalar("SELECT last_heartbeat_seq FROM nodes WHERE id = ?")
-                    .bind(hb.node_id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            return Err(replay_or_missing(&hb.node_id, seq, last));
+        let result: Result<()> = async {
+            let claimed = sqlx::query(
+                "UPDATE nodes SET last_heartbeat_seq = ? WHERE id = ? \
+                 AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?)",
+            )
+            .bind(seq)
+            .bind(hb.node_id.as_str())
+            .bind(seq)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            if claimed == 0 {
+                let last: Option<Option<i64>> =
+                    sqlx::query_scalar("SELECT last_heartbeat_seq FROM nodes WHERE id = ?")
+                        .bind(hb.node_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?;
+                return Err(replay_or_missing(&hb.node_id, seq, last));
+            }
+            sqlx::query(
+                "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(hb.node_id.as_str())
+            .bind(seq)
+            .bind(to_micros(hb.at))
+            .bind(hb.load_average_1m)
+            .bind(&hb.agent_version)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            Ok(())
         }
-        sqlx::query(
-            "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(hb.node_id.as_str())
-        .bind(seq)
-        .bind(to_micros(hb.at))
-        .bind(hb.load_average_1m)
-        .bind(&hb.agent_version)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)
+        .await;
+        finish(tx, result).await
     }
 
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
@@ -484,23 +509,27 @@ impl JobStore for SqliteStore {
 
     async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()> {
         let mut tx = self.begin().await?;
-        if !node_exists(&mut tx, node).await? {
-            return Err(Error::not_found("node", node));
+        let result: Result<()> = async {
+            if !node_exists(&mut tx, node).await? {
+                return Err(Error::not_found("node", node));
+            }
+            for s in samples {
+                sqlx::query(
+                    "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(node.as_str())
+                .bind(&s.uuid)
+                .bind(to_micros(s.at))
+                .bind(serde_json::to_string(s).map_err(json_err)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            Ok(())
         }
-        for s in samples {
-            sqlx::query(
-                "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(node.as_str())
-            .bind(&s.uuid)
-            .bind(to_micros(s.at))
-            .bind(serde_json::to_string(s).map_err(json_err)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        }
-        tx.commit().await.map_err(db_err)
+        .await;
+        finish(tx, result).await
     }
 
     async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>> {
@@ -642,23 +671,26 @@ impl JobStore for SqliteStore {
 
     async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
         let mut tx = self.begin().await?;
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'leased' AND lease_expires_at < ? \
-             ORDER BY submitted_at, id"
-        ))
-        .bind(to_micros(now))
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let mut sweep = ExpirySweep::default();
-        for row in &rows {
-            let mut job = job_from_row(row)?;
-            let reason = expiry_error(job.lease.as_ref());
-            settle_failure(&mut job, reason, now, &mut sweep);
-            save_job(&mut tx, &job).await?;
+        let result: Result<ExpirySweep> = async {
+            let rows = sqlx::query(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'leased' AND lease_expires_at < ? \
+                 ORDER BY submitted_at, id"
+            ))
+            .bind(to_micros(now))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let mut sweep = ExpirySweep::default();
+            for row in &rows {
+                let mut job = job_from_row(row)?;
+                let reason = expiry_error(job.lease.as_ref());
+                settle_failure(&mut job, reason, now, &mut sweep);
+                save_job(&mut tx, &job).await?;
+            }
+            Ok(sweep)
         }
-        tx.commit().await.map_err(db_err)?;
-        Ok(sweep)
+        .await;
+        finish(tx, result).await
     }
 
     async fn complete_job(
@@ -668,62 +700,71 @@ impl JobStore for SqliteStore {
         now: Timestamp,
     ) -> Result<JobRecord> {
         let mut tx = self.begin().await?;
-        let mut job = load_job(&mut tx, &lease.job_id).await?;
-        complete(&mut job, lease, result, now)?;
-        save_job(&mut tx, &job).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(job)
+        let result: Result<JobRecord> = async {
+            let mut job = load_job(&mut tx, &lease.job_id).await?;
+            complete(&mut job, lease, result, now)?;
+            save_job(&mut tx, &job).await?;
+            Ok(job)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord> {
         let mut tx = self.begin().await?;
-        let mut job = load_job(&mut tx, &lease.job_id).await?;
-        check_lease(&job, lease, now)?;
-        settle_failure(
-            &mut job,
-            reason.to_string(),
-            now,
-            &mut ExpirySweep::default(),
-        );
-        save_job(&mut tx, &job).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(job)
+        let result: Result<JobRecord> = async {
+            let mut job = load_job(&mut tx, &lease.job_id).await?;
+            check_lease(&job, lease, now)?;
+            settle_failure(
+                &mut job,
+                reason.to_string(),
+                now,
+                &mut ExpirySweep::default(),
+            );
+            save_job(&mut tx, &job).await?;
+            Ok(job)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
-        let existing: Option<String> =
-            sqlx::query_scalar("SELECT receipt FROM receipts WHERE id = ?")
-                .bind(receipt.body.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-        if let Some(existing) = existing {
-            let existing: Receipt = serde_json::from_str(&existing).map_err(json_err)?;
-            return if existing == *receipt {
-                Ok(Inserted::AlreadyPresent)
-            } else {
-                Err(Error::AlreadyExists {
-                    what: "receipt",
-                    id: receipt.body.id.to_string(),
-                })
-            };
+        let result: Result<Inserted> = async {
+            let existing: Option<String> =
+                sqlx::query_scalar("SELECT receipt FROM receipts WHERE id = ?")
+                    .bind(receipt.body.id.to_string())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if let Some(existing) = existing {
+                let existing: Receipt = serde_json::from_str(&existing).map_err(json_err)?;
+                return if existing == *receipt {
+                    Ok(Inserted::AlreadyPresent)
+                } else {
+                    Err(Error::AlreadyExists {
+                        what: "receipt",
+                        id: receipt.body.id.to_string(),
+                    })
+                };
+            }
+            sqlx::query(
+                "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(receipt.body.id.to_string())
+            .bind(receipt.body.job_id.to_string())
+            .bind(receipt.body.node_id.as_str())
+            .bind(&receipt.body.kind)
+            .bind(to_micros(receipt.body.completed_at))
+            .bind(serde_json::to_string(receipt).map_err(json_err)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            Ok(Inserted::New)
         }
-        sqlx::query(
-            "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
-             VALUES (?, ?, ?, ?, ?, ?)",
-        )
-        .bind(receipt.body.id.to_string())
-        .bind(receipt.body.job_id.to_string())
-        .bind(receipt.body.node_id.as_str())
-        .bind(&receipt.body.kind)
-        .bind(to_micros(receipt.body.completed_at))
-        .bind(serde_json::to_string(receipt).map_err(json_err)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Inserted::New)
+        .await;
+        finish(tx, result).await
     }
 
     async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>> {
@@ -774,37 +815,40 @@ impl JobStore for SqliteStore {
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
         entry.validate()?;
         let mut tx = self.begin().await?;
-        let existing = sqlx::query("SELECT * FROM earnings WHERE id = ?")
+        let result: Result<Inserted> = async {
+            let existing = sqlx::query("SELECT * FROM earnings WHERE id = ?")
+                .bind(entry.id.to_string())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            if let Some(row) = existing {
+                return if entry_from_row(&row)? == *entry {
+                    Ok(Inserted::AlreadyPresent)
+                } else {
+                    Err(Error::AlreadyExists {
+                        what: "ledger entry",
+                        id: entry.id.to_string(),
+                    })
+                };
+            }
+            sqlx::query(
+                "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
             .bind(entry.id.to_string())
-            .fetch_optional(&mut *tx)
+            .bind(entry.node_id.as_str())
+            .bind(entry.job_id.to_string())
+            .bind(entry.gross.to_string())
+            .bind(entry.fee.to_string())
+            .bind(entry.net.to_string())
+            .bind(to_micros(entry.credited_at))
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        if let Some(row) = existing {
-            return if entry_from_row(&row)? == *entry {
-                Ok(Inserted::AlreadyPresent)
-            } else {
-                Err(Error::AlreadyExists {
-                    what: "ledger entry",
-                    id: entry.id.to_string(),
-                })
-            };
+            Ok(Inserted::New)
         }
-        sqlx::query(
-            "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(entry.id.to_string())
-        .bind(entry.node_id.as_str())
-        .bind(entry.job_id.to_string())
-        .bind(entry.gross.to_string())
-        .bind(entry.fee.to_string())
-        .bind(entry.net.to_string())
-        .bind(to_micros(entry.credited_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Inserted::New)
+        .await;
+        finish(tx, result).await
     }
 
     async fn earnings_total(
@@ -858,28 +902,31 @@ impl JobStore for SqliteStore {
         cursor: &IndexerCursor,
     ) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let mut new = 0;
-        for e in events {
-            new += sqlx::query(
-                "INSERT INTO chain_events (block_hash, tx_hash, event_index, block_number, \
-                 contract, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
-                 ON CONFLICT (block_hash, tx_hash, event_index) DO NOTHING",
-            )
-            .bind(&e.block_hash)
-            .bind(&e.tx_hash)
-            .bind(i64::from(e.event_index))
-            .bind(to_i64(e.block_number, "block number")?)
-            .bind(&e.contract)
-            .bind(serde_json::to_string(&e.keys).map_err(json_err)?)
-            .bind(serde_json::to_string(&e.data).map_err(json_err)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+        let result: Result<u64> = async {
+            let mut new = 0;
+            for e in events {
+                new += sqlx::query(
+                    "INSERT INTO chain_events (block_hash, tx_hash, event_index, block_number, \
+                     contract, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
+                     ON CONFLICT (block_hash, tx_hash, event_index) DO NOTHING",
+                )
+                .bind(&e.block_hash)
+                .bind(&e.tx_hash)
+                .bind(i64::from(e.event_index))
+                .bind(to_i64(e.block_number, "block number")?)
+                .bind(&e.contract)
+                .bind(serde_json::to_string(&e.keys).map_err(json_err)?)
+                .bind(serde_json::to_string(&e.data).map_err(json_err)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            }
+            set_cursor(&mut tx, indexer, cursor).await?;
+            Ok(new)
         }
-        set_cursor(&mut tx, indexer, cursor).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(new)
+        .await;
+        finish(tx, result).await
     }
 
     async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>> {
@@ -897,15 +944,18 @@ impl JobStore for SqliteStore {
 
     async fn rewind_chain(&self, indexer: &str, to: &IndexerCursor) -> Result<u64> {
         let mut tx = self.begin().await?;
-        let deleted = sqlx::query("DELETE FROM chain_events WHERE block_number > ?")
-            .bind(to_i64(to.block_number, "block number")?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        set_cursor(&mut tx, indexer, to).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(deleted)
+        let result: Result<u64> = async {
+            let deleted = sqlx::query("DELETE FROM chain_events WHERE block_number > ?")
+                .bind(to_i64(to.block_number, "block number")?)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            set_cursor(&mut tx, indexer, to).await?;
+            Ok(deleted)
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {

@@ -42,6 +42,7 @@ where
     lease_oldest_first(fresh().await).await;
     lease_exactly_once(fresh().await, 200, 8).await;
     lease_expiry_requeues_and_retry_limit(fresh().await).await;
+    rejected_writes_hold_no_locks(fresh().await).await;
     complete_and_fail(fresh().await).await;
     receipts_idempotent_and_filtered(fresh().await).await;
     earnings_exact_beyond_u128(fresh().await).await;
@@ -651,6 +652,47 @@ pub async fn lease_expiry_requeues_and_retry_limit(store: DynJobStore) {
         .await
         .expect("lease")
         .is_none());
+}
+
+/// A write refused mid-transaction (here: completions by a node without the lease) leaves no
+/// lock behind: a sweep right after still sees and re-queues the expired job.
+pub async fn rejected_writes_hold_no_locks(store: DynJobStore) {
+    const ROUNDS: u32 = 50;
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    let job = new_job(3, 10, ROUNDS + 1, t(0));
+    store.enqueue_job(&job).await.expect("enqueue");
+    for round in 0..ROUNDS {
+        let start = i64::from(round) * 100;
+        let lease = store
+            .lease_job(&node_id(1), t(start), Duration::from_secs(10))
+            .await
+            .expect("lease")
+            .expect("job");
+        let mut wrong = lease.reference();
+        wrong.node_id = node_id(2);
+        let result = JobResult {
+            output: "x".into(),
+            proof_hash: Hash32([3; 32]),
+            proof_ref: "proofs/x".into(),
+            completed_at: t(start + 1),
+        };
+        match store.complete_job(&wrong, &result, t(start + 1)).await {
+            Err(Error::Conflict(_)) => {}
+            other => panic!("completion without the lease: expected Conflict, got {other:?}"),
+        }
+        let sweep = store
+            .sweep_expired_leases(t(start + 20))
+            .await
+            .expect("sweep");
+        assert_eq!(
+            sweep.requeued,
+            vec![job.spec.id],
+            "round {round}: a refused write left the job locked"
+        );
+    }
 }
 
 /// Completion by the holder records the result once; failures re-queue until the limit.
