@@ -19,6 +19,12 @@ impl NodeId {
         if s.is_empty() || s.len() > 64 {
             return Err(Error::invalid("node id", "must be 1 to 64 characters"));
         }
+        if s == "." || s == ".." {
+            return Err(Error::invalid(
+                "node id",
+                "\".\" and \"..\" are not node ids",
+            ));
+        }
         if !s
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'))

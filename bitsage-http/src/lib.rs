@@ -1,5 +1,210 @@
 //! # bitsage-http
 //!
-//! The coordinator's HTTP surface (axum on hyper 1: routes, auth, WebSocket, metrics, OpenAPI)
-//! and the typed client agents use. This crate is empty until the coordinator work lands; the
-//! crate exists now so the workspace layout is the one the design names.
+//! The coordinator's HTTP surface, built on axum 0.8 (hyper 1), and the wire types agents
+//! reuse ([`api`]).
+//!
+//! [`router`] builds the whole API over an [`AppState`] (a [`DynJobStore`], the verifier every
+//! proof goes through, an optional chain source, the [`ProofArchive`], the coordinator's
+//! signing key and an [`HttpConfig`]); tests drive it with `tower::ServiceExt::oneshot`, no
+//! socket. Every error — domain errors, malformed bodies, unknown routes, wrong methods,
+//! oversized bodies, even a panic — is answered as `{"error":{"type":"…","message":"…"}}`
+//! with the matching status; internal details stay in the logs.
+//!
+//! Routes (the served `/openapi.json` has the exact shapes):
+//! - nodes: `POST /api/nodes/register`, `POST /api/nodes/heartbeat` (ed25519-signed, see
+//!   [`api`]), `GET /api/nodes`, `GET /api/nodes/{id}`, `GET /api/worker/uptime`
+//! - jobs: `POST /api/jobs` (clients), `GET /api/jobs/{id}`, `POST /api/jobs/lease`,
+//!   `POST /api/jobs/complete`, `POST /api/jobs/fail` (agents, signed; see [`jobs`]),
+//!   `GET /api/jobs/analytics`, `GET /api/jobs/recent`
+//! - receipts and earnings: `GET /api/receipts`, `GET /api/receipts/{id}`,
+//!   `GET /api/earnings/{node}` (JSON, or CSV with `?format=csv`)
+//! - dashboard ([`dashboard`]): `GET /api/validator/status|gpus|rewards|history` (wallet in
+//!   `X-Wallet-Address`), `GET /api/network/stats|workers`, `GET /api/summary`
+//! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
+//!   `GET /openapi.json`
+
+pub mod api;
+pub mod client;
+pub mod dashboard;
+pub mod error;
+pub mod extract;
+pub mod jobs;
+pub mod openapi;
+pub mod proofs;
+pub mod replay;
+pub mod routes;
+pub mod service;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::DefaultBodyLimit;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bitsage_core::crypto::PublicKey;
+use bitsage_core::{DynChainSource, DynJobStore, DynProver};
+use ed25519_dalek::SigningKey;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::TraceLayer;
+
+pub use error::{ApiError, ApiResult};
+pub use extract::{ApiJson, ApiPath, ApiQuery};
+pub use proofs::ProofArchive;
+pub use replay::ReplayGuard;
+
+/// Settings of the HTTP surface and of the coordinator services behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    /// Largest accepted request body, bytes (default 64 KiB); larger → 413.
+    pub body_limit_bytes: usize,
+    /// Largest accepted proof submission (`POST /api/jobs/complete`), bytes (default 16 MiB).
+    pub proof_body_limit_bytes: usize,
+    /// How often nodes must send a heartbeat (default 10 s); told to agents.
+    pub heartbeat_interval: Duration,
+    /// How far a signed message's `sent_at` may be from the server's clock (default 5 min).
+    pub max_clock_skew: Duration,
+    /// How long the readiness check waits for the store (default 2 s).
+    pub readiness_timeout: Duration,
+    /// How long a leased job stays with its node before it is re-queued (default 10 min).
+    pub lease_duration: Duration,
+    /// How long a probe ticket stays valid (default 10 min).
+    pub probe_ttl: Duration,
+    /// Length of the Poseidon2 chain a probe asks for (default 256).
+    pub probe_chain_length: u32,
+    /// The network fee kept from every payment, basis points (default 250 = 2.5 %).
+    pub fee_bps: u16,
+    /// How long an agent waits before asking again when there is no work (default 2 s).
+    pub idle_retry: Duration,
+    /// How long a dashboard response waits for its slowest source (default 2 s); a source
+    /// that misses it is reported `unavailable` in its own field group.
+    pub dashboard_budget: Duration,
+    /// A bearer token required by `POST /api/jobs` (none: submission is open).
+    pub submit_token: Option<String>,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            body_limit_bytes: 64 * 1024,
+            proof_body_limit_bytes: 16 * 1024 * 1024,
+            heartbeat_interval: Duration::from_secs(10),
+            max_clock_skew: Duration::from_secs(5 * 60),
+            readiness_timeout: Duration::from_secs(2),
+            lease_duration: Duration::from_secs(10 * 60),
+            probe_ttl: Duration::from_secs(10 * 60),
+            probe_chain_length: 256,
+            fee_bps: 250,
+            idle_retry: Duration::from_secs(2),
+            dashboard_budget: Duration::from_secs(2),
+            submit_token: None,
+        }
+    }
+}
+
+/// What every handler shares. Cheap to clone (everything is behind `Arc`s).
+#[derive(Clone)]
+pub struct AppState {
+    /// The coordinator's store.
+    pub store: DynJobStore,
+    /// The verifier every submitted proof goes through (the coordinator's own policy).
+    pub verifier: DynProver,
+    /// The chain source for stake, rewards and reputation; `None` until one is configured
+    /// (the dashboard then reports those fields `unavailable` with the reason).
+    pub chain: Option<DynChainSource>,
+    /// Where accepted proof envelopes are kept.
+    pub proofs: ProofArchive,
+    /// The coordinator's ed25519 key (countersigns receipts, signs probe tickets).
+    pub signing_key: Arc<SigningKey>,
+    /// Signatures seen recently (replay protection for lease/complete/fail requests).
+    pub replay: ReplayGuard,
+    /// Settings.
+    pub config: HttpConfig,
+}
+
+impl AppState {
+    /// State over `store`, verifying with `verifier`, keeping proofs in `proofs`, signing with
+    /// `signing_key`. No chain source: add one with [`AppState::with_chain`].
+    pub fn new(
+        store: DynJobStore,
+        verifier: DynProver,
+        proofs: ProofArchive,
+        signing_key: SigningKey,
+        config: HttpConfig,
+    ) -> Self {
+        Self {
+            store,
+            verifier,
+            chain: None,
+            proofs,
+            signing_key: Arc::new(signing_key),
+            replay: ReplayGuard::new(config.max_clock_skew),
+            config,
+        }
+    }
+
+    /// The same state reading the chain through `chain`.
+    pub fn with_chain(mut self, chain: DynChainSource) -> Self {
+        self.chain = Some(chain);
+        self
+    }
+
+    /// The coordinator's public key.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey::of(&self.signing_key)
+    }
+}
+
+impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the secret key.
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("verifier", &self.verifier)
+            .field("chain", &self.chain)
+            .field("proofs", &self.proofs)
+            .field("public_key", &self.public_key())
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
+    ApiError::internal(&"a request handler panicked").into_response()
+}
+
+/// The whole API over `state`.
+pub fn router(state: AppState) -> Router {
+    let body_limit = state.config.body_limit_bytes;
+    let proof_limit = state.config.proof_body_limit_bytes;
+    Router::new()
+        .route("/api/nodes/register", post(routes::register))
+        .route("/api/nodes/heartbeat", post(routes::heartbeat))
+        .route("/api/nodes", get(routes::list_nodes))
+        .route("/api/nodes/{id}", get(routes::node_detail))
+        .route("/api/jobs", post(routes::submit_job))
+        .route("/api/jobs/{id}", get(routes::get_job))
+        .route("/api/jobs/lease", post(routes::lease))
+        .route(
+            "/api/jobs/complete",
+            post(routes::complete).layer(DefaultBodyLimit::max(proof_limit)),
+        )
+        .route("/api/jobs/fail", post(routes::fail))
+        .route("/api/receipts", get(routes::list_receipts))
+        .route("/api/receipts/{id}", get(routes::receipt))
+        .route("/api/earnings/{node}", get(routes::earnings))
+        .route("/api/network/stats", get(routes::network_stats))
+        .route("/livez", get(routes::livez))
+        .route("/health/live", get(routes::livez))
+        .route("/readyz", get(routes::readyz))
+        .route("/health", get(routes::readyz))
+        .route("/health/ready", get(routes::readyz))
+        .merge(dashboard::routes())
+        .fallback(routes::not_found)
+        .method_not_allowed_fallback(routes::method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

@@ -1,26 +1,41 @@
-//! `bitsage-coordinator`: the coordinator binary. Thin: argument parsing and dispatch.
-//!
-//! Today it opens a store and applies its migrations (`migrate`); the server and the `dev`
-//! mode (coordinator + in-process agent) arrive with the coordinator work.
+//! `bitsage-coordinator`: the coordinator binary. Thin: argument parsing, tracing, dispatch;
+//! the composition lives in the `bitsage_coordinator` library.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
+use anyhow::Context as _;
+use bitsage_coordinator::dev::{self, DevOptions};
+use bitsage_coordinator::{serve, CoordinatorConfig, StoreConfig};
 use bitsage_core::node::NodeFilter;
 use bitsage_core::page::PageRequest;
-use bitsage_core::JobStore;
-use clap::{Parser, Subcommand};
+use bitsage_core::WalletAddress;
+use clap::{Args, Parser, Subcommand};
+use tokio::sync::watch;
 
-/// The BitSage coordinator.
+/// The BitSage coordinator. Without a subcommand: the production server (SQLite in
+/// `--data-dir`, or PostgreSQL with `--database-url`).
 #[derive(Debug, Parser)]
-#[command(name = "bitsage-coordinator", version, about)]
+#[command(
+    name = "bitsage-coordinator",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// One machine, one command: coordinator + an in-process agent for this host + a demo job
+    /// feeder, on SQLite in `--data-dir`.
+    Dev(DevArgs),
     /// Open the store (creating it if needed), apply migrations and report what it holds.
     Migrate {
         /// SQLite data directory (the embedded default).
@@ -32,14 +47,130 @@ enum Command {
     },
 }
 
+/// Settings shared by the server and `dev`.
+#[derive(Debug, Args)]
+struct Tuning {
+    /// Heartbeat interval told to agents, seconds.
+    #[arg(long, default_value_t = 10)]
+    heartbeat_interval_secs: u64,
+    /// Silence after which an active node becomes stale, seconds.
+    #[arg(long, default_value_t = 30)]
+    stale_after_secs: u64,
+    /// Silence after which a node becomes offline, seconds.
+    #[arg(long, default_value_t = 300)]
+    offline_after_secs: u64,
+    /// How long a job lease lasts, seconds.
+    #[arg(long, default_value_t = 600)]
+    lease_secs: u64,
+    /// Network fee, basis points of each payment.
+    #[arg(long, default_value_t = 250)]
+    fee_bps: u16,
+    /// How often the background services run, milliseconds.
+    #[arg(long, default_value_t = 2000)]
+    sweep_interval_ms: u64,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// Data directory (SQLite database, coordinator key, proofs).
+    #[arg(long, default_value = ".bitsage")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (`postgres://…`); without it the store is SQLite in `--data-dir`.
+    #[arg(long, env = "BITSAGE_DATABASE_URL")]
+    database_url: Option<String>,
+    /// Bearer token required to submit jobs (`POST /api/jobs`); without it submission is open.
+    #[arg(long, env = "BITSAGE_SUBMIT_TOKEN")]
+    submit_token: Option<String>,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Port to listen on (loopback).
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// Data directory (SQLite database, coordinator and node keys, proofs).
+    #[arg(long, default_value = ".bitsage")]
+    data_dir: PathBuf,
+    /// The wallet the local agent earns for.
+    #[arg(long, default_value = dev::DEV_WALLET)]
+    wallet: String,
+    /// Seconds between demo job submissions.
+    #[arg(long, default_value_t = 5)]
+    feed_every_secs: u64,
+    /// Poseidon2 chain length of the demo jobs.
+    #[arg(long, default_value_t = 1024)]
+    chain_length: u32,
+    /// Stop after this many seconds (runs until Ctrl-C when absent).
+    #[arg(long)]
+    run_for_secs: Option<u64>,
+    #[command(flatten)]
+    tuning: Tuning,
+}
+
+fn config_from(
+    listen: SocketAddr,
+    data_dir: PathBuf,
+    store: StoreConfig,
+    t: &Tuning,
+) -> CoordinatorConfig {
+    let mut c = CoordinatorConfig::new(listen, data_dir);
+    c.store = store;
+    c.http.heartbeat_interval = Duration::from_secs(t.heartbeat_interval_secs);
+    c.http.lease_duration = Duration::from_secs(t.lease_secs);
+    c.http.fee_bps = t.fee_bps;
+    c.stale_after = Duration::from_secs(t.stale_after_secs);
+    c.offline_after = Duration::from_secs(t.offline_after_secs);
+    c.sweep_interval = Duration::from_millis(t.sweep_interval_ms);
+    c
+}
+
+/// Turns true on Ctrl-C or SIGTERM.
+fn stop_signal() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+        tracing::info!("stop signal received; shutting down");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,stwo=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Migrate {
+        None => run_server(cli.serve).await,
+        Some(Command::Dev(args)) => run_dev(args).await,
+        Some(Command::Migrate {
             data_dir,
             database_url,
-        } => migrate(data_dir, database_url).await,
+        }) => migrate(data_dir, database_url).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -50,11 +181,53 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn migrate(data_dir: PathBuf, database_url: Option<String>) -> anyhow::Result<()> {
-    let store: Box<dyn JobStore> = match database_url {
-        Some(url) => Box::new(bitsage_store::PgStore::connect(&url).await?),
-        None => Box::new(bitsage_store::SqliteStore::open_dir(&data_dir).await?),
+async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
+    let store = match args.database_url {
+        Some(url) => StoreConfig::Postgres(url),
+        None => StoreConfig::Sqlite,
     };
+    let mut config = config_from(args.listen, args.data_dir, store, &args.tuning);
+    config.http.submit_token = args.submit_token;
+    let running = serve(config).await?;
+    println!("bitsage-coordinator listening on {}", running.url());
+    running.run_until(stop_signal()).await
+}
+
+async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
+    let wallet = WalletAddress::parse(&args.wallet).context("--wallet")?;
+    let listen = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let config = config_from(listen, args.data_dir, StoreConfig::Sqlite, &args.tuning);
+    let options = DevOptions {
+        coordinator: config,
+        wallet,
+        feed_every: Duration::from_secs(args.feed_every_secs.max(1)),
+        chain_length: args.chain_length,
+    };
+    let stop = stop_signal();
+    let stop = match args.run_for_secs {
+        None => stop,
+        Some(secs) => {
+            let (tx, rx) = watch::channel(false);
+            let mut outer = stop;
+            tokio::spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(secs)) => {}
+                    _ = outer.wait_for(|s| *s) => {}
+                }
+                let _ = tx.send(true);
+            });
+            rx
+        }
+    };
+    dev::run(options, stop).await
+}
+
+async fn migrate(data_dir: PathBuf, database_url: Option<String>) -> anyhow::Result<()> {
+    let mut config = CoordinatorConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), data_dir);
+    if let Some(url) = database_url {
+        config.store = StoreConfig::Postgres(url);
+    }
+    let store = bitsage_coordinator::open_store(&config).await?;
     let nodes = store
         .list_nodes(&NodeFilter::default(), PageRequest::first(1)?)
         .await?;

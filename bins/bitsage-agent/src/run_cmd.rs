@@ -1,0 +1,99 @@
+//! `run` subcommand: joins a coordinator and works until Ctrl-C / SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use bitsage_agent::{default_key_path, Agent, AgentConfig, KeySource};
+use bitsage_core::{NodeId, WalletAddress};
+use bitsage_prover::StwoProver;
+
+/// Arguments of `bitsage-agent run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The coordinator's base URL (plain HTTP), e.g. `http://127.0.0.1:8080`.
+    #[arg(long, env = "BITSAGE_COORDINATOR")]
+    coordinator: String,
+    /// The Starknet wallet address the node earns for (`0x…`).
+    #[arg(long, env = "BITSAGE_WALLET", value_parser = parse_wallet)]
+    wallet: WalletAddress,
+    /// The node id (default: `node-` + the first 16 hex digits of the public key).
+    #[arg(long, value_parser = parse_node_id)]
+    node_id: Option<NodeId>,
+    /// The node key file, created (mode 0600) if missing
+    /// (default: `$BITSAGE_DATA_DIR/node.key`, else `~/.bitsage/node.key`).
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+    /// How long a proof in progress at shutdown may take to finish and be handed in, seconds.
+    #[arg(long, default_value_t = 30)]
+    shutdown_grace_secs: u64,
+    /// The longest wait between reconnection attempts, seconds.
+    #[arg(long, default_value_t = 30)]
+    max_backoff_secs: u64,
+}
+
+fn parse_wallet(s: &str) -> Result<WalletAddress, String> {
+    WalletAddress::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_node_id(s: &str) -> Result<NodeId, String> {
+    NodeId::parse(s).map_err(|e| e.to_string())
+}
+
+/// Runs `run`.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let key_file = match args.key_file {
+        Some(p) => p,
+        None => default_key_path()
+            .context("no --key-file given and neither BITSAGE_DATA_DIR nor HOME is set")?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let mut config = AgentConfig::new(args.coordinator, args.wallet, KeySource::File(key_file));
+        config.node_id = args.node_id;
+        config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
+        config.max_backoff = std::time::Duration::from_secs(args.max_backoff_secs.max(1));
+        let gpu = bitsage_gpu::LocalGpu::detect().await.source();
+        let agent = Agent::new(config, Arc::new(StwoProver::new()), gpu)?;
+        tracing::info!(node = %agent.node_id(), public_key = %agent.public_key(), "node identity");
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutdown requested; finishing current work");
+            stop.send_replace(true);
+            // A second signal while shutting down exits at once.
+            wait_for_signal().await;
+            tracing::warn!("second signal: exiting now");
+            std::process::exit(130);
+        });
+        let report = agent.run(shutdown).await?;
+        println!("{}", serde_json::to_string(&report.stats)?);
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,205 @@
+//! `bitsage-coordinator dev`: a one-machine network with one command.
+//!
+//! Starts the coordinator on SQLite in the data directory, an in-process agent for this host
+//! (its own node key in the data directory, the host's real GPUs through NVML or, without
+//! them, the host section with NVML's reason), and a **demo job feeder** that submits a
+//! Poseidon2-chain job through the public API whenever the queue runs low. Everything the
+//! dashboard then shows comes from that run: the node's probe, its proofs (verified by the
+//! coordinator), receipts and ledger credits. The feeder's payments are what the demo client
+//! declares; nothing else is made up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bitsage_agent::agent::{Agent, AgentConfig};
+use bitsage_core::job::JobFilter;
+use bitsage_core::page::PageRequest;
+use bitsage_core::{JobKind, JobStatus, TokenAmount, WalletAddress};
+use bitsage_http::api::SubmitJobRequest;
+use bitsage_http::client::CoordinatorClient;
+use bitsage_prover::StwoProver;
+use rand::Rng;
+use tokio::sync::watch;
+
+use crate::{serve, CoordinatorConfig, RunningCoordinator};
+
+/// The wallet the local agent earns for unless `--wallet` says otherwise (the bytes of
+/// "bitsage dev" as a Starknet address). It is a label for the demo ledger, not a funded
+/// account.
+pub const DEV_WALLET: &str = "0x62697473616765206465760";
+
+/// What the demo feeder pays per job: 1 SAGE (10^18 base units).
+pub const DEMO_PAYMENT: u128 = 1_000_000_000_000_000_000;
+
+/// Queued jobs the feeder keeps waiting at most.
+pub const DEMO_QUEUE_DEPTH: u64 = 2;
+
+/// Settings of `dev`.
+#[derive(Debug, Clone)]
+pub struct DevOptions {
+    /// The coordinator (its store is SQLite in its data directory).
+    pub coordinator: CoordinatorConfig,
+    /// The wallet the local agent earns for.
+    pub wallet: WalletAddress,
+    /// How often the feeder looks at the queue.
+    pub feed_every: Duration,
+    /// Chain length of the demo jobs.
+    pub chain_length: u32,
+}
+
+/// Runs the dev network until `stop` turns true, then shuts everything down gracefully
+/// (the agent finishes or gives back its lease first).
+pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let running = serve(options.coordinator.clone()).await?;
+    let url = running.url();
+    print_banner(&url, &options);
+
+    let (agent_stop_tx, agent_stop) = watch::channel(false);
+    let gpu = bitsage_gpu::LocalGpu::detect().await;
+    let agent_config = AgentConfig::new(
+        url.clone(),
+        options.wallet,
+        options.coordinator.data_dir.join("node.key"),
+    );
+    let agent = Agent::new(agent_config, Arc::new(StwoProver::new()), gpu.source())
+        .context("building the in-process agent")?;
+    let agent_task = tokio::spawn(agent.run(agent_stop));
+
+    let feeder = tokio::spawn(feed(
+        url.clone(),
+        running.state.store.clone(),
+        options.feed_every,
+        options.chain_length,
+        stop.clone(),
+    ));
+    let reporter = tokio::spawn(report(running.state.store.clone(), stop.clone()));
+
+    let mut stop = stop;
+    let _ = stop.wait_for(|s| *s).await;
+    let _ = agent_stop_tx.send(true);
+    match agent_task.await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => tracing::warn!(error = %e, "agent stopped with an error"),
+        Err(e) => tracing::warn!(error = %e, "agent task failed"),
+    }
+    let _ = feeder.await;
+    let _ = reporter.await;
+    shutdown(running).await
+}
+
+async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
+    running.shutdown().await?;
+    println!("dev network stopped");
+    Ok(())
+}
+
+fn print_banner(url: &str, options: &DevOptions) {
+    println!("BitSage dev network");
+    println!(
+        "  coordinator   {url}  (SQLite in {})",
+        options.coordinator.data_dir.display()
+    );
+    println!("  wallet        {}", options.wallet);
+    println!("  nodes         {url}/api/nodes");
+    println!("  jobs          {url}/api/jobs/recent");
+    println!("  receipts      {url}/api/receipts");
+    println!(
+        "  dashboard     {url}/api/summary  (X-Wallet-Address: {} for /api/validator/*)",
+        options.wallet
+    );
+    println!("  API document  {url}/openapi.json");
+    println!("Ctrl-C stops it.");
+}
+
+/// The demo client: keeps up to [`DEMO_QUEUE_DEPTH`] jobs queued, submitting through the
+/// public API like any client would.
+async fn feed(
+    url: String,
+    store: bitsage_core::DynJobStore,
+    every: Duration,
+    chain_length: u32,
+    mut stop: watch::Receiver<bool>,
+) {
+    let client = match CoordinatorClient::new(&url) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "demo feeder cannot build its client");
+            return;
+        }
+    };
+    let queued = JobFilter {
+        status: Some(JobStatus::Queued),
+        node: None,
+    };
+    loop {
+        match store
+            .list_jobs(
+                &queued,
+                PageRequest {
+                    limit: 1,
+                    offset: 0,
+                },
+            )
+            .await
+        {
+            Ok(page) if page.total < DEMO_QUEUE_DEPTH => {
+                let req = SubmitJobRequest {
+                    job: JobKind::Poseidon2Chain {
+                        seed: rand::thread_rng().gen(),
+                        length: chain_length,
+                    },
+                    payment: TokenAmount::from_u128(DEMO_PAYMENT),
+                    max_attempts: Some(3),
+                };
+                match client.submit_job(&req).await {
+                    Ok(job) => {
+                        tracing::info!(job = %job.id, length = chain_length, "demo job submitted")
+                    }
+                    Err(e) => tracing::warn!(error = %e, "demo job submission failed"),
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "demo feeder cannot read the queue"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Prints a progress line every 10 s: nodes by status, jobs completed, receipts.
+async fn report(store: bitsage_core::DynJobStore, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let one = PageRequest {
+            limit: 1,
+            offset: 0,
+        };
+        let completed = JobFilter {
+            status: Some(JobStatus::Completed),
+            node: None,
+        };
+        let active = bitsage_core::node::NodeFilter {
+            status: Some(bitsage_core::NodeStatus::Active),
+            wallet: None,
+        };
+        let all_receipts = bitsage_core::receipt::ReceiptFilter::default();
+        let (jobs, nodes, receipts) = tokio::join!(
+            store.list_jobs(&completed, one),
+            store.list_nodes(&active, one),
+            store.list_receipts(&all_receipts, one),
+        );
+        match (jobs, nodes, receipts) {
+            (Ok(j), Ok(n), Ok(r)) => println!(
+                "[dev] active nodes: {}  jobs proven and verified: {}  receipts: {}",
+                n.total, j.total, r.total
+            ),
+            _ => tracing::warn!("progress report: store query failed"),
+        }
+    }
+}

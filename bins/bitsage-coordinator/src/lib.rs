@@ -1,0 +1,309 @@
+//! # bitsage-coordinator (library)
+//!
+//! Composition of the coordinator: open the store, load the coordinator key, build the
+//! [`AppState`], serve the HTTP API and run the background services (the lifecycle sweeper,
+//! lease expiry, GPU-sample retention). `main.rs` only parses arguments and calls in here, so
+//! tests run exactly what the binary runs.
+//!
+//! - [`serve`] starts a coordinator and returns a [`RunningCoordinator`] (its address and a
+//!   shutdown handle).
+//! - [`sweep_nodes`] is one pass of the lifecycle engine: `active → stale` once a node's
+//!   heartbeat is overdue, `pending/active/stale → offline` after the offline timeout.
+//! - [`dev`] runs the one-machine network: coordinator + an in-process agent for this host +
+//!   a demo job feeder, on SQLite in a data directory.
+
+pub mod dev;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bitsage_core::lifecycle::transition;
+use bitsage_core::node::NodeFilter;
+use bitsage_core::page::PageRequest;
+use bitsage_core::{DynJobStore, LifecycleEvent, NodeId, NodeStatus, Timestamp, Transition};
+use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
+use bitsage_prover::StwoProver;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Where the coordinator keeps its state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// The embedded default: `bitsage.db` (SQLite, WAL) in the data directory.
+    Sqlite,
+    /// PostgreSQL at this URL (scale-out: several coordinators may share it).
+    Postgres(String),
+}
+
+/// Everything a coordinator needs to start.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Address to listen on (port 0 picks a free port).
+    pub listen: SocketAddr,
+    /// Data directory: the SQLite database (when used), `coordinator.key`, `proofs/`.
+    pub data_dir: PathBuf,
+    /// The store.
+    pub store: StoreConfig,
+    /// The HTTP surface's settings.
+    pub http: HttpConfig,
+    /// A node whose last heartbeat is older than this goes `active → stale` (default 30 s).
+    pub stale_after: Duration,
+    /// A node whose last heartbeat is older than this goes offline (default 5 min).
+    pub offline_after: Duration,
+    /// How often the background services run (default 2 s).
+    pub sweep_interval: Duration,
+    /// GPU samples older than this are deleted (default 7 days).
+    pub gpu_retention: Duration,
+}
+
+impl CoordinatorConfig {
+    /// Defaults for a coordinator on `listen` with its data in `data_dir` (SQLite).
+    pub fn new(listen: SocketAddr, data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen,
+            data_dir: data_dir.into(),
+            store: StoreConfig::Sqlite,
+            http: HttpConfig::default(),
+            stale_after: Duration::from_secs(30),
+            offline_after: Duration::from_secs(5 * 60),
+            sweep_interval: Duration::from_secs(2),
+            gpu_retention: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.stale_after < self.offline_after,
+            "stale_after ({:?}) must be shorter than offline_after ({:?})",
+            self.stale_after,
+            self.offline_after
+        );
+        anyhow::ensure!(
+            self.stale_after > self.http.heartbeat_interval,
+            "stale_after ({:?}) must be longer than the heartbeat interval ({:?})",
+            self.stale_after,
+            self.http.heartbeat_interval
+        );
+        anyhow::ensure!(
+            !self.sweep_interval.is_zero(),
+            "sweep_interval must be positive"
+        );
+        anyhow::ensure!(self.http.fee_bps <= 10_000, "fee_bps must be at most 10000");
+        Ok(())
+    }
+}
+
+/// Opens the configured store (applying its migrations).
+pub async fn open_store(config: &CoordinatorConfig) -> anyhow::Result<DynJobStore> {
+    Ok(match &config.store {
+        StoreConfig::Sqlite => Arc::new(
+            bitsage_store::SqliteStore::open_dir(&config.data_dir)
+                .await
+                .with_context(|| format!("opening SQLite in {}", config.data_dir.display()))?,
+        ),
+        StoreConfig::Postgres(url) => Arc::new(
+            bitsage_store::PgStore::connect(url)
+                .await
+                .context("connecting to PostgreSQL")?,
+        ),
+    })
+}
+
+/// The coordinator's key file in `data_dir`.
+pub fn coordinator_key_path(data_dir: &Path) -> PathBuf {
+    data_dir.join("coordinator.key")
+}
+
+/// A coordinator that is serving.
+#[derive(Debug)]
+pub struct RunningCoordinator {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Its shared state (store, key, settings).
+    pub state: AppState,
+    shutdown: watch::Sender<bool>,
+    server: JoinHandle<anyhow::Result<()>>,
+    sweeper: JoinHandle<()>,
+}
+
+impl RunningCoordinator {
+    /// `http://<addr>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting connections, lets in-flight requests finish, stops the services.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        let _ = self.sweeper.await;
+        self.server.await.context("server task")?
+    }
+
+    /// Waits until the server stops on its own (an error) or `stop` turns true, then shuts
+    /// down.
+    pub async fn run_until(self, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+        while !*stop.borrow() {
+            if stop.changed().await.is_err() {
+                break;
+            }
+        }
+        self.shutdown().await
+    }
+}
+
+/// Starts a coordinator: store, key, state, HTTP server and background services.
+pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinator> {
+    config.validate()?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let store = open_store(&config).await?;
+    let key = bitsage_agent::key::NodeKey::load_or_create(coordinator_key_path(&config.data_dir))
+        .context("loading the coordinator key")?;
+    let proofs = ProofArchive::dir(config.data_dir.join("proofs"))?;
+    let state = AppState::new(
+        store,
+        Arc::new(StwoProver::new()),
+        proofs,
+        key.signing_key().clone(),
+        config.http.clone(),
+    );
+    serve_state(config, state).await
+}
+
+/// Starts serving an already built state (tests use this with other stores or verifiers).
+pub async fn serve_state(
+    config: CoordinatorConfig,
+    state: AppState,
+) -> anyhow::Result<RunningCoordinator> {
+    config.validate()?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("binding {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    let (shutdown, rx) = watch::channel(false);
+    let app = router(state.clone());
+    let mut server_rx = rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = server_rx.wait_for(|s| *s).await;
+            })
+            .await
+            .context("HTTP server")
+    });
+    let sweeper = tokio::spawn(run_services(state.store.clone(), config.clone(), rx));
+    tracing::info!(%addr, backend = state.store.backend(), "coordinator listening");
+    Ok(RunningCoordinator {
+        addr,
+        state,
+        shutdown,
+        server,
+        sweeper,
+    })
+}
+
+/// The background services, every `sweep_interval` until `stop`: lifecycle sweep, lease
+/// expiry, GPU-sample retention. A failing pass is logged and retried next time.
+async fn run_services(
+    store: DynJobStore,
+    config: CoordinatorConfig,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(config.sweep_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let now = bitsage_core::time::now();
+        if let Err(e) = sweep_nodes(&store, now, config.stale_after, config.offline_after).await {
+            tracing::warn!(error = %e, "lifecycle sweep failed");
+        }
+        match store.sweep_expired_leases(now).await {
+            Ok(s) if !s.requeued.is_empty() || !s.failed.is_empty() => {
+                tracing::info!(
+                    requeued = s.requeued.len(),
+                    failed = s.failed.len(),
+                    "expired leases swept"
+                );
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "lease expiry sweep failed"),
+        }
+        if let Some(cutoff) = chrono::TimeDelta::from_std(config.gpu_retention)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+        {
+            if let Err(e) = store.delete_gpu_samples_before(cutoff).await {
+                tracing::warn!(error = %e, "GPU sample retention failed");
+            }
+        }
+    }
+}
+
+/// One pass of the lifecycle engine over pending, active and stale nodes: a node silent (no
+/// heartbeat; before its first one, since registration) for `offline_after` goes offline, an
+/// active one silent for `stale_after` goes stale. Returns the transitions applied; a node
+/// moved concurrently by someone else is skipped.
+pub async fn sweep_nodes(
+    store: &DynJobStore,
+    now: Timestamp,
+    stale_after: Duration,
+    offline_after: Duration,
+) -> bitsage_core::Result<Vec<(NodeId, Transition)>> {
+    let mut applied = Vec::new();
+    for status in [NodeStatus::Pending, NodeStatus::Active, NodeStatus::Stale] {
+        let filter = NodeFilter {
+            status: Some(status),
+            wallet: None,
+        };
+        // Collect first: applying transitions changes the filtered list under the pages.
+        let mut nodes = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = store
+                .list_nodes(&filter, PageRequest::new(500, offset)?)
+                .await?;
+            nodes.extend(page.items);
+            match page.next_offset {
+                Some(next) => offset = next,
+                None => break,
+            }
+        }
+        for node in nodes {
+            let last = store
+                .last_seen(&node.id)
+                .await?
+                .unwrap_or(node.registered_at);
+            let silent = (now - last).to_std().unwrap_or(Duration::ZERO);
+            let event = if silent >= offline_after {
+                LifecycleEvent::OfflineTimeout {
+                    silent_secs: silent.as_secs(),
+                }
+            } else if silent >= stale_after {
+                LifecycleEvent::HeartbeatOverdue {
+                    silent_secs: silent.as_secs(),
+                }
+            } else {
+                continue;
+            };
+            let Some(t) = transition(node.status, &event)? else {
+                continue;
+            };
+            match store.apply_transition(&node.id, &t, now).await {
+                Ok(_) => {
+                    tracing::info!(node = %node.id, from = %t.from, to = %t.to, reason = %t.reason, "node status changed");
+                    applied.push((node.id, t));
+                }
+                Err(bitsage_core::Error::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(applied)
+}

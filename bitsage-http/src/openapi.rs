@@ -1,0 +1,913 @@
+//! The OpenAPI 3.1 document of the whole API, served at `GET /openapi.json`.
+//!
+//! Written by hand (with `serde_json::json!`) next to the routes: every route of
+//! [`crate::router`] is listed with its method, summary, parameters (the `X-Wallet-Address`
+//! header, path and query parameters), request body schema and response codes. Every error
+//! response refers to the shared `Error` schema (`{"error":{"type","message"}}`); every
+//! dashboard field group to a `*Section` schema (`status: ok` plus the group's fields, or the
+//! shared `Unavailable` schema). A test checks that every registered path appears here.
+
+use std::sync::OnceLock;
+
+use serde_json::{json, Map, Value};
+
+/// The API's OpenAPI 3.1 document (built once, then shared).
+pub fn document() -> Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(build).clone()
+}
+
+// ---------------------------------------------------------------- small builders
+
+fn r(name: &str) -> Value {
+    json!({ "$ref": format!("#/components/schemas/{name}") })
+}
+
+fn arr(items: Value) -> Value {
+    json!({ "type": "array", "items": items })
+}
+
+fn nullable(schema: Value) -> Value {
+    json!({ "oneOf": [schema, { "type": "null" }] })
+}
+
+fn string(description: &str) -> Value {
+    json!({ "type": "string", "description": description })
+}
+
+fn integer(description: &str) -> Value {
+    json!({ "type": "integer", "minimum": 0, "description": description })
+}
+
+fn number(description: &str) -> Value {
+    json!({ "type": "number", "description": description })
+}
+
+fn boolean(description: &str) -> Value {
+    json!({ "type": "boolean", "description": description })
+}
+
+/// A map from status name to count.
+fn counts(description: &str) -> Value {
+    json!({
+        "type": "object",
+        "description": description,
+        "additionalProperties": { "type": "integer", "minimum": 0 }
+    })
+}
+
+/// An object schema with these properties, all required unless listed in `optional`.
+fn obj(description: &str, properties: Value, optional: &[&str]) -> Value {
+    let required: Vec<&String> = properties
+        .as_object()
+        .map(|p| {
+            p.keys()
+                .filter(|k| !optional.contains(&k.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": required,
+    })
+}
+
+/// A request body that rejects unknown fields.
+fn strict(description: &str, properties: Value, optional: &[&str]) -> Value {
+    let mut o = obj(description, properties, optional);
+    if let Some(m) = o.as_object_mut() {
+        m.insert("additionalProperties".into(), Value::Bool(false));
+    }
+    o
+}
+
+/// A token amount plus its `*_formatted` twin.
+fn money(props: &mut Map<String, Value>, name: &str, description: &str) {
+    props.insert(
+        name.to_string(),
+        json!({ "allOf": [r("TokenAmount")], "description": description }),
+    );
+    props.insert(
+        format!("{name}_formatted"),
+        string(&format!("`{name}` for people, e.g. `1,234.5 SAGE`")),
+    );
+}
+
+/// A dashboard field group: `status: ok` plus the fields of `data`, or `Unavailable`.
+fn section(data: &str) -> Value {
+    json!({
+        "description": format!("`{data}` with `status: ok`, or `Unavailable`."),
+        "oneOf": [
+            { "allOf": [
+                r(data),
+                { "type": "object", "properties": { "status": { "const": "ok" } }, "required": ["status"] }
+            ] },
+            r("Unavailable")
+        ]
+    })
+}
+
+/// A chain reading: the value's fields plus block and age.
+fn chain_reading(value: &str) -> Value {
+    json!({
+        "description": format!("`{value}` read from the chain, with the block and age of the read."),
+        "allOf": [r(value), r("ChainReadAt")]
+    })
+}
+
+fn page_of(item: &str) -> Value {
+    obj(
+        &format!("A page of `{item}`s."),
+        json!({
+            "items": arr(r(item)),
+            "total": integer("Items matching the filter in all pages."),
+            "next_offset": { "type": ["integer", "null"], "minimum": 0, "description": "Offset of the next page; null on the last page." }
+        }),
+        &[],
+    )
+}
+
+// ---------------------------------------------------------------- parameters
+
+fn param(name: &str, location: &str, required: bool, schema: Value, description: &str) -> Value {
+    json!({
+        "name": name,
+        "in": location,
+        "required": required,
+        "schema": schema,
+        "description": description,
+    })
+}
+
+fn wallet_header() -> Value {
+    json!({ "$ref": "#/components/parameters/WalletAddress" })
+}
+
+fn path(name: &str, description: &str) -> Value {
+    param(name, "path", true, json!({ "type": "string" }), description)
+}
+
+fn query(name: &str, schema: Value, description: &str) -> Value {
+    param(name, "query", false, schema, description)
+}
+
+fn limit(max: u32, default: u32) -> Value {
+    query(
+        "limit",
+        json!({ "type": "integer", "minimum": 1, "maximum": max, "default": default }),
+        "Page size.",
+    )
+}
+
+fn offset() -> Value {
+    query(
+        "offset",
+        json!({ "type": "integer", "minimum": 0, "default": 0 }),
+        "Items to skip.",
+    )
+}
+
+fn time_query(name: &str, description: &str) -> Value {
+    query(name, r("Timestamp"), description)
+}
+
+// ---------------------------------------------------------------- operations
+
+/// One operation. `responses`: (code, description, schema name or `None` for no JSON schema).
+/// Error codes refer to the shared `Error` response.
+fn op(
+    tag: &str,
+    operation_id: &str,
+    summary: &str,
+    parameters: Vec<Value>,
+    body: Option<&str>,
+    responses: &[(&str, &str, Option<&str>)],
+) -> Value {
+    let mut out = Map::new();
+    for (code, description, schema) in responses {
+        let is_error = code.starts_with('4') || code.starts_with('5');
+        let response = match (is_error, schema) {
+            (true, None) => json!({ "$ref": format!("#/components/responses/{code}") }),
+            (_, Some(s)) => json!({
+                "description": description,
+                "content": { "application/json": { "schema": r(s) } }
+            }),
+            (false, None) => json!({ "description": description }),
+        };
+        out.insert((*code).to_string(), response);
+    }
+    // Every operation may fail internally; the body is the generic error.
+    out.entry("500")
+        .or_insert_with(|| json!({ "$ref": "#/components/responses/500" }));
+    let mut o = json!({
+        "tags": [tag],
+        "operationId": operation_id,
+        "summary": summary,
+        "responses": out,
+    });
+    if let Some(m) = o.as_object_mut() {
+        if !parameters.is_empty() {
+            m.insert("parameters".into(), Value::Array(parameters));
+        }
+        if let Some(b) = body {
+            m.insert(
+                "requestBody".into(),
+                json!({
+                    "required": true,
+                    "content": { "application/json": { "schema": r(b) } }
+                }),
+            );
+        }
+    }
+    o
+}
+
+fn paths() -> Value {
+    let bad = ("400", "Malformed request", None);
+    let unauthorized = ("401", "Signature or token rejected", None);
+    let not_found = ("404", "Not found", None);
+    let conflict = ("409", "Conflict with the current state", None);
+    let too_large = ("413", "Body too large", None);
+    let media = ("415", "Body is not JSON", None);
+    let unavailable = ("503", "The store did not answer", None);
+    let wallet_missing = (
+        "400",
+        "`X-Wallet-Address` missing or not a Starknet address",
+        None,
+    );
+    let mut m = Map::new();
+    extend(
+        &mut m,
+        json!({
+            "/api/nodes/register": { "post": op("nodes", "registerNode",
+                "Register a node (signed with its key); 201 when created, 200 when already registered with the same key.",
+                vec![], Some("RegisterRequest"),
+                &[("201", "Registered", Some("RegisterResponse")), ("200", "Already registered with this key", Some("RegisterResponse")),
+                  bad, unauthorized, conflict, too_large, media]) },
+            "/api/nodes/heartbeat": { "post": op("nodes", "heartbeat",
+                "A signed heartbeat with GPU samples.",
+                vec![], Some("HeartbeatRequest"),
+                &[("200", "Accepted", Some("HeartbeatResponse")), bad, unauthorized, too_large, media]) },
+            "/api/nodes": { "get": op("nodes", "listNodes",
+                "List nodes, optionally by status or wallet.",
+                vec![query("status", r("NodeStatus"), "Only nodes in this status."),
+                     query("wallet", r("WalletAddress"), "Only nodes earning for this wallet."),
+                     limit(1000, 100), offset()],
+                None, &[("200", "A page of nodes", Some("NodePage")), bad]) },
+            "/api/nodes/{id}": { "get": op("nodes", "getNode",
+                "A node with its latest heartbeat time and status history.",
+                vec![path("id", "The node id.")], None,
+                &[("200", "The node", Some("NodeDetail")), bad, not_found]) },
+            "/api/worker/uptime": { "get": op("nodes", "workerUptime",
+                "A node's uptime from its heartbeats over a window ending now.",
+                vec![param("node", "query", true, json!({ "type": "string" }), "The node id."),
+                     query("window_secs", json!({ "type": "integer", "minimum": 1, "maximum": 2_592_000, "default": 86_400 }), "Window length, seconds (at most 30 days).")],
+                None, &[("200", "Uptime", Some("WorkerUptime")), bad, not_found, unavailable]) }
+        }),
+    );
+    extend(
+        &mut m,
+        json!({
+            "/api/jobs": { "post": {
+                "security": [{}, { "submitToken": [] }],
+                "description": "When the coordinator has a submit token, `Authorization: Bearer <token>` is required.",
+                "tags": ["jobs"], "operationId": "submitJob", "summary": "Queue a job.",
+                "requestBody": { "required": true, "content": { "application/json": { "schema": r("SubmitJobRequest") } } },
+                "responses": {
+                    "201": { "description": "Queued", "content": { "application/json": { "schema": r("JobView") } } },
+                    "400": { "$ref": "#/components/responses/400" },
+                    "401": { "$ref": "#/components/responses/401" },
+                    "413": { "$ref": "#/components/responses/413" },
+                    "415": { "$ref": "#/components/responses/415" },
+                    "500": { "$ref": "#/components/responses/500" }
+                }
+            } },
+            "/api/jobs/{id}": { "get": op("jobs", "getJob", "A job.",
+                vec![path("id", "The job id (UUID).")], None,
+                &[("200", "The job", Some("JobView")), bad, not_found]) },
+            "/api/jobs/lease": { "post": op("jobs", "leaseJob",
+                "A node asks for work (signed): a probe while pending, a leased job while active, or none.",
+                vec![], Some("LeaseRequest"),
+                &[("200", "Work or none", Some("LeaseResponse")), bad, unauthorized, conflict, too_large, media]) },
+            "/api/jobs/complete": { "post": op("jobs", "completeJob",
+                "A node hands in a proof and its signed receipt; the coordinator verifies, countersigns and credits.",
+                vec![], Some("CompleteRequest"),
+                &[("200", "Accepted", Some("CompleteResponse")), bad, unauthorized, not_found, conflict, too_large, media,
+                  ("422", "Proof rejected", None)]) },
+            "/api/jobs/fail": { "post": op("jobs", "failJob",
+                "A node gives a leased job back (signed); it is re-queued or failed at its retry limit.",
+                vec![], Some("FailRequest"),
+                &[("200", "The job after the report", Some("JobView")), bad, unauthorized, not_found, conflict, too_large, media]) },
+            "/api/jobs/analytics": { "get": op("dashboard", "jobAnalytics",
+                "Jobs per status, total and success rate.",
+                vec![], None, &[("200", "Analytics", Some("JobAnalytics"))]) },
+            "/api/jobs/recent": { "get": op("dashboard", "recentJobs",
+                "The newest jobs, newest first.",
+                vec![limit(100, 20)], None, &[("200", "Recent jobs", Some("RecentJobs")), bad]) }
+        }),
+    );
+    extend(
+        &mut m,
+        json!({
+            "/api/receipts": { "get": op("receipts", "listReceipts",
+                "Receipts, by node, job kind and completion time.",
+                vec![query("node", json!({ "type": "string" }), "Only this node's receipts."),
+                     query("kind", json!({ "type": "string" }), "Only this job kind, e.g. `poseidon2-chain`."),
+                     time_query("from", "Completed at or after."),
+                     time_query("to", "Completed before."),
+                     limit(1000, 100), offset()],
+                None, &[("200", "A page of receipts", Some("ReceiptPage")), bad]) },
+            "/api/receipts/{id}": { "get": op("receipts", "getReceipt",
+                "A receipt, verifiable offline with its two keys.",
+                vec![path("id", "The receipt id (UUID).")], None,
+                &[("200", "The receipt", Some("ReceiptView")), bad, not_found]) },
+            "/api/earnings/{node}": { "get": {
+                "tags": ["receipts"], "operationId": "nodeEarnings",
+                "summary": "A node's exact earnings, total and per UTC day (JSON, or CSV with `format=csv`).",
+                "parameters": [path("node", "The node id."), time_query("from", "Credited at or after."),
+                               time_query("to", "Credited before."),
+                               query("format", json!({ "type": "string", "enum": ["json", "csv"], "default": "json" }), "Response format.")],
+                "responses": {
+                    "200": { "description": "Earnings", "content": {
+                        "application/json": { "schema": r("EarningsResponse") },
+                        "text/csv": { "schema": { "type": "string", "description": "`day,entries,gross,fee,net`, base units." } }
+                    } },
+                    "400": { "$ref": "#/components/responses/400" },
+                    "404": { "$ref": "#/components/responses/404" },
+                    "500": { "$ref": "#/components/responses/500" }
+                }
+            } }
+        }),
+    );
+    extend(
+        &mut m,
+        json!({
+            "/api/network/stats": { "get": op("network", "networkStats",
+                "Active and total workers, jobs processed.",
+                vec![], None, &[("200", "Counts", Some("NetworkStats"))]) },
+            "/api/network/workers": { "get": op("network", "networkWorkers",
+                "Nodes with status, wallet, last heartbeat, GPUs and 24-hour uptime.",
+                vec![query("status", r("NodeStatus"), "Only nodes in this status."), limit(200, 50), offset()],
+                None, &[("200", "Workers", Some("NetworkWorkers")), bad]) }
+        }),
+    );
+    extend(
+        &mut m,
+        json!({
+            "/api/validator/status": { "get": op("dashboard", "validatorStatus",
+                "A wallet's workers, jobs, ledger earnings, stake, rewards and reputation.",
+                vec![wallet_header()], None,
+                &[("200", "Status (each group ok or unavailable)", Some("ValidatorStatus")), wallet_missing]) },
+            "/api/validator/gpus": { "get": op("dashboard", "validatorGpus",
+                "The GPUs of a wallet's nodes (hardware reports and latest samples).",
+                vec![wallet_header()], None,
+                &[("200", "GPUs", Some("ValidatorGpus")), wallet_missing]) },
+            "/api/validator/rewards": { "get": op("dashboard", "validatorRewards",
+                "Ledger earnings of a wallet's nodes and its on-chain rewards.",
+                vec![wallet_header()], None,
+                &[("200", "Rewards", Some("ValidatorRewards")), wallet_missing]) },
+            "/api/validator/history": { "get": op("dashboard", "validatorHistory",
+                "Earnings per UTC day and status changes of a wallet's nodes (default: last 30 days, at most 366).",
+                vec![wallet_header(), time_query("from", "Window start (default: `to` − 30 days)."),
+                     time_query("to", "Window end, exclusive (default: now).")],
+                None, &[("200", "History", Some("ValidatorHistory")), wallet_missing]) },
+            "/api/summary": { "get": op("dashboard", "summary",
+                "The dashboard's front page: workers, jobs, chain totals and store health.",
+                vec![], None, &[("200", "Summary", Some("Summary"))]) }
+        }),
+    );
+    extend(
+        &mut m,
+        json!({
+            "/livez": { "get": op("ops", "livez", "Liveness: the process answers.",
+                vec![], None, &[("200", "Alive", Some("LiveResponse"))]) },
+            "/health/live": { "get": op("ops", "healthLive", "Alias of `/livez`.",
+                vec![], None, &[("200", "Alive", Some("LiveResponse"))]) },
+            "/readyz": { "get": op("ops", "readyz", "Readiness: the store answers in time.",
+                vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
+            "/health": { "get": op("ops", "health", "Alias of `/readyz`, with component detail.",
+                vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
+            "/health/ready": { "get": op("ops", "healthReady", "Alias of `/readyz`.",
+                vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
+            "/openapi.json": { "get": {
+                "tags": ["ops"], "operationId": "openapi", "summary": "This document.",
+                "responses": { "200": { "description": "The OpenAPI 3.1 document", "content": { "application/json": { "schema": { "type": "object" } } } } }
+            } }
+        }),
+    );
+    Value::Object(m)
+}
+
+// ---------------------------------------------------------------- schemas
+
+fn earnings_total() -> Value {
+    let mut p = Map::new();
+    p.insert("entries".into(), integer("Entries summed."));
+    money(&mut p, "gross", "Sum of what clients paid.");
+    money(&mut p, "fee", "Sum of network fees.");
+    money(&mut p, "net", "Sum of what the nodes earned.");
+    obj("Exact sums of earnings.", Value::Object(p), &[])
+}
+
+fn stake_view() -> Value {
+    let mut p = Map::new();
+    money(&mut p, "amount", "Staked amount.");
+    money(
+        &mut p,
+        "locked_amount",
+        "Amount locked in a pending unstake.",
+    );
+    p.insert("staked_at".into(), nullable(r("Timestamp")));
+    p.insert("last_claim_at".into(), nullable(r("Timestamp")));
+    p.insert("gpu_tier".into(), r("GpuTier"));
+    p.insert("is_active".into(), boolean("Whether the stake is active."));
+    p.insert(
+        "consecutive_failures".into(),
+        integer("Consecutive failed jobs."),
+    );
+    money(&mut p, "total_slashed", "Total slashed so far.");
+    money(
+        &mut p,
+        "pending_rewards",
+        "Rewards accrued, not yet claimed.",
+    );
+    obj(
+        "A wallet's stake as the staking contract reports it.",
+        Value::Object(p),
+        &[],
+    )
+}
+
+fn rewards_view() -> Value {
+    let mut p = Map::new();
+    money(&mut p, "pending", "Accrued, unclaimed rewards.");
+    p.insert("last_claim_at".into(), nullable(r("Timestamp")));
+    obj("A wallet's on-chain rewards.", Value::Object(p), &[])
+}
+
+fn totals_view() -> Value {
+    let mut p = Map::new();
+    money(&mut p, "total_staked", "Total staked across workers.");
+    obj("Network-wide chain totals.", Value::Object(p), &[])
+}
+
+fn job_view() -> Value {
+    let mut p = Map::new();
+    p.insert("id".into(), r("Uuid"));
+    p.insert("job".into(), r("JobKind"));
+    p.insert("status".into(), r("JobStatus"));
+    money(&mut p, "payment", "Payment on completion.");
+    p.insert("attempts".into(), integer("Leases granted so far."));
+    p.insert("max_attempts".into(), integer("Lease limit."));
+    p.insert(
+        "lease".into(),
+        nullable(json!({ "type": "object", "description": "The current lease while `leased`: lease_id, node_id, leased_at, expires_at." })),
+    );
+    p.insert(
+        "result".into(),
+        nullable(json!({ "type": "object", "description": "The result once `completed`: output, proof_hash, proof_ref, completed_at." })),
+    );
+    p.insert("completed_by".into(), nullable(r("NodeId")));
+    p.insert(
+        "last_error".into(),
+        json!({ "type": ["string", "null"], "description": "Why the last attempt failed." }),
+    );
+    p.insert("submitted_at".into(), r("Timestamp"));
+    p.insert("updated_at".into(), r("Timestamp"));
+    obj("A job.", Value::Object(p), &[])
+}
+
+fn receipt_view() -> Value {
+    let mut body = Map::new();
+    body.insert("id".into(), r("Uuid"));
+    body.insert("job_id".into(), r("Uuid"));
+    body.insert("kind".into(), string("Job kind."));
+    body.insert("node_id".into(), r("NodeId"));
+    body.insert("node_key".into(), r("Hex"));
+    body.insert("coordinator_key".into(), r("Hex"));
+    body.insert("output".into(), string("Public output."));
+    body.insert("proof_hash".into(), r("Hex"));
+    body.insert("payment".into(), r("TokenAmount"));
+    body.insert("fee".into(), r("TokenAmount"));
+    body.insert("net".into(), r("TokenAmount"));
+    body.insert("completed_at".into(), r("Timestamp"));
+    obj(
+        "A signed receipt (node signature and coordinator countersignature) plus formatted amounts.",
+        json!({
+            "body": obj("What the signatures cover.", Value::Object(body), &[]),
+            "node_signature": r("Hex"),
+            "coordinator_signature": r("Hex"),
+            "payment_formatted": string("`body.payment` for people."),
+            "fee_formatted": string("`body.fee` for people."),
+            "net_formatted": string("`body.net` for people."),
+        }),
+        &[],
+    )
+}
+
+fn schemas() -> Value {
+    let unavailable = json!({
+        "type": "object",
+        "description": "A field group whose source could not answer (not configured, failed, or missed the time budget).",
+        "properties": {
+            "status": { "const": "unavailable" },
+            "reason": { "type": "string", "description": "Why, safe to show." }
+        },
+        "required": ["status", "reason"]
+    });
+    let hardware = obj(
+        "A node's hardware report.",
+        json!({
+            "gpus": arr(r("GpuDevice")),
+            "host": nullable(r("HostInfo")),
+            "gpu_unavailable_reason": { "type": ["string", "null"], "description": "Why GPU data is missing, when it is." },
+            "hardware_hash": nullable(r("Hex")),
+            "attestation": { "type": ["string", "null"], "description": "Confidential-compute attestation (hex)." }
+        }),
+        &[
+            "gpus",
+            "host",
+            "gpu_unavailable_reason",
+            "hardware_hash",
+            "attestation",
+        ],
+    );
+    let mut m = Map::new();
+    extend(
+        &mut m,
+        json!({
+            "Error": {
+                "type": "object",
+                "description": "Every error: a stable `type` and a message safe to show.",
+                "properties": {
+                    "error": {
+                        "type": "object",
+                        "properties": {
+                            "type": { "type": "string", "description": "e.g. invalid_request, unauthorized, not_found, conflict, unavailable, internal." },
+                            "message": { "type": "string" }
+                        },
+                        "required": ["type", "message"],
+                        "additionalProperties": false
+                    }
+                },
+                "required": ["error"],
+                "additionalProperties": false
+            },
+            "Unavailable": unavailable,
+            "TokenAmount": { "type": "string", "pattern": "^(0|[1-9][0-9]*)$", "description": "Exact amount in base units (u256), decimal." },
+            "Timestamp": { "type": "string", "format": "date-time", "description": "RFC 3339, UTC." },
+            "WalletAddress": { "type": "string", "pattern": "^0[xX][0-9a-fA-F]{1,64}$", "description": "Starknet address; answers use the normalised 0x + 64 lowercase hex digits." },
+            "NodeId": { "type": "string", "description": "A node id." },
+            "Uuid": { "type": "string", "format": "uuid" },
+            "Hex": { "type": "string", "pattern": "^[0-9a-f]*$", "description": "Lowercase hex bytes (keys, signatures, hashes)." },
+            "NodeStatus": { "type": "string", "enum": ["pending", "active", "stale", "offline", "quarantined"] },
+            "JobStatus": { "type": "string", "enum": ["queued", "leased", "completed", "failed"] },
+            "GpuTier": { "type": "string", "enum": ["consumer", "workstation", "data_center", "enterprise", "frontier"] },
+            "JobKind": { "oneOf": [
+                strict("A chain of Poseidon2 permutations over M31.", json!({
+                    "kind": { "const": "poseidon2-chain" },
+                    "seed": { "type": "integer", "minimum": 0 },
+                    "length": { "type": "integer", "minimum": 1, "maximum": 1_048_576 }
+                }), &[]),
+                strict("The wide-Fibonacci calibration AIR.", json!({
+                    "kind": { "const": "wide-fibonacci" },
+                    "columns": { "type": "integer", "minimum": 2, "maximum": 1024 },
+                    "log_rows": { "type": "integer", "minimum": 4, "maximum": 22 },
+                    "a": { "type": "integer", "minimum": 0, "maximum": 2_147_483_646 },
+                    "b": { "type": "integer", "minimum": 0, "maximum": 2_147_483_646 }
+                }), &[])
+            ] },
+            "GpuDevice": obj("One GPU's identity and static properties.", json!({
+                "index": integer("NVML index."),
+                "uuid": string("GPU UUID."),
+                "name": string("Model name."),
+                "pci_bus_id": { "type": ["string", "null"] },
+                "memory_total_bytes": { "type": ["integer", "null"], "minimum": 0 },
+                "mig_enabled": { "type": ["boolean", "null"] },
+                "confidential_compute": { "type": ["boolean", "null"] },
+                "tier": nullable(r("GpuTier")),
+                "state": { "type": "string", "enum": ["ok", "lost", "no_permission"] }
+            }), &["pci_bus_id", "memory_total_bytes", "mig_enabled", "confidential_compute", "tier", "state"]),
+            "GpuSample": {
+                "type": "object",
+                "description": "One reading of one device; a metric the device does not support is null.",
+                "properties": {
+                    "uuid": string("The device's UUID."),
+                    "at": r("Timestamp"),
+                    "gpu_utilization_ratio": { "type": ["number", "null"] },
+                    "memory_used_bytes": { "type": ["integer", "null"] },
+                    "temperature_celsius": { "type": ["number", "null"] },
+                    "power_watts": { "type": ["number", "null"] }
+                },
+                "required": ["uuid", "at"]
+            },
+            "HostInfo": obj("The host a worker runs on.", json!({
+                "cpu_model": { "type": ["string", "null"] },
+                "logical_cores": integer("Logical CPU cores."),
+                "load_average_1m": { "type": ["number", "null"] },
+                "memory_total_bytes": integer("Total memory, bytes."),
+                "memory_available_bytes": { "type": ["integer", "null"] }
+            }), &["cpu_model", "load_average_1m", "memory_available_bytes"]),
+            "HardwareReport": hardware,
+            "StatusChange": obj("One recorded status change.", json!({
+                "node_id": r("NodeId"), "from": r("NodeStatus"), "to": r("NodeStatus"),
+                "reason": string("Why."), "at": r("Timestamp")
+            }), &[]),
+            "ChainReadAt": obj("Where and when a chain value was read.", json!({
+                "block_number": integer("The block the value was read at."),
+                "block_hash": { "type": ["string", "null"], "description": "That block's hash (hex), when known." },
+                "read_at": r("Timestamp"),
+                "age_secs": integer("Age of the value when the response was built, seconds.")
+            }), &[])
+        }),
+    );
+    // ---- nodes
+    extend(
+        &mut m,
+        json!({
+            "RegisterRequest": strict("Signed with the node key over the canonical bytes (see the API docs).", json!({
+                "node_id": r("NodeId"), "public_key": r("Hex"), "wallet": r("WalletAddress"),
+                "hardware": r("HardwareReport"), "agent_version": string("1 to 64 printable characters."),
+                "sent_at": r("Timestamp"), "signature": r("Hex")
+            }), &[]),
+            "RegisterResponse": obj("A registered node.", json!({
+                "node": r("NodeView"),
+                "heartbeat_interval_secs": integer("How often to send a heartbeat."),
+                "coordinator_public_key": r("Hex")
+            }), &[]),
+            "HeartbeatRequest": strict("Signed with the node's registered key.", json!({
+                "node_id": r("NodeId"), "sequence": integer("Strictly increasing per node."),
+                "sent_at": r("Timestamp"), "load_average_1m": { "type": ["number", "null"] },
+                "agent_version": string("Agent version."), "gpu_samples": arr(r("GpuSample")),
+                "signature": r("Hex")
+            }), &["load_average_1m", "gpu_samples"]),
+            "HeartbeatResponse": obj("An accepted heartbeat.", json!({
+                "status": r("NodeStatus"), "heartbeat_interval_secs": integer("Interval, seconds.")
+            }), &[]),
+            "NodeView": obj("A node.", json!({
+                "id": r("NodeId"), "public_key": r("Hex"), "wallet": r("WalletAddress"),
+                "hardware": r("HardwareReport"), "agent_version": string("Agent version at registration."),
+                "status": r("NodeStatus"), "status_reason": string("Why it is in that status."),
+                "status_changed_at": r("Timestamp"), "registered_at": r("Timestamp")
+            }), &[]),
+            "NodeDetail": { "allOf": [r("NodeView"), obj("Latest heartbeat and history.", json!({
+                "last_seen": nullable(r("Timestamp")), "history": arr(r("StatusChange"))
+            }), &[])] },
+            "NodePage": page_of("NodeView"),
+            "WorkerUptime": obj("Uptime from heartbeats over a window ending now.", json!({
+                "node_id": r("NodeId"),
+                "window_secs": integer("Window length, seconds."),
+                "window": obj("The window.", json!({ "from": r("Timestamp"), "to": r("Timestamp") }), &[]),
+                "heartbeats": integer("Heartbeats in the window."),
+                "covered_seconds": number("Seconds covered (each heartbeat covers one interval)."),
+                "ratio": number("covered_seconds / window, 0–1."),
+                "heartbeat_interval_secs": integer("The expected interval."),
+                "last_seen": nullable(r("Timestamp"))
+            }), &[])
+        }),
+    );
+    // ---- jobs
+    extend(
+        &mut m,
+        json!({
+            "SubmitJobRequest": strict("A job to queue.", json!({
+                "job": r("JobKind"),
+                "payment": r("TokenAmount"),
+                "max_attempts": { "type": ["integer", "null"], "minimum": 1, "maximum": 10, "default": 3 }
+            }), &["max_attempts"]),
+            "JobView": job_view(),
+            "LeaseRequest": strict("Signed with the node's key.", json!({
+                "node_id": r("NodeId"), "nonce": integer("Random; makes the request unique."),
+                "sent_at": r("Timestamp"), "signature": r("Hex")
+            }), &[]),
+            "LeaseResponse": obj("Work for the node, or none.", json!({
+                "assignment": { "oneOf": [
+                    { "type": "null" },
+                    { "type": "object", "description": "`type: job` with lease, fee and net; or `type: probe` with a coordinator-signed ticket.",
+                      "properties": { "type": { "type": "string", "enum": ["job", "probe"] } }, "required": ["type"] }
+                ] },
+                "retry_after_secs": integer("When there is no work: wait this long."),
+                "node_status": r("NodeStatus")
+            }), &[]),
+            "ProofEnvelope": {
+                "type": "object",
+                "description": "A stwo proof with its job, public output, configuration, hash and commitments (`proof` is hex).",
+                "properties": {
+                    "format_version": integer("Envelope format version."),
+                    "proof": r("Hex"),
+                    "proof_hash": r("Hex")
+                }
+            },
+            "CompleteRequest": strict("Signed with the node's key.", json!({
+                "node_id": r("NodeId"), "job_id": r("Uuid"),
+                "lease_id": nullable(r("Uuid")),
+                "probe": { "type": ["object", "null"], "description": "The probe ticket, for a probe." },
+                "envelope": r("ProofEnvelope"),
+                "receipt": { "type": ["object", "null"], "description": "The receipt body the node signs (leased jobs)." },
+                "receipt_signature": nullable(r("Hex")),
+                "sent_at": r("Timestamp"), "signature": r("Hex")
+            }), &[]),
+            "CompleteResponse": obj("An accepted completion.", json!({
+                "receipt": nullable(r("ReceiptView")),
+                "node_status": r("NodeStatus"),
+                "security_bits": integer("Security level the proof was verified at.")
+            }), &[]),
+            "FailRequest": strict("Signed with the node's key.", json!({
+                "node_id": r("NodeId"), "job_id": r("Uuid"), "lease_id": r("Uuid"),
+                "reason": string("1 to 512 characters."), "sent_at": r("Timestamp"), "signature": r("Hex")
+            }), &[])
+        }),
+    );
+    // ---- receipts and earnings
+    extend(
+        &mut m,
+        json!({
+            "ReceiptView": receipt_view(),
+            "ReceiptPage": page_of("ReceiptView"),
+            "EarningsTotal": earnings_total(),
+            "DailyEarnings": { "allOf": [
+                obj("One UTC day.", json!({ "day": { "type": "string", "format": "date" } }), &[]),
+                r("EarningsTotal")
+            ] },
+            "EarningsResponse": obj("A node's exact earnings.", json!({
+                "node_id": r("NodeId"),
+                "from": nullable(r("Timestamp")), "to": nullable(r("Timestamp")),
+                "total": r("EarningsTotal"), "days": arr(r("DailyEarnings"))
+            }), &[])
+        }),
+    );
+    // ---- network and health
+    extend(
+        &mut m,
+        json!({
+            "NetworkStats": obj("Counts from the store.", json!({
+                "active_workers": integer("Nodes in status active."),
+                "total_workers": integer("Registered nodes."),
+                "total_jobs_processed": integer("Jobs completed.")
+            }), &[]),
+            "NetworkWorker": obj("A node in the network view.", json!({
+                "node_id": r("NodeId"), "status": r("NodeStatus"), "wallet": r("WalletAddress"),
+                "registered_at": r("Timestamp"), "last_seen": nullable(r("Timestamp")),
+                "gpu_count": integer("GPUs in its hardware report."),
+                "gpu_models": arr(json!({ "type": "string" })),
+                "uptime_24h": number("Share of the last 24 h covered by heartbeats, 0–1.")
+            }), &[]),
+            "NetworkWorkerPage": page_of("NetworkWorker"),
+            "NetworkWorkers": obj("The network view.", json!({
+                "generated_at": r("Timestamp"), "workers": section("NetworkWorkerPage")
+            }), &[]),
+            "LiveResponse": obj("The process answers.", json!({ "status": { "const": "ok" } }), &[]),
+            "ComponentHealth": obj("One component's health.", json!({
+                "status": { "type": "string", "enum": ["ok", "unavailable"] },
+                "backend": string("sqlite, postgres or memory."),
+                "latency_ms": number("Check latency (when it answered)."),
+                "error": string("Why it is unavailable (when it is).")
+            }), &["latency_ms", "error"]),
+            "HealthResponse": obj("Readiness with component detail.", json!({
+                "status": { "type": "string", "enum": ["ok", "unavailable"] },
+                "components": obj("Components.", json!({ "store": r("ComponentHealth") }), &[])
+            }), &[])
+        }),
+    );
+    // ---- dashboard
+    extend(
+        &mut m,
+        json!({
+            "StakeView": stake_view(),
+            "RewardsView": rewards_view(),
+            "ReputationView": obj("A wallet's reputation.", json!({
+                "score": integer("0–1000."), "level": integer("1–5."),
+                "last_updated": nullable(r("Timestamp")),
+                "total_jobs_completed": integer("Jobs completed."),
+                "successful_jobs": integer("Successful jobs."), "failed_jobs": integer("Failed jobs."),
+                "dispute_count": integer("Disputes."), "slash_count": integer("Slashes.")
+            }), &[]),
+            "NetworkTotalsView": totals_view(),
+            "StakeReading": chain_reading("StakeView"),
+            "RewardsReading": chain_reading("RewardsView"),
+            "ReputationReading": chain_reading("ReputationView"),
+            "NetworkTotalsReading": chain_reading("NetworkTotalsView"),
+            "WorkerCounts": obj("Nodes by status.", json!({
+                "total": integer("Nodes."), "by_status": counts("Per status; every status present.")
+            }), &[]),
+            "WalletJobs": obj("Jobs of a wallet's nodes.", json!({
+                "completed": integer("Completed by them."), "leased": integer("Leased to them now.")
+            }), &[]),
+            "ValidatorStatus": obj("A wallet at a glance.", json!({
+                "wallet": r("WalletAddress"), "generated_at": r("Timestamp"),
+                "workers": section("WorkerCounts"), "jobs": section("WalletJobs"),
+                "earnings": section("EarningsTotal"), "stake": section("StakeReading"),
+                "rewards": section("RewardsReading"), "reputation": section("ReputationReading")
+            }), &[]),
+            "NodeGpus": obj("One node's GPUs.", json!({
+                "node_id": r("NodeId"), "status": r("NodeStatus"), "gpus": arr(r("GpuDevice")),
+                "host": nullable(r("HostInfo")),
+                "gpu_unavailable_reason": { "type": ["string", "null"] },
+                "latest_samples": arr(r("GpuSample"))
+            }), &[]),
+            "WalletGpus": obj("A wallet's GPUs.", json!({
+                "total_gpus": integer("GPUs over all nodes."), "nodes": arr(r("NodeGpus"))
+            }), &[]),
+            "ValidatorGpus": obj("The GPUs of a wallet's nodes.", json!({
+                "wallet": r("WalletAddress"), "generated_at": r("Timestamp"), "workers": section("WalletGpus")
+            }), &[]),
+            "NodeEarnings": { "allOf": [obj("A node.", json!({ "node_id": r("NodeId") }), &[]), r("EarningsTotal")] },
+            "LedgerEarnings": obj("Ledger earnings of a wallet's nodes.", json!({
+                "total": r("EarningsTotal"), "nodes": arr(r("NodeEarnings"))
+            }), &[]),
+            "ValidatorRewards": obj("Ledger earnings and on-chain rewards.", json!({
+                "wallet": r("WalletAddress"), "generated_at": r("Timestamp"),
+                "earnings": section("LedgerEarnings"), "rewards": section("RewardsReading")
+            }), &[]),
+            "DailySeries": obj("Earnings per UTC day.", json!({ "days": arr(r("DailyEarnings")) }), &[]),
+            "StatusChanges": obj("Status changes, newest first (at most 100).", json!({
+                "total": integer("Changes in the window."), "items": arr(r("StatusChange"))
+            }), &[]),
+            "ValidatorHistory": obj("A wallet's history.", json!({
+                "wallet": r("WalletAddress"), "from": r("Timestamp"), "to": r("Timestamp"),
+                "generated_at": r("Timestamp"),
+                "earnings": section("DailySeries"), "status_changes": section("StatusChanges")
+            }), &[]),
+            "JobCounts": obj("Jobs by status.", json!({
+                "total": integer("Jobs."), "by_status": counts("Per status; every status present."),
+                "success_rate": { "type": ["number", "null"], "description": "completed / (completed + failed); null before any job finished." }
+            }), &[]),
+            "JobAnalytics": obj("Job analytics.", json!({
+                "generated_at": r("Timestamp"), "jobs": section("JobCounts")
+            }), &[]),
+            "RecentJobsList": obj("The newest jobs.", json!({
+                "total": integer("Jobs in the store."), "items": arr(r("JobView"))
+            }), &[]),
+            "RecentJobs": obj("Recent jobs.", json!({
+                "generated_at": r("Timestamp"), "jobs": section("RecentJobsList")
+            }), &[]),
+            "NetworkSummary": obj("Workers and jobs.", json!({
+                "active_workers": integer("Nodes active."), "total_workers": integer("Nodes."),
+                "workers_by_status": counts("Nodes per status."), "jobs": r("JobCounts")
+            }), &[]),
+            "Summary": obj("The dashboard's front page.", json!({
+                "generated_at": r("Timestamp"), "network": section("NetworkSummary"),
+                "chain": section("NetworkTotalsReading"), "store": r("ComponentHealth")
+            }), &[])
+        }),
+    );
+    Value::Object(m)
+}
+
+/// Moves the entries of `from` (a JSON object) into `into`.
+fn extend(into: &mut Map<String, Value>, from: Value) {
+    if let Value::Object(o) = from {
+        into.extend(o);
+    }
+}
+
+fn error_response(description: &str) -> Value {
+    json!({
+        "description": description,
+        "content": { "application/json": { "schema": r("Error") } }
+    })
+}
+
+fn build() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "BitSage coordinator API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "A verifiable GPU compute network's coordinator: nodes, jobs, proofs, receipts, earnings and the validator dashboard. JSON in snake_case; token amounts as base-unit decimal strings next to `*_formatted` strings; times RFC 3339 UTC; every error is `{\"error\":{\"type\",\"message\"}}`. Dashboard responses are split into field groups, each `status: ok` with its fields or `status: unavailable` with a reason."
+        },
+        "tags": [
+            { "name": "nodes" }, { "name": "jobs" }, { "name": "receipts" },
+            { "name": "network" }, { "name": "dashboard" }, { "name": "ops" }
+        ],
+        "paths": paths(),
+        "components": {
+            "schemas": schemas(),
+            "parameters": {
+                "WalletAddress": {
+                    "name": "X-Wallet-Address",
+                    "in": "header",
+                    "required": true,
+                    "schema": r("WalletAddress"),
+                    "description": "The validator's Starknet wallet address."
+                }
+            },
+            "responses": {
+                "400": error_response("Malformed request (`invalid_request`)."),
+                "401": error_response("Signature or token rejected (`unauthorized`)."),
+                "404": error_response("Not found (`not_found`)."),
+                "409": error_response("Conflict with the current state (`conflict`)."),
+                "413": error_response("Body too large (`payload_too_large`)."),
+                "415": error_response("Body is not JSON (`unsupported_media_type`)."),
+                "422": error_response("Proof rejected or arithmetic overflow (`proof_rejected`, `overflow`)."),
+                "500": error_response("Internal error (`internal`); details are logged, never sent."),
+                "503": error_response("A source did not answer (`unavailable`).")
+            },
+            "securitySchemes": {
+                "submitToken": { "type": "http", "scheme": "bearer", "description": "Required by `POST /api/jobs` when the coordinator has a submit token." }
+            }
+        }
+    })
+}

@@ -1,0 +1,182 @@
+//! The handlers: extract, call [`crate::service`], answer. Nothing else happens here.
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+
+use axum::http::HeaderMap;
+
+use crate::api::{
+    CompleteRequest, EarningsFormat, EarningsQuery, FailRequest, HealthStatus, HeartbeatRequest,
+    LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery, RegisterRequest, SubmitJobRequest,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::{jobs, service, AppState};
+
+/// `POST /api/nodes/register`: 201 when created, 200 when already registered with this key.
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> ApiResult<Response> {
+    let (body, created) = service::register(&state, req, bitsage_core::time::now()).await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// `POST /api/nodes/heartbeat`.
+pub async fn heartbeat(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<HeartbeatRequest>,
+) -> ApiResult<Response> {
+    let body = service::heartbeat(&state, req, bitsage_core::time::now()).await?;
+    Ok(Json(body).into_response())
+}
+
+/// `GET /api/nodes`.
+pub async fn list_nodes(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<NodeListQuery>,
+) -> ApiResult<Response> {
+    Ok(Json(service::list_nodes(&state, q).await?).into_response())
+}
+
+/// `GET /api/nodes/{id}`.
+pub async fn node_detail(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let id = service::parse_node_id(&id)?;
+    Ok(Json(service::node_detail(&state, &id).await?).into_response())
+}
+
+/// The token of an `Authorization: Bearer <token>` header, if there is one.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+}
+
+/// `POST /api/jobs`: 201 with the queued job.
+pub async fn submit_job(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(req): ApiJson<SubmitJobRequest>,
+) -> ApiResult<Response> {
+    let job = jobs::submit(&state, req, bearer(&headers), bitsage_core::time::now()).await?;
+    Ok((StatusCode::CREATED, Json(job)).into_response())
+}
+
+/// `GET /api/jobs/{id}`.
+pub async fn get_job(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    Ok(Json(jobs::get(&state, &id).await?).into_response())
+}
+
+/// `POST /api/jobs/lease`.
+pub async fn lease(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LeaseRequest>,
+) -> ApiResult<Response> {
+    Ok(Json(jobs::lease(&state, req, bitsage_core::time::now()).await?).into_response())
+}
+
+/// `POST /api/jobs/complete`.
+pub async fn complete(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<CompleteRequest>,
+) -> ApiResult<Response> {
+    Ok(Json(jobs::complete(&state, req, bitsage_core::time::now()).await?).into_response())
+}
+
+/// `POST /api/jobs/fail`.
+pub async fn fail(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<FailRequest>,
+) -> ApiResult<Response> {
+    Ok(Json(jobs::fail(&state, req, bitsage_core::time::now()).await?).into_response())
+}
+
+/// `GET /api/receipts`.
+pub async fn list_receipts(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ReceiptListQuery>,
+) -> ApiResult<Response> {
+    Ok(Json(service::list_receipts(&state, q).await?).into_response())
+}
+
+/// `GET /api/receipts/{id}`.
+pub async fn receipt(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    Ok(Json(service::receipt(&state, &id).await?).into_response())
+}
+
+/// `GET /api/earnings/{node}` (`?format=csv` for CSV).
+pub async fn earnings(
+    State(state): State<AppState>,
+    ApiPath(node): ApiPath<String>,
+    ApiQuery(q): ApiQuery<EarningsQuery>,
+) -> ApiResult<Response> {
+    let node = service::parse_node_id(&node)?;
+    let e = service::earnings(&state, &node, &q).await?;
+    Ok(match q.format.unwrap_or_default() {
+        EarningsFormat::Json => Json(e).into_response(),
+        EarningsFormat::Csv => (
+            [
+                (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+                (
+                    header::CONTENT_DISPOSITION,
+                    format!("attachment; filename=\"earnings-{node}.csv\""),
+                ),
+            ],
+            service::earnings_csv(&e),
+        )
+            .into_response(),
+    })
+}
+
+/// `GET /api/network/stats`.
+pub async fn network_stats(State(state): State<AppState>) -> ApiResult<Response> {
+    Ok(Json(service::network_stats(&state).await?).into_response())
+}
+
+/// `GET /livez` (and `/health/live`): always 200.
+pub async fn livez() -> Json<LiveResponse> {
+    Json(LiveResponse {
+        status: HealthStatus::Ok,
+    })
+}
+
+/// `GET /readyz` (and `/health`, `/health/ready`): 200 when the store answers, else 503.
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    let health = service::readiness(&state).await;
+    let status = match health.status {
+        HealthStatus::Ok => StatusCode::OK,
+        HealthStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    (status, Json(health)).into_response()
+}
+
+/// Unknown routes: 404 in the API shape.
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}
+
+/// Known route, wrong method: 405 in the API shape.
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "this route does not accept this method",
+    )
+}

@@ -1,0 +1,378 @@
+//! What the handlers do, as plain async functions over the store (no HTTP types), so each
+//! flow can be tested and reused without a request.
+
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+use bitsage_core::job::JobFilter;
+use bitsage_core::lifecycle::transition;
+use bitsage_core::node::{Heartbeat, NewNode, NodeFilter};
+use bitsage_core::page::{Page, PageRequest};
+use bitsage_core::receipt::ReceiptFilter;
+use bitsage_core::{
+    Error, JobStatus, LifecycleEvent, NodeId, NodeStatus, ReceiptId, TimeWindow, Timestamp,
+};
+use chrono::{DateTime, Utc};
+
+use crate::api::{
+    ComponentHealth, EarningsQuery, EarningsResponse, HealthComponents, HealthResponse,
+    HealthStatus, HeartbeatRequest, HeartbeatResponse, NetworkStats, NodeDetail, NodeListQuery,
+    NodeView, ReceiptListQuery, ReceiptView, RegisterRequest, RegisterResponse,
+    MAX_AGENT_VERSION_LEN,
+};
+use crate::error::{ApiError, ApiResult};
+use crate::{AppState, HttpConfig};
+
+/// The single message for every refused heartbeat whose sender has not proven its key, so
+/// the answer does not tell whether a node id exists.
+pub const HEARTBEAT_REJECTED: &str = "heartbeat rejected: unknown node or bad signature";
+
+/// The start of an open-ended time window (the Unix epoch).
+fn window_start() -> Timestamp {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+
+/// The end of an open-ended time window (year 9999, within every store's range).
+fn window_end() -> Timestamp {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// A window from optional bounds: `None` when neither is given.
+pub fn window_of(
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+) -> Result<Option<TimeWindow>, Error> {
+    if from.is_none() && to.is_none() {
+        return Ok(None);
+    }
+    TimeWindow::new(
+        from.unwrap_or_else(window_start),
+        to.unwrap_or_else(window_end),
+    )
+    .map(Some)
+}
+
+/// A page from optional `limit`/`offset` (defaults 100 and 0).
+pub fn page_of(limit: Option<u32>, offset: Option<u64>) -> Result<PageRequest, Error> {
+    let d = PageRequest::default();
+    PageRequest::new(limit.unwrap_or(d.limit), offset.unwrap_or(d.offset))
+}
+
+/// Checks that a signed message's `sent_at` lies within `max_skew` of `now`.
+pub fn check_skew(sent_at: Timestamp, now: Timestamp, max_skew: Duration) -> Result<(), Error> {
+    let skew = now.signed_duration_since(sent_at).abs();
+    let max = chrono::TimeDelta::from_std(max_skew).unwrap_or(chrono::TimeDelta::MAX);
+    if skew > max {
+        return Err(Error::Signature(format!(
+            "sent_at is more than {} s away from the server's clock",
+            max_skew.as_secs()
+        )));
+    }
+    Ok(())
+}
+
+fn check_agent_version(v: &str) -> Result<(), Error> {
+    if v.is_empty() || v.len() > MAX_AGENT_VERSION_LEN || v.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "agent version",
+            format!("must be 1 to {MAX_AGENT_VERSION_LEN} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+fn interval_secs(config: &HttpConfig) -> u64 {
+    config.heartbeat_interval.as_secs()
+}
+
+/// Registers a node. Returns the record and whether it was created (`false`: the same id and
+/// key were already registered, nothing changed). Another key for a known id → 409; a bad
+/// signature or a `sent_at` outside the skew window → 401; nothing is stored on failure.
+pub async fn register(
+    state: &AppState,
+    req: RegisterRequest,
+    now: Timestamp,
+) -> ApiResult<(RegisterResponse, bool)> {
+    req.verify()?;
+    check_skew(req.sent_at, now, state.config.max_clock_skew)?;
+    check_agent_version(&req.agent_version)?;
+    let response = |node: bitsage_core::node::NodeRecord| RegisterResponse {
+        node: NodeView::from(node),
+        heartbeat_interval_secs: interval_secs(&state.config),
+        coordinator_public_key: state.public_key(),
+    };
+    let same_key = |existing: bitsage_core::node::NodeRecord| {
+        if existing.public_key == req.public_key {
+            Ok((response(existing), false))
+        } else {
+            Err(ApiError::conflict(format!(
+                "node {} is already registered with another key",
+                req.node_id
+            )))
+        }
+    };
+    if let Some(existing) = state.store.get_node(&req.node_id).await? {
+        return same_key(existing);
+    }
+    let new = NewNode {
+        id: req.node_id.clone(),
+        public_key: req.public_key,
+        wallet: req.wallet,
+        hardware: req.hardware.clone(),
+        agent_version: req.agent_version.clone(),
+        registered_at: now,
+    };
+    match state.store.create_node(&new).await {
+        Ok(node) => Ok((response(node), true)),
+        // Lost a race with a concurrent registration of the same id: answer as a re-register.
+        Err(Error::AlreadyExists { .. }) => match state.store.get_node(&req.node_id).await? {
+            Some(existing) => same_key(existing),
+            None => Err(ApiError::conflict("node registration raced; retry")),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Accepts a heartbeat signed with the node's stored key: stores it (received at `now`) and
+/// its GPU samples, then applies the lifecycle's `Heartbeat` event. Unknown node, bad
+/// signature, stale `sent_at` or a sequence not above the last one → 401, nothing stored.
+pub async fn heartbeat(
+    state: &AppState,
+    req: HeartbeatRequest,
+    now: Timestamp,
+) -> ApiResult<HeartbeatResponse> {
+    let node = state
+        .store
+        .get_node(&req.node_id)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized(HEARTBEAT_REJECTED))?;
+    req.verify(&node.public_key)
+        .map_err(|_| ApiError::unauthorized(HEARTBEAT_REJECTED))?;
+    // From here on the sender holds the node key, so precise reasons reveal nothing.
+    check_skew(req.sent_at, now, state.config.max_clock_skew)?;
+    check_agent_version(&req.agent_version)?;
+    let beat = Heartbeat {
+        node_id: node.id.clone(),
+        at: now,
+        sequence: req.sequence,
+        load_average_1m: req.load_average_1m,
+        agent_version: req.agent_version.clone(),
+    };
+    match state.store.append_heartbeat(&beat).await {
+        Ok(()) => {}
+        Err(Error::Conflict(_)) => {
+            return Err(ApiError::unauthorized(
+                "heartbeat rejected: sequence is not above the last accepted one (replay)",
+            ))
+        }
+        Err(Error::NotFound { .. }) => return Err(ApiError::unauthorized(HEARTBEAT_REJECTED)),
+        Err(e) => return Err(e.into()),
+    }
+    if !req.gpu_samples.is_empty() {
+        state
+            .store
+            .append_gpu_samples(&node.id, &req.gpu_samples)
+            .await?;
+    }
+    let status = match transition(node.status, &LifecycleEvent::Heartbeat)? {
+        None => node.status,
+        Some(t) => match state.store.apply_transition(&node.id, &t, now).await {
+            Ok(moved) => moved.status,
+            // Someone else moved the node meanwhile (sweeper, admin): report where it is now.
+            Err(Error::Conflict(_)) => state
+                .store
+                .get_node(&node.id)
+                .await?
+                .map_or(node.status, |n| n.status),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    Ok(HeartbeatResponse {
+        status,
+        heartbeat_interval_secs: interval_secs(&state.config),
+    })
+}
+
+/// Parses a node id from a path segment.
+pub fn parse_node_id(s: &str) -> ApiResult<NodeId> {
+    NodeId::parse(s).map_err(ApiError::from)
+}
+
+/// `GET /api/nodes`.
+pub async fn list_nodes(state: &AppState, q: NodeListQuery) -> ApiResult<Page<NodeView>> {
+    let page = page_of(q.limit, q.offset)?;
+    let filter = NodeFilter {
+        status: q.status,
+        wallet: q.wallet,
+    };
+    let p = state.store.list_nodes(&filter, page).await?;
+    Ok(Page {
+        items: p.items.into_iter().map(NodeView::from).collect(),
+        total: p.total,
+        next_offset: p.next_offset,
+    })
+}
+
+/// `GET /api/nodes/{id}`.
+pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail> {
+    let node = state
+        .store
+        .get_node(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+    let (last_seen, history) =
+        tokio::try_join!(state.store.last_seen(id), state.store.status_history(id))?;
+    Ok(NodeDetail {
+        node: node.into(),
+        last_seen,
+        history,
+    })
+}
+
+/// `GET /api/receipts`.
+pub async fn list_receipts(state: &AppState, q: ReceiptListQuery) -> ApiResult<Page<ReceiptView>> {
+    let page = page_of(q.limit, q.offset)?;
+    let filter = ReceiptFilter {
+        node: q.node,
+        window: window_of(q.from, q.to)?,
+        kind: q.kind,
+    };
+    let p = state.store.list_receipts(&filter, page).await?;
+    Ok(Page {
+        items: p.items.into_iter().map(ReceiptView::from).collect(),
+        total: p.total,
+        next_offset: p.next_offset,
+    })
+}
+
+/// `GET /api/receipts/{id}`.
+pub async fn receipt(state: &AppState, id: &str) -> ApiResult<ReceiptView> {
+    let id = ReceiptId::parse(id)?;
+    state
+        .store
+        .get_receipt(&id)
+        .await?
+        .map(ReceiptView::from)
+        .ok_or_else(|| ApiError::not_found(format!("receipt {id} not found")))
+}
+
+/// `GET /api/earnings/{node}` as JSON (the CSV form is [`earnings_csv`] of this).
+pub async fn earnings(
+    state: &AppState,
+    node: &NodeId,
+    q: &EarningsQuery,
+) -> ApiResult<EarningsResponse> {
+    let window = window_of(q.from, q.to)?;
+    if state.store.get_node(node).await?.is_none() {
+        return Err(ApiError::not_found(format!("node {node} not found")));
+    }
+    let all = TimeWindow {
+        from: window_start(),
+        to: window_end(),
+    };
+    let (total, days) = tokio::try_join!(
+        state.store.earnings_total(node, window),
+        state.store.earnings_by_day(node, window.unwrap_or(all)),
+    )?;
+    Ok(EarningsResponse {
+        node_id: node.clone(),
+        from: q.from,
+        to: q.to,
+        total: total.into(),
+        days: days.into_iter().map(Into::into).collect(),
+    })
+}
+
+/// The CSV form of earnings: a header row, then one row per UTC day, amounts in exact base
+/// units.
+pub fn earnings_csv(e: &EarningsResponse) -> String {
+    let mut out = String::from("day,entries,gross,fee,net\n");
+    for d in &e.days {
+        // Writing to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "{},{},{},{},{}",
+            d.day, d.total.entries, d.total.gross, d.total.fee, d.total.net
+        );
+    }
+    out
+}
+
+/// `GET /api/network/stats`: counts from the store.
+pub async fn network_stats(state: &AppState) -> ApiResult<NetworkStats> {
+    // Only the totals are needed: ask for the smallest page.
+    let one = PageRequest {
+        limit: 1,
+        offset: 0,
+    };
+    let active = NodeFilter {
+        status: Some(NodeStatus::Active),
+        wallet: None,
+    };
+    let completed = JobFilter {
+        status: Some(JobStatus::Completed),
+        node: None,
+    };
+    let all = NodeFilter::default();
+    let (a, t, j) = tokio::try_join!(
+        state.store.list_nodes(&active, one),
+        state.store.list_nodes(&all, one),
+        state.store.list_jobs(&completed, one),
+    )?;
+    Ok(NetworkStats {
+        active_workers: a.total,
+        total_workers: t.total,
+        total_jobs_processed: j.total,
+    })
+}
+
+/// Readiness: whether the store answers a cheap query within the configured timeout.
+pub async fn readiness(state: &AppState) -> HealthResponse {
+    let backend = state.store.backend().to_string();
+    let one = PageRequest {
+        limit: 1,
+        offset: 0,
+    };
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(
+        state.config.readiness_timeout,
+        state.store.list_nodes(&NodeFilter::default(), one),
+    )
+    .await;
+    let store = match outcome {
+        Ok(Ok(_)) => ComponentHealth {
+            status: HealthStatus::Ok,
+            backend,
+            latency_ms: Some(started.elapsed().as_secs_f64() * 1e3),
+            error: None,
+        },
+        Ok(Err(e)) => {
+            let error = match &e {
+                Error::Unavailable { .. } => e.to_string(),
+                _ => {
+                    tracing::error!(error = %e, "readiness check: store query failed");
+                    "store query failed".to_string()
+                }
+            };
+            ComponentHealth {
+                status: HealthStatus::Unavailable,
+                backend,
+                latency_ms: None,
+                error: Some(error),
+            }
+        }
+        Err(_) => ComponentHealth {
+            status: HealthStatus::Unavailable,
+            backend,
+            latency_ms: None,
+            error: Some(format!(
+                "no answer within {} ms",
+                state.config.readiness_timeout.as_millis()
+            )),
+        },
+    };
+    HealthResponse {
+        status: store.status,
+        components: HealthComponents { store },
+    }
+}

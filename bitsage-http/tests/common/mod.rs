@@ -1,0 +1,188 @@
+//! Shared test helpers: an app over an `InMemoryStore`, request builders, response readers.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use axum::Router;
+use bitsage_core::node::HardwareReport;
+use bitsage_core::{NodeId, WalletAddress};
+use bitsage_http::api::{ErrorBody, HeartbeatRequest, RegisterRequest};
+use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
+use bitsage_prover::StwoProver;
+use bitsage_store::InMemoryStore;
+use ed25519_dalek::SigningKey;
+use http_body_util::BodyExt;
+use serde::Serialize;
+use tower::ServiceExt;
+
+/// An app and direct access to its store.
+pub struct TestApp {
+    pub store: Arc<InMemoryStore>,
+    pub app: Router,
+}
+
+pub fn app() -> TestApp {
+    let store = Arc::new(InMemoryStore::new());
+    let state = AppState::new(
+        store.clone(),
+        Arc::new(StwoProver::new()),
+        ProofArchive::in_memory(),
+        SigningKey::from_bytes(&[42; 32]),
+        HttpConfig::default(),
+    );
+    TestApp {
+        store,
+        app: router(state),
+    }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: StatusCode,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn parse<T: serde::de::DeserializeOwned>(&self) -> T {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body does not parse ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    /// Asserts the status and the error shape with this `type`.
+    pub fn assert_error(&self, status: StatusCode, kind: &str) -> ErrorBody {
+        assert_eq!(
+            self.status,
+            status,
+            "body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        assert!(
+            self.content_type
+                .as_deref()
+                .is_some_and(|c| c.starts_with("application/json")),
+            "error content type {:?}",
+            self.content_type
+        );
+        let v = self.json();
+        let obj = v.as_object().expect("object");
+        assert_eq!(obj.len(), 1, "only `error` at top level: {v}");
+        let e = v["error"].as_object().expect("error object");
+        assert_eq!(e.len(), 2, "error has type and message: {v}");
+        assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()));
+        let body: ErrorBody = self.parse();
+        assert_eq!(body.error.kind, kind, "{v}");
+        body
+    }
+}
+
+pub async fn send(app: &Router, req: Request<Body>) -> Reply {
+    let res = app
+        .clone()
+        .oneshot(req)
+        .await
+        .expect("router is infallible");
+    let status = res.status();
+    let content_type = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .expect("body")
+        .to_bytes()
+        .to_vec();
+    Reply {
+        status,
+        content_type,
+        body,
+    }
+}
+
+pub fn get(uri: &str) -> Request<Body> {
+    Request::get(uri).body(Body::empty()).expect("request")
+}
+
+pub fn post_raw(uri: &str, body: impl Into<Body>) -> Request<Body> {
+    Request::builder()
+        .method(Method::POST)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body.into())
+        .expect("request")
+}
+
+pub fn post_json(uri: &str, body: &impl Serialize) -> Request<Body> {
+    post_raw(uri, serde_json::to_vec(body).expect("json"))
+}
+
+pub fn key(b: u8) -> SigningKey {
+    SigningKey::from_bytes(&[b; 32])
+}
+
+pub fn node_id(s: &str) -> NodeId {
+    NodeId::parse(s).expect("node id")
+}
+
+pub fn wallet() -> WalletAddress {
+    WalletAddress::parse("0x1234abcd").expect("wallet")
+}
+
+pub fn register_request(key: &SigningKey, id: &str) -> RegisterRequest {
+    RegisterRequest::signed(
+        key,
+        node_id(id),
+        wallet(),
+        HardwareReport {
+            gpu_unavailable_reason: Some("no GPU in tests".into()),
+            ..HardwareReport::default()
+        },
+        "bitsage-agent/0.1.0",
+        bitsage_core::time::now(),
+    )
+}
+
+pub fn heartbeat_request(key: &SigningKey, id: &str, sequence: u64) -> HeartbeatRequest {
+    HeartbeatRequest::signed(
+        key,
+        node_id(id),
+        sequence,
+        bitsage_core::time::now(),
+        Some(0.5),
+        "bitsage-agent/0.1.0",
+        Vec::new(),
+    )
+}
+
+/// Registers `id` with `key` and asserts 201.
+pub async fn register(app: &Router, key: &SigningKey, id: &str) {
+    let r = send(
+        app,
+        post_json("/api/nodes/register", &register_request(key, id)),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}

@@ -1,0 +1,468 @@
+//! Jobs through the router: submit, probe → active, lease → prove → complete with a
+//! countersigned receipt and an exact ledger credit; every refusal path (forged, replayed,
+//! tampered proof, wrong receipt, expired lease) answers 4xx and stores nothing.
+
+mod common;
+
+use axum::http::StatusCode;
+use bitsage_core::crypto::{PublicKey, SignatureBytes};
+use bitsage_core::job::JobFilter;
+use bitsage_core::page::PageRequest;
+use bitsage_core::proof::ProofEnvelope;
+use bitsage_core::receipt::{ReceiptBody, ReceiptFilter};
+use bitsage_core::{JobKind, JobSpec, JobStatus, JobStore, NodeStatus, ReceiptId, TokenAmount};
+use bitsage_http::api::{
+    Assignment, CompleteRequest, CompleteResponse, FailRequest, JobView, LeaseRequest,
+    LeaseResponse, SubmitJobRequest,
+};
+use bitsage_prover::StwoProver;
+use common::*;
+use ed25519_dalek::SigningKey;
+
+fn prove(spec: &JobSpec) -> ProofEnvelope {
+    StwoProver::new().prove_sync(spec).expect("prove")
+}
+
+async fn submit(t: &TestApp, length: u32, payment: u128) -> JobView {
+    let req = SubmitJobRequest {
+        job: JobKind::Poseidon2Chain { seed: 5, length },
+        payment: TokenAmount::from_u128(payment),
+        max_attempts: Some(2),
+    };
+    let r = send(&t.app, post_json("/api/jobs", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.parse()
+}
+
+async fn lease(t: &TestApp, k: &SigningKey, id: &str) -> LeaseResponse {
+    let req = LeaseRequest::signed(k, node_id(id), rand_nonce(), bitsage_core::time::now());
+    let r = send(&t.app, post_json("/api/jobs/lease", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.parse()
+}
+
+fn rand_nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn coordinator_key() -> PublicKey {
+    PublicKey::of(&key(42))
+}
+
+fn probe_completion(
+    k: &SigningKey,
+    id: &str,
+    a: &Assignment,
+    env: ProofEnvelope,
+) -> CompleteRequest {
+    let Assignment::Probe { ticket } = a else {
+        panic!("expected a probe, got {a:?}")
+    };
+    CompleteRequest {
+        node_id: node_id(id),
+        job_id: ticket.spec.id,
+        lease_id: None,
+        probe: Some(ticket.clone()),
+        envelope: env,
+        receipt: None,
+        receipt_signature: None,
+        sent_at: bitsage_core::time::now(),
+        signature: SignatureBytes([0; 64]),
+    }
+    .sign(k)
+}
+
+fn job_completion(
+    k: &SigningKey,
+    id: &str,
+    a: &Assignment,
+    env: ProofEnvelope,
+    edit: impl FnOnce(&mut ReceiptBody),
+) -> CompleteRequest {
+    let Assignment::Job { lease, fee, net } = a else {
+        panic!("expected a job, got {a:?}")
+    };
+    let mut body = ReceiptBody {
+        id: ReceiptId(lease.spec.id.0),
+        job_id: lease.spec.id,
+        kind: lease.spec.kind.name().to_string(),
+        node_id: node_id(id),
+        node_key: PublicKey::of(k),
+        coordinator_key: coordinator_key(),
+        output: env.output.clone(),
+        proof_hash: env.proof_hash,
+        payment: lease.payment,
+        fee: *fee,
+        net: *net,
+        completed_at: bitsage_core::time::now(),
+    };
+    edit(&mut body);
+    let receipt_signature = body.sign_as_node(k).expect("node signs");
+    CompleteRequest {
+        node_id: node_id(id),
+        job_id: lease.spec.id,
+        lease_id: Some(lease.lease.lease_id),
+        probe: None,
+        envelope: env,
+        receipt: Some(body),
+        receipt_signature: Some(receipt_signature),
+        sent_at: bitsage_core::time::now(),
+        signature: SignatureBytes([0; 64]),
+    }
+    .sign(k)
+}
+
+/// Registers a node and passes its probe: the node is active.
+async fn active_node(t: &TestApp, k: &SigningKey, id: &str) {
+    register(&t.app, k, id).await;
+    let l = lease(t, k, id).await;
+    assert_eq!(l.node_status, NodeStatus::Pending);
+    let a = l.assignment.expect("a pending node gets a probe");
+    let env = prove(a.spec());
+    let r = send(
+        &t.app,
+        post_json("/api/jobs/complete", &probe_completion(k, id, &a, env)),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let c: CompleteResponse = r.parse();
+    assert_eq!(c.node_status, NodeStatus::Active);
+    assert!(c.receipt.is_none());
+    assert!(c.security_bits >= 96);
+}
+
+#[tokio::test]
+async fn probe_then_job_gives_a_countersigned_receipt_and_an_exact_credit() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let history = t.store.status_history(&node_id("node-1")).await.unwrap();
+    assert!(history
+        .iter()
+        .any(|c| c.to == NodeStatus::Active && c.reason.contains("probe")));
+
+    // Above 2^64 base units: amounts stay exact end to end.
+    let payment = (1u128 << 70) + 12_345;
+    let job = submit(&t, 64, payment).await;
+    assert_eq!(job.status, JobStatus::Queued);
+    let l = lease(&t, &k, "node-1").await;
+    let a = l.assignment.expect("a queued job");
+    assert_eq!(a.spec().id, job.id);
+    let env = prove(a.spec());
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/jobs/complete",
+            &job_completion(&k, "node-1", &a, env.clone(), |_| {}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let c: CompleteResponse = r.parse();
+    let receipt = c.receipt.expect("a receipt").receipt;
+    receipt.verify().expect("both signatures verify");
+    let fee = TokenAmount::from_u128(payment).mul_bps(250).unwrap();
+    assert_eq!(receipt.body.fee, fee);
+    assert_eq!(
+        receipt.body.net,
+        TokenAmount::from_u128(payment).checked_sub(fee).unwrap()
+    );
+
+    let stored = t.store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Completed);
+    assert_eq!(stored.result.unwrap().proof_hash, env.proof_hash);
+    let total = t
+        .store
+        .earnings_total(&node_id("node-1"), None)
+        .await
+        .unwrap();
+    assert_eq!(total.entries, 1);
+    assert_eq!(total.net, receipt.body.net);
+
+    // Retrying the same completion (e.g. after a coordinator restart) changes nothing.
+    let retry = job_completion(&k, "node-1", &a, env, |b| {
+        b.completed_at = receipt.body.completed_at;
+    });
+    let r = send(&t.app, post_json("/api/jobs/complete", &retry)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let total = t
+        .store
+        .earnings_total(&node_id("node-1"), None)
+        .await
+        .unwrap();
+    assert_eq!(total.entries, 1, "credited once");
+    let receipts = t
+        .store
+        .list_receipts(&ReceiptFilter::default(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(receipts.total, 1);
+
+    // The receipt is served.
+    let r = send(&t.app, get(&format!("/api/receipts/{}", receipt.body.id))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert_eq!(v["payment"], payment.to_string());
+}
+
+#[tokio::test]
+async fn a_tampered_proof_is_rejected_and_the_node_quarantined() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let job = submit(&t, 64, 1000).await;
+    let a = lease(&t, &k, "node-1").await.assignment.unwrap();
+    let mut env = prove(a.spec());
+    let mid = env.proof.len() / 2;
+    env.proof[mid] ^= 0x01;
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/jobs/complete",
+            &job_completion(&k, "node-1", &a, env, |_| {}),
+        ),
+    )
+    .await;
+    r.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "proof_rejected");
+    let node = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+    assert_eq!(node.status, NodeStatus::Quarantined);
+    assert!(
+        node.status_reason.contains("invalid proof"),
+        "{}",
+        node.status_reason
+    );
+    let stored = t.store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        JobStatus::Queued,
+        "the job goes back to the queue"
+    );
+    assert!(t
+        .store
+        .list_receipts(&ReceiptFilter::default(), PageRequest::default())
+        .await
+        .unwrap()
+        .items
+        .is_empty());
+    // A quarantined node gets no more work.
+    let req = LeaseRequest::signed(&k, node_id("node-1"), 99, bitsage_core::time::now());
+    send(&t.app, post_json("/api/jobs/lease", &req))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[tokio::test]
+async fn a_proof_of_another_job_is_rejected() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    submit(&t, 64, 1000).await;
+    let a = lease(&t, &k, "node-1").await.assignment.unwrap();
+    let other = JobSpec::new(
+        bitsage_core::JobId::new(),
+        JobKind::Poseidon2Chain {
+            seed: 5,
+            length: 64,
+        },
+    )
+    .unwrap();
+    let env = prove(&other);
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/jobs/complete",
+            &job_completion(&k, "node-1", &a, env, |_| {}),
+        ),
+    )
+    .await;
+    r.assert_error(StatusCode::UNPROCESSABLE_ENTITY, "proof_rejected");
+}
+
+#[tokio::test]
+async fn forged_and_replayed_requests_are_refused() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    submit(&t, 64, 1000).await;
+    // Signed by another key.
+    let forged = LeaseRequest::signed(&key(9), node_id("node-1"), 1, bitsage_core::time::now());
+    send(&t.app, post_json("/api/jobs/lease", &forged))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Unknown node: the same answer.
+    let unknown = LeaseRequest::signed(&k, node_id("nobody"), 1, bitsage_core::time::now());
+    send(&t.app, post_json("/api/jobs/lease", &unknown))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // The same signed request twice.
+    let once = LeaseRequest::signed(&k, node_id("node-1"), 7, bitsage_core::time::now());
+    let r = send(&t.app, post_json("/api/jobs/lease", &once)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    send(&t.app, post_json("/api/jobs/lease", &once))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Nothing was leased by the refused requests: exactly one lease.
+    let leased = t
+        .store
+        .list_jobs(
+            &JobFilter {
+                status: Some(JobStatus::Leased),
+                node: None,
+            },
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(leased.total, 1);
+    assert_eq!(leased.items[0].attempts, 1);
+}
+
+#[tokio::test]
+async fn a_receipt_that_does_not_match_the_terms_is_refused_and_nothing_is_credited() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let job = submit(&t, 64, 10_000).await;
+    let a = lease(&t, &k, "node-1").await.assignment.unwrap();
+    let env = prove(a.spec());
+    let greedy = job_completion(&k, "node-1", &a, env.clone(), |b| {
+        b.fee = TokenAmount::from_u128(0);
+        b.net = b.payment;
+    });
+    send(&t.app, post_json("/api/jobs/complete", &greedy))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    let stored = t.store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(
+        stored.status,
+        JobStatus::Leased,
+        "still leased, still completable"
+    );
+    assert_eq!(
+        t.store
+            .earnings_total(&node_id("node-1"), None)
+            .await
+            .unwrap()
+            .entries,
+        0
+    );
+    // The honest completion still goes through.
+    let ok = job_completion(&k, "node-1", &a, env, |_| {});
+    let r = send(&t.app, post_json("/api/jobs/complete", &ok)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[tokio::test]
+async fn a_bad_receipt_signature_quarantines_the_node() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    submit(&t, 64, 10_000).await;
+    let a = lease(&t, &k, "node-1").await.assignment.unwrap();
+    let env = prove(a.spec());
+    let mut req = job_completion(&k, "node-1", &a, env, |_| {});
+    req.receipt_signature = Some(SignatureBytes([3; 64]));
+    let req = req.sign(&k);
+    send(&t.app, post_json("/api/jobs/complete", &req))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    let node = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+    assert_eq!(node.status, NodeStatus::Quarantined);
+}
+
+#[tokio::test]
+async fn a_node_can_give_a_lease_back() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let job = submit(&t, 64, 1000).await;
+    let Assignment::Job { lease: l, .. } = lease(&t, &k, "node-1").await.assignment.unwrap() else {
+        panic!("a job")
+    };
+    let req = FailRequest::signed(
+        &k,
+        &l.reference(),
+        "released: agent shutting down",
+        bitsage_core::time::now(),
+    );
+    let r = send(&t.app, post_json("/api/jobs/fail", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let v: JobView = r.parse();
+    assert_eq!(v.status, JobStatus::Queued);
+    assert_eq!(v.id, job.id);
+    // The same lease cannot be given back twice.
+    let again = FailRequest::signed(&k, &l.reference(), "again", bitsage_core::time::now());
+    send(&t.app, post_json("/api/jobs/fail", &again))
+        .await
+        .assert_error(StatusCode::CONFLICT, "conflict");
+}
+
+#[tokio::test]
+async fn bad_job_submissions_are_refused() {
+    let t = app();
+    for body in [
+        r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":0},"payment":"1"}"#,
+        r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":"-1"}"#,
+        r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":"1","max_attempts":0}"#,
+        r#"{"job":{"kind":"nope"},"payment":"1"}"#,
+        r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":"1","extra":1}"#,
+        r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":1.5}"#,
+        "not json",
+    ] {
+        send(&t.app, post_raw("/api/jobs", body))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let page = t
+        .store
+        .list_jobs(&JobFilter::default(), PageRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(page.total, 0, "nothing stored");
+    send(&t.app, get("/api/jobs/not-a-uuid"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    send(
+        &t.app,
+        get(&format!("/api/jobs/{}", bitsage_core::JobId::new())),
+    )
+    .await
+    .assert_error(StatusCode::NOT_FOUND, "not_found");
+}

@@ -1,0 +1,303 @@
+//! Registration and heartbeats: signatures, idempotency, replay protection, lifecycle.
+
+mod common;
+
+use axum::http::StatusCode;
+use bitsage_core::crypto::PublicKey;
+use bitsage_core::gpu::GpuSample;
+use bitsage_core::{JobStore, NodeStatus, Transition, WalletAddress};
+use bitsage_http::api::{HeartbeatRequest, HeartbeatResponse, NodeDetail, RegisterResponse};
+use common::*;
+
+#[tokio::test]
+async fn register_creates_a_pending_node() {
+    let t = app();
+    let k = key(1);
+    let r = send(
+        &t.app,
+        post_json("/api/nodes/register", &register_request(&k, "node-1")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let body: RegisterResponse = r.parse();
+    assert_eq!(body.node.status, NodeStatus::Pending);
+    assert_eq!(body.node.public_key, PublicKey::of(&k));
+    assert_eq!(body.heartbeat_interval_secs, 10);
+    assert_eq!(body.coordinator_public_key, PublicKey::of(&key(42)));
+    let v = r.json();
+    assert_eq!(v["node"]["status"], "pending");
+    assert!(v["node"]["registered_at"]
+        .as_str()
+        .is_some_and(|s| s.ends_with('Z')));
+    let stored = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+    assert_eq!(stored.status, NodeStatus::Pending);
+    assert_eq!(stored.wallet, wallet());
+}
+
+#[tokio::test]
+async fn re_registering_is_idempotent_and_another_key_conflicts() {
+    let t = app();
+    let k = key(1);
+    register(&t.app, &k, "node-1").await;
+    let first = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+
+    let r = send(
+        &t.app,
+        post_json("/api/nodes/register", &register_request(&k, "node-1")),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let body: RegisterResponse = r.parse();
+    assert_eq!(body.node.registered_at, first.registered_at);
+
+    let r = send(
+        &t.app,
+        post_json("/api/nodes/register", &register_request(&key(2), "node-1")),
+    )
+    .await;
+    r.assert_error(StatusCode::CONFLICT, "conflict");
+    let after = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+    assert_eq!(after, first, "a conflicting registration changes nothing");
+}
+
+#[tokio::test]
+async fn forged_registration_is_401_and_stores_nothing() {
+    let t = app();
+    // Signed by key 1 but claiming key 2: no proof of possession.
+    let mut forged = register_request(&key(1), "node-1");
+    forged.public_key = PublicKey::of(&key(2));
+    // A field changed after signing.
+    let mut tampered = register_request(&key(1), "node-2");
+    tampered.wallet = WalletAddress::parse("0x99").unwrap();
+    // Validly signed but sent an hour ago (outside the 5-minute window).
+    let mut old = register_request(&key(1), "node-3");
+    old.sent_at -= chrono::TimeDelta::hours(1);
+    let old = bitsage_http::api::RegisterRequest::signed(
+        &key(1),
+        old.node_id,
+        old.wallet,
+        old.hardware,
+        old.agent_version,
+        old.sent_at,
+    );
+    for req in [forged, tampered, old] {
+        let r = send(&t.app, post_json("/api/nodes/register", &req)).await;
+        r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    for id in ["node-1", "node-2", "node-3"] {
+        assert!(t.store.get_node(&node_id(id)).await.unwrap().is_none());
+    }
+}
+
+#[tokio::test]
+async fn heartbeat_is_stored_with_samples_and_last_seen() {
+    let t = app();
+    let k = key(1);
+    register(&t.app, &k, "node-1").await;
+    let mut sample = GpuSample::empty("GPU-0000", bitsage_core::time::now());
+    sample.gpu_utilization_ratio = Some(0.25);
+    let hb = HeartbeatRequest::signed(
+        &k,
+        node_id("node-1"),
+        1,
+        bitsage_core::time::now(),
+        Some(1.5),
+        "bitsage-agent/0.1.0",
+        vec![sample.clone()],
+    );
+    let r = send(&t.app, post_json("/api/nodes/heartbeat", &hb)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let body: HeartbeatResponse = r.parse();
+    assert_eq!(body.status, NodeStatus::Pending);
+    assert_eq!(body.heartbeat_interval_secs, 10);
+
+    let id = node_id("node-1");
+    assert!(t.store.last_seen(&id).await.unwrap().is_some());
+    assert_eq!(t.store.latest_gpu_samples(&id).await.unwrap(), vec![sample]);
+    let detail: NodeDetail = send(&t.app, get("/api/nodes/node-1")).await.parse();
+    assert!(detail.last_seen.is_some());
+}
+
+#[tokio::test]
+async fn forged_or_unknown_heartbeat_is_401_and_stores_nothing() {
+    let t = app();
+    register(&t.app, &key(1), "node-1").await;
+    let forged = heartbeat_request(&key(2), "node-1", 1);
+    let r = send(&t.app, post_json("/api/nodes/heartbeat", &forged)).await;
+    let forged_msg = r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    let mut tampered = heartbeat_request(&key(1), "node-1", 1);
+    tampered.load_average_1m = Some(99.0);
+    let r = send(&t.app, post_json("/api/nodes/heartbeat", &tampered)).await;
+    r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    let unknown = heartbeat_request(&key(1), "node-9", 1);
+    let r = send(&t.app, post_json("/api/nodes/heartbeat", &unknown)).await;
+    let unknown_msg = r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(
+        forged_msg, unknown_msg,
+        "an unknown node looks like a bad signature"
+    );
+
+    assert!(t
+        .store
+        .last_seen(&node_id("node-1"))
+        .await
+        .unwrap()
+        .is_none());
+    // The real key's first heartbeat (sequence 1) is still accepted: nothing was consumed.
+    let ok = heartbeat_request(&key(1), "node-1", 1);
+    assert_eq!(
+        send(&t.app, post_json("/api/nodes/heartbeat", &ok))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn replayed_or_decreasing_sequence_is_401() {
+    let t = app();
+    let k = key(1);
+    register(&t.app, &k, "node-1").await;
+    let hb5 = heartbeat_request(&k, "node-1", 5);
+    assert_eq!(
+        send(&t.app, post_json("/api/nodes/heartbeat", &hb5))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let seen = t.store.last_seen(&node_id("node-1")).await.unwrap();
+    for replay in [
+        hb5.clone(),
+        heartbeat_request(&k, "node-1", 5),
+        heartbeat_request(&k, "node-1", 4),
+    ] {
+        let r = send(&t.app, post_json("/api/nodes/heartbeat", &replay)).await;
+        r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    assert_eq!(t.store.last_seen(&node_id("node-1")).await.unwrap(), seen);
+    let hb6 = heartbeat_request(&k, "node-1", 6);
+    assert_eq!(
+        send(&t.app, post_json("/api/nodes/heartbeat", &hb6))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+async fn move_node(t: &TestApp, id: &str, from: NodeStatus, to: NodeStatus) {
+    t.store
+        .apply_transition(
+            &node_id(id),
+            &Transition {
+                from,
+                to,
+                reason: "set by test".into(),
+            },
+            bitsage_core::time::now(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn heartbeat_brings_an_offline_node_back_to_pending() {
+    let t = app();
+    let k = key(1);
+    register(&t.app, &k, "node-1").await;
+    move_node(&t, "node-1", NodeStatus::Pending, NodeStatus::Offline).await;
+    let r = send(
+        &t.app,
+        post_json("/api/nodes/heartbeat", &heartbeat_request(&k, "node-1", 1)),
+    )
+    .await;
+    let body: HeartbeatResponse = r.parse();
+    assert_eq!(body.status, NodeStatus::Pending);
+    let node = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+    assert_eq!(node.status, NodeStatus::Pending);
+    let history = t.store.status_history(&node_id("node-1")).await.unwrap();
+    let last = history.last().unwrap();
+    assert_eq!(
+        (last.from, last.to),
+        (NodeStatus::Offline, NodeStatus::Pending)
+    );
+    assert!(!last.reason.is_empty());
+}
+
+#[tokio::test]
+async fn heartbeat_brings_a_stale_node_back_to_active_and_leaves_active_alone() {
+    let t = app();
+    let k = key(1);
+    register(&t.app, &k, "node-1").await;
+    move_node(&t, "node-1", NodeStatus::Pending, NodeStatus::Active).await;
+    move_node(&t, "node-1", NodeStatus::Active, NodeStatus::Stale).await;
+    let r = send(
+        &t.app,
+        post_json("/api/nodes/heartbeat", &heartbeat_request(&k, "node-1", 1)),
+    )
+    .await;
+    assert_eq!(r.parse::<HeartbeatResponse>().status, NodeStatus::Active);
+    let before = t
+        .store
+        .status_history(&node_id("node-1"))
+        .await
+        .unwrap()
+        .len();
+    let r = send(
+        &t.app,
+        post_json("/api/nodes/heartbeat", &heartbeat_request(&k, "node-1", 2)),
+    )
+    .await;
+    assert_eq!(r.parse::<HeartbeatResponse>().status, NodeStatus::Active);
+    let after = t
+        .store
+        .status_history(&node_id("node-1"))
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(
+        before, after,
+        "a heartbeat while active records no transition"
+    );
+}
+
+#[tokio::test]
+async fn node_list_filters_and_paginates() {
+    let t = app();
+    for i in 0..3u8 {
+        register(&t.app, &key(i + 1), &format!("node-{i}")).await;
+    }
+    move_node(&t, "node-1", NodeStatus::Pending, NodeStatus::Active).await;
+    let v = send(&t.app, get("/api/nodes?limit=2")).await.json();
+    assert_eq!(v["total"], 3);
+    assert_eq!(v["items"].as_array().unwrap().len(), 2);
+    assert_eq!(v["next_offset"], 2);
+    let v = send(&t.app, get("/api/nodes?status=active")).await.json();
+    assert_eq!(v["total"], 1);
+    assert_eq!(v["items"][0]["id"], "node-1");
+    let v = send(&t.app, get(&format!("/api/nodes?wallet={}", wallet())))
+        .await
+        .json();
+    assert_eq!(v["total"], 3);
+    let v = send(&t.app, get("/api/nodes?wallet=0x77")).await.json();
+    assert_eq!(v["total"], 0);
+
+    let detail: NodeDetail = send(&t.app, get("/api/nodes/node-1")).await.parse();
+    assert_eq!(detail.node.status, NodeStatus::Active);
+    assert_eq!(detail.history.len(), 1);
+    assert!(detail.last_seen.is_none());
+    send(&t.app, get("/api/nodes/node-404"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
