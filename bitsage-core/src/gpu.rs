@@ -198,7 +198,58 @@ pub struct GpuSample {
     pub processes: Option<Vec<GpuProcess>>,
 }
 
+/// Most XID events or processes one sample may list.
+pub const MAX_SAMPLE_LIST_LEN: usize = 256;
+
 impl GpuSample {
+    /// Checks a reading that came from outside (a heartbeat): a UUID of 1 to 128 printable
+    /// characters, ratios in `0..=1`, every float finite and not negative (temperature may be
+    /// negative but must be finite), lists bounded by [`MAX_SAMPLE_LIST_LEN`].
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |reason: String| Err(Error::invalid("GPU sample", reason));
+        if self.uuid.is_empty() || self.uuid.len() > 128 || self.uuid.chars().any(char::is_control)
+        {
+            return bad("uuid must be 1 to 128 printable characters".into());
+        }
+        for (name, v) in [
+            ("gpu_utilization_ratio", self.gpu_utilization_ratio),
+            ("memory_utilization_ratio", self.memory_utilization_ratio),
+        ] {
+            if let Some(v) = v {
+                if !(0.0..=1.0).contains(&v) {
+                    return bad(format!("{name} must lie in 0..=1"));
+                }
+            }
+        }
+        for (name, v) in [
+            ("power_watts", self.power_watts),
+            ("energy_joules_total", self.energy_joules_total),
+        ] {
+            if let Some(v) = v {
+                if !v.is_finite() || v < 0.0 {
+                    return bad(format!("{name} must be finite and not negative"));
+                }
+            }
+        }
+        if self.temperature_celsius.is_some_and(|t| !t.is_finite()) {
+            return bad("temperature_celsius must be finite".into());
+        }
+        if self
+            .xid_events
+            .as_ref()
+            .is_some_and(|x| x.len() > MAX_SAMPLE_LIST_LEN)
+            || self
+                .processes
+                .as_ref()
+                .is_some_and(|p| p.len() > MAX_SAMPLE_LIST_LEN)
+        {
+            return bad(format!(
+                "at most {MAX_SAMPLE_LIST_LEN} XID events or processes"
+            ));
+        }
+        Ok(())
+    }
+
     /// A sample carrying no metric at all (every field `None`), to be filled by a source.
     pub fn empty(uuid: impl Into<String>, at: Timestamp) -> Self {
         Self {

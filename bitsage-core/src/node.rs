@@ -21,6 +21,12 @@ pub struct HardwareReport {
     /// Why GPU data is missing, when it is (e.g. "NVML library not found").
     #[serde(default)]
     pub gpu_unavailable_reason: Option<String>,
+    /// The GPU kernel driver version, where a GPU library answered.
+    #[serde(default)]
+    pub driver_version: Option<String>,
+    /// The CUDA driver API version, where a GPU library answered.
+    #[serde(default)]
+    pub cuda_version: Option<String>,
     /// A digest of the hardware identity (GPU UUIDs, CPU model, ...).
     #[serde(default)]
     pub hardware_hash: Option<Hash32>,

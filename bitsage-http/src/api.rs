@@ -703,6 +703,27 @@ impl From<Receipt> for ReceiptView {
     }
 }
 
+/// Query of `GET /api/receipts/{id}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptQuery {
+    /// Include the proof envelope the receipt's `proof_hash` names (default `false`).
+    pub with_proof: Option<bool>,
+}
+
+/// `GET /api/receipts/{id}`: the receipt, and with `?with_proof=true` the proof envelope it
+/// names, so the whole thing can be checked offline (`bitsage-agent verify-receipt FILE`:
+/// both signatures, the envelope's hash against the receipt, and the proof itself).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReceiptBundle {
+    /// The receipt with formatted amounts.
+    #[serde(flatten)]
+    pub receipt: ReceiptView,
+    /// The proof envelope (only when asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope: Option<ProofEnvelope>,
+}
+
 // ---------------------------------------------------------------- earnings
 
 /// Response format of `GET /api/earnings/{node}`.

@@ -21,7 +21,8 @@ use serde::Serialize;
 use crate::api::{
     CompleteRequest, CompleteResponse, ErrorBody, FailRequest, HealthResponse, HeartbeatRequest,
     HeartbeatResponse, JobView, LeaseRequest, LeaseResponse, NetworkStats, NodeDetail, Page,
-    ReceiptListQuery, ReceiptView, RegisterRequest, RegisterResponse, SubmitJobRequest,
+    ReceiptBundle, ReceiptListQuery, ReceiptQuery, ReceiptView, RegisterRequest, RegisterResponse,
+    SubmitJobRequest,
 };
 
 /// Default per-request timeout: a completion carries a proof of up to a few MiB and the
@@ -345,6 +346,23 @@ impl CoordinatorClient {
     pub async fn receipt(&self, id: &ReceiptId) -> Result<ReceiptView, ClientError> {
         self.call::<(), _>(Method::GET, &format!("api/receipts/{id}"), None)
             .await
+    }
+
+    /// `GET /api/receipts/{id}?with_proof=true`: the receipt and the proof envelope it names.
+    pub async fn receipt_with_proof(&self, id: &ReceiptId) -> Result<ReceiptBundle, ClientError> {
+        let query = ReceiptQuery {
+            with_proof: Some(true),
+        };
+        let (_, bytes) = self
+            .send::<(), _>(
+                Method::GET,
+                &format!("api/receipts/{id}"),
+                Some(&query),
+                None,
+                false,
+            )
+            .await?;
+        decode(&bytes)
     }
 
     /// `GET /api/nodes/{id}`.

@@ -21,7 +21,7 @@
 //! - dashboard ([`dashboard`]): `GET /api/validator/status|gpus|rewards|history` (wallet in
 //!   `X-Wallet-Address`), `GET /api/network/stats|workers`, `GET /api/summary`
 //! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
-//!   `GET /openapi.json`
+//!   `GET /openapi.json`, `GET /metrics` (Prometheus, see [`metrics`])
 
 pub mod api;
 pub mod client;
@@ -29,6 +29,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod metrics;
 pub mod openapi;
 pub mod proofs;
 pub mod replay;
@@ -195,6 +196,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/receipts/{id}", get(routes::receipt))
         .route("/api/earnings/{node}", get(routes::earnings))
         .route("/api/network/stats", get(routes::network_stats))
+        .route("/metrics", get(routes::metrics))
         .route("/livez", get(routes::livez))
         .route("/health/live", get(routes::livez))
         .route("/readyz", get(routes::readyz))

@@ -320,8 +320,9 @@ fn paths() -> Value {
                      limit(1000, 100), offset()],
                 None, &[("200", "A page of receipts", Some("ReceiptPage")), bad]) },
             "/api/receipts/{id}": { "get": op("receipts", "getReceipt",
-                "A receipt, verifiable offline with its two keys.",
-                vec![path("id", "The receipt id (UUID).")], None,
+                "A receipt, verifiable offline with its two keys; `with_proof=true` adds the proof envelope (`envelope`).",
+                vec![path("id", "The receipt id (UUID)."),
+                     query("with_proof", json!({ "type": "boolean", "default": false }), "Include the proof envelope.")], None,
                 &[("200", "The receipt", Some("ReceiptView")), bad, not_found]) },
             "/api/earnings/{node}": { "get": {
                 "tags": ["receipts"], "operationId": "nodeEarnings",
@@ -391,6 +392,14 @@ fn paths() -> Value {
                 vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
             "/health/ready": { "get": op("ops", "healthReady", "Alias of `/readyz`.",
                 vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
+            "/metrics": { "get": {
+                "tags": ["ops"], "operationId": "metrics",
+                "summary": "Prometheus text: per-GPU series of every node (fresh readings only), node and job counts.",
+                "responses": {
+                    "200": { "description": "Prometheus exposition format 0.0.4", "content": { "text/plain": { "schema": { "type": "string" } } } },
+                    "503": { "description": "The store did not answer", "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } }
+                }
+            } },
             "/openapi.json": { "get": {
                 "tags": ["ops"], "operationId": "openapi", "summary": "This document.",
                 "responses": { "200": { "description": "The OpenAPI 3.1 document", "content": { "application/json": { "schema": { "type": "object" } } } } }

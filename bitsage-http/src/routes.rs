@@ -9,11 +9,12 @@ use axum::http::HeaderMap;
 
 use crate::api::{
     CompleteRequest, EarningsFormat, EarningsQuery, FailRequest, HealthStatus, HeartbeatRequest,
-    LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery, RegisterRequest, SubmitJobRequest,
+    LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery, ReceiptQuery, RegisterRequest,
+    SubmitJobRequest,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::{jobs, service, AppState};
+use crate::{jobs, metrics, service, AppState};
 
 /// `POST /api/nodes/register`: 201 when created, 200 when already registered with this key.
 pub async fn register(
@@ -113,12 +114,14 @@ pub async fn list_receipts(
     Ok(Json(service::list_receipts(&state, q).await?).into_response())
 }
 
-/// `GET /api/receipts/{id}`.
+/// `GET /api/receipts/{id}` (`?with_proof=true` adds the proof envelope).
 pub async fn receipt(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> ApiResult<Response> {
-    Ok(Json(service::receipt(&state, &id).await?).into_response())
+    let bundle = service::receipt(&state, &id, q.with_proof.unwrap_or(false)).await?;
+    Ok(Json(bundle).into_response())
 }
 
 /// `GET /api/earnings/{node}` (`?format=csv` for CSV).
@@ -148,6 +151,20 @@ pub async fn earnings(
 /// `GET /api/network/stats`.
 pub async fn network_stats(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(service::network_stats(&state).await?).into_response())
+}
+
+/// `GET /metrics`: Prometheus text; 503 in the API error shape when the store cannot answer.
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    match metrics::render(&state, bitsage_core::time::now()).await {
+        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+        Err(e) if e.status.is_server_error() => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the store did not answer; no metrics rendered",
+        )
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
 }
 
 /// `GET /livez` (and `/health/live`): always 200.

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use crate::api::{
     ComponentHealth, EarningsQuery, EarningsResponse, HealthComponents, HealthResponse,
     HealthStatus, HeartbeatRequest, HeartbeatResponse, NetworkStats, NodeDetail, NodeListQuery,
-    NodeView, ReceiptListQuery, ReceiptView, RegisterRequest, RegisterResponse,
+    NodeView, ReceiptBundle, ReceiptListQuery, ReceiptView, RegisterRequest, RegisterResponse,
     MAX_AGENT_VERSION_LEN,
 };
 use crate::error::{ApiError, ApiResult};
@@ -77,6 +77,40 @@ fn check_agent_version(v: &str) -> Result<(), Error> {
             "agent version",
             format!("must be 1 to {MAX_AGENT_VERSION_LEN} printable characters"),
         ));
+    }
+    Ok(())
+}
+
+/// Most GPU samples one heartbeat may carry.
+pub const MAX_SAMPLES_PER_HEARTBEAT: usize = 1024;
+
+/// Checks a heartbeat's GPU samples: each valid ([`GpuSample::validate`]), taken within the
+/// clock-skew window, and of a device the node registered (a node reports its own GPUs only).
+fn check_samples(
+    node: &bitsage_core::node::NodeRecord,
+    samples: &[bitsage_core::gpu::GpuSample],
+    now: Timestamp,
+    max_skew: Duration,
+) -> Result<(), Error> {
+    if samples.len() > MAX_SAMPLES_PER_HEARTBEAT {
+        return Err(Error::invalid(
+            "heartbeat",
+            format!("at most {MAX_SAMPLES_PER_HEARTBEAT} GPU samples per heartbeat"),
+        ));
+    }
+    for s in samples {
+        s.validate()?;
+        if !node.hardware.gpus.iter().any(|g| g.uuid == s.uuid) {
+            return Err(Error::invalid(
+                "GPU sample",
+                format!(
+                    "device {:?} is not in the node's registered hardware",
+                    s.uuid
+                ),
+            ));
+        }
+        check_skew(s.at, now, max_skew)
+            .map_err(|_| Error::invalid("GPU sample", "`at` is outside the clock-skew window"))?;
     }
     Ok(())
 }
@@ -151,6 +185,7 @@ pub async fn heartbeat(
     // From here on the sender holds the node key, so precise reasons reveal nothing.
     check_skew(req.sent_at, now, state.config.max_clock_skew)?;
     check_agent_version(&req.agent_version)?;
+    check_samples(&node, &req.gpu_samples, now, state.config.max_clock_skew)?;
     let beat = Heartbeat {
         node_id: node.id.clone(),
         at: now,
@@ -245,15 +280,29 @@ pub async fn list_receipts(state: &AppState, q: ReceiptListQuery) -> ApiResult<P
     })
 }
 
-/// `GET /api/receipts/{id}`.
-pub async fn receipt(state: &AppState, id: &str) -> ApiResult<ReceiptView> {
+/// `GET /api/receipts/{id}` (with the proof envelope when `with_proof`).
+pub async fn receipt(state: &AppState, id: &str, with_proof: bool) -> ApiResult<ReceiptBundle> {
     let id = ReceiptId::parse(id)?;
-    state
+    let receipt = state
         .store
         .get_receipt(&id)
         .await?
-        .map(ReceiptView::from)
-        .ok_or_else(|| ApiError::not_found(format!("receipt {id} not found")))
+        .ok_or_else(|| ApiError::not_found(format!("receipt {id} not found")))?;
+    let envelope = if with_proof {
+        let job = receipt.body.job_id;
+        let envelope = state.proofs.get(&job).await?.ok_or_else(|| {
+            ApiError::not_found(format!(
+                "the proof of job {job} is not in this coordinator's proof archive"
+            ))
+        })?;
+        Some(envelope)
+    } else {
+        None
+    };
+    Ok(ReceiptBundle {
+        receipt: ReceiptView::from(receipt),
+        envelope,
+    })
 }
 
 /// `GET /api/earnings/{node}` as JSON (the CSV form is [`earnings_csv`] of this).

@@ -885,6 +885,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/receipts/{id}"),
     ("GET", "/api/earnings/{node}"),
     ("GET", "/api/network/stats"),
+    ("GET", "/metrics"),
     ("GET", "/livez"),
     ("GET", "/health/live"),
     ("GET", "/readyz"),

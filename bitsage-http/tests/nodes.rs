@@ -6,7 +6,9 @@ use axum::http::StatusCode;
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::gpu::GpuSample;
 use bitsage_core::{JobStore, NodeStatus, Transition, WalletAddress};
-use bitsage_http::api::{HeartbeatRequest, HeartbeatResponse, NodeDetail, RegisterResponse};
+use bitsage_http::api::{
+    HeartbeatRequest, HeartbeatResponse, NodeDetail, RegisterRequest, RegisterResponse,
+};
 use common::*;
 
 #[tokio::test]
@@ -98,7 +100,29 @@ async fn forged_registration_is_401_and_stores_nothing() {
 async fn heartbeat_is_stored_with_samples_and_last_seen() {
     let t = app();
     let k = key(1);
-    register(&t.app, &k, "node-1").await;
+    // Samples are accepted only for devices the node registered.
+    let mut req = register_request(&k, "node-1");
+    req.hardware.gpus = vec![bitsage_core::gpu::GpuDevice {
+        index: 0,
+        uuid: "GPU-0000".into(),
+        name: "Test GPU".into(),
+        pci_bus_id: None,
+        memory_total_bytes: None,
+        mig_enabled: None,
+        confidential_compute: None,
+        tier: None,
+        state: bitsage_core::gpu::DeviceState::Ok,
+    }];
+    let req = RegisterRequest::signed(
+        &k,
+        req.node_id,
+        req.wallet,
+        req.hardware,
+        req.agent_version,
+        req.sent_at,
+    );
+    let r = send(&t.app, post_json("/api/nodes/register", &req)).await;
+    assert_eq!(r.status, StatusCode::CREATED);
     let mut sample = GpuSample::empty("GPU-0000", bitsage_core::time::now());
     sample.gpu_utilization_ratio = Some(0.25);
     let hb = HeartbeatRequest::signed(

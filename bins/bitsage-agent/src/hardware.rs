@@ -35,6 +35,8 @@ pub async fn hardware_report(source: &dyn GpuSource, timeout: Duration) -> Hardw
     let hardware_hash = Some(hardware_hash(&report.gpus, report.host.as_ref()));
     HardwareReport {
         gpus: report.gpus,
+        driver_version: report.driver_version,
+        cuda_version: report.cuda_version,
         host: report.host,
         gpu_unavailable_reason,
         hardware_hash,

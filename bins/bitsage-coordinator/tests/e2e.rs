@@ -149,6 +149,37 @@ async fn jobs_are_proven_verified_and_receipted(pg: Option<String>) {
             r.receipt.body.proof_hash
         );
     }
+    // Offline check of a downloaded receipt with its proof: `bitsage-agent verify-receipt`.
+    let first = &receipts.items[0].receipt;
+    let bundle = client
+        .receipt_with_proof(&first.body.id)
+        .await
+        .expect("receipt with proof");
+    assert!(bundle.envelope.is_some());
+    let file = dir.path().join("receipt.json");
+    std::fs::write(&file, serde_json::to_vec(&bundle).expect("json")).expect("write");
+    let coordinator_key = first.body.coordinator_key.to_hex();
+    let out = std::process::Command::new(agent_bin())
+        .arg("verify-receipt")
+        .arg(&file)
+        .args(["--coordinator-key", &coordinator_key])
+        .output()
+        .expect("run verify-receipt");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut tampered = serde_json::to_value(&bundle).expect("json");
+    tampered["net"] = serde_json::Value::String("1".into());
+    std::fs::write(&file, serde_json::to_vec(&tampered).expect("json")).expect("write");
+    let out = std::process::Command::new(agent_bin())
+        .arg("verify-receipt")
+        .arg(&file)
+        .output()
+        .expect("run verify-receipt");
+    assert!(!out.status.success(), "a tampered receipt must not verify");
+
     // The ledger: 5 credits of payment − 2.5 %.
     let url = format!("{}api/earnings/{node}", client.base_url());
     let earnings: serde_json::Value = reqwest::get(&url)

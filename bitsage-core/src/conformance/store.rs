@@ -96,6 +96,8 @@ pub fn new_node(n: u64, wallet_n: u64, at: Timestamp) -> NewNode {
                 memory_available_bytes: Some(32 << 30),
             }),
             gpu_unavailable_reason: None,
+            driver_version: Some("580.65.06".into()),
+            cuda_version: Some("13.0".into()),
             hardware_hash: Some(Hash32([n as u8; 32])),
             attestation: None,
         },
