@@ -1,0 +1,93 @@
+//! `loadgen`: the coordinator's HTTP load generator (see `BENCHMARKS.md`, "HTTP and load").
+//!
+//! Each scenario starts its servers **in this process** on loopback with a fresh temp data
+//! directory: the coordinator on its own tokio runtime (threads `lg-server*`, plus sqlx's
+//! SQLite worker threads) and the load on another (threads `lg-client*`), so the CPU each side
+//! uses can be told apart. No tracing subscriber is installed (the server logs nothing).
+//!
+//! - `loadgen heartbeats --agents N --duration-secs S [--rate R] [--store sqlite|postgres]`:
+//!   N simulated agents register (signed) and send signed heartbeats; accepted/s, latency
+//!   percentiles, errors.
+//! - `loadgen status --connections C --duration-secs S [--wrk]`: `GET /api/validator/status`
+//!   on the real router beside a bare axum handler, same client, same run; the ratio.
+//!
+//! Prints a summary for people, then one JSON line (the last line of stdout).
+//! Speed is measured here, never in tests.
+
+mod heartbeats;
+mod measure;
+mod status;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+/// The coordinator's HTTP load generator.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", about)]
+struct Cli {
+    /// Worker threads of the server runtime (default: the number of cores, as
+    /// `#[tokio::main]` in the coordinator binary).
+    #[arg(long, global = true)]
+    server_threads: Option<usize>,
+    /// Worker threads of the client runtime (default: the number of cores).
+    #[arg(long, global = true)]
+    client_threads: Option<usize>,
+    /// Also append the JSON line to this file.
+    #[arg(long, global = true)]
+    json_out: Option<PathBuf>,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// Simulated agents sending signed heartbeats to a coordinator.
+    Heartbeats(heartbeats::HeartbeatArgs),
+    /// `GET /api/validator/status` on our router vs a bare axum handler.
+    Status(status::StatusArgs),
+}
+
+fn runtime(name: &str, threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads.max(1))
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .with_context(|| format!("building the {name} runtime"))
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let server_rt = runtime("lg-server", cli.server_threads.unwrap_or(cores))?;
+    let client_rt = runtime("lg-client", cli.client_threads.unwrap_or(cores))?;
+    let environment = measure::Environment::detect();
+    let (human, json) = match &cli.scenario {
+        Scenario::Heartbeats(args) => {
+            let r = heartbeats::run(&server_rt, &client_rt, args, environment)?;
+            (r.human(), serde_json::to_string(&r)?)
+        }
+        Scenario::Status(args) => {
+            let r = status::run(&server_rt, &client_rt, args, environment)?;
+            (r.human(), serde_json::to_string(&r)?)
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    write!(stdout, "{human}")?;
+    writeln!(stdout, "{json}")?;
+    if let Some(path) = &cli.json_out {
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        writeln!(f, "{json}")?;
+    }
+    // The runtimes' shutdown waits for blocking tasks; don't let a stuck one hang the exit.
+    server_rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    client_rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    Ok(())
+}
