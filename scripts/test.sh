@@ -3,7 +3,10 @@
 #
 #   scripts/test.sh [extra cargo test args]
 #
-# 1. Installs what is missing (PostgreSQL from Debian's packages).
+# 1. Installs what is missing: PostgreSQL (Debian's packages), starknet-devnet 0.10.1 (cargo
+#    install --locked into ~/.cache/bitsage-tools, ~16 min once, then reused; exported as
+#    STARKNET_DEVNET), the Cairo compiler from PyPI (cached) to check that contracts/build is
+#    reproducible.
 # 2. Starts a throw-away PostgreSQL cluster in a temp directory on a free loopback port and
 #    exports its URL as BITSAGE_TEST_PG_URL (PostgreSQL refuses to run as root, so as root the
 #    cluster runs as the `postgres` user).
@@ -15,6 +18,8 @@ cd "$(dirname "$0")/.."
 
 # shellcheck source=lib/postgres.sh
 source scripts/lib/postgres.sh
+# shellcheck source=lib/devnet.sh
+source scripts/lib/devnet.sh
 
 trap stop_postgres EXIT
 
@@ -23,6 +28,10 @@ if [ -z "${BITSAGE_TEST_PG_URL:-}" ]; then
 else
   log "using BITSAGE_TEST_PG_URL from the environment"
 fi
+
+ensure_devnet
+log "starknet-devnet: $STARKNET_DEVNET"
+scripts/build-contracts.sh --check
 
 log "cargo test --workspace $*"
 out=$(mktemp)

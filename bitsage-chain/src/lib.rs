@@ -1,10 +1,22 @@
 //! # bitsage-chain
 //!
-//! [`bitsage_core::ChainSource`] implementations. [`InMemoryChain`] holds chain state in process
-//! memory — for embedding, demos and tests; it stands for a chain, it does not pretend to read
-//! one (its source name is `"memory"`). The Starknet JSON-RPC source and the event indexer
-//! arrive with the chain work.
+//! [`bitsage_core::ChainSource`] implementations and the chain event indexer:
+//!
+//! - [`StarknetChainSource`]: reads stake, rewards, reputation, balances and totals from our
+//!   contracts (or a real BitSage deployment, by configuration) over Starknet JSON-RPC
+//!   (`starknet` 0.17), with typed decoding, a cache of bounded staleness that reports its age,
+//!   retries with backoff, a circuit breaker and per-call timeouts.
+//! - [`indexer`]: follows our contracts' events into a [`bitsage_core::JobStore`], reorg-safe.
+//! - [`InMemoryChain`] holds chain state in process memory — for embedding, demos and tests; it
+//!   stands for a chain, it does not pretend to read one (its source name is `"memory"`).
+//! - `devnet` (feature `devnet`): starts `starknet-devnet`, declares and deploys our contracts
+//!   (`contracts/`), mints and stakes — for tests and `bitsage-coordinator dev`.
 
+#[cfg(feature = "devnet")]
+pub mod devnet;
+pub mod indexer;
 mod memory;
+pub mod starknet_source;
 
 pub use memory::InMemoryChain;
+pub use starknet_source::{ContractAddresses, StarknetChainSource, StarknetConfig};
