@@ -19,12 +19,14 @@
 //! - receipts and earnings: `GET /api/receipts`, `GET /api/receipts/{id}`,
 //!   `GET /api/earnings/{node}` (JSON, or CSV with `?format=csv`)
 //! - dashboard ([`dashboard`]): `GET /api/validator/status|gpus|rewards|history` (wallet in
-//!   `X-Wallet-Address`), `GET /api/network/stats|workers`, `GET /api/summary`
+//!   `X-Wallet-Address`), `GET /api/network/stats|workers`, `GET /api/summary`,
+//!   `GET /api/contracts` (addresses read and the event indexer's status)
 //! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
 //!   `GET /openapi.json`, `GET /metrics` (Prometheus, see [`metrics`])
 
 pub mod api;
 pub mod client;
+pub mod contracts;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
@@ -114,6 +116,9 @@ pub struct AppState {
     /// The chain source for stake, rewards and reputation; `None` until one is configured
     /// (the dashboard then reports those fields `unavailable` with the reason).
     pub chain: Option<DynChainSource>,
+    /// The contracts read and the indexer's status, for `GET /api/contracts` (`None`: no
+    /// chain configured).
+    pub chain_info: Option<Arc<dyn contracts::ChainInfo>>,
     /// Where accepted proof envelopes are kept.
     pub proofs: ProofArchive,
     /// The coordinator's ed25519 key (countersigns receipts, signs probe tickets).
@@ -138,6 +143,7 @@ impl AppState {
             store,
             verifier,
             chain: None,
+            chain_info: None,
             proofs,
             signing_key: Arc::new(signing_key),
             replay: ReplayGuard::new(config.max_clock_skew),
@@ -148,6 +154,12 @@ impl AppState {
     /// The same state reading the chain through `chain`.
     pub fn with_chain(mut self, chain: DynChainSource) -> Self {
         self.chain = Some(chain);
+        self
+    }
+
+    /// The same state answering `GET /api/contracts` from `info`.
+    pub fn with_chain_info(mut self, info: Arc<dyn contracts::ChainInfo>) -> Self {
+        self.chain_info = Some(info);
         self
     }
 
@@ -164,6 +176,7 @@ impl fmt::Debug for AppState {
             .field("store", &self.store)
             .field("verifier", &self.verifier)
             .field("chain", &self.chain)
+            .field("chain_info", &self.chain_info)
             .field("proofs", &self.proofs)
             .field("public_key", &self.public_key())
             .field("config", &self.config)
@@ -196,6 +209,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/receipts/{id}", get(routes::receipt))
         .route("/api/earnings/{node}", get(routes::earnings))
         .route("/api/network/stats", get(routes::network_stats))
+        .route("/api/contracts", get(routes::contracts))
         .route("/metrics", get(routes::metrics))
         .route("/livez", get(routes::livez))
         .route("/health/live", get(routes::livez))

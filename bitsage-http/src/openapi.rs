@@ -392,6 +392,11 @@ fn paths() -> Value {
                 vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
             "/health/ready": { "get": op("ops", "healthReady", "Alias of `/readyz`.",
                 vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
+            "/api/contracts": { "get": {
+                "tags": ["dashboard"], "operationId": "contracts",
+                "summary": "The contracts the coordinator reads and its event indexer's status (cursor, head, lag); `status: unavailable` without a chain.",
+                "responses": { "200": { "description": "Contracts and indexer", "content": { "application/json": { "schema": { "type": "object" } } } } }
+            } },
             "/metrics": { "get": {
                 "tags": ["ops"], "operationId": "metrics",
                 "summary": "Prometheus text: per-GPU series of every node (fresh readings only), node and job counts.",

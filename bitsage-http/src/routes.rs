@@ -14,7 +14,7 @@ use crate::api::{
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::{jobs, metrics, service, AppState};
+use crate::{contracts, jobs, metrics, service, AppState};
 
 /// `POST /api/nodes/register`: 201 when created, 200 when already registered with this key.
 pub async fn register(
@@ -151,6 +151,12 @@ pub async fn earnings(
 /// `GET /api/network/stats`.
 pub async fn network_stats(State(state): State<AppState>) -> ApiResult<Response> {
     Ok(Json(service::network_stats(&state).await?).into_response())
+}
+
+/// `GET /api/contracts`: the contracts read and the indexer's status (`unavailable` without a
+/// chain).
+pub async fn contracts(State(state): State<AppState>) -> Response {
+    Json(contracts::response(state.chain_info.as_deref())).into_response()
 }
 
 /// `GET /metrics`: Prometheus text; 503 in the API error shape when the store cannot answer.

@@ -886,6 +886,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/earnings/{node}"),
     ("GET", "/api/network/stats"),
     ("GET", "/metrics"),
+    ("GET", "/api/contracts"),
     ("GET", "/livez"),
     ("GET", "/health/live"),
     ("GET", "/readyz"),

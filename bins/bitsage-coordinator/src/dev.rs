@@ -22,7 +22,9 @@ use bitsage_prover::StwoProver;
 use rand::Rng;
 use tokio::sync::watch;
 
+use crate::chain::ChainConfig;
 use crate::{serve, CoordinatorConfig, RunningCoordinator};
+use bitsage_chain::devnet::{deploy_contracts, Devnet};
 
 /// The wallet the local agent earns for unless `--wallet` says otherwise (the bytes of
 /// "bitsage dev" as a Starknet address). It is a label for the demo ledger, not a funded
@@ -51,9 +53,29 @@ pub struct DevOptions {
 /// Runs the dev network until `stop` turns true, then shuts everything down gracefully
 /// (the agent finishes or gives back its lease first).
 pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+    let mut options = options;
+    // A real local chain when starknet-devnet is installed; otherwise the chain fields say
+    // `unavailable` with the reason (never a number).
+    let devnet = match Devnet::binary() {
+        Some(_) => match start_chain().await {
+            Ok((devnet, chain, wallet)) => {
+                options.coordinator.chain = Some(chain);
+                options.wallet = wallet;
+                Some(devnet)
+            }
+            Err(e) => {
+                println!("chain: starknet-devnet failed to start or deploy ({e:#}); stake, rewards and reputation will say unavailable");
+                None
+            }
+        },
+        None => {
+            println!("chain: no starknet-devnet found (scripts/install-devnet.sh installs it); stake, rewards and reputation will say unavailable");
+            None
+        }
+    };
     let running = serve(options.coordinator.clone()).await?;
     let url = running.url();
-    print_banner(&url, &options);
+    print_banner(&url, &options, devnet.as_ref());
 
     let (agent_stop_tx, agent_stop) = watch::channel(false);
     let gpu = bitsage_gpu::LocalGpu::detect().await;
@@ -85,7 +107,9 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
     }
     let _ = feeder.await;
     let _ = reporter.await;
-    shutdown(running).await
+    let result = shutdown(running).await;
+    drop(devnet);
+    result
 }
 
 async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
@@ -94,12 +118,48 @@ async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn print_banner(url: &str, options: &DevOptions) {
+/// Starts a devnet, deploys our contracts, and stakes for predeployed account 1, which becomes
+/// the local agent's wallet.
+async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress)> {
+    let devnet = Devnet::start().await?;
+    let deployment = deploy_contracts(&devnet).await?;
+    let accounts = devnet.predeployed_accounts().await?;
+    let worker = accounts
+        .get(1)
+        .context("devnet has no second predeployed account")?
+        .clone();
+    let sage = |n: u128| TokenAmount::from_u128(n * 1_000_000_000_000_000_000);
+    deployment.mint_sage(worker.address, sage(10_000)).await?;
+    deployment
+        .stake(&worker, sage(1_000), bitsage_core::gpu::GpuTier::DataCenter)
+        .await?;
+    let chain = ChainConfig {
+        rpc_url: devnet.rpc_url().to_string(),
+        contracts: deployment.contract_addresses(),
+        start_block: 0,
+    };
+    Ok((devnet, chain, worker.wallet))
+}
+
+fn print_banner(url: &str, options: &DevOptions, devnet: Option<&Devnet>) {
     println!("BitSage dev network");
     println!(
         "  coordinator   {url}  (SQLite in {})",
         options.coordinator.data_dir.display()
     );
+    match (devnet, &options.coordinator.chain) {
+        (Some(d), Some(c)) => {
+            println!(
+                "  chain         starknet-devnet {} (contracts deployed; 1,000 SAGE staked for the wallet)",
+                d.rpc_url()
+            );
+            println!(
+                "  contracts     token {}  staking {}  reputation {}",
+                c.contracts.token, c.contracts.staking, c.contracts.reputation
+            );
+        }
+        _ => println!("  chain         none (stake, rewards, reputation: unavailable)"),
+    }
     println!("  wallet        {}", options.wallet);
     println!("  nodes         {url}/api/nodes");
     println!("  jobs          {url}/api/jobs/recent");
@@ -108,6 +168,7 @@ fn print_banner(url: &str, options: &DevOptions) {
         "  dashboard     {url}/api/summary  (X-Wallet-Address: {} for /api/validator/*)",
         options.wallet
     );
+    println!("  contracts     {url}/api/contracts");
     println!("  API document  {url}/openapi.json");
     println!("Ctrl-C stops it.");
 }

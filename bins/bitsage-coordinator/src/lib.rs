@@ -12,6 +12,7 @@
 //! - [`dev`] runs the one-machine network: coordinator + an in-process agent for this host +
 //!   a demo job feeder, on SQLite in a data directory.
 
+pub mod chain;
 pub mod dev;
 
 use std::net::SocketAddr;
@@ -57,6 +58,9 @@ pub struct CoordinatorConfig {
     pub sweep_interval: Duration,
     /// GPU samples older than this are deleted (default 7 days).
     pub gpu_retention: Duration,
+    /// The chain to read stake, rewards and reputation from (and index events of); `None`:
+    /// those dashboard fields say `unavailable` with the reason.
+    pub chain: Option<chain::ChainConfig>,
 }
 
 impl CoordinatorConfig {
@@ -71,6 +75,7 @@ impl CoordinatorConfig {
             offline_after: Duration::from_secs(5 * 60),
             sweep_interval: Duration::from_secs(2),
             gpu_retention: Duration::from_secs(7 * 24 * 3600),
+            chain: None,
         }
     }
 
@@ -185,6 +190,14 @@ pub async fn serve_state(
         .with_context(|| format!("binding {}", config.listen))?;
     let addr = listener.local_addr()?;
     let (shutdown, rx) = watch::channel(false);
+    let (state, indexer) = match &config.chain {
+        Some(chain) => {
+            let (state, indexer) = chain::attach(state, chain)?;
+            (state, Some(indexer))
+        }
+        None => (state, None),
+    };
+    let indexer = indexer.map(|i| tokio::spawn(i.run(rx.clone())));
     let app = router(state.clone());
     let mut server_rx = rx.clone();
     let server = tokio::spawn(async move {
@@ -195,7 +208,13 @@ pub async fn serve_state(
             .await
             .context("HTTP server")
     });
-    let sweeper = tokio::spawn(run_services(state.store.clone(), config.clone(), rx));
+    let services = run_services(state.store.clone(), config.clone(), rx);
+    let sweeper = tokio::spawn(async move {
+        services.await;
+        if let Some(indexer) = indexer {
+            let _ = indexer.await;
+        }
+    });
     tracing::info!(%addr, backend = state.store.backend(), "coordinator listening");
     Ok(RunningCoordinator {
         addr,

@@ -7,6 +7,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bitsage_chain::ContractAddresses;
+use bitsage_coordinator::chain::ChainConfig;
 use bitsage_coordinator::dev::{self, DevOptions};
 use bitsage_coordinator::{serve, CoordinatorConfig, StoreConfig};
 use bitsage_core::node::NodeFilter;
@@ -85,7 +87,47 @@ struct ServeArgs {
     #[arg(long, env = "BITSAGE_SUBMIT_TOKEN")]
     submit_token: Option<String>,
     #[command(flatten)]
+    chain: ChainArgs,
+    #[command(flatten)]
     tuning: Tuning,
+}
+
+/// The chain to read (all of `--starknet-rpc` and the three addresses, or none).
+#[derive(Debug, Args)]
+struct ChainArgs {
+    /// Starknet JSON-RPC endpoint; without it stake, rewards and reputation say `unavailable`.
+    #[arg(long, env = "BITSAGE_STARKNET_RPC", requires_all = ["token_address", "staking_address", "reputation_address"])]
+    starknet_rpc: Option<String>,
+    /// The SAGE token contract.
+    #[arg(long, env = "BITSAGE_TOKEN_ADDRESS", requires = "starknet_rpc")]
+    token_address: Option<String>,
+    /// The ProverStaking contract.
+    #[arg(long, env = "BITSAGE_STAKING_ADDRESS", requires = "starknet_rpc")]
+    staking_address: Option<String>,
+    /// The ReputationManager contract.
+    #[arg(long, env = "BITSAGE_REPUTATION_ADDRESS", requires = "starknet_rpc")]
+    reputation_address: Option<String>,
+    /// First block to index (the contracts' deployment block).
+    #[arg(long, default_value_t = 0)]
+    chain_start_block: u64,
+}
+
+impl ChainArgs {
+    fn config(&self) -> anyhow::Result<Option<ChainConfig>> {
+        let (Some(rpc), Some(t), Some(s), Some(r)) = (
+            &self.starknet_rpc,
+            &self.token_address,
+            &self.staking_address,
+            &self.reputation_address,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(ChainConfig {
+            rpc_url: rpc.clone(),
+            contracts: ContractAddresses::parse(t, s, r)?,
+            start_block: self.chain_start_block,
+        }))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -188,6 +230,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut config = config_from(args.listen, args.data_dir, store, &args.tuning);
     config.http.submit_token = args.submit_token;
+    config.chain = args.chain.config()?;
     let running = serve(config).await?;
     println!("bitsage-coordinator listening on {}", running.url());
     running.run_until(stop_signal()).await

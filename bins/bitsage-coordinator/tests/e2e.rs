@@ -471,4 +471,16 @@ async fn e2e_dev_mode_has_an_active_node_and_receipts_within_60s() {
         }
     })
     .await;
+    // With starknet-devnet installed, dev mode deploys our contracts and reads the chain.
+    if bitsage_chain::devnet::Devnet::binary().is_some() {
+        let url = format!("{}api/contracts", client.base_url());
+        let contracts: serde_json::Value = reqwest::get(&url)
+            .await
+            .expect("contracts")
+            .json()
+            .await
+            .expect("contracts JSON");
+        assert_eq!(contracts["status"], "ok", "{contracts}");
+        assert_eq!(contracts["contracts"].as_array().map(Vec::len), Some(3));
+    }
 }

@@ -1,0 +1,74 @@
+//! The chain behind the coordinator: a [`StarknetChainSource`] for stake, rewards and
+//! reputation, and an [`Indexer`] following our contracts' events into the store.
+
+use std::sync::Arc;
+
+use bitsage_chain::indexer::{Indexer, IndexerConfig, IndexerStatusHandle, StarknetEventSource};
+use bitsage_chain::{ContractAddresses, StarknetChainSource, StarknetConfig};
+use bitsage_http::contracts::ChainInfo;
+use bitsage_http::AppState;
+
+/// The name the coordinator's indexer stores its cursor under.
+pub const INDEXER_NAME: &str = "bitsage-contracts";
+
+/// Which chain to read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// The Starknet JSON-RPC endpoint.
+    pub rpc_url: String,
+    /// Our contracts on that chain.
+    pub contracts: ContractAddresses,
+    /// The first block to index (the deployment block; 0 reads from genesis).
+    pub start_block: u64,
+}
+
+/// What `GET /api/contracts` shows: the configured addresses and the indexer's live status.
+#[derive(Debug)]
+struct CoordinatorChainInfo {
+    contracts: ContractAddresses,
+    indexer: IndexerStatusHandle,
+}
+
+impl ChainInfo for CoordinatorChainInfo {
+    fn network(&self) -> &str {
+        "starknet"
+    }
+
+    fn contracts(&self) -> Vec<(String, String)> {
+        vec![
+            ("token".into(), self.contracts.token.to_string()),
+            ("staking".into(), self.contracts.staking.to_string()),
+            ("reputation".into(), self.contracts.reputation.to_string()),
+        ]
+    }
+
+    fn indexer(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(self.indexer.snapshot()).ok()
+    }
+}
+
+/// Adds the chain source and chain info to `state` and builds the indexer (not yet running).
+pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState, Indexer)> {
+    // Under the dashboard's budget (default 2 s), so a slow chain is answered from the cache
+    // with its age rather than cut off by the dashboard's own deadline.
+    let config = StarknetConfig::new(&chain.rpc_url, chain.contracts)?
+        .with_call_timeout(std::time::Duration::from_millis(1500));
+    let source = StarknetChainSource::new(config)?;
+    let addresses = [
+        chain.contracts.token.to_string(),
+        chain.contracts.staking.to_string(),
+        chain.contracts.reputation.to_string(),
+    ];
+    let refs: Vec<&str> = addresses.iter().map(String::as_str).collect();
+    let config = IndexerConfig::new(INDEXER_NAME, &refs)?.with_start_block(chain.start_block);
+    let events = StarknetEventSource::from_url(&chain.rpc_url)?;
+    let indexer = Indexer::new(config, Arc::new(events), state.store.clone());
+    let info = CoordinatorChainInfo {
+        contracts: chain.contracts,
+        indexer: indexer.status_handle(),
+    };
+    let state = state
+        .with_chain(Arc::new(source))
+        .with_chain_info(Arc::new(info));
+    Ok((state, indexer))
+}
