@@ -233,6 +233,34 @@ pub struct JobRecord {
     pub updated_at: Timestamp,
 }
 
+impl JobRecord {
+    /// Checks that `lease` is this job's current, unexpired lease (`Conflict` otherwise).
+    pub fn check_lease(&self, lease: &LeaseRef, now: Timestamp) -> Result<(), Error> {
+        let current = match (&self.status, &self.lease) {
+            (JobStatus::Leased, Some(current)) => current,
+            _ => {
+                return Err(Error::Conflict(format!(
+                    "job {} is {}, not leased",
+                    self.spec.id, self.status
+                )))
+            }
+        };
+        if current.lease_id != lease.lease_id || current.node_id != lease.node_id {
+            return Err(Error::Conflict(format!(
+                "job {} is not leased to {} under that lease",
+                self.spec.id, lease.node_id
+            )));
+        }
+        if now > current.expires_at {
+            return Err(Error::Conflict(format!(
+                "lease of job {} expired at {}",
+                self.spec.id, current.expires_at
+            )));
+        }
+        Ok(())
+    }
+}
+
 /// A lease granted to a node: the job plus the proof of holding it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Lease {

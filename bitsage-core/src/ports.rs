@@ -260,6 +260,26 @@ pub trait JobStoreExt: JobStore {
             window, interval, &times,
         ))
     }
+
+    /// Every node matching `filter`, all pages, in the list's stable order.
+    async fn all_nodes(&self, filter: &NodeFilter) -> Result<Vec<NodeRecord>> {
+        let mut out = Vec::new();
+        let mut offset = 0;
+        loop {
+            let page = self
+                .list_nodes(
+                    filter,
+                    PageRequest::new(crate::page::MAX_PAGE_SIZE, offset)?,
+                )
+                .await?;
+            let got = page.items.len();
+            out.extend(page.items);
+            match page.next_offset {
+                Some(next) if got > 0 && next > offset => offset = next,
+                _ => return Ok(out),
+            }
+        }
+    }
 }
 
 impl<T: JobStore + ?Sized> JobStoreExt for T {}

@@ -35,7 +35,7 @@ use bitsage_core::gpu::{GpuDevice, GpuSample, GpuTier, HostInfo};
 use bitsage_core::job::JobFilter;
 use bitsage_core::ledger::EarningsTotal;
 use bitsage_core::node::{NodeFilter, NodeRecord, StatusChange, Uptime};
-use bitsage_core::page::{Page, PageRequest, MAX_PAGE_SIZE};
+use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::{
     DynJobStore, Error, JobStatus, JobStoreExt, NodeId, NodeStatus, TimeWindow, Timestamp,
     TokenAmount, WalletAddress,
@@ -746,26 +746,7 @@ async fn wallet_nodes(
         status: None,
         wallet: Some(wallet),
     };
-    let mut out = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = store
-            .list_nodes(
-                &filter,
-                PageRequest {
-                    limit: MAX_PAGE_SIZE,
-                    offset,
-                },
-            )
-            .await?;
-        let got = page.items.len();
-        out.extend(page.items);
-        match page.next_offset {
-            Some(next) if got > 0 && next > offset => offset = next,
-            _ => break,
-        }
-    }
-    Ok(out)
+    store.all_nodes(&filter).await
 }
 
 async fn count_jobs(

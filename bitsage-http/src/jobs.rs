@@ -404,7 +404,8 @@ async fn complete_job(
             .as_ref()
             .is_some_and(|r| r.proof_hash == req.envelope.proof_hash);
     if !already_done {
-        check_current_lease(&job, &lease, now)?;
+        // The lease check comes before the (expensive) verification.
+        job.check_lease(&lease, now)?;
     }
     check_receipt_body(state, &node, &job, body, now)?;
     if body
@@ -460,33 +461,6 @@ async fn complete_job(
         node_status: node.status,
         security_bits: verified.security_bits,
     })
-}
-
-/// The lease check before the (expensive) verification: the job is leased to this node
-/// under this lease and the lease has not run out.
-fn check_current_lease(
-    job: &bitsage_core::job::JobRecord,
-    lease: &LeaseRef,
-    now: Timestamp,
-) -> ApiResult<()> {
-    match (&job.status, &job.lease) {
-        (JobStatus::Leased, Some(current))
-            if current.lease_id == lease.lease_id && current.node_id == lease.node_id =>
-        {
-            if now > current.expires_at {
-                Err(ApiError::conflict(format!(
-                    "lease of job {} expired at {}",
-                    job.spec.id, current.expires_at
-                )))
-            } else {
-                Ok(())
-            }
-        }
-        _ => Err(ApiError::conflict(format!(
-            "job {} is not leased to {} under that lease",
-            job.spec.id, lease.node_id
-        ))),
-    }
 }
 
 /// `POST /api/jobs/fail`: the node gives its lease back; the job is re-queued (or failed at

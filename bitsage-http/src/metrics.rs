@@ -16,9 +16,9 @@ use std::time::Duration;
 
 use bitsage_core::gpu::{GpuInventory, GpuSample};
 use bitsage_core::job::JobFilter;
-use bitsage_core::node::{NodeFilter, NodeRecord};
+use bitsage_core::node::NodeFilter;
 use bitsage_core::page::PageRequest;
-use bitsage_core::{JobStatus, NodeStatus, Timestamp};
+use bitsage_core::{JobStatus, JobStoreExt as _, NodeStatus, Timestamp};
 use bitsage_gpu::prometheus::{escape_label_value, render_into, NodeGpuMetrics};
 
 use crate::error::ApiResult;
@@ -43,22 +43,6 @@ impl MetricsConfig {
     }
 }
 
-async fn all_nodes(state: &AppState) -> bitsage_core::Result<Vec<NodeRecord>> {
-    let mut nodes = Vec::new();
-    let mut offset = 0;
-    loop {
-        let page = state
-            .store
-            .list_nodes(&NodeFilter::default(), PageRequest::new(1000, offset)?)
-            .await?;
-        nodes.extend(page.items);
-        match page.next_offset {
-            Some(next) => offset = next,
-            None => return Ok(nodes),
-        }
-    }
-}
-
 fn age_secs(now: Timestamp, at: Timestamp) -> f64 {
     (now - at).num_milliseconds().max(0) as f64 / 1e3
 }
@@ -66,7 +50,7 @@ fn age_secs(now: Timestamp, at: Timestamp) -> f64 {
 /// Renders the exposition at `now`.
 pub async fn render(state: &AppState, now: Timestamp) -> ApiResult<String> {
     let config = MetricsConfig::of(state);
-    let nodes = all_nodes(state).await?;
+    let nodes = state.store.all_nodes(&NodeFilter::default()).await?;
     let mut samples: Vec<Vec<GpuSample>> = Vec::with_capacity(nodes.len());
     for n in &nodes {
         samples.push(state.store.latest_gpu_samples(&n.id).await?);

@@ -66,28 +66,7 @@ pub(crate) fn lease_until(now: Timestamp, duration: Duration) -> Result<Timestam
 
 /// Checks that `lease` is the job's current, unexpired lease.
 pub(crate) fn check_lease(job: &JobRecord, lease: &LeaseRef, now: Timestamp) -> Result<()> {
-    let current = match (&job.status, &job.lease) {
-        (JobStatus::Leased, Some(current)) => current,
-        _ => {
-            return Err(Error::Conflict(format!(
-                "job {} is {}, not leased",
-                job.spec.id, job.status
-            )))
-        }
-    };
-    if current.lease_id != lease.lease_id || current.node_id != lease.node_id {
-        return Err(Error::Conflict(format!(
-            "job {} is not leased to {} under that lease",
-            job.spec.id, lease.node_id
-        )));
-    }
-    if now > current.expires_at {
-        return Err(Error::Conflict(format!(
-            "lease of job {} expired at {}",
-            job.spec.id, current.expires_at
-        )));
-    }
-    Ok(())
+    job.check_lease(lease, now)
 }
 
 /// The error recorded when a lease runs out.

@@ -23,8 +23,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use bitsage_core::lifecycle::transition;
 use bitsage_core::node::NodeFilter;
-use bitsage_core::page::PageRequest;
-use bitsage_core::{DynJobStore, LifecycleEvent, NodeId, NodeStatus, Timestamp, Transition};
+use bitsage_core::{
+    DynJobStore, JobStoreExt as _, LifecycleEvent, NodeId, NodeStatus, Timestamp, Transition,
+};
 use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
 use bitsage_prover::StwoProver;
 use tokio::sync::watch;
@@ -282,18 +283,7 @@ pub async fn sweep_nodes(
             wallet: None,
         };
         // Collect first: applying transitions changes the filtered list under the pages.
-        let mut nodes = Vec::new();
-        let mut offset = 0;
-        loop {
-            let page = store
-                .list_nodes(&filter, PageRequest::new(500, offset)?)
-                .await?;
-            nodes.extend(page.items);
-            match page.next_offset {
-                Some(next) => offset = next,
-                None => break,
-            }
-        }
+        let nodes = store.all_nodes(&filter).await?;
         for node in nodes {
             let last = store
                 .last_seen(&node.id)
