@@ -109,7 +109,7 @@ fn bench(c: &mut Criterion) {
                 node: "node-1",
                 inventory: inventory.as_ref(),
                 samples: &samples,
-                collector: NodeGpuMetrics::from_snapshot("node-1", &snapshot).collector,
+                collector: Some(snapshot.collector_status()),
             }]));
         });
         g.finish();

@@ -41,6 +41,7 @@ fn heartbeat(seq: u64) -> Heartbeat {
         sequence: seq,
         load_average_1m: Some(0.25),
         agent_version: "0.1.0".into(),
+        gpu_collector: None,
     }
 }
 

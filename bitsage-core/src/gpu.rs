@@ -294,6 +294,69 @@ pub struct HostInfo {
     pub memory_available_bytes: Option<u64>,
 }
 
+/// The health of an agent's GPU collector (its background sampler), as the agent reports it
+/// in each heartbeat so the coordinator can export it (`bitsage_gpu_collector_*`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GpuCollectorStatus {
+    /// The sampled source's name (`"nvml"`, `"host"`, `"fixture"`, ...).
+    pub source: String,
+    /// Whether the latest sampling attempt succeeded.
+    pub up: bool,
+    /// Why the latest attempt failed, when it did.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// Successful samples since the agent started (a counter).
+    pub samples_total: u64,
+    /// Failed sampling attempts since the agent started (a counter).
+    pub sample_errors_total: u64,
+    /// Age of the latest good sample when the heartbeat was sent, seconds; `None` before the
+    /// first good sample.
+    #[serde(default)]
+    pub last_sample_age_seconds: Option<f64>,
+}
+
+/// Longest [`GpuCollectorStatus::last_error`] a heartbeat may carry, bytes.
+pub const MAX_COLLECTOR_ERROR_LEN: usize = 1024;
+
+impl GpuCollectorStatus {
+    /// Checks a status that came from outside (a heartbeat): a source name of 1 to 32
+    /// printable characters, an error of at most [`MAX_COLLECTOR_ERROR_LEN`] bytes, an age that
+    /// is finite and not negative.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |reason: &str| Err(Error::invalid("GPU collector status", reason));
+        if self.source.is_empty()
+            || self.source.len() > 32
+            || self.source.chars().any(char::is_control)
+        {
+            return bad("source must be 1 to 32 printable characters");
+        }
+        if self
+            .last_error
+            .as_ref()
+            .is_some_and(|e| e.len() > MAX_COLLECTOR_ERROR_LEN)
+        {
+            return bad("last_error is too long");
+        }
+        if self
+            .last_sample_age_seconds
+            .is_some_and(|a| !a.is_finite() || a < 0.0)
+        {
+            return bad("last_sample_age_seconds must be finite and not negative");
+        }
+        Ok(())
+    }
+}
+
+/// A collector status as the coordinator stored it: the heartbeat's receive time and what it
+/// said.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReportedCollector {
+    /// When the coordinator received the heartbeat that carried it.
+    pub at: Timestamp,
+    /// The status.
+    pub status: GpuCollectorStatus,
+}
+
 impl GpuTier {
     /// The least framebuffer (decimal bytes) a device must report to qualify for this tier;
     /// see [`classify_tier`]. Floors sit a little under the marketed size so that e.g. an

@@ -8,6 +8,7 @@
 
 pub mod address;
 pub mod amount;
+pub mod attestation;
 pub mod chain;
 #[cfg(feature = "conformance")]
 pub mod conformance;

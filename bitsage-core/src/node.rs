@@ -30,9 +30,11 @@ pub struct HardwareReport {
     /// A digest of the hardware identity (GPU UUIDs, CPU model, ...).
     #[serde(default)]
     pub hardware_hash: Option<Hash32>,
-    /// A confidential-compute attestation report (hex), where the GPU provides one.
+    /// The answer to the coordinator's attestation challenge: per GPU, NVML's
+    /// confidential-compute report over the challenge nonce or why there is none. `None` when
+    /// the agent registered without a challenge.
     #[serde(default)]
-    pub attestation: Option<String>,
+    pub attestation: Option<crate::attestation::RegistrationAttestation>,
 }
 
 /// A node to register.
@@ -113,6 +115,10 @@ pub struct Heartbeat {
     pub load_average_1m: Option<f64>,
     /// The agent's version.
     pub agent_version: String,
+    /// The health of the agent's GPU collector, where the agent reported it (stored as the
+    /// node's latest; a heartbeat without it clears it).
+    #[serde(default)]
+    pub gpu_collector: Option<crate::gpu::GpuCollectorStatus>,
 }
 
 /// How much of a window a node was up, from its heartbeats.

@@ -9,10 +9,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::address::WalletAddress;
+use crate::attestation::{HostAttestation, ATTESTATION_NONCE_LEN};
 use crate::chain::{
     ChainEvent, IndexerCursor, NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo,
 };
-use crate::gpu::{GpuInventory, GpuSample, HostInfo};
+use crate::gpu::{GpuInventory, GpuSample, HostInfo, ReportedCollector};
 use crate::ids::{JobId, NodeId, ReceiptId};
 use crate::job::{ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseRef, NewJob};
 use crate::ledger::{DailyEarnings, EarningEntry, EarningsTotal};
@@ -35,6 +36,9 @@ use crate::{JobSpec, Result};
 /// - Every sample's `uuid` names a device of `inventory`; a lost device is reported with
 ///   `DeviceState::Lost`, not dropped silently.
 /// - Calls are cheap enough for a 1 Hz loop and never block the async runtime for long.
+/// - `attest` never guesses: a device gets a report only when its hardware produced one for
+///   this nonce; otherwise it (or the whole host) is `not_available` with the reason. The
+///   default answers `not_available` for sources that cannot attest.
 #[async_trait]
 pub trait GpuSource: Send + Sync + Debug {
     /// The source's name (`"nvml"`, `"fixture"`, ...).
@@ -45,6 +49,16 @@ pub trait GpuSource: Send + Sync + Debug {
     async fn sample(&self) -> Result<Vec<GpuSample>>;
     /// The host (CPU, memory); `Unavailable` where it cannot be read.
     async fn host(&self) -> Result<HostInfo>;
+    /// Confidential-compute attestation of every device over a coordinator-chosen `nonce`.
+    async fn attest(&self, nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
+        let _ = nonce;
+        HostAttestation::NotAvailable {
+            reason: format!(
+                "attestation not available: the {} source cannot attest",
+                self.name()
+            ),
+        }
+    }
 }
 
 /// Reads stake, rewards and reputation from the chain.
@@ -146,8 +160,12 @@ pub trait JobStore: Send + Sync + Debug {
 
     // ---- heartbeats
     /// Stores a heartbeat (the node must exist). A sequence not above the last stored one is
-    /// a replay: `Conflict`, nothing stored.
+    /// a replay: `Conflict`, nothing stored. In the same transaction the heartbeat's
+    /// `gpu_collector` becomes the node's latest collector status (`None` clears it).
     async fn append_heartbeat(&self, heartbeat: &Heartbeat) -> Result<()>;
+    /// The GPU collector status of the node's latest accepted heartbeat, with that
+    /// heartbeat's time; `None` when it carried none (or the node is unknown).
+    async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>>;
     /// The time of a node's latest heartbeat.
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>>;
     /// Heartbeat times of a node in `window`, oldest first.

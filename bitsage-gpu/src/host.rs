@@ -3,6 +3,7 @@
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use bitsage_core::attestation::{HostAttestation, ATTESTATION_NONCE_LEN};
 use bitsage_core::gpu::{GpuInventory, GpuSample, HostInfo};
 use bitsage_core::{Error, GpuSource, Result};
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, System};
@@ -185,6 +186,12 @@ impl GpuSource for HostOnlySource {
 
     async fn sample(&self) -> Result<Vec<GpuSample>> {
         Err(self.gpu_unavailable())
+    }
+
+    async fn attest(&self, _nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
+        HostAttestation::NotAvailable {
+            reason: format!("attestation not available: {}", self.reason),
+        }
     }
 
     async fn host(&self) -> Result<HostInfo> {

@@ -27,7 +27,9 @@ mod report;
 mod sampler;
 mod xid;
 
-pub use attestation::{Attestation, DeviceAttestation, HostAttestation, ATTESTATION_NONCE_LEN};
+pub use bitsage_core::attestation::{
+    Attestation, DeviceAttestation, HostAttestation, ATTESTATION_NONCE_LEN,
+};
 pub use bitsage_core::gpu::classify_tier;
 #[cfg(feature = "fixtures")]
 pub use fixture::{FixtureGpuSource, SYNTHETIC_2XH100};

@@ -18,8 +18,13 @@ use nvml_wrapper::enums::device::UsedGpuMemory;
 use nvml_wrapper::error::NvmlError;
 use nvml_wrapper::{Device, Nvml};
 
-use crate::attestation::{Attestation, DeviceAttestation, ATTESTATION_NONCE_LEN};
+use bitsage_core::attestation::{
+    Attestation, DeviceAttestation, HostAttestation, ATTESTATION_NONCE_LEN,
+};
+
+use crate::attestation::from_nvml;
 use crate::host::HostSource;
+use crate::report::reason_of;
 use crate::xid::XidWatch;
 
 /// The source name used in errors and reports.
@@ -107,19 +112,6 @@ impl NvmlGpuSource {
             .await
             .map_err(|e| Error::backend(NVML, e))?
     }
-
-    /// The confidential-compute attestation report of every device, for a coordinator-chosen
-    /// `nonce` (NVML's `nvmlDeviceGetConfComputeGpuAttestationReport`).
-    ///
-    /// A device gets a report only where confidential-compute mode is **on** (as NVML says);
-    /// otherwise, or when NVML refuses, it gets [`Attestation::NotAvailable`] with the reason.
-    /// TEE support is never inferred from the model name.
-    pub async fn attestation_reports(
-        &self,
-        nonce: [u8; ATTESTATION_NONCE_LEN],
-    ) -> Result<Vec<DeviceAttestation>> {
-        self.blocking(move |inner| inner.attest(nonce)).await
-    }
 }
 
 #[async_trait]
@@ -138,6 +130,19 @@ impl GpuSource for NvmlGpuSource {
 
     async fn host(&self) -> Result<HostInfo> {
         self.host.read_async().await
+    }
+
+    /// NVML's `nvmlDeviceGetConfComputeGpuAttestationReport` per device. A device gets a
+    /// report only where confidential-compute mode is **on** (as NVML says); otherwise, or
+    /// when NVML refuses, it gets `not_available` with the reason. TEE support is never
+    /// inferred from the model name.
+    async fn attest(&self, nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
+        match self.blocking(move |inner| inner.attest(nonce)).await {
+            Ok(devices) => HostAttestation::Devices { devices },
+            Err(e) => HostAttestation::NotAvailable {
+                reason: format!("attestation not available: {}", reason_of(&e)),
+            },
+        }
     }
 }
 
@@ -400,7 +405,7 @@ impl NvmlInner {
             };
             let attestation = match device.is_cc_enabled() {
                 Ok(true) => match device.confidential_compute_gpu_attestation_report(nonce) {
-                    Ok(report) => Attestation::from_nvml(&report),
+                    Ok(report) => from_nvml(&report),
                     Err(e) => Attestation::not_available(format!(
                         "NVML returned no attestation report: {e}"
                     )),

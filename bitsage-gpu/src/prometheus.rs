@@ -29,25 +29,12 @@
 
 use std::fmt::Write;
 
-use bitsage_core::gpu::{DeviceState, GpuInventory, GpuSample};
+use bitsage_core::gpu::{DeviceState, GpuCollectorStatus, GpuInventory, GpuSample};
 
 use crate::sampler::SamplerSnapshot;
 
-/// The collector's own health for one node.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct CollectorHealth {
-    /// Whether the latest sampling attempt succeeded.
-    pub up: bool,
-    /// Age of the latest good sample, seconds; `None` before the first one.
-    pub last_sample_age_seconds: Option<f64>,
-    /// Successful samples so far.
-    pub samples_total: u64,
-    /// Failed sampling attempts so far.
-    pub sample_errors_total: u64,
-}
-
 /// One node's GPU readings to render.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct NodeGpuMetrics<'a> {
     /// The node label value (the caller's node id).
     pub node: &'a str,
@@ -55,8 +42,9 @@ pub struct NodeGpuMetrics<'a> {
     pub inventory: Option<&'a GpuInventory>,
     /// The node's latest samples.
     pub samples: &'a [GpuSample],
-    /// The collector's health, where a collector runs for this node.
-    pub collector: Option<CollectorHealth>,
+    /// The collector's health, where a collector runs for this node (or, on the
+    /// coordinator, where the node's latest heartbeat reported it).
+    pub collector: Option<GpuCollectorStatus>,
 }
 
 impl<'a> NodeGpuMetrics<'a> {
@@ -71,12 +59,7 @@ impl<'a> NodeGpuMetrics<'a> {
             node,
             inventory: snap.inventory.as_deref(),
             samples,
-            collector: Some(CollectorHealth {
-                up: snap.up,
-                last_sample_age_seconds: snap.age.map(|a| a.as_secs_f64()),
-                samples_total: snap.samples_total,
-                sample_errors_total: snap.errors_total,
-            }),
+            collector: Some(snap.collector_status()),
         }
     }
 }
@@ -331,6 +314,7 @@ pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
     let collectors = || {
         nodes.iter().filter_map(|n| {
             n.collector
+                .as_ref()
                 .map(|c| (label_set(&[("node", Some(n.node))]), c))
         })
     };
@@ -488,8 +472,10 @@ mod tests {
             node: "node-1",
             inventory: Some(&inv),
             samples: &samples,
-            collector: Some(CollectorHealth {
+            collector: Some(GpuCollectorStatus {
+                source: "nvml".into(),
                 up: true,
+                last_error: None,
                 last_sample_age_seconds: Some(0.5),
                 samples_total: 10,
                 sample_errors_total: 2,

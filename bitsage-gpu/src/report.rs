@@ -6,7 +6,7 @@ use bitsage_core::time::{now, Timestamp};
 use bitsage_core::{Error, GpuSource};
 use serde::{Deserialize, Serialize};
 
-use crate::attestation::HostAttestation;
+use bitsage_core::attestation::HostAttestation;
 
 /// Whether GPU data could be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

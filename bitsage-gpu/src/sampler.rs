@@ -5,7 +5,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use bitsage_core::gpu::{GpuInventory, GpuSample, HostInfo};
+use bitsage_core::gpu::{
+    GpuCollectorStatus, GpuInventory, GpuSample, HostInfo, MAX_COLLECTOR_ERROR_LEN,
+};
 use bitsage_core::time::{now, Timestamp};
 use bitsage_core::{DynGpuSource, Result};
 use tokio::task::JoinHandle;
@@ -62,6 +64,36 @@ pub struct SamplerSnapshot {
     pub host: Option<HostInfo>,
     /// Why the host section could not be read at the latest step.
     pub host_error: Option<String>,
+}
+
+impl SamplerSnapshot {
+    /// The collector's health as an agent reports it in its heartbeats (the error text is
+    /// cut to [`MAX_COLLECTOR_ERROR_LEN`] bytes).
+    pub fn collector_status(&self) -> GpuCollectorStatus {
+        GpuCollectorStatus {
+            source: self.source.to_owned(),
+            up: self.up,
+            last_error: self
+                .last_error
+                .as_deref()
+                .map(|e| truncate(e, MAX_COLLECTOR_ERROR_LEN).to_owned()),
+            samples_total: self.samples_total,
+            sample_errors_total: self.errors_total,
+            last_sample_age_seconds: self.age.map(|a| a.as_secs_f64()),
+        }
+    }
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 #[derive(Debug, Default)]
@@ -381,6 +413,22 @@ mod tests {
         // The scripted host is unavailable: said so, not filled in.
         assert!(failed.host.is_none());
         assert_eq!(failed.host_error.as_deref(), Some("none"));
+        // What the agent's heartbeat carries.
+        let status = failed.collector_status();
+        assert_eq!(status.source, "scripted");
+        assert!(!status.up);
+        assert_eq!(status.last_error.as_deref(), Some("driver went away"));
+        assert_eq!((status.samples_total, status.sample_errors_total), (2, 1));
+        assert!(status.last_sample_age_seconds.is_some_and(|a| a >= 0.0));
+        status.validate().unwrap();
+    }
+
+    #[test]
+    fn long_errors_are_cut_on_a_character_boundary() {
+        let long = "é".repeat(MAX_COLLECTOR_ERROR_LEN);
+        let cut = truncate(&long, MAX_COLLECTOR_ERROR_LEN);
+        assert!(cut.len() <= MAX_COLLECTOR_ERROR_LEN && cut.len() >= MAX_COLLECTOR_ERROR_LEN - 1);
+        assert_eq!(truncate("short", 10), "short");
     }
 
     #[tokio::test(start_paused = true)]

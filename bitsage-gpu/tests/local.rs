@@ -3,7 +3,7 @@
 
 use bitsage_core::conformance::gpu::run_all;
 use bitsage_core::{Error, GpuSource};
-use bitsage_gpu::{HostOnlySource, LocalGpu, NvmlGpuSource};
+use bitsage_gpu::{HostAttestation, HostOnlySource, LocalGpu, NvmlGpuSource};
 
 /// Whether the NVML library is present in a standard place (then this host may have GPUs).
 fn nvml_library_present() -> bool {
@@ -49,10 +49,10 @@ async fn nvml_reports_exactly_what_this_host_has() {
             ));
             let host = src.host().await.unwrap();
             assert!(host.logical_cores >= 1 && host.memory_total_bytes > 0);
-            let attest = local.attest([7; 32]).await;
-            match attest {
-                Err(Error::Unavailable { reason, .. }) => {
-                    assert!(reason.starts_with("attestation not available"))
+            match src.attest([7; 32]).await {
+                HostAttestation::NotAvailable { reason } => {
+                    assert!(reason.starts_with("attestation not available"));
+                    assert!(reason.contains(local.unavailable_reason().unwrap_or("?")));
                 }
                 other => panic!("attestation without NVML: {other:?}"),
             }

@@ -9,8 +9,9 @@
 //! [`REGISTER_DOMAIN`]), never over the JSON text, so whitespace or field order on the wire
 //! does not matter and a signature for one message kind is never valid for another.
 
+use bitsage_core::attestation::{AttestationSummary, RegistrationAttestation};
 use bitsage_core::crypto::{sign, CanonicalWriter, PublicKey, SignatureBytes};
-use bitsage_core::gpu::GpuSample;
+use bitsage_core::gpu::{GpuCollectorStatus, GpuSample, ReportedCollector};
 use bitsage_core::job::{JobKind, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef};
 use bitsage_core::ledger::{DailyEarnings, EarningsTotal};
 use bitsage_core::node::{HardwareReport, NodeRecord, StatusChange};
@@ -173,6 +174,10 @@ pub struct HeartbeatRequest {
     /// GPU readings since the last heartbeat (empty on a GPU-less host).
     #[serde(default)]
     pub gpu_samples: Vec<GpuSample>,
+    /// The health of the agent's GPU collector (exported by the coordinator's `/metrics` as
+    /// `bitsage_gpu_collector_*`).
+    #[serde(default)]
+    pub gpu_collector: Option<GpuCollectorStatus>,
     /// ed25519 signature over [`HeartbeatRequest::canonical_bytes`] by the node's key.
     pub signature: SignatureBytes,
 }
@@ -195,10 +200,18 @@ impl HeartbeatRequest {
             load_average_1m,
             agent_version: agent_version.into(),
             gpu_samples,
+            gpu_collector: None,
             signature: SignatureBytes([0; 64]),
         };
         req.signature = sign(key, &req.canonical_bytes());
         req
+    }
+
+    /// Adds the collector's health and signs again with `key`.
+    pub fn with_gpu_collector(mut self, key: &SigningKey, status: GpuCollectorStatus) -> Self {
+        self.gpu_collector = Some(status);
+        self.signature = sign(key, &self.canonical_bytes());
+        self
     }
 
     /// The bytes the signature covers (every field but the signature, after
@@ -211,6 +224,7 @@ impl HeartbeatRequest {
         option_f64_field(&mut w, self.load_average_1m);
         w.field(self.agent_version.as_bytes());
         json_field(&mut w, &self.gpu_samples);
+        json_field(&mut w, &self.gpu_collector);
         w.finish()
     }
 
@@ -601,8 +615,11 @@ pub struct NodeView {
     pub public_key: PublicKey,
     /// The wallet it earns for.
     pub wallet: WalletAddress,
-    /// Its hardware as reported at registration.
+    /// Its hardware as reported at registration (the raw attestation evidence is left out:
+    /// see `attestation` and `GET /api/nodes/{id}/attestation`).
     pub hardware: HardwareReport,
+    /// What the coordinator checked of the node's confidential-compute attestation.
+    pub attestation: AttestationSummary,
     /// The agent's version at registration.
     pub agent_version: String,
     /// Lifecycle status.
@@ -616,12 +633,18 @@ pub struct NodeView {
 }
 
 impl From<NodeRecord> for NodeView {
-    fn from(n: NodeRecord) -> Self {
+    fn from(mut n: NodeRecord) -> Self {
+        let attestation = n
+            .hardware
+            .attestation
+            .take()
+            .map_or_else(AttestationSummary::not_requested, |a| a.summary());
         Self {
             id: n.id,
             public_key: n.public_key,
             wallet: n.wallet,
             hardware: n.hardware,
+            attestation,
             agent_version: n.agent_version,
             status: n.status,
             status_reason: n.status_reason,
@@ -639,8 +662,27 @@ pub struct NodeDetail {
     pub node: NodeView,
     /// When its latest heartbeat arrived (`null` before the first).
     pub last_seen: Option<Timestamp>,
+    /// Its GPU collector's health as its latest heartbeat reported it (`null` when that
+    /// heartbeat carried none).
+    pub gpu_collector: Option<ReportedCollector>,
     /// Its status changes, oldest first.
     pub history: Vec<StatusChange>,
+}
+
+/// `GET /api/nodes/attestation-challenge`: a fresh nonce for the node to attest over, signed
+/// by the coordinator; register with the answer before `expires_at`.
+pub type ChallengeResponse = bitsage_core::attestation::AttestationChallenge;
+
+/// `GET /api/nodes/{id}/attestation`: the evidence a node registered with (the challenge and,
+/// per GPU, NVML's report in hex), for verification with NVIDIA's tools.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttestationEvidence {
+    /// The node.
+    pub node_id: NodeId,
+    /// What the coordinator checked.
+    pub summary: AttestationSummary,
+    /// The raw evidence.
+    pub evidence: RegistrationAttestation,
 }
 
 /// Query of `GET /api/nodes`.

@@ -19,11 +19,22 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{
-    CompleteRequest, CompleteResponse, ErrorBody, FailRequest, HealthResponse, HeartbeatRequest,
-    HeartbeatResponse, JobView, LeaseRequest, LeaseResponse, NetworkStats, NodeDetail, Page,
-    ReceiptBundle, ReceiptListQuery, ReceiptQuery, ReceiptView, RegisterRequest, RegisterResponse,
-    SubmitJobRequest,
+    AttestationEvidence, ChallengeResponse, CompleteRequest, CompleteResponse, ErrorBody,
+    FailRequest, HealthResponse, HeartbeatRequest, HeartbeatResponse, JobView, LeaseRequest,
+    LeaseResponse, NetworkStats, NodeDetail, Page, ReceiptBundle, ReceiptListQuery, ReceiptQuery,
+    ReceiptView, RegisterRequest, RegisterResponse, SubmitJobRequest,
 };
+
+/// `api/nodes/{id}{suffix}`. Node ids are limited to `A-Z a-z 0-9 . _ -`; only "." and ".."
+/// would be special in a path, and `NodeId` allows them, so those are refused here.
+fn node_path(id: &NodeId, suffix: &str) -> Result<String, ClientError> {
+    if matches!(id.as_str(), "." | "..") {
+        return Err(ClientError::InvalidUrl(format!(
+            "node id {id:?} cannot be used in a path"
+        )));
+    }
+    Ok(format!("api/nodes/{id}{suffix}"))
+}
 
 /// Default per-request timeout: a completion carries a proof of up to a few MiB and the
 /// coordinator verifies it before answering.
@@ -290,6 +301,22 @@ impl CoordinatorClient {
         })
     }
 
+    /// `GET /api/nodes/attestation-challenge`: a fresh nonce to attest over before
+    /// registering (404 from a coordinator that predates attestation).
+    pub async fn attestation_challenge(&self) -> Result<ChallengeResponse, ClientError> {
+        self.call::<(), _>(Method::GET, "api/nodes/attestation-challenge", None)
+            .await
+    }
+
+    /// `GET /api/nodes/{id}/attestation`: the attestation evidence a node registered with.
+    pub async fn attestation_evidence(
+        &self,
+        id: &NodeId,
+    ) -> Result<AttestationEvidence, ClientError> {
+        self.call::<(), _>(Method::GET, &node_path(id, "/attestation")?, None)
+            .await
+    }
+
     /// `POST /api/nodes/heartbeat`. A 401 means the coordinator does not know the node (or
     /// the signature, sequence or clock is off): register again.
     pub async fn heartbeat(
@@ -367,14 +394,7 @@ impl CoordinatorClient {
 
     /// `GET /api/nodes/{id}`.
     pub async fn node(&self, id: &NodeId) -> Result<NodeDetail, ClientError> {
-        // Node ids are limited to `A-Z a-z 0-9 . _ -`; only "." and ".." would be special in
-        // a path, and `NodeId` allows them, so refuse those here.
-        if matches!(id.as_str(), "." | "..") {
-            return Err(ClientError::InvalidUrl(format!(
-                "node id {id:?} cannot be used in a path"
-            )));
-        }
-        self.call::<(), _>(Method::GET, &format!("api/nodes/{id}"), None)
+        self.call::<(), _>(Method::GET, &node_path(id, "")?, None)
             .await
     }
 

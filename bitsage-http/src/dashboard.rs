@@ -30,8 +30,9 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
+use bitsage_core::attestation::AttestationSummary;
 use bitsage_core::chain::{NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo};
-use bitsage_core::gpu::{GpuDevice, GpuSample, GpuTier, HostInfo};
+use bitsage_core::gpu::{GpuDevice, GpuSample, GpuTier, HostInfo, ReportedCollector};
 use bitsage_core::job::JobFilter;
 use bitsage_core::ledger::EarningsTotal;
 use bitsage_core::node::{NodeFilter, NodeRecord, StatusChange, Uptime};
@@ -331,6 +332,10 @@ pub struct NodeGpus {
     pub gpu_unavailable_reason: Option<String>,
     /// The latest sample of each device, from its heartbeats (empty before the first).
     pub latest_samples: Vec<GpuSample>,
+    /// The node's GPU collector health, as its latest heartbeat reported it.
+    pub gpu_collector: Option<ReportedCollector>,
+    /// What the coordinator checked of the node's confidential-compute attestation.
+    pub attestation: AttestationSummary,
 }
 
 /// The GPUs of a wallet's nodes.
@@ -812,18 +817,26 @@ async fn wallet_gpus(store: &DynJobStore, nodes: Vec<NodeRecord>) -> Result<Wall
             .iter()
             .map(|n| store.latest_gpu_samples(&n.id))
             .collect(),
-    )
-    .await?;
+    );
+    let collectors = try_join_all(nodes.iter().map(|n| store.gpu_collector(&n.id)).collect());
+    let (samples, collectors) = tokio::try_join!(samples, collectors)?;
     let nodes: Vec<NodeGpus> = nodes
         .into_iter()
         .zip(samples)
-        .map(|(n, latest_samples)| NodeGpus {
+        .zip(collectors)
+        .map(|((n, latest_samples), gpu_collector)| NodeGpus {
+            attestation: n
+                .hardware
+                .attestation
+                .as_ref()
+                .map_or_else(AttestationSummary::not_requested, |a| a.summary()),
             node_id: n.id,
             status: n.status,
             gpus: n.hardware.gpus,
             host: n.hardware.host,
             gpu_unavailable_reason: n.hardware.gpu_unavailable_reason,
             latest_samples,
+            gpu_collector,
         })
         .collect();
     Ok(WalletGpus {

@@ -85,6 +85,11 @@ pub struct HttpConfig {
     pub dashboard_budget: Duration,
     /// A bearer token required by `POST /api/jobs` (none: submission is open).
     pub submit_token: Option<String>,
+    /// Largest accepted registration (`POST /api/nodes/register`), bytes (default 1 MiB:
+    /// attestation reports are up to 12 KiB per GPU, hex-encoded).
+    pub register_body_limit_bytes: usize,
+    /// How long an attestation challenge stays valid (default 5 min).
+    pub attestation_challenge_ttl: Duration,
 }
 
 impl Default for HttpConfig {
@@ -102,6 +107,8 @@ impl Default for HttpConfig {
             idle_retry: Duration::from_secs(2),
             dashboard_budget: Duration::from_secs(2),
             submit_token: None,
+            register_body_limit_bytes: 1024 * 1024,
+            attestation_challenge_ttl: Duration::from_secs(5 * 60),
         }
     }
 }
@@ -192,11 +199,23 @@ fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> Response {
 pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let proof_limit = state.config.proof_body_limit_bytes;
+    let register_limit = state.config.register_body_limit_bytes;
     Router::new()
-        .route("/api/nodes/register", post(routes::register))
+        .route(
+            "/api/nodes/register",
+            post(routes::register).layer(DefaultBodyLimit::max(register_limit)),
+        )
+        .route(
+            "/api/nodes/attestation-challenge",
+            get(routes::attestation_challenge),
+        )
         .route("/api/nodes/heartbeat", post(routes::heartbeat))
         .route("/api/nodes", get(routes::list_nodes))
         .route("/api/nodes/{id}", get(routes::node_detail))
+        .route(
+            "/api/nodes/{id}/attestation",
+            get(routes::attestation_evidence),
+        )
         .route("/api/jobs", post(routes::submit_job))
         .route("/api/jobs/{id}", get(routes::get_job))
         .route("/api/jobs/lease", post(routes::lease))

@@ -5,6 +5,9 @@
 //!   latest samples its heartbeats carried. Readings older than the stale threshold
 //!   ([`MetricsConfig::fresh_for`]) are **not** exported as current; their age is, in
 //!   `bitsage_node_gpu_sample_age_seconds`. A metric a device did not report has no series.
+//! - The collector health each agent's latest heartbeat reported
+//!   (`bitsage_gpu_collector_{up,last_sample_age_seconds,samples_total,sample_errors_total}`),
+//!   while that heartbeat is fresh; the sample age includes the time since the heartbeat.
 //! - Coordinator series: `bitsage_nodes{status}`, `bitsage_jobs{status}` (gauges read from the
 //!   store at scrape time).
 //!
@@ -14,7 +17,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use bitsage_core::gpu::{GpuInventory, GpuSample};
+use bitsage_core::gpu::{GpuCollectorStatus, GpuInventory, GpuSample, ReportedCollector};
 use bitsage_core::job::JobFilter;
 use bitsage_core::node::NodeFilter;
 use bitsage_core::page::PageRequest;
@@ -47,13 +50,41 @@ fn age_secs(now: Timestamp, at: Timestamp) -> f64 {
     (now - at).num_milliseconds().max(0) as f64 / 1e3
 }
 
+/// A node's reported collector status as of `now`, or `None` when the heartbeat that carried
+/// it is older than `fresh_for` (the node went quiet: its collector's health is unknown, and
+/// `bitsage_node_gpu_sample_age_seconds` and `bitsage_nodes` tell the rest). The sample age
+/// grows by the time since that heartbeat.
+fn current_collector(
+    reported: ReportedCollector,
+    now: Timestamp,
+    fresh_for: Duration,
+) -> Option<GpuCollectorStatus> {
+    let since = (now - reported.at).to_std().unwrap_or(Duration::ZERO);
+    if since > fresh_for {
+        return None;
+    }
+    let mut status = reported.status;
+    status.last_sample_age_seconds = status
+        .last_sample_age_seconds
+        .map(|a| a + since.as_secs_f64());
+    Some(status)
+}
+
 /// Renders the exposition at `now`.
 pub async fn render(state: &AppState, now: Timestamp) -> ApiResult<String> {
     let config = MetricsConfig::of(state);
     let nodes = state.store.all_nodes(&NodeFilter::default()).await?;
     let mut samples: Vec<Vec<GpuSample>> = Vec::with_capacity(nodes.len());
+    let mut collectors: Vec<Option<GpuCollectorStatus>> = Vec::with_capacity(nodes.len());
     for n in &nodes {
         samples.push(state.store.latest_gpu_samples(&n.id).await?);
+        collectors.push(
+            state
+                .store
+                .gpu_collector(&n.id)
+                .await?
+                .and_then(|c| current_collector(c, now, config.fresh_for)),
+        );
     }
     let fresh_for = chrono::TimeDelta::from_std(config.fresh_for).unwrap_or(chrono::TimeDelta::MAX);
     let inventories: Vec<GpuInventory> = nodes
@@ -77,11 +108,12 @@ pub async fn render(state: &AppState, now: Timestamp) -> ApiResult<String> {
         .iter()
         .zip(&inventories)
         .zip(&fresh)
-        .map(|((n, inv), s)| NodeGpuMetrics {
+        .zip(collectors)
+        .map(|(((n, inv), s), collector)| NodeGpuMetrics {
             node: n.id.as_str(),
             inventory: Some(inv),
             samples: s,
-            collector: None,
+            collector,
         })
         .collect();
     let mut out = String::new();

@@ -245,7 +245,8 @@ fn paths() -> Value {
                 "Register a node (signed with its key); 201 when created, 200 when already registered with the same key.",
                 vec![], Some("RegisterRequest"),
                 &[("201", "Registered", Some("RegisterResponse")), ("200", "Already registered with this key", Some("RegisterResponse")),
-                  bad, unauthorized, conflict, too_large, media]) },
+                  bad, unauthorized, conflict, too_large, media,
+                  ("422", "Attestation rejected (foreign or expired challenge, a report not over its nonce, an unknown GPU)", None)]) },
             "/api/nodes/heartbeat": { "post": op("nodes", "heartbeat",
                 "A signed heartbeat with GPU samples.",
                 vec![], Some("HeartbeatRequest"),
@@ -257,9 +258,17 @@ fn paths() -> Value {
                      limit(1000, 100), offset()],
                 None, &[("200", "A page of nodes", Some("NodePage")), bad]) },
             "/api/nodes/{id}": { "get": op("nodes", "getNode",
-                "A node with its latest heartbeat time and status history.",
+                "A node with its latest heartbeat time, GPU collector health and status history.",
                 vec![path("id", "The node id.")], None,
                 &[("200", "The node", Some("NodeDetail")), bad, not_found]) },
+            "/api/nodes/attestation-challenge": { "get": op("nodes", "attestationChallenge",
+                "A fresh nonce, signed by the coordinator, for the node to attest its GPUs over before registering.",
+                vec![], None,
+                &[("200", "The challenge", Some("AttestationChallenge"))]) },
+            "/api/nodes/{id}/attestation": { "get": op("nodes", "attestationEvidence",
+                "The attestation evidence a node registered with (raw NVML reports, for NVIDIA's verifier).",
+                vec![path("id", "The node id.")], None,
+                &[("200", "The evidence", Some("AttestationEvidence")), bad, not_found]) },
             "/api/worker/uptime": { "get": op("nodes", "workerUptime",
                 "A node's uptime from its heartbeats over a window ending now.",
                 vec![param("node", "query", true, json!({ "type": "string" }), "The node id."),
@@ -538,13 +547,17 @@ fn schemas() -> Value {
             "host": nullable(r("HostInfo")),
             "gpu_unavailable_reason": { "type": ["string", "null"], "description": "Why GPU data is missing, when it is." },
             "hardware_hash": nullable(r("Hex")),
-            "attestation": { "type": ["string", "null"], "description": "Confidential-compute attestation (hex)." }
+            "driver_version": { "type": ["string", "null"], "description": "GPU kernel driver version." },
+            "cuda_version": { "type": ["string", "null"], "description": "CUDA driver API version." },
+            "attestation": nullable(r("RegistrationAttestation"))
         }),
         &[
             "gpus",
             "host",
             "gpu_unavailable_reason",
             "hardware_hash",
+            "driver_version",
+            "cuda_version",
             "attestation",
         ],
     );
@@ -655,19 +668,62 @@ fn schemas() -> Value {
                 "node_id": r("NodeId"), "sequence": integer("Strictly increasing per node."),
                 "sent_at": r("Timestamp"), "load_average_1m": { "type": ["number", "null"] },
                 "agent_version": string("Agent version."), "gpu_samples": arr(r("GpuSample")),
+                "gpu_collector": nullable(r("GpuCollectorStatus")),
                 "signature": r("Hex")
-            }), &["load_average_1m", "gpu_samples"]),
+            }), &["load_average_1m", "gpu_samples", "gpu_collector"]),
+            "GpuCollectorStatus": obj("The health of the agent's GPU collector (background sampler).", json!({
+                "source": string("The sampled source (nvml, host-only, fixture)."),
+                "up": boolean("Whether the latest sampling attempt succeeded."),
+                "last_error": { "type": ["string", "null"], "description": "Why it failed (at most 1 KiB)." },
+                "samples_total": integer("Successful samples since the agent started."),
+                "sample_errors_total": integer("Failed attempts since the agent started."),
+                "last_sample_age_seconds": { "type": ["number", "null"], "minimum": 0, "description": "Age of the latest good sample when sent." }
+            }), &["last_error", "last_sample_age_seconds"]),
+            "AttestationChallenge": obj("A nonce chosen and signed by the coordinator; answer it before `expires_at`.", json!({
+                "nonce_hex": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
+                "expires_at": r("Timestamp"),
+                "coordinator_signature": r("Hex")
+            }), &[]),
+            "RegistrationAttestation": obj("The answer to an attestation challenge: per GPU, NVML's confidential-compute report over the nonce (hex; it must embed the nonce) or why there is none.", json!({
+                "challenge": r("AttestationChallenge"),
+                "result": { "type": "object", "description": "`status: devices` with `devices: [{uuid, attestation: {status: report, report_hex, cec_report_hex?} | {status: not_available, reason}}]`, or `status: not_available` with `reason`.",
+                    "properties": { "status": { "type": "string", "enum": ["devices", "not_available"] } }, "required": ["status"] }
+            }), &[]),
+            "AttestationSummary": obj("What the coordinator checked of a node's attestation. `signature_verified` is always false: report signatures and certificate chains need NVIDIA's verifier.", json!({
+                "status": { "type": "string", "enum": ["report", "not_available", "not_requested"] },
+                "reason": { "type": ["string", "null"] },
+                "devices": arr(obj("One device.", json!({
+                    "uuid": string("GPU UUID."),
+                    "status": { "type": "string", "enum": ["report", "not_available"] },
+                    "reason": { "type": ["string", "null"] },
+                    "report_bytes": { "type": ["integer", "null"] }
+                }), &["reason", "report_bytes"])),
+                "nonce_bound": boolean("Every report embeds the nonce of a challenge this coordinator issued."),
+                "signature_verified": boolean("Always false (see the description).")
+            }), &["reason"]),
+            "AttestationEvidence": obj("The evidence a node registered with.", json!({
+                "node_id": r("NodeId"),
+                "summary": r("AttestationSummary"),
+                "evidence": r("RegistrationAttestation")
+            }), &[]),
+            "ReportedCollector": obj("A collector status as the latest heartbeat carried it.", json!({
+                "at": r("Timestamp"),
+                "status": r("GpuCollectorStatus")
+            }), &[]),
             "HeartbeatResponse": obj("An accepted heartbeat.", json!({
                 "status": r("NodeStatus"), "heartbeat_interval_secs": integer("Interval, seconds.")
             }), &[]),
             "NodeView": obj("A node.", json!({
                 "id": r("NodeId"), "public_key": r("Hex"), "wallet": r("WalletAddress"),
-                "hardware": r("HardwareReport"), "agent_version": string("Agent version at registration."),
+                "hardware": r("HardwareReport"), "attestation": r("AttestationSummary"),
+                "agent_version": string("Agent version at registration."),
                 "status": r("NodeStatus"), "status_reason": string("Why it is in that status."),
                 "status_changed_at": r("Timestamp"), "registered_at": r("Timestamp")
             }), &[]),
             "NodeDetail": { "allOf": [r("NodeView"), obj("Latest heartbeat and history.", json!({
-                "last_seen": nullable(r("Timestamp")), "history": arr(r("StatusChange"))
+                "last_seen": nullable(r("Timestamp")),
+                "gpu_collector": nullable(r("ReportedCollector")),
+                "history": arr(r("StatusChange"))
             }), &[])] },
             "NodePage": page_of("NodeView"),
             "WorkerUptime": obj("Uptime from heartbeats over a window ending now.", json!({
@@ -819,7 +875,9 @@ fn schemas() -> Value {
                 "node_id": r("NodeId"), "status": r("NodeStatus"), "gpus": arr(r("GpuDevice")),
                 "host": nullable(r("HostInfo")),
                 "gpu_unavailable_reason": { "type": ["string", "null"] },
-                "latest_samples": arr(r("GpuSample"))
+                "latest_samples": arr(r("GpuSample")),
+                "gpu_collector": nullable(r("ReportedCollector")),
+                "attestation": r("AttestationSummary")
             }), &[]),
             "WalletGpus": obj("A wallet's GPUs.", json!({
                 "total_gpus": integer("GPUs over all nodes."), "nodes": arr(r("NodeGpus"))
@@ -915,7 +973,7 @@ fn build() -> Value {
                 "409": error_response("Conflict with the current state (`conflict`)."),
                 "413": error_response("Body too large (`payload_too_large`)."),
                 "415": error_response("Body is not JSON (`unsupported_media_type`)."),
-                "422": error_response("Proof rejected or arithmetic overflow (`proof_rejected`, `overflow`)."),
+                "422": error_response("Proof or attestation rejected, or arithmetic overflow (`proof_rejected`, `attestation_rejected`, `overflow`)."),
                 "500": error_response("Internal error (`internal`); details are logged, never sent."),
                 "503": error_response("A source did not answer (`unavailable`).")
             },

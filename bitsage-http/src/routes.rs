@@ -56,6 +56,21 @@ pub async fn node_detail(
     Ok(Json(service::node_detail(&state, &id).await?).into_response())
 }
 
+/// `GET /api/nodes/attestation-challenge`.
+pub async fn attestation_challenge(State(state): State<AppState>) -> ApiResult<Response> {
+    let body = service::attestation_challenge(&state, bitsage_core::time::now())?;
+    Ok(Json(body).into_response())
+}
+
+/// `GET /api/nodes/{id}/attestation`.
+pub async fn attestation_evidence(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    let id = service::parse_node_id(&id)?;
+    Ok(Json(service::attestation_evidence(&state, &id).await?).into_response())
+}
+
 /// The token of an `Authorization: Bearer <token>` header, if there is one.
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers

@@ -4,6 +4,8 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
+use axum::http::StatusCode;
+use bitsage_core::attestation::{AttestationChallenge, ATTESTATION_NONCE_LEN};
 use bitsage_core::job::JobFilter;
 use bitsage_core::lifecycle::transition;
 use bitsage_core::node::{Heartbeat, NewNode, NodeFilter};
@@ -15,10 +17,10 @@ use bitsage_core::{
 use chrono::{DateTime, Utc};
 
 use crate::api::{
-    ComponentHealth, EarningsQuery, EarningsResponse, HealthComponents, HealthResponse,
-    HealthStatus, HeartbeatRequest, HeartbeatResponse, NetworkStats, NodeDetail, NodeListQuery,
-    NodeView, ReceiptBundle, ReceiptListQuery, ReceiptView, RegisterRequest, RegisterResponse,
-    MAX_AGENT_VERSION_LEN,
+    AttestationEvidence, ChallengeResponse, ComponentHealth, EarningsQuery, EarningsResponse,
+    HealthComponents, HealthResponse, HealthStatus, HeartbeatRequest, HeartbeatResponse,
+    NetworkStats, NodeDetail, NodeListQuery, NodeView, ReceiptBundle, ReceiptListQuery,
+    ReceiptView, RegisterRequest, RegisterResponse, MAX_AGENT_VERSION_LEN,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, HttpConfig};
@@ -130,6 +132,18 @@ pub async fn register(
     req.verify()?;
     check_skew(req.sent_at, now, state.config.max_clock_skew)?;
     check_agent_version(&req.agent_version)?;
+    if let Some(attestation) = &req.hardware.attestation {
+        let uuids: Vec<&str> = req.hardware.gpus.iter().map(|g| g.uuid.as_str()).collect();
+        attestation
+            .check(&state.public_key(), now, &uuids)
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "attestation_rejected",
+                    e.to_string(),
+                )
+            })?;
+    }
     let response = |node: bitsage_core::node::NodeRecord| RegisterResponse {
         node: NodeView::from(node),
         heartbeat_interval_secs: interval_secs(&state.config),
@@ -186,12 +200,16 @@ pub async fn heartbeat(
     check_skew(req.sent_at, now, state.config.max_clock_skew)?;
     check_agent_version(&req.agent_version)?;
     check_samples(&node, &req.gpu_samples, now, state.config.max_clock_skew)?;
+    if let Some(c) = &req.gpu_collector {
+        c.validate()?;
+    }
     let beat = Heartbeat {
         node_id: node.id.clone(),
         at: now,
         sequence: req.sequence,
         load_average_1m: req.load_average_1m,
         agent_version: req.agent_version.clone(),
+        gpu_collector: req.gpu_collector.clone(),
     };
     match state.store.append_heartbeat(&beat).await {
         Ok(()) => {}
@@ -255,12 +273,52 @@ pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail>
         .get_node(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
-    let (last_seen, history) =
-        tokio::try_join!(state.store.last_seen(id), state.store.status_history(id))?;
+    let (last_seen, history, gpu_collector) = tokio::try_join!(
+        state.store.last_seen(id),
+        state.store.status_history(id),
+        state.store.gpu_collector(id)
+    )?;
     Ok(NodeDetail {
         node: node.into(),
         last_seen,
+        gpu_collector,
         history,
+    })
+}
+
+/// `GET /api/nodes/attestation-challenge`: a fresh random nonce, signed by the coordinator,
+/// valid for [`crate::HttpConfig::attestation_challenge_ttl`].
+pub fn attestation_challenge(state: &AppState, now: Timestamp) -> ApiResult<ChallengeResponse> {
+    let ttl = chrono::TimeDelta::from_std(state.config.attestation_challenge_ttl)
+        .map_err(|_| ApiError::internal(&"attestation challenge ttl out of range"))?;
+    let expires_at = now
+        .checked_add_signed(ttl)
+        .ok_or_else(|| ApiError::internal(&"attestation challenge expiry out of range"))?;
+    let nonce: [u8; ATTESTATION_NONCE_LEN] = rand::random();
+    Ok(AttestationChallenge::signed(
+        &state.signing_key,
+        nonce,
+        expires_at,
+    ))
+}
+
+/// `GET /api/nodes/{id}/attestation`: the evidence the node registered with; 404 when it
+/// registered without answering a challenge.
+pub async fn attestation_evidence(state: &AppState, id: &NodeId) -> ApiResult<AttestationEvidence> {
+    let node = state
+        .store
+        .get_node(id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+    let evidence = node.hardware.attestation.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "node {id} registered without answering an attestation challenge"
+        ))
+    })?;
+    Ok(AttestationEvidence {
+        node_id: node.id,
+        summary: evidence.summary(),
+        evidence,
     })
 }
 

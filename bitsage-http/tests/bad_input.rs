@@ -190,10 +190,17 @@ proptest! {
 #[tokio::test]
 async fn an_oversized_body_is_413_in_the_error_shape_and_nothing_is_stored() {
     let t = app();
-    let big = vec![b' '; 70 * 1024];
+    // Registrations may carry attestation reports: 1 MiB; other node messages: 64 KiB.
+    let big = vec![b' '; 1024 * 1024 + 1];
     send(&t.app, post_raw("/api/nodes/register", big))
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    send(
+        &t.app,
+        post_raw("/api/nodes/heartbeat", vec![b' '; 70 * 1024]),
+    )
+    .await
+    .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     let r = send(&t.app, get("/api/nodes")).await;
     assert_eq!(r.json()["total"], 0);
 }

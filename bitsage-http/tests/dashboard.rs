@@ -551,6 +551,10 @@ async fn validator_gpus_shows_only_the_wallets_nodes() {
     assert_eq!(nodes[1]["gpus"], serde_json::json!([]));
     assert_eq!(nodes[1]["latest_samples"], serde_json::json!([]));
     assert_eq!(nodes[1]["gpu_unavailable_reason"], "NVML library not found");
+    // No collector reported, no attestation answered: said as such, not filled in.
+    assert!(nodes[1]["gpu_collector"].is_null());
+    assert_eq!(nodes[1]["attestation"]["status"], "not_requested");
+    assert_eq!(nodes[1]["attestation"]["signature_verified"], false);
 }
 
 // ---------------------------------------------------------------- history
@@ -878,6 +882,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/nodes/{id}"),
     ("POST", "/api/jobs"),
     ("GET", "/api/jobs/{id}"),
+    ("GET", "/api/nodes/attestation-challenge"),
+    ("GET", "/api/nodes/{id}/attestation"),
     ("POST", "/api/jobs/lease"),
     ("POST", "/api/jobs/complete"),
     ("POST", "/api/jobs/fail"),

@@ -4,10 +4,10 @@
 mod common;
 
 use axum::http::StatusCode;
-use bitsage_core::gpu::{DeviceState, GpuDevice, GpuSample, GpuTier};
-use bitsage_core::node::HardwareReport;
+use bitsage_core::gpu::{DeviceState, GpuCollectorStatus, GpuDevice, GpuSample, GpuTier};
+use bitsage_core::node::{HardwareReport, Heartbeat};
 use bitsage_core::JobStore;
-use bitsage_http::api::{HeartbeatRequest, RegisterRequest};
+use bitsage_http::api::{HeartbeatRequest, NodeDetail, RegisterRequest};
 use common::*;
 use ed25519_dalek::SigningKey;
 
@@ -173,4 +173,138 @@ async fn invalid_or_foreign_samples_are_refused_and_nothing_is_stored() {
         .unwrap()
         .is_empty());
     assert_eq!(t.store.last_seen(&node_id("gpu-node")).await.unwrap(), None);
+}
+
+fn collector(up: bool, age: Option<f64>) -> GpuCollectorStatus {
+    GpuCollectorStatus {
+        source: "nvml".into(),
+        up,
+        last_error: (!up).then(|| "the sample timed out after 5s".into()),
+        samples_total: 41,
+        sample_errors_total: 2,
+        last_sample_age_seconds: age,
+    }
+}
+
+fn series_value(text: &str, prefix: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn collector_health_from_heartbeats_is_exported_and_shown_on_the_node() {
+    let t = app();
+    let k = key(1);
+    register_with(&t, &k, "gpu-node", vec![h100("GPU-3333")]).await;
+    register_with(&t, &key(2), "quiet-node", vec![]).await;
+    let beat = beat_with(&k, "gpu-node", 1, vec![reading("GPU-3333")])
+        .with_gpu_collector(&k, collector(true, Some(0.25)));
+    let r = send(&t.app, post_json("/api/nodes/heartbeat", &beat)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+
+    let text = String::from_utf8(send(&t.app, get("/metrics")).await.body).unwrap();
+    assert!(
+        text.contains("bitsage_gpu_collector_up{node=\"gpu-node\"} 1\n"),
+        "{text}"
+    );
+    assert!(text.contains("bitsage_gpu_collector_samples_total{node=\"gpu-node\"} 41\n"));
+    assert!(text.contains("bitsage_gpu_collector_sample_errors_total{node=\"gpu-node\"} 2\n"));
+    assert!(text.contains("# TYPE bitsage_gpu_collector_samples_total counter"));
+    let age = series_value(
+        &text,
+        "bitsage_gpu_collector_last_sample_age_seconds{node=\"gpu-node\"}",
+    )
+    .expect("age series");
+    assert!((0.25..60.0).contains(&age), "{age}");
+    // A node that never reported a collector has no collector series.
+    assert!(
+        !text.contains("collector_up{node=\"quiet-node\"}"),
+        "{text}"
+    );
+
+    // The node detail shows what the latest heartbeat said.
+    let detail: NodeDetail = send(&t.app, get("/api/nodes/gpu-node")).await.parse();
+    let c = detail.gpu_collector.expect("collector on the node");
+    assert_eq!(c.status, collector(true, Some(0.25)));
+
+    // A failing collector: up 0, and its reason on the node.
+    let beat =
+        beat_with(&k, "gpu-node", 2, vec![]).with_gpu_collector(&k, collector(false, Some(30.0)));
+    assert_eq!(
+        send(&t.app, post_json("/api/nodes/heartbeat", &beat))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let text = String::from_utf8(send(&t.app, get("/metrics")).await.body).unwrap();
+    assert!(
+        text.contains("bitsage_gpu_collector_up{node=\"gpu-node\"} 0\n"),
+        "{text}"
+    );
+    let detail: NodeDetail = send(&t.app, get("/api/nodes/gpu-node")).await.parse();
+    assert_eq!(
+        detail.gpu_collector.unwrap().status.last_error.as_deref(),
+        Some("the sample timed out after 5s")
+    );
+}
+
+#[tokio::test]
+async fn a_collector_report_from_a_quiet_node_is_not_exported_as_current() {
+    let t = app();
+    let k = key(1);
+    register_with(&t, &k, "gpu-node", vec![h100("GPU-4444")]).await;
+    // Stored directly with a receive time an hour ago (the node went quiet since).
+    t.store
+        .append_heartbeat(&Heartbeat {
+            node_id: node_id("gpu-node"),
+            at: bitsage_core::time::now() - chrono::TimeDelta::hours(1),
+            sequence: 1,
+            load_average_1m: None,
+            agent_version: "bitsage-agent/0.1.0".into(),
+            gpu_collector: Some(collector(true, Some(1.0))),
+        })
+        .await
+        .unwrap();
+    let text = String::from_utf8(send(&t.app, get("/metrics")).await.body).unwrap();
+    assert!(!text.contains("bitsage_gpu_collector_up{"), "{text}");
+}
+
+#[tokio::test]
+async fn an_invalid_collector_status_is_400_and_nothing_is_stored() {
+    let t = app();
+    let k = key(1);
+    register_with(&t, &k, "gpu-node", vec![h100("GPU-5555")]).await;
+    for bad in [
+        collector(true, Some(-1.0)),
+        GpuCollectorStatus {
+            last_error: Some("x".repeat(4096)),
+            ..collector(false, None)
+        },
+        GpuCollectorStatus {
+            source: String::new(),
+            ..collector(true, None)
+        },
+    ] {
+        let beat = beat_with(&k, "gpu-node", 1, vec![]).with_gpu_collector(&k, bad);
+        let body = serde_json::to_vec(&beat).unwrap();
+        let r = send(&t.app, post_raw("/api/nodes/heartbeat", body)).await;
+        assert!(
+            r.status.is_client_error(),
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    assert!(t
+        .store
+        .last_seen(&node_id("gpu-node"))
+        .await
+        .unwrap()
+        .is_none());
 }

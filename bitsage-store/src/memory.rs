@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
-use bitsage_core::gpu::GpuSample;
+use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
 };
@@ -164,6 +164,17 @@ impl JobStore for InMemoryStore {
             }
             beats.push(hb.clone());
             Ok(())
+        })
+    }
+
+    async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>> {
+        // Sequences only grow, so the last heartbeat pushed is the latest accepted one.
+        self.with(|s| {
+            Ok(s.heartbeats.get(id).and_then(|b| b.last()).and_then(|b| {
+                b.gpu_collector
+                    .clone()
+                    .map(|status| ReportedCollector { at: b.at, status })
+            }))
         })
     }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
-use bitsage_core::gpu::GpuSample;
+use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
 };
@@ -433,10 +433,17 @@ impl JobStore for PgStore {
 
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
+        let collector_json = hb
+            .gpu_collector
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json_err)?;
         // One statement: claim the sequence on the node row (row-locked, so concurrent
         // heartbeats of one node serialise) and insert only if the claim succeeded.
         let stored = sqlx::query(
-            "WITH claimed AS (UPDATE nodes SET last_heartbeat_seq = $2 WHERE id = $1 \
+            "WITH claimed AS (UPDATE nodes SET last_heartbeat_seq = $2, \
+             gpu_collector = $6::jsonb, gpu_collector_at = $3 WHERE id = $1 \
              AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < $2) RETURNING id) \
              INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
              SELECT id, $2, $3, $4, $5 FROM claimed",
@@ -446,6 +453,7 @@ impl JobStore for PgStore {
         .bind(hb.at)
         .bind(hb.load_average_1m)
         .bind(&hb.agent_version)
+        .bind(collector_json)
         .execute(&self.pool)
         .await
         .map_err(db_err)?
@@ -460,6 +468,22 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db_err)?;
         Err(replay_or_missing(&hb.node_id, seq, last))
+    }
+
+    async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>> {
+        let row: Option<(Option<String>, Option<Timestamp>)> =
+            sqlx::query_as("SELECT gpu_collector::text, gpu_collector_at FROM nodes WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        match row {
+            Some((Some(json), Some(at))) => Ok(Some(ReportedCollector {
+                at,
+                status: serde_json::from_str(&json).map_err(json_err)?,
+            })),
+            _ => Ok(None),
+        }
     }
 
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {

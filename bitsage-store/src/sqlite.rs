@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
-use bitsage_core::gpu::GpuSample;
+use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
 };
@@ -444,13 +444,22 @@ impl JobStore for SqliteStore {
 
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
+        let collector_json = hb
+            .gpu_collector
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(json_err)?;
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
             let claimed = sqlx::query(
-                "UPDATE nodes SET last_heartbeat_seq = ? WHERE id = ? \
+                "UPDATE nodes SET last_heartbeat_seq = ?, gpu_collector = ?, \
+                 gpu_collector_at = ? WHERE id = ? \
                  AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?)",
             )
             .bind(seq)
+            .bind(collector_json.as_deref())
+            .bind(to_micros(hb.at))
             .bind(hb.node_id.as_str())
             .bind(seq)
             .execute(&mut *tx)
@@ -482,6 +491,22 @@ impl JobStore for SqliteStore {
         }
         .await;
         finish(tx, result).await
+    }
+
+    async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>> {
+        let row: Option<(Option<String>, Option<i64>)> =
+            sqlx::query_as("SELECT gpu_collector, gpu_collector_at FROM nodes WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+        match row {
+            Some((Some(json), Some(at))) => Ok(Some(ReportedCollector {
+                at: time_of(at)?,
+                status: serde_json::from_str(&json).map_err(json_err)?,
+            })),
+            _ => Ok(None),
+        }
     }
 
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {

@@ -40,6 +40,7 @@ async fn write_one(store: &SqliteStore, i: u64) -> String {
             sequence: i + 1,
             load_average_1m: None,
             agent_version: "0.1.0".into(),
+            gpu_collector: None,
         })
         .await
         .expect("heartbeat");

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bitsage_core::attestation::{HostAttestation, RegistrationAttestation};
 use bitsage_core::crypto::{PublicKey, SignatureBytes};
 use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::ReceiptBody;
@@ -289,6 +290,7 @@ impl Agent {
             node_id: self.node_id,
             wallet: self.config.wallet,
             hardware,
+            gpu: Arc::clone(&self.gpu),
             client: self.client,
             prover: self.prover,
             stats: self.stats,
@@ -343,6 +345,8 @@ struct Ctx {
     node_id: NodeId,
     wallet: WalletAddress,
     hardware: bitsage_core::node::HardwareReport,
+    /// The hardware source (attestation at each registration).
+    gpu: DynGpuSource,
     client: CoordinatorClient,
     prover: DynProver,
     stats: Arc<AgentStats>,
@@ -408,13 +412,43 @@ impl Ctx {
         }
     }
 
+    /// Answers a fresh attestation challenge of the coordinator: NVML's report per GPU over
+    /// its nonce, or `not_available` with the reason. `None` when the coordinator does not
+    /// offer challenges (or sent one that cannot be read).
+    async fn attestation(&self) -> Result<Option<RegistrationAttestation>, ClientError> {
+        let challenge = match self.client.attestation_challenge().await {
+            Ok(c) => c,
+            Err(e) if e.is_not_found() => {
+                tracing::info!("the coordinator offers no attestation challenge");
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let nonce = match challenge.nonce() {
+            Ok(n) => n,
+            Err(e) => {
+                tracing::warn!(error = %e, "unreadable attestation challenge; registering without");
+                return Ok(None);
+            }
+        };
+        let timeout = self.config.hardware_timeout;
+        let result = tokio::time::timeout(timeout, self.gpu.attest(nonce))
+            .await
+            .unwrap_or_else(|_| HostAttestation::NotAvailable {
+                reason: format!("attestation not available: it timed out after {timeout:?}"),
+            });
+        Ok(Some(RegistrationAttestation { challenge, result }))
+    }
+
     /// Registers once and records what the coordinator answered.
     async fn register_once(&self) -> Result<Registered, ClientError> {
+        let mut hardware = self.hardware.clone();
+        hardware.attestation = self.attestation().await?;
         let req = RegisterRequest::signed(
             &self.signing_key,
             self.node_id.clone(),
             self.wallet,
-            self.hardware.clone(),
+            hardware,
             self.config.agent_version.clone(),
             now(),
         );
@@ -841,6 +875,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
     let mut just_registered = false;
     loop {
         let snap = ctx.sampler.snapshot();
+        let collector = snap.collector_status();
         // Only a reading that is current and not sent before; a GPU-less host sends none.
         let gpu_samples = match (snap.up, snap.samples, snap.taken_at) {
             (true, Some(samples), Some(taken)) if last_sample_at != Some(taken) => {
@@ -858,7 +893,8 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             load,
             ctx.config.agent_version.clone(),
             gpu_samples,
-        );
+        )
+        .with_gpu_collector(&ctx.signing_key, collector);
         let mut again_now = false;
         match ctx.client.heartbeat(&req).await {
             Ok(resp) => {

@@ -32,7 +32,7 @@ async fn run(args: GpuArgs) -> anyhow::Result<ExitCode> {
     let local = LocalGpu::detect().await;
     let mut report = GpuReport::collect(local.source().as_ref()).await;
     if let Some(nonce) = args.attest_nonce {
-        report.attestation = Some(local.host_attestation(nonce).await);
+        report.attestation = Some(local.source().attest(nonce).await);
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -10,12 +10,17 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bitsage_agent::receipt_check::{check_receipt, ReceiptFile};
 use bitsage_agent::{Agent, AgentConfig, AgentError, AgentHandle, AgentReport, SHUTDOWN_REASON};
+use bitsage_core::attestation::{
+    Attestation, DeviceAttestation, HostAttestation, ATTESTATION_NONCE_LEN,
+};
 use bitsage_core::crypto::PublicKey;
+use bitsage_core::gpu::{DeviceState, GpuDevice, GpuInventory, GpuSample, HostInfo};
 use bitsage_core::node::HardwareReport;
 use bitsage_core::proof::{ProofEnvelope, VerifiedProof};
+use bitsage_core::GpuSource;
 use bitsage_core::{JobId, WalletAddress};
 use bitsage_core::{JobKind, JobSpec, JobStatus, NodeId, NodeStatus, Prover, TokenAmount};
-use bitsage_gpu::HostOnlySource;
+use bitsage_gpu::{HostOnlySource, HostSource};
 use bitsage_http::api::{ReceiptListQuery, RegisterRequest, SubmitJobRequest};
 use bitsage_http::client::CoordinatorClient;
 use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
@@ -220,6 +225,33 @@ async fn joins_proves_a_probe_and_a_job_and_the_receipt_verifies() {
     let detail = client.node(&node).await.expect("node");
     assert!(detail.last_seen.is_some());
     assert_eq!(detail.node.wallet, wallet());
+    // No NVML here: the agent answered the challenge with the reason, and its heartbeats
+    // report a collector that is down, with why.
+    let att = &detail.node.attestation;
+    assert_eq!(att.status, "not_available");
+    assert_eq!(
+        att.reason.as_deref(),
+        Some("attestation not available: test host: no GPU")
+    );
+    // The first heartbeat may leave before the sampler's first attempt; wait for one after.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let collector = loop {
+        let c = client
+            .node(&node)
+            .await
+            .expect("node")
+            .gpu_collector
+            .expect("collector status")
+            .status;
+        if c.sample_errors_total >= 1 || tokio::time::Instant::now() > deadline {
+            break c;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(collector.source, "host-only");
+    assert!(!collector.up);
+    assert!(collector.sample_errors_total >= 1);
+    assert_eq!(collector.last_error.as_deref(), Some("test host: no GPU"));
 
     let report = finish(stop, task).await;
     assert_eq!(report.node_id, node);
@@ -398,4 +430,89 @@ async fn a_refused_registration_ends_the_run_with_the_reason() {
         }
         other => panic!("expected a refused registration, got {other:?}"),
     }
+}
+
+/// One confidential-compute GPU whose attestation report is the SPDM request over the
+/// challenge nonce (the part the coordinator checks) plus filler for the signed response.
+#[derive(Debug)]
+struct AttestingGpu;
+
+const CC_GPU: &str = "GPU-cc000000-0000-0000-0000-000000000000";
+
+#[async_trait]
+impl GpuSource for AttestingGpu {
+    fn name(&self) -> &'static str {
+        "attesting-test-double"
+    }
+    async fn inventory(&self) -> bitsage_core::Result<GpuInventory> {
+        Ok(GpuInventory {
+            devices: vec![GpuDevice {
+                index: 0,
+                uuid: CC_GPU.into(),
+                name: "NVIDIA H100 80GB HBM3".into(),
+                pci_bus_id: None,
+                memory_total_bytes: None,
+                mig_enabled: None,
+                confidential_compute: Some(true),
+                tier: None,
+                state: DeviceState::Ok,
+            }],
+            ..GpuInventory::default()
+        })
+    }
+    async fn sample(&self) -> bitsage_core::Result<Vec<GpuSample>> {
+        Ok(vec![GpuSample::empty(CC_GPU, bitsage_core::time::now())])
+    }
+    async fn host(&self) -> bitsage_core::Result<HostInfo> {
+        HostSource::new().read_async().await
+    }
+    async fn attest(&self, nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
+        let mut report = vec![0x11, 0xE0, 0x01, 0xff];
+        report.extend_from_slice(&nonce);
+        report.extend_from_slice(&[0; 64]);
+        HostAttestation::Devices {
+            devices: vec![DeviceAttestation {
+                uuid: CC_GPU.into(),
+                attestation: Attestation::Report {
+                    report_hex: report.iter().map(|b| format!("{b:02x}")).collect(),
+                    cec_report_hex: None,
+                },
+            }],
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registers_with_an_attestation_over_the_coordinators_nonce() {
+    let coordinator = TestCoordinator::start("127.0.0.1:0");
+    let client = coordinator.client();
+    let agent = Agent::new(
+        config(&coordinator.url(), 7),
+        Arc::new(StwoProver::new()),
+        Arc::new(AttestingGpu),
+    )
+    .expect("agent");
+    let (stop, shutdown) = watch::channel(false);
+    let (handle, task) = agent.spawn(shutdown);
+    wait(&handle, "a heartbeat", |s| s.heartbeats_sent >= 1).await;
+    let node = handle.node_id().clone();
+    let detail = client.node(&node).await.expect("node");
+    let att = &detail.node.attestation;
+    assert_eq!(att.status, "report", "{att:?}");
+    assert!(att.nonce_bound && !att.signature_verified);
+    assert_eq!(att.devices[0].uuid, CC_GPU);
+    let evidence = client.attestation_evidence(&node).await.expect("evidence");
+    assert!(evidence
+        .evidence
+        .challenge
+        .verify(
+            &PublicKey::of(&coordinator_key()),
+            evidence.evidence.challenge.expires_at
+        )
+        .is_ok());
+    assert!(
+        detail.gpu_collector.is_some(),
+        "heartbeats carry the collector"
+    );
+    finish(stop, task).await;
 }

@@ -292,7 +292,20 @@ pub async fn node_transitions_are_recorded(store: DynJobStore) {
     }
 }
 
-/// Heartbeats: append, last seen, replay refused, window query, uptime.
+fn collector(samples_total: u64) -> crate::gpu::GpuCollectorStatus {
+    crate::gpu::GpuCollectorStatus {
+        source: "nvml".into(),
+        up: !samples_total.is_multiple_of(2),
+        last_error: samples_total
+            .is_multiple_of(2)
+            .then(|| "the sample timed out after 5s".into()),
+        samples_total,
+        sample_errors_total: 3,
+        last_sample_age_seconds: Some(0.25),
+    }
+}
+
+/// Heartbeats: append, last seen, replay refused, window query, uptime, collector status.
 pub async fn heartbeats_and_uptime(store: DynJobStore) {
     store
         .create_node(&new_node(1, 1, t(0)))
@@ -316,10 +329,23 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
                 sequence: i as u64 + 1,
                 load_average_1m: Some(0.5),
                 agent_version: "0.1.0".into(),
+                gpu_collector: Some(collector(i as u64 + 1)),
             })
             .await
             .expect("append heartbeat");
     }
+    let latest = store
+        .gpu_collector(&node_id(1))
+        .await
+        .expect("gpu collector")
+        .expect("the latest heartbeat carried a collector status");
+    assert_eq!(latest.at, t(40));
+    assert_eq!(latest.status, collector(5), "the latest heartbeat's status");
+    assert!(store
+        .gpu_collector(&node_id(2))
+        .await
+        .expect("gpu collector")
+        .is_none());
     assert_eq!(
         store.last_seen(&node_id(1)).await.expect("last seen"),
         Some(t(40))
@@ -336,6 +362,7 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         sequence: 5,
         load_average_1m: None,
         agent_version: "0.1.0".into(),
+        gpu_collector: None,
     };
     match store.append_heartbeat(&replay).await {
         Err(Error::Conflict(_)) => {}
@@ -345,6 +372,15 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         store.last_seen(&node_id(1)).await.expect("last seen"),
         Some(t(40)),
         "a replay must not be stored"
+    );
+    assert_eq!(
+        store
+            .gpu_collector(&node_id(1))
+            .await
+            .expect("gpu collector")
+            .map(|c| c.status),
+        Some(collector(5)),
+        "a replay must not change the collector status"
     );
     let unknown = Heartbeat {
         node_id: node_id(77),
@@ -367,6 +403,34 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         .expect("uptime");
     assert_eq!(up.heartbeats, 5);
     assert!((up.ratio - 0.5).abs() < 1e-9, "uptime ratio {}", up.ratio);
+    // A heartbeat without a collector status clears it (no stale health is served).
+    store
+        .append_heartbeat(&Heartbeat {
+            node_id: node_id(2),
+            at: t(45),
+            sequence: 1,
+            load_average_1m: None,
+            agent_version: "0.1.0".into(),
+            gpu_collector: Some(collector(1)),
+        })
+        .await
+        .expect("append heartbeat");
+    store
+        .append_heartbeat(&Heartbeat {
+            node_id: node_id(2),
+            at: t(46),
+            sequence: 2,
+            load_average_1m: None,
+            agent_version: "0.1.0".into(),
+            gpu_collector: None,
+        })
+        .await
+        .expect("append heartbeat");
+    assert!(store
+        .gpu_collector(&node_id(2))
+        .await
+        .expect("gpu collector")
+        .is_none());
     let late = store
         .uptime(&node_id(1), window(45, 65), Duration::from_secs(10))
         .await
