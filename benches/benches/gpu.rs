@@ -10,8 +10,8 @@
 //!   no libc call). Work moved to other threads (spawn_blocking) is not in these figures;
 //!   the paths measured here are single-threaded (current-thread runtime).
 //!
-//! The goal is ≤ 0.5 % of one core at 1 Hz, i.e. ≤ 5 ms of CPU per sample. NVML itself cannot
-//! be measured without a GPU.
+//! The goal is ≤ 0.5 % of one core at 1 Hz, i.e. ≤ 5 ms of CPU per sample. The NVML cases
+//! (`nvml_sample_<n>gpu`) run only where NVML loads; elsewhere they are skipped with the reason.
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -20,7 +20,8 @@ use std::time::Duration;
 use bitsage_core::GpuSource;
 use bitsage_gpu::prometheus::{render, NodeGpuMetrics};
 use bitsage_gpu::{
-    FixtureGpuSource, GpuReport, GpuSampler, HostOnlySource, HostSource, SamplerConfig,
+    FixtureGpuSource, GpuReport, GpuSampler, HostOnlySource, HostSource, NvmlGpuSource,
+    SamplerConfig,
 };
 use criterion::{criterion_group, criterion_main, Criterion};
 
@@ -115,11 +116,50 @@ fn bench(c: &mut Criterion) {
         g.finish();
     }
 
+    nvml_cases(c);
+
     // The host source through the port: the read runs on a spawn_blocking thread, so report
     // wall time only (the calling thread's CPU would miss the work).
     c.bench_function("gpu_wall/host_port_spawn_blocking", |b| {
         b.iter(|| black_box(rt.block_on(host.read_async()).ok()))
     });
+}
+
+/// NVML on the calling thread (`NvmlGpuSource::sample_blocking`): wall and CPU time per
+/// sample of every device of this host. Skipped, with NVML's reason, where it does not load
+/// (CI, GPU-less hosts): nothing is reported for it there.
+fn nvml_cases(c: &mut Criterion) {
+    let nvml = match NvmlGpuSource::new() {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("gpu bench: NVML cases skipped: {e}");
+            return;
+        }
+    };
+    let devices = nvml.sample_blocking().map(|s| s.len()).unwrap_or(0);
+    eprintln!(
+        "gpu bench: NVML sample covers {devices} device(s); divide by it for per-device cost"
+    );
+    for (group, cpu) in [("gpu_wall", false), ("gpu_cpu", true)] {
+        let mut g = c.benchmark_group(group);
+        // A sample takes tens of milliseconds of wall time (PCIe throughput windows).
+        g.sample_size(10)
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(10));
+        let name = format!("nvml_sample_{devices}gpu");
+        if cpu {
+            g.bench_function(&name, |b| {
+                b.iter_custom(|iters| {
+                    cpu_iters(iters, || {
+                        black_box(nvml.sample_blocking().ok());
+                    })
+                })
+            });
+        } else {
+            g.bench_function(&name, |b| b.iter(|| black_box(nvml.sample_blocking().ok())));
+        }
+        g.finish();
+    }
 }
 
 criterion_group!(benches, bench);

@@ -101,6 +101,13 @@ impl NvmlGpuSource {
         })
     }
 
+    /// One reading per device on the calling thread (blocking: ~40 ms of wall time per
+    /// device). For one-shot tools and the CPU-cost benchmark; async code uses
+    /// [`GpuSource::sample`], which runs this on a blocking thread.
+    pub fn sample_blocking(&self) -> Result<Vec<GpuSample>> {
+        self.inner.sample()
+    }
+
     /// Runs `f` on a blocking thread with the NVML handle.
     async fn blocking<T, F>(&self, f: F) -> Result<T>
     where

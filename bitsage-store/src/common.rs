@@ -123,3 +123,29 @@ pub(crate) fn replay_or_missing(node: &NodeId, seq: i64, last: Option<Option<i64
         )),
     }
 }
+
+/// A heartbeat's collector status as stored JSON (`None`: the column is cleared).
+pub(crate) fn collector_json(
+    hb: &bitsage_core::node::Heartbeat,
+    backend: &'static str,
+) -> Result<Option<String>> {
+    hb.gpu_collector
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::backend(backend, e))
+}
+
+/// A stored collector status (JSON and the heartbeat's time) back as a value; `None` when
+/// either column is empty.
+pub(crate) fn reported_collector(
+    json: Option<String>,
+    at: Option<Timestamp>,
+    backend: &'static str,
+) -> Result<Option<bitsage_core::gpu::ReportedCollector>> {
+    let (Some(json), Some(at)) = (json, at) else {
+        return Ok(None);
+    };
+    let status = serde_json::from_str(&json).map_err(|e| Error::backend(backend, e))?;
+    Ok(Some(bitsage_core::gpu::ReportedCollector { at, status }))
+}

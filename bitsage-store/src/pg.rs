@@ -23,8 +23,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::common::{
-    check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record,
-    replay_or_missing, settle_failure,
+    check_lease, collector_json, complete, expiry_error, lease_until, new_job_record,
+    new_node_record, replay_or_missing, reported_collector, settle_failure,
 };
 
 const BACKEND: &str = "postgres";
@@ -433,12 +433,7 @@ impl JobStore for PgStore {
 
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
-        let collector_json = hb
-            .gpu_collector
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(json_err)?;
+        let collector_json = collector_json(hb, BACKEND)?;
         // One statement: claim the sequence on the node row (row-locked, so concurrent
         // heartbeats of one node serialise) and insert only if the claim succeeded.
         let stored = sqlx::query(
@@ -477,13 +472,10 @@ impl JobStore for PgStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_err)?;
-        match row {
-            Some((Some(json), Some(at))) => Ok(Some(ReportedCollector {
-                at,
-                status: serde_json::from_str(&json).map_err(json_err)?,
-            })),
-            _ => Ok(None),
-        }
+        let Some((json, at)) = row else {
+            return Ok(None);
+        };
+        reported_collector(json, at, BACKEND)
     }
 
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {

@@ -30,8 +30,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::common::{
-    check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record,
-    replay_or_missing, settle_failure,
+    check_lease, collector_json, complete, expiry_error, lease_until, new_job_record,
+    new_node_record, replay_or_missing, reported_collector, settle_failure,
 };
 
 const BACKEND: &str = "sqlite";
@@ -444,12 +444,7 @@ impl JobStore for SqliteStore {
 
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
-        let collector_json = hb
-            .gpu_collector
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(json_err)?;
+        let collector_json = collector_json(hb, BACKEND)?;
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
             let claimed = sqlx::query(
@@ -500,13 +495,10 @@ impl JobStore for SqliteStore {
                 .fetch_optional(&self.reader)
                 .await
                 .map_err(db_err)?;
-        match row {
-            Some((Some(json), Some(at))) => Ok(Some(ReportedCollector {
-                at: time_of(at)?,
-                status: serde_json::from_str(&json).map_err(json_err)?,
-            })),
-            _ => Ok(None),
-        }
+        let Some((json, at)) = row else {
+            return Ok(None);
+        };
+        reported_collector(json, at.map(time_of).transpose()?, BACKEND)
     }
 
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {

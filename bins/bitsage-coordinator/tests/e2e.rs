@@ -130,6 +130,16 @@ async fn jobs_are_proven_verified_and_receipted(pg: Option<String>) {
         "active after its probe: {:?}",
         detail.history
     );
+    // The real agent answered the coordinator's attestation challenge; without a GPU it
+    // says why, and its heartbeats carry its collector's health.
+    assert_ne!(detail.node.attestation.status, "not_requested");
+    assert!(!detail.node.attestation.signature_verified);
+    assert!(
+        detail.gpu_collector.is_some(),
+        "heartbeats carry the collector"
+    );
+    let evidence = client.attestation_evidence(&node).await.expect("evidence");
+    assert_eq!(evidence.node_id, node);
     let receipts = client
         .receipts(&ReceiptListQuery {
             node: Some(node.clone()),
