@@ -94,10 +94,13 @@ pub enum HostAttestation {
     },
 }
 
-/// A nonce chosen and signed by the coordinator, valid until `expires_at`. Stateless: the
-/// coordinator recognises its own challenges by the signature.
+/// A nonce chosen and signed by the coordinator for one node key, valid until `expires_at`.
+/// Stateless: the coordinator recognises its own challenges by the signature. Binding the
+/// key means a report made for one registering node cannot be reused by another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AttestationChallenge {
+    /// The node key the challenge was issued to (the registration must be signed by it).
+    pub public_key: PublicKey,
     /// The nonce, 64 lower-case hex digits.
     pub nonce_hex: String,
     /// The challenge is refused after this time.
@@ -107,13 +110,15 @@ pub struct AttestationChallenge {
 }
 
 impl AttestationChallenge {
-    /// A challenge for `nonce`, signed with the coordinator's key.
+    /// A challenge for `nonce` issued to `public_key`, signed with the coordinator's key.
     pub fn signed(
         coordinator: &ed25519_dalek::SigningKey,
+        public_key: PublicKey,
         nonce: [u8; ATTESTATION_NONCE_LEN],
         expires_at: Timestamp,
     ) -> Self {
         let mut c = Self {
+            public_key,
             nonce_hex: hex::encode(nonce),
             expires_at,
             coordinator_signature: SignatureBytes([0; 64]),
@@ -125,7 +130,8 @@ impl AttestationChallenge {
     /// The bytes the coordinator's signature covers.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut w = CanonicalWriter::new(CHALLENGE_DOMAIN);
-        w.field(self.nonce_hex.as_bytes())
+        w.field(&self.public_key.to_bytes())
+            .field(self.nonce_hex.as_bytes())
             .field(&self.expires_at.timestamp_micros().to_be_bytes());
         w.finish()
     }
@@ -218,19 +224,24 @@ pub struct AttestationSummary {
 }
 
 impl RegistrationAttestation {
-    /// Checks an attestation a node registers with, for a node whose GPUs have `gpu_uuids`:
-    /// the challenge is signed by `coordinator` and not expired at `now`; each device named
+    /// Checks an attestation a node registers with, for a node with key `node_key` whose GPUs
+    /// have `gpu_uuids`: the challenge is signed by `coordinator`, issued to `node_key` and not
+    /// expired at `now`; each device named
     /// once and among `gpu_uuids`; each report is hex, 37 bytes to
     /// [`MAX_ATTESTATION_REPORT_LEN`], and embeds the challenge nonce; CEC reports are hex and
     /// at most [`MAX_CEC_REPORT_LEN`] bytes; reasons are at most 1 KiB.
     pub fn check(
         &self,
         coordinator: &PublicKey,
+        node_key: &PublicKey,
         now: Timestamp,
         gpu_uuids: &[&str],
     ) -> Result<(), Error> {
         let bad = |reason: String| Err(Error::invalid("attestation", reason));
         self.challenge.verify(coordinator, now)?;
+        if self.challenge.public_key != *node_key {
+            return bad("the challenge was issued to another node key".into());
+        }
         let nonce = self.challenge.nonce()?;
         let devices = match &self.result {
             HostAttestation::NotAvailable { reason } => {
@@ -364,6 +375,10 @@ mod tests {
         SigningKey::from_bytes(&[7; 32])
     }
 
+    fn node() -> PublicKey {
+        PublicKey::of(&SigningKey::from_bytes(&[3; 32]))
+    }
+
     fn spdm_report(nonce: &[u8; 32]) -> Vec<u8> {
         let mut r = vec![0x11, SPDM_GET_MEASUREMENTS, 0x01, 0xff];
         r.extend_from_slice(nonce);
@@ -391,9 +406,24 @@ mod tests {
     fn a_report_over_the_challenge_nonce_is_accepted() {
         let now = crate::time::now();
         let nonce = [9u8; 32];
-        let c = AttestationChallenge::signed(&key(), nonce, now + chrono::TimeDelta::minutes(5));
+        let c = AttestationChallenge::signed(
+            &key(),
+            node(),
+            nonce,
+            now + chrono::TimeDelta::minutes(5),
+        );
         let a = with_report(c, spdm_report(&nonce));
-        a.check(&PublicKey::of(&key()), now, &["GPU-a"]).unwrap();
+        a.check(&PublicKey::of(&key()), &node(), now, &["GPU-a"])
+            .unwrap();
+        let e = a
+            .check(
+                &PublicKey::of(&key()),
+                &PublicKey::of(&key()),
+                now,
+                &["GPU-a"],
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("another node key"), "{e}");
         let s = a.summary();
         assert_eq!(s.status, "report");
         assert!(s.nonce_bound && !s.signature_verified);
@@ -406,24 +436,24 @@ mod tests {
         let later = now + chrono::TimeDelta::minutes(5);
         let nonce = [9u8; 32];
         let pk = PublicKey::of(&key());
-        let c = AttestationChallenge::signed(&key(), nonce, later);
+        let c = AttestationChallenge::signed(&key(), node(), nonce, later);
 
         let replayed = with_report(c.clone(), spdm_report(&[1u8; 32]));
-        let e = replayed.check(&pk, now, &["GPU-a"]).unwrap_err();
+        let e = replayed.check(&pk, &node(), now, &["GPU-a"]).unwrap_err();
         assert!(
             e.to_string().contains("not over the challenge nonce"),
             "{e}"
         );
 
         let garbage = with_report(c.clone(), vec![0u8; 64]);
-        assert!(garbage.check(&pk, now, &["GPU-a"]).is_err());
+        assert!(garbage.check(&pk, &node(), now, &["GPU-a"]).is_err());
 
         let other = SigningKey::from_bytes(&[8; 32]);
         let foreign = with_report(
-            AttestationChallenge::signed(&other, nonce, later),
+            AttestationChallenge::signed(&other, node(), nonce, later),
             spdm_report(&nonce),
         );
-        let e = foreign.check(&pk, now, &["GPU-a"]).unwrap_err();
+        let e = foreign.check(&pk, &node(), now, &["GPU-a"]).unwrap_err();
         assert!(
             e.to_string().contains("not issued by this coordinator"),
             "{e}"
@@ -431,28 +461,38 @@ mod tests {
 
         let ok = with_report(c.clone(), spdm_report(&nonce));
         let e = ok
-            .check(&pk, later + chrono::TimeDelta::seconds(1), &["GPU-a"])
+            .check(
+                &pk,
+                &node(),
+                later + chrono::TimeDelta::seconds(1),
+                &["GPU-a"],
+            )
             .unwrap_err();
         assert!(e.to_string().contains("expired"), "{e}");
-        assert!(ok.check(&pk, now, &["GPU-b"]).is_err());
+        assert!(ok.check(&pk, &node(), now, &["GPU-b"]).is_err());
 
         // A tampered nonce field breaks the coordinator's signature.
         let mut tampered = ok.clone();
         tampered.challenge.nonce_hex = hex::encode([1u8; 32]);
-        assert!(tampered.check(&pk, now, &["GPU-a"]).is_err());
+        assert!(tampered.check(&pk, &node(), now, &["GPU-a"]).is_err());
     }
 
     #[test]
     fn not_available_is_summarised_with_its_reason() {
         let now = crate::time::now();
-        let c = AttestationChallenge::signed(&key(), [1; 32], now + chrono::TimeDelta::minutes(1));
+        let c = AttestationChallenge::signed(
+            &key(),
+            node(),
+            [1; 32],
+            now + chrono::TimeDelta::minutes(1),
+        );
         let a = RegistrationAttestation {
             challenge: c,
             result: HostAttestation::NotAvailable {
                 reason: "libnvidia-ml.so.1 not found".into(),
             },
         };
-        a.check(&PublicKey::of(&key()), now, &[]).unwrap();
+        a.check(&PublicKey::of(&key()), &node(), now, &[]).unwrap();
         let s = a.summary();
         assert_eq!(s.status, "not_available");
         assert_eq!(s.reason.as_deref(), Some("libnvidia-ml.so.1 not found"));

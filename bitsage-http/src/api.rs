@@ -670,8 +670,16 @@ pub struct NodeDetail {
 }
 
 /// `GET /api/nodes/attestation-challenge`: a fresh nonce for the node to attest over, signed
-/// by the coordinator; register with the answer before `expires_at`.
+/// by the coordinator for the node's key; register with the answer before `expires_at`.
 pub type ChallengeResponse = bitsage_core::attestation::AttestationChallenge;
+
+/// Query of `GET /api/nodes/attestation-challenge`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChallengeQuery {
+    /// The key the node will register with (hex); the challenge is valid for it only.
+    pub public_key: PublicKey,
+}
 
 /// `GET /api/nodes/{id}/attestation`: the evidence a node registered with (the challenge and,
 /// per GPU, NVML's report in hex), for verification with NVIDIA's tools.

@@ -13,16 +13,17 @@
 
 use std::time::Duration;
 
+use bitsage_core::crypto::PublicKey;
 use bitsage_core::{JobId, NodeId, ReceiptId};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::api::{
-    AttestationEvidence, ChallengeResponse, CompleteRequest, CompleteResponse, ErrorBody,
-    FailRequest, HealthResponse, HeartbeatRequest, HeartbeatResponse, JobView, LeaseRequest,
-    LeaseResponse, NetworkStats, NodeDetail, Page, ReceiptBundle, ReceiptListQuery, ReceiptQuery,
-    ReceiptView, RegisterRequest, RegisterResponse, SubmitJobRequest,
+    AttestationEvidence, ChallengeQuery, ChallengeResponse, CompleteRequest, CompleteResponse,
+    ErrorBody, FailRequest, HealthResponse, HeartbeatRequest, HeartbeatResponse, JobView,
+    LeaseRequest, LeaseResponse, NetworkStats, NodeDetail, Page, ReceiptBundle, ReceiptListQuery,
+    ReceiptQuery, ReceiptView, RegisterRequest, RegisterResponse, SubmitJobRequest,
 };
 
 /// `api/nodes/{id}{suffix}`. Node ids are limited to `A-Z a-z 0-9 . _ -`; only "." and ".."
@@ -303,9 +304,20 @@ impl CoordinatorClient {
 
     /// `GET /api/nodes/attestation-challenge`: a fresh nonce to attest over before
     /// registering (404 from a coordinator that predates attestation).
-    pub async fn attestation_challenge(&self) -> Result<ChallengeResponse, ClientError> {
-        self.call::<(), _>(Method::GET, "api/nodes/attestation-challenge", None)
-            .await
+    pub async fn attestation_challenge(
+        &self,
+        public_key: PublicKey,
+    ) -> Result<ChallengeResponse, ClientError> {
+        let (_, bytes) = self
+            .send::<(), _>(
+                Method::GET,
+                "api/nodes/attestation-challenge",
+                Some(&ChallengeQuery { public_key }),
+                None,
+                false,
+            )
+            .await?;
+        decode(&bytes)
     }
 
     /// `GET /api/nodes/{id}/attestation`: the attestation evidence a node registered with.

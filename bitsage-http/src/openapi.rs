@@ -262,9 +262,9 @@ fn paths() -> Value {
                 vec![path("id", "The node id.")], None,
                 &[("200", "The node", Some("NodeDetail")), bad, not_found]) },
             "/api/nodes/attestation-challenge": { "get": op("nodes", "attestationChallenge",
-                "A fresh nonce, signed by the coordinator, for the node to attest its GPUs over before registering.",
-                vec![], None,
-                &[("200", "The challenge", Some("AttestationChallenge"))]) },
+                "A fresh nonce, signed by the coordinator for the node's key, for the node to attest its GPUs over before registering.",
+                vec![param("public_key", "query", true, r("Hex"), "The key the node will register with.")], None,
+                &[("200", "The challenge", Some("AttestationChallenge")), bad]) },
             "/api/nodes/{id}/attestation": { "get": op("nodes", "attestationEvidence",
                 "The attestation evidence a node registered with (raw NVML reports, for NVIDIA's verifier).",
                 vec![path("id", "The node id.")], None,
@@ -679,7 +679,8 @@ fn schemas() -> Value {
                 "sample_errors_total": integer("Failed attempts since the agent started."),
                 "last_sample_age_seconds": { "type": ["number", "null"], "minimum": 0, "description": "Age of the latest good sample when sent." }
             }), &["last_error", "last_sample_age_seconds"]),
-            "AttestationChallenge": obj("A nonce chosen and signed by the coordinator; answer it before `expires_at`.", json!({
+            "AttestationChallenge": obj("A nonce chosen and signed by the coordinator for one node key; answer it before `expires_at`, in a registration signed by that key.", json!({
+                "public_key": r("Hex"),
                 "nonce_hex": { "type": "string", "pattern": "^[0-9a-f]{64}$" },
                 "expires_at": r("Timestamp"),
                 "coordinator_signature": r("Hex")

@@ -8,9 +8,9 @@ use axum::Json;
 use axum::http::HeaderMap;
 
 use crate::api::{
-    CompleteRequest, EarningsFormat, EarningsQuery, FailRequest, HealthStatus, HeartbeatRequest,
-    LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery, ReceiptQuery, RegisterRequest,
-    SubmitJobRequest,
+    ChallengeQuery, CompleteRequest, EarningsFormat, EarningsQuery, FailRequest, HealthStatus,
+    HeartbeatRequest, LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery, ReceiptQuery,
+    RegisterRequest, SubmitJobRequest,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
@@ -57,8 +57,11 @@ pub async fn node_detail(
 }
 
 /// `GET /api/nodes/attestation-challenge`.
-pub async fn attestation_challenge(State(state): State<AppState>) -> ApiResult<Response> {
-    let body = service::attestation_challenge(&state, bitsage_core::time::now())?;
+pub async fn attestation_challenge(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ChallengeQuery>,
+) -> ApiResult<Response> {
+    let body = service::attestation_challenge(&state, &q, bitsage_core::time::now())?;
     Ok(Json(body).into_response())
 }
 

@@ -17,10 +17,10 @@ use bitsage_core::{
 use chrono::{DateTime, Utc};
 
 use crate::api::{
-    AttestationEvidence, ChallengeResponse, ComponentHealth, EarningsQuery, EarningsResponse,
-    HealthComponents, HealthResponse, HealthStatus, HeartbeatRequest, HeartbeatResponse,
-    NetworkStats, NodeDetail, NodeListQuery, NodeView, ReceiptBundle, ReceiptListQuery,
-    ReceiptView, RegisterRequest, RegisterResponse, MAX_AGENT_VERSION_LEN,
+    AttestationEvidence, ChallengeQuery, ChallengeResponse, ComponentHealth, EarningsQuery,
+    EarningsResponse, HealthComponents, HealthResponse, HealthStatus, HeartbeatRequest,
+    HeartbeatResponse, NetworkStats, NodeDetail, NodeListQuery, NodeView, ReceiptBundle,
+    ReceiptListQuery, ReceiptView, RegisterRequest, RegisterResponse, MAX_AGENT_VERSION_LEN,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::{AppState, HttpConfig};
@@ -135,7 +135,7 @@ pub async fn register(
     if let Some(attestation) = &req.hardware.attestation {
         let uuids: Vec<&str> = req.hardware.gpus.iter().map(|g| g.uuid.as_str()).collect();
         attestation
-            .check(&state.public_key(), now, &uuids)
+            .check(&state.public_key(), &req.public_key, now, &uuids)
             .map_err(|e| {
                 ApiError::new(
                     StatusCode::UNPROCESSABLE_ENTITY,
@@ -288,7 +288,11 @@ pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail>
 
 /// `GET /api/nodes/attestation-challenge`: a fresh random nonce, signed by the coordinator,
 /// valid for [`crate::HttpConfig::attestation_challenge_ttl`].
-pub fn attestation_challenge(state: &AppState, now: Timestamp) -> ApiResult<ChallengeResponse> {
+pub fn attestation_challenge(
+    state: &AppState,
+    q: &ChallengeQuery,
+    now: Timestamp,
+) -> ApiResult<ChallengeResponse> {
     let ttl = chrono::TimeDelta::from_std(state.config.attestation_challenge_ttl)
         .map_err(|_| ApiError::internal(&"attestation challenge ttl out of range"))?;
     let expires_at = now
@@ -297,6 +301,7 @@ pub fn attestation_challenge(state: &AppState, now: Timestamp) -> ApiResult<Chal
     let nonce: [u8; ATTESTATION_NONCE_LEN] = rand::random();
     Ok(AttestationChallenge::signed(
         &state.signing_key,
+        q.public_key,
         nonce,
         expires_at,
     ))

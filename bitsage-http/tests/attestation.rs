@@ -38,9 +38,19 @@ fn report_over(nonce: &[u8; 32], tail: usize) -> String {
     hex::encode(r)
 }
 
+/// A challenge for the key registrations here are signed with (`key(1)`).
 async fn challenge(t: &TestApp) -> AttestationChallenge {
-    let r = send(&t.app, get("/api/nodes/attestation-challenge")).await;
-    assert_eq!(r.status, StatusCode::OK);
+    let uri = format!(
+        "/api/nodes/attestation-challenge?public_key={}",
+        PublicKey::of(&key(1))
+    );
+    let r = send(&t.app, get(&uri)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
     r.parse()
 }
 
@@ -83,6 +93,16 @@ async fn the_challenge_is_fresh_signed_and_short_lived() {
     assert_eq!(a.nonce_hex.len(), 64);
     let coordinator = PublicKey::of(&key(42));
     a.verify(&coordinator, bitsage_core::time::now()).unwrap();
+    assert_eq!(a.public_key, PublicKey::of(&key(1)));
+    // The key is required and must be a key.
+    for uri in [
+        "/api/nodes/attestation-challenge",
+        "/api/nodes/attestation-challenge?public_key=zz",
+    ] {
+        send(&t.app, get(uri))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
     let ttl = a.expires_at - bitsage_core::time::now();
     assert!(ttl <= chrono::TimeDelta::minutes(5) && ttl > chrono::TimeDelta::minutes(4));
 }
@@ -163,7 +183,7 @@ async fn foreign_expired_or_unbound_attestations_are_422_and_nothing_is_stored()
         (
             "not issued by this coordinator",
             good(
-                AttestationChallenge::signed(&key(9), nonce, c.expires_at),
+                AttestationChallenge::signed(&key(9), c.public_key, nonce, c.expires_at),
                 nonce,
             ),
             g.clone(),
@@ -172,7 +192,21 @@ async fn foreign_expired_or_unbound_attestations_are_422_and_nothing_is_stored()
         (
             "expired",
             good(
-                AttestationChallenge::signed(&key(42), nonce, now - chrono::TimeDelta::seconds(1)),
+                AttestationChallenge::signed(
+                    &key(42),
+                    c.public_key,
+                    nonce,
+                    now - chrono::TimeDelta::seconds(1),
+                ),
+                nonce,
+            ),
+            g.clone(),
+        ),
+        // A challenge issued to another node key (someone else's report).
+        (
+            "another node key",
+            good(
+                AttestationChallenge::signed(&key(42), PublicKey::of(&key(5)), nonce, c.expires_at),
                 nonce,
             ),
             g.clone(),

@@ -416,7 +416,11 @@ impl Ctx {
     /// its nonce, or `not_available` with the reason. `None` when the coordinator does not
     /// offer challenges (or sent one that cannot be read).
     async fn attestation(&self) -> Result<Option<RegistrationAttestation>, ClientError> {
-        let challenge = match self.client.attestation_challenge().await {
+        let challenge = match self
+            .client
+            .attestation_challenge(PublicKey::of(&self.signing_key))
+            .await
+        {
             Ok(c) => c,
             Err(e) if e.is_not_found() => {
                 tracing::info!("the coordinator offers no attestation challenge");
