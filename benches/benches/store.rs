@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitsage_core::conformance::store::{new_job, new_node, t};
+use bitsage_core::gpu::GpuSample;
 use bitsage_core::node::Heartbeat;
 use bitsage_core::time::to_micros;
 use bitsage_core::{DynJobStore, NodeId};
@@ -42,6 +43,7 @@ fn heartbeat(seq: u64) -> Heartbeat {
         load_average_1m: Some(0.25),
         agent_version: "0.1.0".into(),
         gpu_collector: None,
+        gpu_samples: Vec::new(),
     }
 }
 
@@ -93,6 +95,49 @@ fn bench_backend<H, HF, L, LF>(
         b.to_async(rt).iter(|| {
             bare_seq += 1;
             bare_heartbeat(heartbeat(bare_seq))
+        })
+    });
+    g.finish();
+
+    // A heartbeat carrying two GPU samples: stored in one transaction (what the coordinator
+    // does) beside the former path, a heartbeat call then a samples call (two transactions).
+    let mut g = c.benchmark_group(format!("{backend}/heartbeat_with_2_samples"));
+    g.throughput(Throughput::Elements(1));
+    let samples = |seq: u64| {
+        ["GPU-0", "GPU-1"]
+            .map(|uuid| {
+                let mut s = GpuSample::empty(uuid, t(seq as i64));
+                s.gpu_utilization_ratio = Some(0.5);
+                s.power_watts = Some(300.0);
+                s
+            })
+            .to_vec()
+    };
+    let mut seq_one = 1u64 << 41;
+    g.bench_function("one_transaction", |b| {
+        b.to_async(rt).iter(|| {
+            seq_one += 1;
+            let s = store.clone();
+            let hb = Heartbeat {
+                gpu_samples: samples(seq_one),
+                ..heartbeat(seq_one)
+            };
+            async move { s.append_heartbeat(&hb).await.expect("append") }
+        })
+    });
+    let mut seq_two = 1u64 << 42;
+    g.bench_function("two_calls", |b| {
+        b.to_async(rt).iter(|| {
+            seq_two += 1;
+            let s = store.clone();
+            let hb = heartbeat(seq_two);
+            let smp = samples(seq_two);
+            async move {
+                s.append_heartbeat(&hb).await.expect("append");
+                s.append_gpu_samples(&hb.node_id, &smp)
+                    .await
+                    .expect("samples");
+            }
         })
     });
     g.finish();

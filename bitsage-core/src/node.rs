@@ -119,6 +119,9 @@ pub struct Heartbeat {
     /// node's latest; a heartbeat without it clears it).
     #[serde(default)]
     pub gpu_collector: Option<crate::gpu::GpuCollectorStatus>,
+    /// The GPU readings the heartbeat carried: stored with it, in the same transaction.
+    #[serde(default)]
+    pub gpu_samples: Vec<crate::gpu::GpuSample>,
 }
 
 /// How much of a window a node was up, from its heartbeats.

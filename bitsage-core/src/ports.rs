@@ -161,7 +161,8 @@ pub trait JobStore: Send + Sync + Debug {
     // ---- heartbeats
     /// Stores a heartbeat (the node must exist). A sequence not above the last stored one is
     /// a replay: `Conflict`, nothing stored. In the same transaction the heartbeat's
-    /// `gpu_collector` becomes the node's latest collector status (`None` clears it).
+    /// `gpu_samples` are stored (as by `append_gpu_samples`) and its `gpu_collector` becomes
+    /// the node's latest collector status (`None` clears it): all of it or none.
     async fn append_heartbeat(&self, heartbeat: &Heartbeat) -> Result<()>;
     /// The GPU collector status of the node's latest accepted heartbeat, with that
     /// heartbeat's time; `None` when it carried none (or the node is unknown).

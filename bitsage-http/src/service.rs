@@ -181,8 +181,8 @@ pub async fn register(
     }
 }
 
-/// Accepts a heartbeat signed with the node's stored key: stores it (received at `now`) and
-/// its GPU samples, then applies the lifecycle's `Heartbeat` event. Unknown node, bad
+/// Accepts a heartbeat signed with the node's stored key: stores it (received at `now`) with
+/// its GPU samples and collector status in one store transaction, then applies the lifecycle's `Heartbeat` event. Unknown node, bad
 /// signature, stale `sent_at` or a sequence not above the last one → 401, nothing stored.
 pub async fn heartbeat(
     state: &AppState,
@@ -210,6 +210,7 @@ pub async fn heartbeat(
         load_average_1m: req.load_average_1m,
         agent_version: req.agent_version.clone(),
         gpu_collector: req.gpu_collector.clone(),
+        gpu_samples: req.gpu_samples,
     };
     match state.store.append_heartbeat(&beat).await {
         Ok(()) => {}
@@ -220,12 +221,6 @@ pub async fn heartbeat(
         }
         Err(Error::NotFound { .. }) => return Err(ApiError::unauthorized(HEARTBEAT_REJECTED)),
         Err(e) => return Err(e.into()),
-    }
-    if !req.gpu_samples.is_empty() {
-        state
-            .store
-            .append_gpu_samples(&node.id, &req.gpu_samples)
-            .await?;
     }
     let status = match transition(node.status, &LifecycleEvent::Heartbeat)? {
         None => node.status,

@@ -269,6 +269,7 @@ async fn a_collector_report_from_a_quiet_node_is_not_exported_as_current() {
             load_average_1m: None,
             agent_version: "bitsage-agent/0.1.0".into(),
             gpu_collector: Some(collector(true, Some(1.0))),
+            gpu_samples: Vec::new(),
         })
         .await
         .unwrap();

@@ -163,6 +163,12 @@ impl JobStore for InMemoryStore {
                 }
             }
             beats.push(hb.clone());
+            if !hb.gpu_samples.is_empty() {
+                s.samples
+                    .entry(hb.node_id.clone())
+                    .or_default()
+                    .extend_from_slice(&hb.gpu_samples);
+            }
             Ok(())
         })
     }

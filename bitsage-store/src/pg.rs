@@ -435,13 +435,26 @@ impl JobStore for PgStore {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
         let collector_json = collector_json(hb, BACKEND)?;
         // One statement: claim the sequence on the node row (row-locked, so concurrent
-        // heartbeats of one node serialise) and insert only if the claim succeeded.
-        let stored = sqlx::query(
+        // heartbeats of one node serialise), then insert the heartbeat and its samples only if
+        // the claim succeeded (data-modifying CTEs all run, in one implicit transaction).
+        let mut uuids = Vec::with_capacity(hb.gpu_samples.len());
+        let mut times = Vec::with_capacity(hb.gpu_samples.len());
+        let mut bodies = Vec::with_capacity(hb.gpu_samples.len());
+        for smp in &hb.gpu_samples {
+            uuids.push(smp.uuid.clone());
+            times.push(smp.at);
+            bodies.push(serde_json::to_string(smp).map_err(json_err)?);
+        }
+        let stored: i64 = sqlx::query_scalar(
             "WITH claimed AS (UPDATE nodes SET last_heartbeat_seq = $2, \
              gpu_collector = $6::jsonb, gpu_collector_at = $3 WHERE id = $1 \
-             AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < $2) RETURNING id) \
-             INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
-             SELECT id, $2, $3, $4, $5 FROM claimed",
+             AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < $2) RETURNING id), \
+             beat AS (INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
+             SELECT id, $2, $3, $4, $5 FROM claimed RETURNING 1), \
+             samples AS (INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
+             SELECT c.id, s.uuid, s.at, s.body::jsonb FROM claimed c, \
+             UNNEST($7::text[], $8::timestamptz[], $9::text[]) AS s(uuid, at, body) RETURNING 1) \
+             SELECT count(*) FROM beat",
         )
         .bind(hb.node_id.as_str())
         .bind(seq)
@@ -449,10 +462,12 @@ impl JobStore for PgStore {
         .bind(hb.load_average_1m)
         .bind(&hb.agent_version)
         .bind(collector_json)
-        .execute(&self.pool)
+        .bind(&uuids)
+        .bind(&times)
+        .bind(&bodies)
+        .fetch_one(&self.pool)
         .await
-        .map_err(db_err)?
-        .rows_affected();
+        .map_err(db_err)?;
         if stored == 1 {
             return Ok(());
         }

@@ -46,6 +46,28 @@ fn json_err(e: serde_json::Error) -> Error {
     Error::backend(BACKEND, e)
 }
 
+/// Inserts `samples` of `node` inside `tx` (the caller checked the node exists).
+async fn insert_samples(
+    tx: &mut Transaction<'_, Sqlite>,
+    node: &NodeId,
+    samples: &[GpuSample],
+) -> Result<()> {
+    for s in samples {
+        sqlx::query(
+            "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
+             VALUES (?, ?, ?, ?)",
+        )
+        .bind(node.as_str())
+        .bind(&s.uuid)
+        .bind(to_micros(s.at))
+        .bind(serde_json::to_string(s).map_err(json_err)?)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
 fn time_of(us: i64) -> Result<Timestamp> {
     from_micros(us).ok_or_else(|| Error::backend(BACKEND, format!("stored time {us} out of range")))
 }
@@ -482,7 +504,7 @@ impl JobStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-            Ok(())
+            insert_samples(&mut tx, &hb.node_id, &hb.gpu_samples).await
         }
         .await;
         finish(tx, result).await
@@ -530,20 +552,7 @@ impl JobStore for SqliteStore {
             if !node_exists(&mut tx, node).await? {
                 return Err(Error::not_found("node", node));
             }
-            for s in samples {
-                sqlx::query(
-                    "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(node.as_str())
-                .bind(&s.uuid)
-                .bind(to_micros(s.at))
-                .bind(serde_json::to_string(s).map_err(json_err)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            }
-            Ok(())
+            insert_samples(&mut tx, node, samples).await
         }
         .await;
         finish(tx, result).await

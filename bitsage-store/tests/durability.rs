@@ -41,6 +41,7 @@ async fn write_one(store: &SqliteStore, i: u64) -> String {
             load_average_1m: None,
             agent_version: "0.1.0".into(),
             gpu_collector: None,
+            gpu_samples: Vec::new(),
         })
         .await
         .expect("heartbeat");

@@ -330,6 +330,7 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
                 load_average_1m: Some(0.5),
                 agent_version: "0.1.0".into(),
                 gpu_collector: Some(collector(i as u64 + 1)),
+                gpu_samples: vec![sample("GPU-hb", t(s), 0.5)],
             })
             .await
             .expect("append heartbeat");
@@ -341,6 +342,22 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         .expect("the latest heartbeat carried a collector status");
     assert_eq!(latest.at, t(40));
     assert_eq!(latest.status, collector(5), "the latest heartbeat's status");
+    // The samples each heartbeat carried were stored with it.
+    let carried = store
+        .gpu_samples(&node_id(1), window(0, 100))
+        .await
+        .expect("samples");
+    assert_eq!(carried.len(), 5, "one sample per heartbeat");
+    assert_eq!(
+        store
+            .latest_gpu_samples(&node_id(1))
+            .await
+            .expect("latest")
+            .iter()
+            .map(|s| s.at)
+            .collect::<Vec<_>>(),
+        vec![t(40)]
+    );
     assert!(store
         .gpu_collector(&node_id(2))
         .await
@@ -363,6 +380,7 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         load_average_1m: None,
         agent_version: "0.1.0".into(),
         gpu_collector: None,
+        gpu_samples: vec![sample("GPU-replayed", t(60), 0.9)],
     };
     match store.append_heartbeat(&replay).await {
         Err(Error::Conflict(_)) => {}
@@ -381,6 +399,15 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
             .map(|c| c.status),
         Some(collector(5)),
         "a replay must not change the collector status"
+    );
+    assert!(
+        store
+            .latest_gpu_samples(&node_id(1))
+            .await
+            .expect("latest")
+            .iter()
+            .all(|s| s.uuid != "GPU-replayed"),
+        "a replay's samples must not be stored"
     );
     let unknown = Heartbeat {
         node_id: node_id(77),
@@ -412,6 +439,7 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
             load_average_1m: None,
             agent_version: "0.1.0".into(),
             gpu_collector: Some(collector(1)),
+            gpu_samples: Vec::new(),
         })
         .await
         .expect("append heartbeat");
@@ -423,6 +451,7 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
             load_average_1m: None,
             agent_version: "0.1.0".into(),
             gpu_collector: None,
+            gpu_samples: Vec::new(),
         })
         .await
         .expect("append heartbeat");
