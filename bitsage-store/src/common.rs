@@ -149,3 +149,36 @@ pub(crate) fn reported_collector(
     let status = serde_json::from_str(&json).map_err(|e| Error::backend(backend, e))?;
     Ok(Some(bitsage_core::gpu::ReportedCollector { at, status }))
 }
+
+/// The `WHERE` clause of a job listing and its bind values, in order. Only the filters that are
+/// set appear (no `? IS NULL OR …` terms, which no index can serve). A node filter ("completed
+/// by or leased to the node") becomes `id IN (… completed_by = ? UNION … lease_node = ?)`, each
+/// branch served by its `(node column, status)` index with the status filter inside, so a
+/// per-node count reads that node's jobs only, however long the history of others. `param(n)`
+/// spells the n-th placeholder (1-based) in the dialect.
+pub(crate) fn job_filter_sql(
+    filter: &bitsage_core::job::JobFilter,
+    param: fn(usize) -> String,
+) -> (String, Vec<String>) {
+    let mut binds = Vec::new();
+    let status = filter.status.map(|s| {
+        binds.push(s.as_str().to_owned());
+        param(binds.len())
+    });
+    let Some(node) = &filter.node else {
+        return match status {
+            Some(p) => (format!("WHERE status = {p}"), binds),
+            None => (String::new(), binds),
+        };
+    };
+    binds.push(node.to_string());
+    let n = param(binds.len());
+    let and_status = status.map_or(String::new(), |p| format!(" AND status = {p}"));
+    (
+        format!(
+            "WHERE id IN (SELECT id FROM jobs WHERE completed_by = {n}{and_status} \
+             UNION SELECT id FROM jobs WHERE lease_node = {n}{and_status})"
+        ),
+        binds,
+    )
+}

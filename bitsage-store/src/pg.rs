@@ -23,8 +23,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::common::{
-    check_lease, collector_json, complete, expiry_error, lease_until, new_job_record,
-    new_node_record, replay_or_missing, reported_collector, settle_failure,
+    check_lease, collector_json, complete, expiry_error, job_filter_sql, lease_until,
+    new_job_record, new_node_record, replay_or_missing, reported_collector, settle_failure,
 };
 
 const BACKEND: &str = "postgres";
@@ -625,26 +625,30 @@ impl JobStore for PgStore {
     }
 
     async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>> {
-        let status = filter.status.map(|s| s.as_str());
-        let node = filter.node.as_ref().map(|n| n.to_string());
-        const WHERE: &str = "WHERE ($1::text IS NULL OR status = $1) \
-             AND ($2::text IS NULL OR completed_by = $2 OR lease_node = $2)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs {WHERE}"))
-            .bind(status)
-            .bind(&node)
-            .fetch_one(&self.pool)
+        let (where_sql, binds) = job_filter_sql(filter, |n| format!("${n}"));
+        let count_sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for b in &binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(&self.pool).await.map_err(db_err)?;
+        let n = binds.len();
+        let list_sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY submitted_at, id \
+             LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let mut list = sqlx::query(&list_sql);
+        for b in &binds {
+            list = list.bind(b);
+        }
+        let rows = list
+            .bind(i64::from(page.limit))
+            .bind(to_i64(page.offset, "page offset")?)
+            .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs {WHERE} ORDER BY submitted_at, id LIMIT $3 OFFSET $4"
-        ))
-        .bind(status)
-        .bind(&node)
-        .bind(i64::from(page.limit))
-        .bind(to_i64(page.offset, "page offset")?)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
         let items = rows.iter().map(job_from_row).collect::<Result<_>>()?;
         Ok(Page::new(items, page, total as u64))
     }

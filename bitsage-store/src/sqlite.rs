@@ -5,6 +5,7 @@
 //! pool (no `SQLITE_BUSY` upgrades, leases are trivially exclusive) and reads through a separate
 //! pool that sees every committed write.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -30,8 +31,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::common::{
-    check_lease, collector_json, complete, expiry_error, lease_until, new_job_record,
-    new_node_record, replay_or_missing, reported_collector, settle_failure,
+    check_lease, collector_json, complete, expiry_error, job_filter_sql, lease_until,
+    new_job_record, new_node_record, replay_or_missing, reported_collector, settle_failure,
 };
 
 const BACKEND: &str = "sqlite";
@@ -44,6 +45,126 @@ fn db_err(e: sqlx::Error) -> Error {
 
 fn json_err(e: serde_json::Error) -> Error {
     Error::backend(BACKEND, e)
+}
+
+/// Fills `earnings_totals` for a ledger that predates it (migration 0005), in one
+/// transaction: runs only when the ledger has entries and the totals table has none, which
+/// after that first run never happens again (every credit updates its node's row).
+async fn backfill_earnings_totals(writer: &sqlx::SqlitePool) -> Result<()> {
+    let mut tx = writer.begin().await.map_err(db_err)?;
+    let result: Result<()> = async {
+        let (entries, totals): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM earnings), (SELECT COUNT(*) FROM earnings_totals)",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if entries == 0 || totals > 0 {
+            return Ok(());
+        }
+        let rows: Vec<(String, String, String, String)> =
+            sqlx::query_as("SELECT node_id, gross, fee, net FROM earnings")
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        let mut per_node: BTreeMap<String, EarningsTotal> = BTreeMap::new();
+        let mut overflowed = Vec::new();
+        for (node, gross, fee, net) in rows {
+            let total = per_node.entry(node.clone()).or_default();
+            match add_amounts(total, &gross, &fee, &net) {
+                Ok(()) => {}
+                Err(Error::Overflow(_)) => overflowed.push(node),
+                Err(e) => return Err(e),
+            }
+        }
+        for (node, total) in &per_node {
+            write_total(&mut tx, node, total).await?;
+        }
+        for node in &overflowed {
+            mark_total_overflowed(&mut tx, node).await?;
+        }
+        tracing::info!(
+            nodes = per_node.len(),
+            entries,
+            "summed the existing ledger into earnings_totals"
+        );
+        Ok(())
+    }
+    .await;
+    finish(tx, result).await
+}
+
+/// Adds one entry's decimal amounts to `total`, exactly.
+fn add_amounts(total: &mut EarningsTotal, gross: &str, fee: &str, net: &str) -> Result<()> {
+    total.entries = total
+        .entries
+        .checked_add(1)
+        .ok_or(Error::Overflow("earnings entry count"))?;
+    total.gross = total.gross.checked_add(amount(gross)?)?;
+    total.fee = total.fee.checked_add(amount(fee)?)?;
+    total.net = total.net.checked_add(amount(net)?)?;
+    Ok(())
+}
+
+/// A node's running total as stored (zero when it has none).
+async fn read_total(tx: &mut Transaction<'_, Sqlite>, node: &str) -> Result<EarningsTotal> {
+    let row: Option<(i64, String, String, String)> =
+        sqlx::query_as("SELECT entries, gross, fee, net FROM earnings_totals WHERE node_id = ?")
+            .bind(node)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    total_of(row)
+}
+
+/// `entries` of a running total whose sum went beyond u256.
+const TOTAL_OVERFLOWED: i64 = -1;
+
+async fn mark_total_overflowed(tx: &mut Transaction<'_, Sqlite>, node: &str) -> Result<()> {
+    sqlx::query("UPDATE earnings_totals SET entries = ? WHERE node_id = ?")
+        .bind(TOTAL_OVERFLOWED)
+        .bind(node)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn total_of(row: Option<(i64, String, String, String)>) -> Result<EarningsTotal> {
+    let Some((entries, gross, fee, net)) = row else {
+        return Ok(EarningsTotal::default());
+    };
+    if entries == TOTAL_OVERFLOWED {
+        return Err(Error::Overflow("token amount addition"));
+    }
+    Ok(EarningsTotal {
+        entries: u64::try_from(entries)
+            .map_err(|_| Error::backend(BACKEND, "negative entry count"))?,
+        gross: amount(&gross)?,
+        fee: amount(&fee)?,
+        net: amount(&net)?,
+    })
+}
+
+async fn write_total(
+    tx: &mut Transaction<'_, Sqlite>,
+    node: &str,
+    total: &EarningsTotal,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO earnings_totals (node_id, entries, gross, fee, net) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (node_id) DO UPDATE SET entries = excluded.entries, \
+         gross = excluded.gross, fee = excluded.fee, net = excluded.net",
+    )
+    .bind(node)
+    .bind(to_i64(total.entries, "earnings entry count")?)
+    .bind(total.gross.to_string())
+    .bind(total.fee.to_string())
+    .bind(total.net.to_string())
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// Inserts `samples` of `node` inside `tx` (the caller checked the node exists).
@@ -120,6 +241,7 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| Error::backend(BACKEND, e))?;
+        backfill_earnings_totals(&writer).await?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))
@@ -634,26 +756,30 @@ impl JobStore for SqliteStore {
     }
 
     async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>> {
-        let status = filter.status.map(|s| s.as_str());
-        let node = filter.node.as_ref().map(|n| n.to_string());
-        const WHERE: &str = "WHERE (?1 IS NULL OR status = ?1) \
-             AND (?2 IS NULL OR completed_by = ?2 OR lease_node = ?2)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM jobs {WHERE}"))
-            .bind(status)
-            .bind(&node)
-            .fetch_one(&self.reader)
+        let (where_sql, binds) = job_filter_sql(filter, |n| format!("?{n}"));
+        let count_sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
+        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
+        for b in &binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(&self.reader).await.map_err(db_err)?;
+        let n = binds.len();
+        let list_sql = format!(
+            "SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY submitted_at, id \
+             LIMIT ?{} OFFSET ?{}",
+            n + 1,
+            n + 2
+        );
+        let mut list = sqlx::query(&list_sql);
+        for b in &binds {
+            list = list.bind(b);
+        }
+        let rows = list
+            .bind(i64::from(page.limit))
+            .bind(to_i64(page.offset, "page offset")?)
+            .fetch_all(&self.reader)
             .await
             .map_err(db_err)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs {WHERE} ORDER BY submitted_at, id LIMIT ?3 OFFSET ?4"
-        ))
-        .bind(status)
-        .bind(&node)
-        .bind(i64::from(page.limit))
-        .bind(to_i64(page.offset, "page offset")?)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(db_err)?;
         let items = rows.iter().map(job_from_row).collect::<Result<_>>()?;
         Ok(Page::new(items, page, total as u64))
     }
@@ -871,6 +997,19 @@ impl JobStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+            // The node's running total, in the same transaction. A sum beyond u256 is kept
+            // as "overflowed" (the entry itself is valid and stored, as in every backend);
+            // reading that total is then `Overflow`, never a wrapped number.
+            let node = entry.node_id.as_str();
+            match read_total(&mut tx, node).await {
+                Err(Error::Overflow(_)) => {}
+                Err(e) => return Err(e),
+                Ok(mut total) => match total.add(entry) {
+                    Ok(()) => write_total(&mut tx, node, &total).await?,
+                    Err(Error::Overflow(_)) => mark_total_overflowed(&mut tx, node).await?,
+                    Err(e) => return Err(e),
+                },
+            }
             Ok(Inserted::New)
         }
         .await;
@@ -882,20 +1021,32 @@ impl JobStore for SqliteStore {
         node: &NodeId,
         window: Option<TimeWindow>,
     ) -> Result<EarningsTotal> {
-        // SQLite has no exact 256-bit arithmetic: sum the exact TEXT amounts in Rust.
-        let rows = sqlx::query(
-            "SELECT * FROM earnings WHERE node_id = ?1 AND (?2 IS NULL OR credited_at >= ?2) \
-             AND (?3 IS NULL OR credited_at < ?3)",
+        let Some(window) = window else {
+            // All time: the running total kept by `credit_earning` (one row).
+            let row: Option<(i64, String, String, String)> = sqlx::query_as(
+                "SELECT entries, gross, fee, net FROM earnings_totals WHERE node_id = ?",
+            )
+            .bind(node.as_str())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?;
+            return total_of(row);
+        };
+        // A window: SQLite has no exact 256-bit arithmetic, so sum the exact TEXT amounts of
+        // the window's entries (index `earnings_by_node`) in Rust.
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT gross, fee, net FROM earnings WHERE node_id = ? AND credited_at >= ? \
+             AND credited_at < ?",
         )
         .bind(node.as_str())
-        .bind(window.map(|w| to_micros(w.from)))
-        .bind(window.map(|w| to_micros(w.to)))
+        .bind(to_micros(window.from))
+        .bind(to_micros(window.to))
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
         let mut total = EarningsTotal::default();
-        for row in &rows {
-            total.add(&entry_from_row(row)?)?;
+        for (gross, fee, net) in &rows {
+            add_amounts(&mut total, gross, fee, net)?;
         }
         Ok(total)
     }
