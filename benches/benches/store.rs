@@ -16,11 +16,11 @@ use bitsage_core::gpu::GpuSample;
 use bitsage_core::node::Heartbeat;
 use bitsage_core::time::to_micros;
 use bitsage_core::{DynJobStore, NodeId};
+use bitsage_store::testing::{create_database, PG_URL_VAR};
 use bitsage_store::{PgStore, SqliteStore};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Connection, Executor, PgConnection};
 use tokio::runtime::Runtime;
 
 fn rt() -> Runtime {
@@ -237,23 +237,16 @@ fn sqlite_benches(c: &mut Criterion) {
 }
 
 fn pg_benches(c: &mut Criterion) {
-    let Ok(url) = std::env::var("BITSAGE_TEST_PG_URL") else {
-        eprintln!(
-            "SKIPPED postgres benches: BITSAGE_TEST_PG_URL is not set (use scripts/bench.sh)"
-        );
+    let Ok(url) = std::env::var(PG_URL_VAR) else {
+        eprintln!("SKIPPED postgres benches: {PG_URL_VAR} is not set (use scripts/bench.sh)");
         return;
     };
     let rt = rt();
     let store = rt.block_on(async {
-        let name = format!("bitsage_bench_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&url).await.expect("connect");
-        admin
-            .execute(format!("CREATE DATABASE {name}").as_str())
+        let db = create_database(&url, "bitsage_bench")
             .await
             .expect("create db");
-        let opts = PgConnectOptions::from_str(&url)
-            .expect("url")
-            .database(&name);
+        let opts = PgConnectOptions::from_str(&db.url).expect("url");
         PgStore::connect_with(opts, 8).await.expect("PgStore")
     });
     let bare = store.pool().clone();

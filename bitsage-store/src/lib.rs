@@ -14,6 +14,7 @@ mod common;
 mod memory;
 mod pg;
 mod sqlite;
+pub mod testing;
 
 pub use memory::InMemoryStore;
 pub use pg::PgStore;

@@ -29,8 +29,7 @@ const AGENT_VERSION: &str = "bitsage-loadgen/0.1.0";
 /// Registrations in flight at once during setup.
 const REGISTER_CONCURRENCY: usize = 32;
 
-/// The environment variable naming a PostgreSQL server (the same one the tests use).
-pub const PG_URL_VAR: &str = "BITSAGE_TEST_PG_URL";
+pub use bitsage_store::testing::PG_URL_VAR;
 
 /// Which store the coordinator runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
@@ -62,7 +61,7 @@ pub struct HeartbeatArgs {
     #[arg(long, value_enum, default_value_t = StoreKind::Sqlite)]
     pub store: StoreKind,
     /// GPUs per simulated node: registered in its hardware, and one sample of each attached
-    /// to every heartbeat (0: a GPU-less host). Samples are stored in a second transaction.
+    /// to every heartbeat (0: a GPU-less host). Samples are stored in the heartbeat's transaction.
     #[arg(long, default_value_t = 0)]
     pub gpu_samples: usize,
     /// How often the coordinator's background services (lifecycle sweep: one `last_seen`
@@ -238,29 +237,16 @@ async fn agent_loop(
 
 /// A fresh database on the server at `admin_url`; returns its URL and name.
 async fn fresh_pg_database(admin_url: &str) -> anyhow::Result<(String, String)> {
-    use sqlx::{Connection as _, Executor as _};
-    let name = format!("bitsage_loadgen_{:016x}", rand::random::<u64>());
-    let mut admin = sqlx::PgConnection::connect(admin_url)
+    let db = bitsage_store::testing::create_database(admin_url, "bitsage_loadgen")
         .await
-        .with_context(|| format!("connecting to PostgreSQL at ${PG_URL_VAR}"))?;
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .context("creating the benchmark database")?;
-    admin.close().await.ok();
-    let mut url = reqwest::Url::parse(admin_url).with_context(|| format!("${PG_URL_VAR}"))?;
-    url.set_path(&format!("/{name}"));
-    Ok((url.to_string(), name))
+        .with_context(|| format!("creating a database on the PostgreSQL at ${PG_URL_VAR}"))?;
+    Ok((db.url, db.name))
 }
 
 /// Drops the benchmark database (best effort).
 async fn drop_pg_database(admin_url: &str, name: &str) {
-    use sqlx::{Connection as _, Executor as _};
-    if let Ok(mut admin) = sqlx::PgConnection::connect(admin_url).await {
-        let _ = admin
-            .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
-            .await;
-        admin.close().await.ok();
+    if let Err(e) = bitsage_store::testing::drop_database(admin_url, name).await {
+        eprintln!("could not drop the benchmark database {name}: {e}");
     }
 }
 

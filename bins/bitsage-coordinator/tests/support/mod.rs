@@ -9,41 +9,18 @@ use std::time::{Duration, Instant};
 
 use bitsage_http::client::CoordinatorClient;
 
-/// The environment variable naming the test PostgreSQL server.
-pub const PG_URL_VAR: &str = "BITSAGE_TEST_PG_URL";
+#[allow(unused_imports)] // not every test binary that includes this module uses both
+pub use bitsage_store::testing::{pg_url_or_skip, PG_URL_VAR};
 
 /// The wallet the test agents earn for.
 pub const WALLET: &str = "0x0abc0def0123";
 
-/// The PostgreSQL URL, or `None` (reason printed) when the test should skip. Under `CI=true`
-/// a missing server fails the test.
-pub fn pg_url_or_skip(test: &str) -> Option<String> {
-    match std::env::var(PG_URL_VAR) {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{test}: {PG_URL_VAR} is not set and CI=true: PostgreSQL is required in CI (run scripts/test.sh)");
-            }
-            eprintln!("SKIPPED {test}: {PG_URL_VAR} is not set (scripts/test.sh starts a throw-away PostgreSQL and sets it)");
-            None
-        }
-    }
-}
-
 /// A fresh database on the server at `url`; returns its URL.
 pub async fn fresh_pg_database(url: &str) -> String {
-    use sqlx::{Connection, Executor, PgConnection};
-    let name = format!("bitsage_e2e_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = PgConnection::connect(url)
+    bitsage_store::testing::create_database(url, "bitsage_e2e")
         .await
-        .expect("connect to test PostgreSQL");
-    admin
-        .execute(format!("CREATE DATABASE {name}").as_str())
-        .await
-        .expect("create test database");
-    admin.close().await.ok();
-    let (base, _db) = url.rsplit_once('/').expect("URL with a database path");
-    format!("{base}/{name}")
+        .expect("create test database")
+        .url
 }
 
 /// A free loopback port (bound, then released).
