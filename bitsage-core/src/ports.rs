@@ -189,6 +189,15 @@ pub trait JobStore: Send + Sync + Debug {
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>>;
     /// Jobs matching `filter`.
     async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>>;
+    /// How many jobs match `filter`: the `total` of [`JobStore::list_jobs`], without reading
+    /// any job (backends override the default with a single count).
+    async fn count_jobs(&self, filter: &JobFilter) -> Result<u64> {
+        let one = PageRequest {
+            limit: 1,
+            offset: 0,
+        };
+        Ok(self.list_jobs(filter, one).await?.total)
+    }
     /// Leases the oldest queued job to `node` until `now + duration`.
     async fn lease_job(
         &self,

@@ -763,7 +763,7 @@ async fn count_jobs(
         status: Some(status),
         node,
     };
-    Ok(store.list_jobs(&filter, ONE).await?.total)
+    store.count_jobs(&filter).await
 }
 
 /// Jobs completed by and leased to `nodes`.
@@ -996,7 +996,7 @@ async fn network_page(
 /// list's tail.
 async fn recent_jobs(store: &DynJobStore, limit: u32) -> Result<RecentJobsList, Error> {
     let all = JobFilter::default();
-    let total = store.list_jobs(&all, ONE).await?.total;
+    let total = store.count_jobs(&all).await?;
     let offset = total.saturating_sub(u64::from(limit));
     let page = store.list_jobs(&all, PageRequest { limit, offset }).await?;
     let mut items: Vec<JobView> = page.items.into_iter().map(JobView::from).collect();

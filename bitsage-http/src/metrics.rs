@@ -20,7 +20,6 @@ use std::time::Duration;
 use bitsage_core::gpu::{GpuCollectorStatus, GpuInventory, GpuSample, ReportedCollector};
 use bitsage_core::job::JobFilter;
 use bitsage_core::node::NodeFilter;
-use bitsage_core::page::PageRequest;
 use bitsage_core::{JobStatus, JobStoreExt as _, NodeStatus, Timestamp};
 use bitsage_gpu::prometheus::{escape_label_value, render_into, NodeGpuMetrics};
 
@@ -149,17 +148,7 @@ pub async fn render(state: &AppState, now: Timestamp) -> ApiResult<String> {
             status: Some(status),
             node: None,
         };
-        let total = state
-            .store
-            .list_jobs(
-                &filter,
-                PageRequest {
-                    limit: 1,
-                    offset: 0,
-                },
-            )
-            .await?
-            .total;
+        let total = state.store.count_jobs(&filter).await?;
         let _ = writeln!(out, "bitsage_jobs{{status=\"{status}\"}} {total}");
     }
     Ok(out)

@@ -424,12 +424,12 @@ pub async fn network_stats(state: &AppState) -> ApiResult<NetworkStats> {
     let (a, t, j) = tokio::try_join!(
         state.store.list_nodes(&active, one),
         state.store.list_nodes(&all, one),
-        state.store.list_jobs(&completed, one),
+        state.store.count_jobs(&completed),
     )?;
     Ok(NetworkStats {
         active_workers: a.total,
         total_workers: t.total,
-        total_jobs_processed: j.total,
+        total_jobs_processed: j,
     })
 }
 

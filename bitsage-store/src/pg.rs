@@ -625,13 +625,8 @@ impl JobStore for PgStore {
     }
 
     async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>> {
+        let total = self.count_jobs(filter).await?;
         let (where_sql, binds) = job_filter_sql(filter, |n| format!("${n}"));
-        let count_sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
-        let mut count = sqlx::query_scalar::<_, i64>(&count_sql);
-        for b in &binds {
-            count = count.bind(b);
-        }
-        let total = count.fetch_one(&self.pool).await.map_err(db_err)?;
         let n = binds.len();
         let list_sql = format!(
             "SELECT {JOB_COLUMNS} FROM jobs {where_sql} ORDER BY submitted_at, id \
@@ -650,7 +645,18 @@ impl JobStore for PgStore {
             .await
             .map_err(db_err)?;
         let items = rows.iter().map(job_from_row).collect::<Result<_>>()?;
-        Ok(Page::new(items, page, total as u64))
+        Ok(Page::new(items, page, total))
+    }
+
+    async fn count_jobs(&self, filter: &JobFilter) -> Result<u64> {
+        let (where_sql, binds) = job_filter_sql(filter, |n| format!("${n}"));
+        let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
+        let mut count = sqlx::query_scalar::<_, i64>(&sql);
+        for b in &binds {
+            count = count.bind(b);
+        }
+        let total = count.fetch_one(&self.pool).await.map_err(db_err)?;
+        u64::try_from(total).map_err(|_| Error::backend(BACKEND, "negative count"))
     }
 
     async fn lease_job(

@@ -194,17 +194,8 @@ async fn feed(
         node: None,
     };
     loop {
-        match store
-            .list_jobs(
-                &queued,
-                PageRequest {
-                    limit: 1,
-                    offset: 0,
-                },
-            )
-            .await
-        {
-            Ok(page) if page.total < DEMO_QUEUE_DEPTH => {
+        match store.count_jobs(&queued).await {
+            Ok(queued) if queued < DEMO_QUEUE_DEPTH => {
                 let req = SubmitJobRequest {
                     job: JobKind::Poseidon2Chain {
                         seed: rand::thread_rng().gen(),
@@ -251,14 +242,14 @@ async fn report(store: bitsage_core::DynJobStore, mut stop: watch::Receiver<bool
         };
         let all_receipts = bitsage_core::receipt::ReceiptFilter::default();
         let (jobs, nodes, receipts) = tokio::join!(
-            store.list_jobs(&completed, one),
+            store.count_jobs(&completed),
             store.list_nodes(&active, one),
             store.list_receipts(&all_receipts, one),
         );
         match (jobs, nodes, receipts) {
             (Ok(j), Ok(n), Ok(r)) => println!(
                 "[dev] active nodes: {}  jobs proven and verified: {}  receipts: {}",
-                n.total, j.total, r.total
+                n.total, j, r.total
             ),
             _ => tracing::warn!("progress report: store query failed"),
         }

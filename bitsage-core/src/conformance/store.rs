@@ -845,6 +845,20 @@ pub async fn complete_and_fail(store: DynJobStore) {
         .await
         .expect("list");
     assert_eq!(by_node.total, 1);
+    // Counting agrees with listing for every combination of filters: the node filter means
+    // "completed by or leased to", and a job counts once even when it is both.
+    for status in [None, Some(JobStatus::Completed), Some(JobStatus::Leased)] {
+        for node in [None, Some(node_id(1)), Some(node_id(2))] {
+            let filter = JobFilter { status, node };
+            let listed = store.list_jobs(&filter, page(100, 0)).await.expect("list");
+            assert_eq!(
+                store.count_jobs(&filter).await.expect("count"),
+                listed.total,
+                "{filter:?}"
+            );
+            assert_eq!(listed.items.len() as u64, listed.total, "{filter:?}");
+        }
+    }
 
     let job2 = new_job(2, 10, 2, t(10));
     store.enqueue_job(&job2).await.expect("enqueue");
