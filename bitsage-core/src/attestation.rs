@@ -26,6 +26,8 @@ pub const ATTESTATION_NONCE_LEN: usize = 32;
 pub const MAX_ATTESTATION_REPORT_LEN: usize = 0x2000;
 /// Largest CEC attestation report NVML returns (`NVML_CC_GPU_CEC_ATTESTATION_REPORT_SIZE`).
 pub const MAX_CEC_REPORT_LEN: usize = 0x1000;
+/// Longest "not available" reason a registration may carry, bytes.
+pub const MAX_REASON_LEN: usize = 1024;
 /// Domain tag of a challenge's canonical bytes.
 pub const CHALLENGE_DOMAIN: &str = "bitsage/attestation-challenge/v1";
 
@@ -92,6 +94,15 @@ pub enum HostAttestation {
         /// Why, in words an operator can act on.
         reason: String,
     },
+}
+
+impl HostAttestation {
+    /// No attestation on this host, because of `why`: reads "attestation not available: {why}".
+    pub fn unavailable(why: impl std::fmt::Display) -> Self {
+        HostAttestation::NotAvailable {
+            reason: format!("attestation not available: {why}"),
+        }
+    }
 }
 
 /// A nonce chosen and signed by the coordinator for one node key, valid until `expires_at`.
@@ -229,7 +240,7 @@ impl RegistrationAttestation {
     /// expired at `now`; each device named
     /// once and among `gpu_uuids`; each report is hex, 37 bytes to
     /// [`MAX_ATTESTATION_REPORT_LEN`], and embeds the challenge nonce; CEC reports are hex and
-    /// at most [`MAX_CEC_REPORT_LEN`] bytes; reasons are at most 1 KiB.
+    /// at most [`MAX_CEC_REPORT_LEN`] bytes; reasons are at most [`MAX_REASON_LEN`] bytes.
     pub fn check(
         &self,
         coordinator: &PublicKey,
@@ -245,7 +256,7 @@ impl RegistrationAttestation {
         let nonce = self.challenge.nonce()?;
         let devices = match &self.result {
             HostAttestation::NotAvailable { reason } => {
-                return if reason.len() > 1024 {
+                return if reason.len() > MAX_REASON_LEN {
                     bad("reason is too long".into())
                 } else {
                     Ok(())
@@ -265,7 +276,7 @@ impl RegistrationAttestation {
                 return bad(format!("device {:?} is listed twice", d.uuid));
             }
             match &d.attestation {
-                Attestation::NotAvailable { reason } if reason.len() > 1024 => {
+                Attestation::NotAvailable { reason } if reason.len() > MAX_REASON_LEN => {
                     return bad("reason is too long".into())
                 }
                 Attestation::NotAvailable { .. } => {}

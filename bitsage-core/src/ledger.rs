@@ -78,10 +78,20 @@ pub struct EarningsTotal {
 impl EarningsTotal {
     /// Adds one entry (checked).
     pub fn add(&mut self, e: &EarningEntry) -> Result<(), Error> {
+        self.add_amounts(e.gross, e.fee, e.net)
+    }
+
+    /// Adds one entry's amounts (checked).
+    pub fn add_amounts(
+        &mut self,
+        gross: TokenAmount,
+        fee: TokenAmount,
+        net: TokenAmount,
+    ) -> Result<(), Error> {
         self.entries += 1;
-        self.gross = self.gross.checked_add(e.gross)?;
-        self.fee = self.fee.checked_add(e.fee)?;
-        self.net = self.net.checked_add(e.net)?;
+        self.gross = self.gross.checked_add(gross)?;
+        self.fee = self.fee.checked_add(fee)?;
+        self.net = self.net.checked_add(net)?;
         Ok(())
     }
 }

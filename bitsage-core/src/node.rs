@@ -37,6 +37,18 @@ pub struct HardwareReport {
     pub attestation: Option<crate::attestation::RegistrationAttestation>,
 }
 
+impl HardwareReport {
+    /// What the coordinator checked of the attestation this report carries
+    /// (`not_requested` when it carries none).
+    pub fn attestation_summary(&self) -> crate::attestation::AttestationSummary {
+        self.attestation
+            .as_ref()
+            .map_or_else(crate::attestation::AttestationSummary::not_requested, |a| {
+                a.summary()
+            })
+    }
+}
+
 /// A node to register.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewNode {

@@ -52,12 +52,7 @@ pub trait GpuSource: Send + Sync + Debug {
     /// Confidential-compute attestation of every device over a coordinator-chosen `nonce`.
     async fn attest(&self, nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
         let _ = nonce;
-        HostAttestation::NotAvailable {
-            reason: format!(
-                "attestation not available: the {} source cannot attest",
-                self.name()
-            ),
-        }
+        HostAttestation::unavailable(format_args!("the {} source cannot attest", self.name()))
     }
 }
 

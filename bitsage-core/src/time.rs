@@ -26,6 +26,13 @@ pub fn from_micros(us: i64) -> Option<Timestamp> {
     DateTime::from_timestamp_micros(us)
 }
 
+/// `t` plus `d`; `None` when the sum leaves chrono's range (or `d` exceeds `TimeDelta`'s).
+pub fn after(t: Timestamp, d: std::time::Duration) -> Option<Timestamp> {
+    TimeDelta::from_std(d)
+        .ok()
+        .and_then(|d| t.checked_add_signed(d))
+}
+
 /// A half-open time interval `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TimeWindow {

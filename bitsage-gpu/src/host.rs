@@ -189,9 +189,7 @@ impl GpuSource for HostOnlySource {
     }
 
     async fn attest(&self, _nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
-        HostAttestation::NotAvailable {
-            reason: format!("attestation not available: {}", self.reason),
-        }
+        HostAttestation::unavailable(&self.reason)
     }
 
     async fn host(&self) -> Result<HostInfo> {

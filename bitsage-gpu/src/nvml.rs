@@ -146,9 +146,7 @@ impl GpuSource for NvmlGpuSource {
     async fn attest(&self, nonce: [u8; ATTESTATION_NONCE_LEN]) -> HostAttestation {
         match self.blocking(move |inner| inner.attest(nonce)).await {
             Ok(devices) => HostAttestation::Devices { devices },
-            Err(e) => HostAttestation::NotAvailable {
-                reason: format!("attestation not available: {}", reason_of(&e)),
-            },
+            Err(e) => HostAttestation::unavailable(reason_of(&e)),
         }
     }
 }

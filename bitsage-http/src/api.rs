@@ -183,7 +183,9 @@ pub struct HeartbeatRequest {
 }
 
 impl HeartbeatRequest {
-    /// Builds a heartbeat signed with `key`.
+    /// Builds a heartbeat signed with `key` (without a collector status; for one, use
+    /// [`HeartbeatRequest::unsigned`], [`HeartbeatRequest::with_gpu_collector`] and
+    /// [`HeartbeatRequest::sign`]).
     pub fn signed(
         key: &SigningKey,
         node_id: NodeId,
@@ -193,7 +195,27 @@ impl HeartbeatRequest {
         agent_version: impl Into<String>,
         gpu_samples: Vec<GpuSample>,
     ) -> Self {
-        let mut req = Self {
+        Self::unsigned(
+            node_id,
+            sequence,
+            sent_at,
+            load_average_1m,
+            agent_version,
+            gpu_samples,
+        )
+        .sign(key)
+    }
+
+    /// A heartbeat with an all-zero signature: call [`HeartbeatRequest::sign`] last.
+    pub fn unsigned(
+        node_id: NodeId,
+        sequence: u64,
+        sent_at: Timestamp,
+        load_average_1m: Option<f64>,
+        agent_version: impl Into<String>,
+        gpu_samples: Vec<GpuSample>,
+    ) -> Self {
+        Self {
             node_id,
             sequence,
             sent_at,
@@ -202,14 +224,17 @@ impl HeartbeatRequest {
             gpu_samples,
             gpu_collector: None,
             signature: SignatureBytes([0; 64]),
-        };
-        req.signature = sign(key, &req.canonical_bytes());
-        req
+        }
     }
 
-    /// Adds the collector's health and signs again with `key`.
-    pub fn with_gpu_collector(mut self, key: &SigningKey, status: GpuCollectorStatus) -> Self {
+    /// Sets the collector's health (sign afterwards).
+    pub fn with_gpu_collector(mut self, status: GpuCollectorStatus) -> Self {
         self.gpu_collector = Some(status);
+        self
+    }
+
+    /// Signs every field with `key`.
+    pub fn sign(mut self, key: &SigningKey) -> Self {
         self.signature = sign(key, &self.canonical_bytes());
         self
     }
@@ -634,11 +659,9 @@ pub struct NodeView {
 
 impl From<NodeRecord> for NodeView {
     fn from(mut n: NodeRecord) -> Self {
-        let attestation = n
-            .hardware
-            .attestation
-            .take()
-            .map_or_else(AttestationSummary::not_requested, |a| a.summary());
+        let attestation = n.hardware.attestation_summary();
+        // The raw evidence is served by `GET /api/nodes/{id}/attestation` only.
+        n.hardware.attestation = None;
         Self {
             id: n.id,
             public_key: n.public_key,

@@ -825,11 +825,7 @@ async fn wallet_gpus(store: &DynJobStore, nodes: Vec<NodeRecord>) -> Result<Wall
         .zip(samples)
         .zip(collectors)
         .map(|((n, latest_samples), gpu_collector)| NodeGpus {
-            attestation: n
-                .hardware
-                .attestation
-                .as_ref()
-                .map_or_else(AttestationSummary::not_requested, |a| a.summary()),
+            attestation: n.hardware.attestation_summary(),
             node_id: n.id,
             status: n.status,
             gpus: n.hardware.gpus,

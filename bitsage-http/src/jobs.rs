@@ -211,10 +211,7 @@ fn probe_ticket(state: &AppState, node: &NodeId, now: Timestamp) -> ApiResult<Pr
             length: state.config.probe_chain_length,
         },
     )?;
-    let ttl = chrono::TimeDelta::from_std(state.config.probe_ttl)
-        .map_err(|_| ApiError::internal(&"probe ttl out of range"))?;
-    let expires_at = now
-        .checked_add_signed(ttl)
+    let expires_at = bitsage_core::time::after(now, state.config.probe_ttl)
         .ok_or_else(|| ApiError::internal(&"probe expiry out of range"))?;
     Ok(ProbeTicket::signed(
         &state.signing_key,

@@ -288,10 +288,7 @@ pub fn attestation_challenge(
     q: &ChallengeQuery,
     now: Timestamp,
 ) -> ApiResult<ChallengeResponse> {
-    let ttl = chrono::TimeDelta::from_std(state.config.attestation_challenge_ttl)
-        .map_err(|_| ApiError::internal(&"attestation challenge ttl out of range"))?;
-    let expires_at = now
-        .checked_add_signed(ttl)
+    let expires_at = bitsage_core::time::after(now, state.config.attestation_challenge_ttl)
         .ok_or_else(|| ApiError::internal(&"attestation challenge expiry out of range"))?;
     let nonce: [u8; ATTESTATION_NONCE_LEN] = rand::random();
     Ok(AttestationChallenge::signed(

@@ -200,7 +200,8 @@ async fn collector_health_from_heartbeats_is_exported_and_shown_on_the_node() {
     register_with(&t, &k, "gpu-node", vec![h100("GPU-3333")]).await;
     register_with(&t, &key(2), "quiet-node", vec![]).await;
     let beat = beat_with(&k, "gpu-node", 1, vec![reading("GPU-3333")])
-        .with_gpu_collector(&k, collector(true, Some(0.25)));
+        .with_gpu_collector(collector(true, Some(0.25)))
+        .sign(&k);
     let r = send(&t.app, post_json("/api/nodes/heartbeat", &beat)).await;
     assert_eq!(
         r.status,
@@ -235,8 +236,9 @@ async fn collector_health_from_heartbeats_is_exported_and_shown_on_the_node() {
     assert_eq!(c.status, collector(true, Some(0.25)));
 
     // A failing collector: up 0, and its reason on the node.
-    let beat =
-        beat_with(&k, "gpu-node", 2, vec![]).with_gpu_collector(&k, collector(false, Some(30.0)));
+    let beat = beat_with(&k, "gpu-node", 2, vec![])
+        .with_gpu_collector(collector(false, Some(30.0)))
+        .sign(&k);
     assert_eq!(
         send(&t.app, post_json("/api/nodes/heartbeat", &beat))
             .await
@@ -293,7 +295,9 @@ async fn an_invalid_collector_status_is_400_and_nothing_is_stored() {
             ..collector(true, None)
         },
     ] {
-        let beat = beat_with(&k, "gpu-node", 1, vec![]).with_gpu_collector(&k, bad);
+        let beat = beat_with(&k, "gpu-node", 1, vec![])
+            .with_gpu_collector(bad)
+            .sign(&k);
         let body = serde_json::to_vec(&beat).unwrap();
         let r = send(&t.app, post_raw("/api/nodes/heartbeat", body)).await;
         assert!(

@@ -58,9 +58,7 @@ pub(crate) fn paginate<T>(all: Vec<T>, page: PageRequest) -> Page<T> {
 
 /// `now + duration`, refusing absurd durations.
 pub(crate) fn lease_until(now: Timestamp, duration: Duration) -> Result<Timestamp> {
-    chrono::TimeDelta::from_std(duration)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
+    bitsage_core::time::after(now, duration)
         .ok_or_else(|| Error::invalid("lease duration", "too long"))
 }
 

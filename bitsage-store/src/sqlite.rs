@@ -96,22 +96,19 @@ async fn backfill_earnings_totals(writer: &sqlx::SqlitePool) -> Result<()> {
 
 /// Adds one entry's decimal amounts to `total`, exactly.
 fn add_amounts(total: &mut EarningsTotal, gross: &str, fee: &str, net: &str) -> Result<()> {
-    total.entries = total
-        .entries
-        .checked_add(1)
-        .ok_or(Error::Overflow("earnings entry count"))?;
-    total.gross = total.gross.checked_add(amount(gross)?)?;
-    total.fee = total.fee.checked_add(amount(fee)?)?;
-    total.net = total.net.checked_add(amount(net)?)?;
-    Ok(())
+    total.add_amounts(amount(gross)?, amount(fee)?, amount(net)?)
 }
 
-/// A node's running total as stored (zero when it has none).
-async fn read_total(tx: &mut Transaction<'_, Sqlite>, node: &str) -> Result<EarningsTotal> {
+/// A node's running total as stored (zero when it has none), through `ex` (the credit's
+/// transaction, or the reader pool).
+async fn read_total<'e, E>(ex: E, node: &str) -> Result<EarningsTotal>
+where
+    E: sqlx::Executor<'e, Database = Sqlite>,
+{
     let row: Option<(i64, String, String, String)> =
         sqlx::query_as("SELECT entries, gross, fee, net FROM earnings_totals WHERE node_id = ?")
             .bind(node)
-            .fetch_optional(&mut **tx)
+            .fetch_optional(ex)
             .await
             .map_err(db_err)?;
     total_of(row)
@@ -1007,7 +1004,7 @@ impl JobStore for SqliteStore {
             // as "overflowed" (the entry itself is valid and stored, as in every backend);
             // reading that total is then `Overflow`, never a wrapped number.
             let node = entry.node_id.as_str();
-            match read_total(&mut tx, node).await {
+            match read_total(&mut *tx, node).await {
                 Err(Error::Overflow(_)) => {}
                 Err(e) => return Err(e),
                 Ok(mut total) => match total.add(entry) {
@@ -1029,14 +1026,7 @@ impl JobStore for SqliteStore {
     ) -> Result<EarningsTotal> {
         let Some(window) = window else {
             // All time: the running total kept by `credit_earning` (one row).
-            let row: Option<(i64, String, String, String)> = sqlx::query_as(
-                "SELECT entries, gross, fee, net FROM earnings_totals WHERE node_id = ?",
-            )
-            .bind(node.as_str())
-            .fetch_optional(&self.reader)
-            .await
-            .map_err(db_err)?;
-            return total_of(row);
+            return read_total(&self.reader, node.as_str()).await;
         };
         // A window: SQLite has no exact 256-bit arithmetic, so sum the exact TEXT amounts of
         // the window's entries (index `earnings_by_node`) in Rust.

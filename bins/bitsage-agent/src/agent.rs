@@ -438,8 +438,8 @@ impl Ctx {
         let timeout = self.config.hardware_timeout;
         let result = tokio::time::timeout(timeout, self.gpu.attest(nonce))
             .await
-            .unwrap_or_else(|_| HostAttestation::NotAvailable {
-                reason: format!("attestation not available: it timed out after {timeout:?}"),
+            .unwrap_or_else(|_| {
+                HostAttestation::unavailable(format_args!("it timed out after {timeout:?}"))
             });
         Ok(Some(RegistrationAttestation { challenge, result }))
     }
@@ -889,8 +889,7 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             _ => Vec::new(),
         };
         let load = snap.host.and_then(|h| h.load_average_1m);
-        let req = HeartbeatRequest::signed(
-            &ctx.signing_key,
+        let req = HeartbeatRequest::unsigned(
             ctx.node_id.clone(),
             ctx.next_sequence(),
             now(),
@@ -898,7 +897,8 @@ async fn heartbeat_loop(ctx: Arc<Ctx>, mut stop: watch::Receiver<bool>) {
             ctx.config.agent_version.clone(),
             gpu_samples,
         )
-        .with_gpu_collector(&ctx.signing_key, collector);
+        .with_gpu_collector(collector)
+        .sign(&ctx.signing_key);
         let mut again_now = false;
         match ctx.client.heartbeat(&req).await {
             Ok(resp) => {
