@@ -247,7 +247,8 @@ impl Devnet {
         Self::start_on(0).await
     }
 
-    /// Starts a devnet on `port` (0: a free one). A port just released by a killed devnet is
+    /// Starts a devnet on `port` (0: a free one). The devnet dies with the process that
+    /// started it, even on SIGKILL (see [`orphan_proof_command`]). A port just released by a killed devnet is
     /// retried for a few seconds, so a test can kill a devnet and start a fresh one where its
     /// clients expect it.
     pub async fn start_on(port: u16) -> DevnetResult<Self> {
@@ -268,7 +269,7 @@ impl Devnet {
     }
 
     async fn spawn(binary: &Path, port: u16) -> DevnetResult<Self> {
-        let mut child = Command::new(binary)
+        let mut child = orphan_proof_command(binary)
             .args([
                 "--host",
                 "127.0.0.1",
@@ -1025,6 +1026,29 @@ impl Deployment {
         };
         self.invoke(&self.owner, "update reputation", vec![call])
             .await
+    }
+}
+
+/// Where util-linux's `setpriv` is looked for.
+const SETPRIV: &str = "/usr/bin/setpriv";
+
+/// A command running `binary` that dies with this process: on Linux it is started through
+/// `setpriv --pdeathsig KILL`, which asks the kernel to SIGKILL it when its parent goes
+/// away — also when the parent is SIGKILLed and cannot clean up (our crates forbid the
+/// `unsafe` a `prctl` in `pre_exec` would need). The signal follows the spawning thread, and
+/// the harness spawns from runtime worker threads, which live as long as the runtime. Where
+/// `setpriv` is missing the binary is started directly and a warning says it may outlive us.
+pub fn orphan_proof_command(binary: &Path) -> Command {
+    if cfg!(target_os = "linux") && Path::new(SETPRIV).is_file() {
+        let mut c = Command::new(SETPRIV);
+        c.args(["--pdeathsig", "KILL", "--"]).arg(binary);
+        c
+    } else {
+        tracing::warn!(
+            binary = %binary.display(),
+            "setpriv not found: this child may outlive a killed parent"
+        );
+        Command::new(binary)
     }
 }
 

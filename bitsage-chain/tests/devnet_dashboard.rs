@@ -14,7 +14,7 @@ use axum::Router;
 use bitsage_core::gpu::GpuTier;
 use bitsage_core::proof::{ProofEnvelope, VerifiedProof};
 use bitsage_core::{DynChainSource, Error, JobSpec, Prover, Result, WalletAddress};
-use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
+use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_store::InMemoryStore;
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -48,8 +48,12 @@ fn app(chain: DynChainSource) -> Router {
     let state = AppState::new(
         Arc::new(InMemoryStore::new()),
         Arc::new(NoProver),
-        ProofArchive::in_memory(),
-        ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+        Arc::new(bitsage_store::InMemoryProofStore::new()),
+        bitsage_core::deployment::DeploymentKey::new(
+            ed25519_dalek::SigningKey::from_bytes(&[7; 32]),
+            "test",
+        )
+        .expect("deployment key"),
         HttpConfig::default(),
     )
     .with_chain(chain);

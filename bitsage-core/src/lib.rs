@@ -3,7 +3,7 @@
 //! The domain of BitSage — a verifiable GPU compute network — with no I/O: validated types
 //! (addresses, exact u256 amounts, jobs, receipts, GPU samples, chain views), the node
 //! lifecycle state machine, and the **ports** every backend implements ([`GpuSource`],
-//! [`ChainSource`], [`JobStore`], [`Prover`]). With the `conformance` feature, the
+//! [`ChainSource`], [`JobStore`], [`ReplayLog`], [`ProofStore`], [`Prover`]). With the `conformance` feature, the
 //! [`conformance`] module holds one test suite per port; a backend is done when it passes.
 
 pub mod address;
@@ -13,6 +13,7 @@ pub mod chain;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 pub mod crypto;
+pub mod deployment;
 pub mod error;
 pub mod gpu;
 pub mod ids;
@@ -24,6 +25,7 @@ pub mod page;
 pub mod ports;
 pub mod proof;
 pub mod receipt;
+pub mod replay;
 pub mod time;
 
 pub use address::WalletAddress;
@@ -33,7 +35,8 @@ pub use ids::{EntryId, JobId, LeaseId, NodeId, ReceiptId};
 pub use job::{JobKind, JobSpec, JobStatus};
 pub use lifecycle::{LifecycleEvent, NodeStatus, Transition};
 pub use ports::{
-    ChainSource, DynChainSource, DynGpuSource, DynJobStore, DynProver, GpuSource, Inserted,
-    JobStore, JobStoreExt, Prover,
+    ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore, DynGpuSource, DynJobStore,
+    DynProofStore, DynProver, DynReplayLog, GpuSource, Inserted, JobStore, JobStoreExt, ProofStore,
+    Prover, ReplayLog,
 };
 pub use time::{TimeWindow, Timestamp};

@@ -13,6 +13,7 @@ use crate::attestation::{HostAttestation, ATTESTATION_NONCE_LEN};
 use crate::chain::{
     ChainEvent, IndexerCursor, NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo,
 };
+use crate::crypto::Hash32;
 use crate::gpu::{GpuInventory, GpuSample, HostInfo, ReportedCollector};
 use crate::ids::{JobId, NodeId, ReceiptId};
 use crate::job::{ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseRef, NewJob};
@@ -258,6 +259,54 @@ pub trait JobStore: Send + Sync + Debug {
     async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>>;
 }
 
+/// Remembers signed node messages, so each is accepted **once** by every coordinator that
+/// shares the store, across restarts.
+///
+/// Callers key a message by a digest of its signed bytes (domain-tagged, so no two message
+/// kinds share a key) and keep it until its `sent_at` could no longer pass the clock-skew
+/// check; after that the skew check refuses it on its own.
+///
+/// # Contract
+/// - `remember_message` returns `true` the first time a digest is given and `false` for every
+///   later call while the entry is kept — also under concurrency, across connections and
+///   processes: of any number of concurrent calls with one digest, exactly one gets `true`.
+/// - When it returns `true` the entry is durable like any other write of the store.
+/// - `purge_messages(before)` deletes entries whose `keep_until` is before `before` and returns
+///   how many; it never deletes an entry still to be kept.
+#[async_trait]
+pub trait ReplayLog: Send + Sync + Debug {
+    /// Records `digest` until `keep_until`; `false` when it was already recorded (a replay).
+    async fn remember_message(&self, digest: &Hash32, keep_until: Timestamp) -> Result<bool>;
+    /// Deletes entries kept until before `before`.
+    async fn purge_messages(&self, before: Timestamp) -> Result<u64>;
+}
+
+/// Proof envelopes by hash, shared by every coordinator of a deployment, so any of them can
+/// serve the proof behind any receipt.
+///
+/// # Contract
+/// - Content-addressed: `put_proof` stores `envelope` under `envelope.proof_hash` and returns
+///   a reference (for [`crate::job::JobResult::proof_ref`]). Putting an envelope whose hash is
+///   already stored changes nothing (the first copy stays) and succeeds.
+/// - When `put_proof` returns, the envelope is durable and visible to `get_proof` from every
+///   coordinator using the same backend.
+/// - `get_proof` returns `Ok(None)` for an unknown hash; what it returns has the asked hash.
+#[async_trait]
+pub trait ProofStore: Send + Sync + Debug {
+    /// The backend's name (`"filesystem"`, `"postgres"`, `"memory"`).
+    fn proof_backend(&self) -> &'static str;
+    /// Stores an envelope under its hash; returns its reference.
+    async fn put_proof(&self, envelope: &ProofEnvelope) -> Result<String>;
+    /// The envelope with this hash.
+    async fn get_proof(&self, hash: &Hash32) -> Result<Option<ProofEnvelope>>;
+}
+
+/// What a coordinator needs from its store: the [`JobStore`] and the [`ReplayLog`] that
+/// coordinators sharing it must agree on. Implemented by every type that implements both.
+pub trait CoordinatorStore: JobStore + ReplayLog {}
+
+impl<T: JobStore + ReplayLog + ?Sized> CoordinatorStore for T {}
+
 /// Conveniences over [`JobStore`], implemented for every store (blanket impl), so a wrapper
 /// store can never skip or diverge from them.
 #[async_trait]
@@ -309,6 +358,12 @@ impl<T: JobStore + ?Sized> JobStoreExt for T {}
 
 /// A shared store.
 pub type DynJobStore = Arc<dyn JobStore>;
+/// A shared replay log.
+pub type DynReplayLog = Arc<dyn ReplayLog>;
+/// A shared proof store.
+pub type DynProofStore = Arc<dyn ProofStore>;
+/// A shared coordinator store (job store and replay log).
+pub type DynCoordinatorStore = Arc<dyn CoordinatorStore>;
 /// A shared GPU source.
 pub type DynGpuSource = Arc<dyn GpuSource>;
 /// A shared chain source.

@@ -89,6 +89,41 @@ pub struct ProofEnvelope {
     pub timings: ProverTimings,
 }
 
+/// Domain tag of [`ProofEnvelope::transport_digest`].
+pub const ENVELOPE_DIGEST_DOMAIN: &str = "bitsage/envelope-transport/v1";
+
+impl ProofEnvelope {
+    /// BLAKE2s-256 over every byte of the envelope a verifier reads — all fields but the
+    /// informational `timings`, in a length-prefixed canonical encoding. A node signs this
+    /// digest in its completion: when the bytes that arrive do not hash to it they were
+    /// altered on the way (a transport error, not the node's fault); when they do, the node
+    /// vouched for exactly these bytes and a failed verification is its own.
+    pub fn transport_digest(&self) -> Hash32 {
+        use blake2::{Blake2s256, Digest};
+        let mut w = crate::crypto::CanonicalWriter::new(ENVELOPE_DIGEST_DOMAIN);
+        w.field(&self.format_version.to_be_bytes());
+        // A job spec holds no maps with non-string keys: serialising cannot fail.
+        w.field(&serde_json::to_vec(&self.job).unwrap_or_default());
+        let out: Vec<u8> = self
+            .public_output
+            .iter()
+            .flat_map(|e| e.to_be_bytes())
+            .collect();
+        w.field(&out);
+        w.field(self.output.as_bytes());
+        w.field(&self.config.log_blowup_factor.to_be_bytes());
+        w.field(&self.config.n_queries.to_be_bytes());
+        w.field(&self.config.pow_bits.to_be_bytes());
+        w.field(&self.proof);
+        w.field(&self.proof_hash.0);
+        let roots: Vec<u8> = self.commitments.iter().flat_map(|c| c.0).collect();
+        w.field(&roots);
+        w.field(&self.sizes.raw_bytes.to_be_bytes());
+        w.field(&self.sizes.compressed_bytes.to_be_bytes());
+        Hash32(Blake2s256::digest(w.finish()).into())
+    }
+}
+
 /// What a successful verification established.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VerifiedProof {

@@ -10,7 +10,7 @@
 //! does not matter and a signature for one message kind is never valid for another.
 
 use bitsage_core::attestation::{AttestationSummary, RegistrationAttestation};
-use bitsage_core::crypto::{sign, CanonicalWriter, PublicKey, SignatureBytes};
+use bitsage_core::crypto::{sign, CanonicalWriter, Hash32, PublicKey, SignatureBytes};
 use bitsage_core::gpu::{GpuCollectorStatus, GpuSample, ReportedCollector};
 use bitsage_core::job::{JobKind, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef};
 use bitsage_core::ledger::{DailyEarnings, EarningsTotal};
@@ -507,6 +507,11 @@ pub struct CompleteRequest {
     pub receipt: Option<ReceiptBody>,
     /// The node's signature over `receipt`'s canonical bytes.
     pub receipt_signature: Option<SignatureBytes>,
+    /// [`ProofEnvelope::transport_digest`] of `envelope` as the node sent it (set by
+    /// [`CompleteRequest::sign`]). The signature covers it, so bytes altered on the way are
+    /// told apart from a proof the node vouched for: the former is refused as a transport
+    /// error (`transport_error`, send again), the latter goes to verification.
+    pub envelope_digest: Hash32,
     /// When the agent sent it.
     pub sent_at: Timestamp,
     /// ed25519 signature over [`CompleteRequest::canonical_bytes`] by the node's key.
@@ -515,7 +520,8 @@ pub struct CompleteRequest {
 
 impl CompleteRequest {
     /// The bytes the signature covers: node, job, lease, probe ticket signature, the
-    /// envelope's hash, the receipt's canonical bytes and signature, `sent_at`.
+    /// envelope's hash and transport digest, the receipt's canonical bytes and signature,
+    /// `sent_at`.
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut w = CanonicalWriter::new(COMPLETE_DOMAIN);
         w.field(self.node_id.as_str().as_bytes())
@@ -529,6 +535,7 @@ impl CompleteRequest {
             None => w.field(&[]),
         };
         w.field(&self.envelope.proof_hash.0);
+        w.field(&self.envelope_digest.0);
         match &self.receipt {
             Some(r) => w.field(&r.canonical_bytes()),
             None => w.field(&[]),
@@ -541,8 +548,10 @@ impl CompleteRequest {
         w.finish()
     }
 
-    /// Signs the request with `key` (fills `signature`).
+    /// Signs the request with `key`: fills `envelope_digest` from the envelope as it is now,
+    /// then `signature`.
     pub fn sign(mut self, key: &SigningKey) -> Self {
+        self.envelope_digest = self.envelope.transport_digest();
         self.signature = sign(key, &self.canonical_bytes());
         self
     }

@@ -11,6 +11,8 @@
 //! run on a trusted network) when the coordinator is remote. Every node message is signed
 //! with the node key, so the signatures do not depend on the transport.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bitsage_core::crypto::PublicKey;
@@ -122,12 +124,14 @@ impl ClientError {
         self.status().is_some_and(|s| s >= 500)
     }
 
-    /// Whether retrying the same call later may succeed: transport failures, 5xx, and the
-    /// 4xx that mean "not now" (408 request timeout, 429 too many requests).
+    /// Whether retrying the same call later may succeed: transport failures, 5xx, the 4xx
+    /// that mean "not now" (408 request timeout, 429 too many requests), and a body that was
+    /// altered on the way (`transport_error`: send it again).
     pub fn is_retryable(&self) -> bool {
         self.is_transport()
             || self.is_server_error()
             || matches!(self.status(), Some(408) | Some(429))
+            || self.kind() == Some("transport_error")
     }
 }
 
@@ -153,15 +157,61 @@ pub struct Registered {
     pub created: bool,
 }
 
-/// A typed HTTP client for one coordinator. Cheap to clone (the connection pool is shared).
+/// A typed HTTP client for one coordinator, or for several coordinators of one deployment
+/// with failover ([`CoordinatorClient::with_failover`]). Cheap to clone (the connection pool
+/// and the choice of coordinator are shared).
+///
+/// Failover: requests go to the current coordinator. When it cannot be connected to, the
+/// same request goes to the next one at once (it was never sent, so nothing is done twice);
+/// when the exchange broke off after sending (a timeout, a reset), the error is returned —
+/// the caller re-signs and retries — and the next request goes to the next coordinator.
 ///
 /// Plain HTTP only (no TLS in this build; see the [module docs](self)).
 #[derive(Debug, Clone)]
 pub struct CoordinatorClient {
     http: reqwest::Client,
-    base: Url,
+    bases: Arc<Vec<Url>>,
+    current: Arc<AtomicUsize>,
     timeout: Duration,
     bearer_token: Option<String>,
+}
+
+/// Checks and normalises one coordinator base URL.
+fn parse_base(base_url: &str) -> Result<Url, ClientError> {
+    let mut base = Url::parse(base_url.trim())
+        .map_err(|e| ClientError::InvalidUrl(format!("{base_url:?}: {e}")))?;
+    match base.scheme() {
+        "http" => {}
+        "https" => {
+            return Err(ClientError::InvalidUrl(format!(
+                "{base_url:?}: https is not supported by this build (plain HTTP only); \
+                     use a TLS-terminating proxy on this host"
+            )))
+        }
+        other => {
+            return Err(ClientError::InvalidUrl(format!(
+                "{base_url:?}: scheme {other:?} is not http"
+            )))
+        }
+    }
+    if base.host_str().is_none_or(str::is_empty) {
+        return Err(ClientError::InvalidUrl(format!("{base_url:?}: no host")));
+    }
+    if base.query().is_some() || base.fragment().is_some() {
+        return Err(ClientError::InvalidUrl(format!(
+            "{base_url:?}: must not have a query or fragment"
+        )));
+    }
+    if !base.username().is_empty() || base.password().is_some() {
+        return Err(ClientError::InvalidUrl(format!(
+            "{base_url:?}: must not carry credentials"
+        )));
+    }
+    if !base.path().ends_with('/') {
+        let path = format!("{}/", base.path());
+        base.set_path(&path);
+    }
+    Ok(base)
 }
 
 impl CoordinatorClient {
@@ -169,38 +219,22 @@ impl CoordinatorClient {
     /// prefix such as `http://host/bitsage/` is kept). Refuses URLs that are not `http://`
     /// with a host, or that carry a query, fragment or credentials.
     pub fn new(base_url: &str) -> Result<Self, ClientError> {
-        let mut base = Url::parse(base_url.trim())
-            .map_err(|e| ClientError::InvalidUrl(format!("{base_url:?}: {e}")))?;
-        match base.scheme() {
-            "http" => {}
-            "https" => {
-                return Err(ClientError::InvalidUrl(format!(
-                    "{base_url:?}: https is not supported by this build (plain HTTP only); \
-                     use a TLS-terminating proxy on this host"
-                )))
-            }
-            other => {
-                return Err(ClientError::InvalidUrl(format!(
-                    "{base_url:?}: scheme {other:?} is not http"
-                )))
+        Self::with_failover(&[base_url])
+    }
+
+    /// A client for several coordinators of one deployment (same store, same deployment key),
+    /// tried in this order (see the type's docs for when it moves on). At least one URL; each
+    /// is checked as by [`CoordinatorClient::new`]; duplicates are dropped.
+    pub fn with_failover<S: AsRef<str>>(base_urls: &[S]) -> Result<Self, ClientError> {
+        let mut bases: Vec<Url> = Vec::with_capacity(base_urls.len());
+        for u in base_urls {
+            let base = parse_base(u.as_ref())?;
+            if !bases.contains(&base) {
+                bases.push(base);
             }
         }
-        if base.host_str().is_none_or(str::is_empty) {
-            return Err(ClientError::InvalidUrl(format!("{base_url:?}: no host")));
-        }
-        if base.query().is_some() || base.fragment().is_some() {
-            return Err(ClientError::InvalidUrl(format!(
-                "{base_url:?}: must not have a query or fragment"
-            )));
-        }
-        if !base.username().is_empty() || base.password().is_some() {
-            return Err(ClientError::InvalidUrl(format!(
-                "{base_url:?}: must not carry credentials"
-            )));
-        }
-        if !base.path().ends_with('/') {
-            let path = format!("{}/", base.path());
-            base.set_path(&path);
+        if bases.is_empty() {
+            return Err(ClientError::InvalidUrl("no coordinator URL given".into()));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
@@ -209,7 +243,8 @@ impl CoordinatorClient {
             .map_err(|e| ClientError::InvalidUrl(format!("cannot build the HTTP client: {e}")))?;
         Ok(Self {
             http,
-            base,
+            bases: Arc::new(bases),
+            current: Arc::new(AtomicUsize::new(0)),
             timeout: DEFAULT_REQUEST_TIMEOUT,
             bearer_token: None,
         })
@@ -229,9 +264,35 @@ impl CoordinatorClient {
         self
     }
 
-    /// The coordinator's base URL (always ending in `/`).
+    /// The base URL of the coordinator requests go to now (always ending in `/`).
     pub fn base_url(&self) -> &Url {
-        &self.base
+        &self.bases[self.current_index()]
+    }
+
+    /// Every coordinator this client may use, in failover order.
+    pub fn base_urls(&self) -> &[Url] {
+        &self.bases
+    }
+
+    fn current_index(&self) -> usize {
+        self.current.load(Ordering::Relaxed) % self.bases.len()
+    }
+
+    /// Moves on from coordinator `from` (unless another request already did).
+    fn fail_over(&self, from: usize, error: &reqwest::Error) {
+        let next = (from + 1) % self.bases.len();
+        if self
+            .current
+            .compare_exchange(from, next, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
+        {
+            tracing::warn!(
+                from = %self.bases[from],
+                to = %self.bases[next],
+                error = %error_chain(error),
+                "coordinator unreachable; failing over"
+            );
+        }
     }
 
     /// The per-request timeout.
@@ -239,14 +300,8 @@ impl CoordinatorClient {
         self.timeout
     }
 
-    fn url(&self, path: &str) -> Result<Url, ClientError> {
-        self.base
-            .join(path)
-            .map_err(|e| ClientError::InvalidUrl(format!("{path}: {e}")))
-    }
-
     /// Sends one request and returns the status and the body of a 2xx answer; any other
-    /// status becomes [`ClientError::Api`].
+    /// status becomes [`ClientError::Api`]. Fails over as the type's docs say.
     async fn send<B: Serialize + ?Sized, Q: Serialize + ?Sized>(
         &self,
         method: Method,
@@ -255,10 +310,42 @@ impl CoordinatorClient {
         body: Option<&B>,
         bearer: bool,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
-        let mut req = self
-            .http
-            .request(method, self.url(path)?)
-            .timeout(self.timeout);
+        let n = self.bases.len();
+        let start = self.current_index();
+        let mut tried = 0;
+        loop {
+            let idx = (start + tried) % n;
+            tried += 1;
+            match self
+                .send_to(idx, method.clone(), path, query, body, bearer)
+                .await
+            {
+                Err(ClientError::Transport(e)) if n > 1 => {
+                    self.fail_over(idx, &e);
+                    // Not connected: the request was never sent; try the next one now.
+                    if e.is_connect() && tried < n {
+                        continue;
+                    }
+                    return Err(ClientError::Transport(e));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn send_to<B: Serialize + ?Sized, Q: Serialize + ?Sized>(
+        &self,
+        idx: usize,
+        method: Method,
+        path: &str,
+        query: Option<&Q>,
+        body: Option<&B>,
+        bearer: bool,
+    ) -> Result<(StatusCode, Vec<u8>), ClientError> {
+        let url = self.bases[idx]
+            .join(path)
+            .map_err(|e| ClientError::InvalidUrl(format!("{path}: {e}")))?;
+        let mut req = self.http.request(method, url).timeout(self.timeout);
         if let Some(q) = query {
             req = req.query(q);
         }
@@ -300,6 +387,14 @@ impl CoordinatorClient {
             response: decode(&bytes)?,
             created: status == StatusCode::CREATED,
         })
+    }
+
+    /// `GET /api/coordinator`: the deployment's network, public key and key id.
+    pub async fn coordinator_info(
+        &self,
+    ) -> Result<bitsage_core::deployment::DeploymentInfo, ClientError> {
+        self.call::<(), _>(Method::GET, "api/coordinator", None)
+            .await
     }
 
     /// `GET /api/nodes/attestation-challenge`: a fresh nonce to attest over before
@@ -421,7 +516,11 @@ impl CoordinatorClient {
     pub async fn ready(&self) -> Result<HealthResponse, ClientError> {
         let resp = self
             .http
-            .get(self.url("readyz")?)
+            .get(
+                self.base_url()
+                    .join("readyz")
+                    .map_err(|e| ClientError::InvalidUrl(format!("readyz: {e}")))?,
+            )
             .timeout(self.timeout)
             .send()
             .await

@@ -38,6 +38,10 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// bad signature), so it does not tell whether a node id exists.
 pub const REQUEST_REJECTED: &str = "request rejected: unknown node or bad signature";
 
+/// The error `type` of a completion whose envelope was altered in transit (400; the agent
+/// sends it again, the node is not blamed).
+pub const TRANSPORT_ERROR: &str = "transport_error";
+
 /// Compares two byte strings in time independent of where they differ.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
@@ -90,13 +94,14 @@ pub async fn get(state: &AppState, id: &str) -> ApiResult<JobView> {
 }
 
 /// Authenticates a signed agent request: the node exists, `verify` accepts the signature
-/// with its stored key, `sent_at` is within the skew window and the signature was not used
-/// before. Returns the node.
+/// with its stored key, `sent_at` is within the skew window and the message (its
+/// `signed_bytes`) was not accepted before by any coordinator sharing the store. Returns the
+/// node.
 async fn authenticate(
     state: &AppState,
     node_id: &NodeId,
     sent_at: Timestamp,
-    signature: &bitsage_core::crypto::SignatureBytes,
+    signed_bytes: &[u8],
     verify: impl FnOnce(&bitsage_core::crypto::PublicKey) -> Result<(), Error>,
     now: Timestamp,
 ) -> ApiResult<NodeRecord> {
@@ -107,7 +112,13 @@ async fn authenticate(
         .ok_or_else(|| ApiError::unauthorized(REQUEST_REJECTED))?;
     verify(&node.public_key).map_err(|_| ApiError::unauthorized(REQUEST_REJECTED))?;
     check_skew(sent_at, now, state.config.max_clock_skew)?;
-    state.replay.check(signature)?;
+    bitsage_core::replay::accept_once(
+        &*state.replay,
+        signed_bytes,
+        sent_at,
+        state.config.max_clock_skew,
+    )
+    .await?;
     Ok(node)
 }
 
@@ -169,7 +180,7 @@ pub async fn lease(
         state,
         &req.node_id,
         req.sent_at,
-        &req.signature,
+        &req.canonical_bytes(),
         |k| req.verify(k),
         now,
     )
@@ -214,7 +225,7 @@ fn probe_ticket(state: &AppState, node: &NodeId, now: Timestamp) -> ApiResult<Pr
     let expires_at = bitsage_core::time::after(now, state.config.probe_ttl)
         .ok_or_else(|| ApiError::internal(&"probe expiry out of range"))?;
     Ok(ProbeTicket::signed(
-        &state.signing_key,
+        state.signing_key(),
         node.clone(),
         spec,
         expires_at,
@@ -265,11 +276,23 @@ pub async fn complete(
         state,
         &req.node_id,
         req.sent_at,
-        &req.signature,
+        &req.canonical_bytes(),
         |k| req.verify(k),
         now,
     )
     .await?;
+    // The node signed the digest of the envelope it sent: bytes that no longer hash to it
+    // were altered on the way. That is no fault of the node's — refuse before verification
+    // (which would quarantine it) and let it send again.
+    if req.envelope.transport_digest() != req.envelope_digest {
+        tracing::warn!(node = %node.id, job = %req.job_id, "proof envelope altered in transit");
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            TRANSPORT_ERROR,
+            "the proof envelope does not match the digest the node signed: it was altered in \
+             transit; send it again",
+        ));
+    }
     forbidden_if_quarantined(&node)?;
     match (&req.probe, &req.lease_id) {
         (Some(_), None) => complete_probe(state, node, req, now).await,
@@ -431,7 +454,7 @@ async fn complete_job(
         ));
     }
     if !already_done {
-        let proof_ref = state.proofs.put(&job.spec.id, &req.envelope).await?;
+        let proof_ref = state.proofs.put_proof(&req.envelope).await?;
         let result = JobResult {
             output: verified.output.clone(),
             proof_hash: verified.proof_hash,
@@ -440,7 +463,7 @@ async fn complete_job(
         };
         state.store.complete_job(&lease, &result, now).await?;
     }
-    let receipt = Receipt::countersign(body.clone(), *receipt_sig, &state.signing_key)?;
+    let receipt = Receipt::countersign(body.clone(), *receipt_sig, state.signing_key())?;
     state.store.insert_receipt(&receipt).await?;
     let entry = EarningEntry {
         id: EntryId(job.spec.id.0),
@@ -467,7 +490,7 @@ pub async fn fail(state: &AppState, req: FailRequest, now: Timestamp) -> ApiResu
         state,
         &req.node_id,
         req.sent_at,
-        &req.signature,
+        &req.canonical_bytes(),
         |k| req.verify(k),
         now,
     )

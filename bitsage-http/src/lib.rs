@@ -3,9 +3,9 @@
 //! The coordinator's HTTP surface, built on axum 0.8 (hyper 1), and the wire types agents
 //! reuse ([`api`]).
 //!
-//! [`router`] builds the whole API over an [`AppState`] (a [`DynJobStore`], the verifier every
-//! proof goes through, an optional chain source, the [`ProofArchive`], the coordinator's
-//! signing key and an [`HttpConfig`]); tests drive it with `tower::ServiceExt::oneshot`, no
+//! [`router`] builds the whole API over an [`AppState`] (the store and its replay log, the
+//! verifier every proof goes through, an optional chain source, the proof store, the
+//! deployment key and an [`HttpConfig`]); tests drive it with `tower::ServiceExt::oneshot`, no
 //! socket. Every error — domain errors, malformed bodies, unknown routes, wrong methods,
 //! oversized bodies, even a panic — is answered as `{"error":{"type":"…","message":"…"}}`
 //! with the matching status; internal details stay in the logs.
@@ -21,6 +21,8 @@
 //! - dashboard ([`dashboard`]): `GET /api/validator/status|gpus|rewards|history` (wallet in
 //!   `X-Wallet-Address`), `GET /api/network/stats|workers`, `GET /api/summary`,
 //!   `GET /api/contracts` (addresses read and the event indexer's status)
+//! - deployment: `GET /api/coordinator` (and `/.well-known/bitsage.json`): network, public
+//!   key and key id every receipt is countersigned with
 //! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
 //!   `GET /openapi.json`, `GET /metrics` (Prometheus, see [`metrics`])
 
@@ -33,8 +35,6 @@ pub mod extract;
 pub mod jobs;
 pub mod metrics;
 pub mod openapi;
-pub mod proofs;
-pub mod replay;
 pub mod routes;
 pub mod service;
 
@@ -47,15 +47,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bitsage_core::crypto::PublicKey;
-use bitsage_core::{DynChainSource, DynJobStore, DynProver};
+use bitsage_core::deployment::DeploymentKey;
+use bitsage_core::{
+    DynChainSource, DynCoordinatorStore, DynJobStore, DynProofStore, DynProver, DynReplayLog,
+};
 use ed25519_dalek::SigningKey;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
-pub use proofs::ProofArchive;
-pub use replay::ReplayGuard;
 
 /// Settings of the HTTP surface and of the coordinator services behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +115,16 @@ impl Default for HttpConfig {
 }
 
 /// What every handler shares. Cheap to clone (everything is behind `Arc`s).
+///
+/// Nothing here is per-process state that coordinators of one deployment must agree on: the
+/// store, the replay log and the proof store are shared backends, and the deployment key is
+/// the same file or secret on every coordinator.
 #[derive(Clone)]
 pub struct AppState {
     /// The coordinator's store.
     pub store: DynJobStore,
+    /// Signed node messages already accepted (lease, complete, fail), shared through the store.
+    pub replay: DynReplayLog,
     /// The verifier every submitted proof goes through (the coordinator's own policy).
     pub verifier: DynProver,
     /// The chain source for stake, rewards and reputation; `None` until one is configured
@@ -126,34 +133,34 @@ pub struct AppState {
     /// The contracts read and the indexer's status, for `GET /api/contracts` (`None`: no
     /// chain configured).
     pub chain_info: Option<Arc<dyn contracts::ChainInfo>>,
-    /// Where accepted proof envelopes are kept.
-    pub proofs: ProofArchive,
-    /// The coordinator's ed25519 key (countersigns receipts, signs probe tickets).
-    pub signing_key: Arc<SigningKey>,
-    /// Signatures seen recently (replay protection for lease/complete/fail requests).
-    pub replay: ReplayGuard,
+    /// Where accepted proof envelopes are kept, by hash.
+    pub proofs: DynProofStore,
+    /// The deployment's key (countersigns receipts, signs probe tickets and attestation
+    /// challenges), the same on every coordinator of the network.
+    pub deployment: Arc<DeploymentKey>,
     /// Settings.
     pub config: HttpConfig,
 }
 
 impl AppState {
-    /// State over `store`, verifying with `verifier`, keeping proofs in `proofs`, signing with
-    /// `signing_key`. No chain source: add one with [`AppState::with_chain`].
+    /// State over `store` (also the replay log), verifying with `verifier`, keeping proofs in
+    /// `proofs`, signing with `deployment`. No chain source: add one with
+    /// [`AppState::with_chain`].
     pub fn new(
-        store: DynJobStore,
+        store: DynCoordinatorStore,
         verifier: DynProver,
-        proofs: ProofArchive,
-        signing_key: SigningKey,
+        proofs: DynProofStore,
+        deployment: DeploymentKey,
         config: HttpConfig,
     ) -> Self {
         Self {
-            store,
+            store: store.clone(),
+            replay: store,
             verifier,
             chain: None,
             chain_info: None,
             proofs,
-            signing_key: Arc::new(signing_key),
-            replay: ReplayGuard::new(config.max_clock_skew),
+            deployment: Arc::new(deployment),
             config,
         }
     }
@@ -170,22 +177,28 @@ impl AppState {
         self
     }
 
-    /// The coordinator's public key.
+    /// The deployment's public key.
     pub fn public_key(&self) -> PublicKey {
-        PublicKey::of(&self.signing_key)
+        self.deployment.public_key()
+    }
+
+    /// The deployment's signing key.
+    pub fn signing_key(&self) -> &SigningKey {
+        self.deployment.signing_key()
     }
 }
 
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Never print the secret key.
+        // `DeploymentKey`'s Debug never prints the secret key.
         f.debug_struct("AppState")
             .field("store", &self.store)
+            .field("replay", &self.replay)
             .field("verifier", &self.verifier)
             .field("chain", &self.chain)
             .field("chain_info", &self.chain_info)
             .field("proofs", &self.proofs)
-            .field("public_key", &self.public_key())
+            .field("deployment", &self.deployment)
             .field("config", &self.config)
             .finish()
     }
@@ -229,6 +242,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/earnings/{node}", get(routes::earnings))
         .route("/api/network/stats", get(routes::network_stats))
         .route("/api/contracts", get(routes::contracts))
+        .route("/api/coordinator", get(routes::coordinator))
+        .route("/.well-known/bitsage.json", get(routes::coordinator))
         .route("/metrics", get(routes::metrics))
         .route("/livez", get(routes::livez))
         .route("/health/live", get(routes::livez))

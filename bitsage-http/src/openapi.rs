@@ -303,7 +303,7 @@ fn paths() -> Value {
             "/api/jobs/complete": { "post": op("jobs", "completeJob",
                 "A node hands in a proof and its signed receipt; the coordinator verifies, countersigns and credits.",
                 vec![], Some("CompleteRequest"),
-                &[("200", "Accepted", Some("CompleteResponse")), bad, unauthorized, not_found, conflict, too_large, media,
+                &[("200", "Accepted", Some("CompleteResponse")), ("400", "Malformed request, or `transport_error`: the envelope does not match the digest the node signed", None), unauthorized, not_found, conflict, too_large, media,
                   ("422", "Proof rejected", None)]) },
             "/api/jobs/fail": { "post": op("jobs", "failJob",
                 "A node gives a leased job back (signed); it is re-queued or failed at its retry limit.",
@@ -401,6 +401,12 @@ fn paths() -> Value {
                 vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
             "/health/ready": { "get": op("ops", "healthReady", "Alias of `/readyz`.",
                 vec![], None, &[("200", "Ready", Some("HealthResponse")), ("503", "Not ready", Some("HealthResponse"))]) },
+            "/api/coordinator": { "get": op("deployment", "coordinator",
+                "The deployment's network, public key and key id (the same on every coordinator of the network).",
+                vec![], None, &[("200", "The deployment", Some("DeploymentInfo"))]) },
+            "/.well-known/bitsage.json": { "get": op("deployment", "wellKnown",
+                "Alias of `/api/coordinator`.",
+                vec![], None, &[("200", "The deployment", Some("DeploymentInfo"))]) },
             "/api/contracts": { "get": {
                 "tags": ["dashboard"], "operationId": "contracts",
                 "summary": "The contracts the coordinator reads and its event indexer's status (cursor, head, lag); `status: unavailable` without a chain.",
@@ -778,6 +784,7 @@ fn schemas() -> Value {
                 "envelope": r("ProofEnvelope"),
                 "receipt": { "type": ["object", "null"], "description": "The receipt body the node signs (leased jobs)." },
                 "receipt_signature": nullable(r("Hex")),
+                "envelope_digest": { "allOf": [r("Hex")], "description": "The envelope's transport digest (BLAKE2s-256 over every field but the timings), signed: bytes altered in transit are refused with `transport_error`." },
                 "sent_at": r("Timestamp"), "signature": r("Hex")
             }), &[]),
             "CompleteResponse": obj("An accepted completion.", json!({
@@ -828,6 +835,12 @@ fn schemas() -> Value {
             "NetworkWorkerPage": page_of("NetworkWorker"),
             "NetworkWorkers": obj("The network view.", json!({
                 "generated_at": r("Timestamp"), "workers": section("NetworkWorkerPage")
+            }), &[]),
+            "DeploymentInfo": obj("The deployment's published identity: pin `public_key` before trusting a receipt.", json!({
+                "network": string("The network's name."),
+                "public_key": { "allOf": [r("Hex")], "description": "The deployment key every coordinator of the network countersigns receipts with (ed25519, hex)." },
+                "key_id": string("`bsk_` + the first 16 hex digits of BLAKE2s-256(\"bitsage/deployment-key-id/v1\" ‖ key)."),
+                "version": string("The coordinator's software version.")
             }), &[]),
             "LiveResponse": obj("The process answers.", json!({ "status": { "const": "ok" } }), &[]),
             "ComponentHealth": obj("One component's health.", json!({
@@ -953,7 +966,7 @@ fn build() -> Value {
         },
         "tags": [
             { "name": "nodes" }, { "name": "jobs" }, { "name": "receipts" },
-            { "name": "network" }, { "name": "dashboard" }, { "name": "ops" }
+            { "name": "network" }, { "name": "dashboard" }, { "name": "ops" }, { "name": "deployment" }
         ],
         "paths": paths(),
         "components": {

@@ -177,6 +177,11 @@ pub async fn contracts(State(state): State<AppState>) -> Response {
     Json(contracts::response(state.chain_info.as_deref())).into_response()
 }
 
+/// `GET /api/coordinator` (and `/.well-known/bitsage.json`): the deployment key to pin.
+pub async fn coordinator(State(state): State<AppState>) -> Response {
+    Json(service::coordinator_info(&state)).into_response()
+}
+
 /// `GET /metrics`: Prometheus text; 503 in the API error shape when the store cannot answer.
 pub async fn metrics(State(state): State<AppState>) -> Response {
     match metrics::render(&state, bitsage_core::time::now()).await {

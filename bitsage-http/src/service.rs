@@ -292,7 +292,7 @@ pub fn attestation_challenge(
         .ok_or_else(|| ApiError::internal(&"attestation challenge expiry out of range"))?;
     let nonce: [u8; ATTESTATION_NONCE_LEN] = rand::random();
     Ok(AttestationChallenge::signed(
-        &state.signing_key,
+        state.signing_key(),
         q.public_key,
         nonce,
         expires_at,
@@ -317,6 +317,14 @@ pub async fn attestation_evidence(state: &AppState, id: &NodeId) -> ApiResult<At
         summary: evidence.summary(),
         evidence,
     })
+}
+
+/// The version this coordinator reports in `GET /api/coordinator`.
+pub const COORDINATOR_VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// `GET /api/coordinator`: the deployment's network, public key and key id.
+pub fn coordinator_info(state: &AppState) -> bitsage_core::deployment::DeploymentInfo {
+    state.deployment.info(COORDINATOR_VERSION)
 }
 
 /// `GET /api/receipts`.
@@ -344,10 +352,10 @@ pub async fn receipt(state: &AppState, id: &str, with_proof: bool) -> ApiResult<
         .await?
         .ok_or_else(|| ApiError::not_found(format!("receipt {id} not found")))?;
     let envelope = if with_proof {
-        let job = receipt.body.job_id;
-        let envelope = state.proofs.get(&job).await?.ok_or_else(|| {
+        let (job, hash) = (receipt.body.job_id, receipt.body.proof_hash);
+        let envelope = state.proofs.get_proof(&hash).await?.ok_or_else(|| {
             ApiError::not_found(format!(
-                "the proof of job {job} is not in this coordinator's proof archive"
+                "the proof of job {job} (hash {hash}) is not in the deployment's proof store"
             ))
         })?;
         Some(envelope)

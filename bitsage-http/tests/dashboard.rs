@@ -25,7 +25,7 @@ use bitsage_core::{
 };
 use bitsage_http::api::{HeartbeatRequest, RegisterRequest};
 use bitsage_http::dashboard::{NetworkWorkers, Section, Summary, ValidatorStatus};
-use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
+use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
 use bitsage_store::InMemoryStore;
 use chrono::TimeDelta;
@@ -42,11 +42,13 @@ fn app_with(chain: Option<DynChainSource>, budget: Duration) -> TestApp {
         dashboard_budget: budget,
         ..HttpConfig::default()
     };
+    let proofs = Arc::new(bitsage_store::InMemoryProofStore::new());
     let mut state = AppState::new(
         store.clone(),
         Arc::new(StwoProver::new()),
-        ProofArchive::in_memory(),
-        SigningKey::from_bytes(&[42; 32]),
+        proofs.clone(),
+        bitsage_core::deployment::DeploymentKey::new(SigningKey::from_bytes(&[42; 32]), "test")
+            .expect("deployment key"),
         config,
     );
     if let Some(chain) = chain {
@@ -54,6 +56,7 @@ fn app_with(chain: Option<DynChainSource>, budget: Duration) -> TestApp {
     }
     TestApp {
         store,
+        proofs,
         app: router(state),
     }
 }
@@ -893,6 +896,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/network/stats"),
     ("GET", "/metrics"),
     ("GET", "/api/contracts"),
+    ("GET", "/api/coordinator"),
+    ("GET", "/.well-known/bitsage.json"),
     ("GET", "/livez"),
     ("GET", "/health/live"),
     ("GET", "/readyz"),

@@ -5,7 +5,7 @@
 mod common;
 
 use axum::http::StatusCode;
-use bitsage_core::crypto::{PublicKey, SignatureBytes};
+use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
 use bitsage_core::job::JobFilter;
 use bitsage_core::page::PageRequest;
 use bitsage_core::proof::ProofEnvelope;
@@ -78,6 +78,7 @@ fn probe_completion(
         envelope: env,
         receipt: None,
         receipt_signature: None,
+        envelope_digest: Hash32([0; 32]),
         sent_at: bitsage_core::time::now(),
         signature: SignatureBytes([0; 64]),
     }
@@ -118,6 +119,7 @@ fn job_completion(
         envelope: env,
         receipt: Some(body),
         receipt_signature: Some(receipt_signature),
+        envelope_digest: Hash32([0; 32]),
         sent_at: bitsage_core::time::now(),
         signature: SignatureBytes([0; 64]),
     }
@@ -465,4 +467,134 @@ async fn bad_job_submissions_are_refused() {
     )
     .await
     .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_proof_altered_in_transit_is_refused_without_blaming_the_node() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let job = submit(&t, 64, 1000).await;
+    let a = lease(&t, &k, "node-1").await.assignment.unwrap();
+    let env = prove(a.spec());
+    // The node signs the envelope it sends; a byte flips on the way.
+    let mut req = job_completion(&k, "node-1", &a, env.clone(), |_| {});
+    let mid = req.envelope.proof.len() / 2;
+    req.envelope.proof[mid] ^= 0x01;
+    send(&t.app, post_json("/api/jobs/complete", &req))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "transport_error");
+    let node = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+    assert_eq!(
+        node.status,
+        NodeStatus::Active,
+        "an honest node is not blamed"
+    );
+    let stored = t.store.get_job(&job.id).await.unwrap().unwrap();
+    assert_eq!(stored.status, JobStatus::Leased, "the lease is kept");
+    // Other fields the verifier reads are covered too (a commitment altered).
+    let mut req = job_completion(&k, "node-1", &a, env.clone(), |_| {});
+    req.envelope.commitments[0].0[0] ^= 0x80;
+    send(&t.app, post_json("/api/jobs/complete", &req))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "transport_error");
+    // Sent again intact, it is accepted.
+    let req = job_completion(&k, "node-1", &a, env, |_| {});
+    let r = send(&t.app, post_json("/api/jobs/complete", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+}
+
+#[tokio::test]
+async fn signed_requests_are_accepted_once_across_coordinators_and_restarts() {
+    let t = app();
+    let other = t.sibling();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    // A lease request captured on its way to one coordinator and replayed to another (or to
+    // the same one after a restart: a fresh router over the same store).
+    let req = LeaseRequest::signed(
+        &k,
+        node_id("node-1"),
+        rand_nonce(),
+        bitsage_core::time::now(),
+    );
+    let r = send(&t.app, post_json("/api/jobs/lease", &req)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    send(&other, post_json("/api/jobs/lease", &req))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    send(&t.sibling(), post_json("/api/jobs/lease", &req))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // A heartbeat replayed to another coordinator: refused, nothing stored.
+    let hb = heartbeat_request(&k, "node-1", 7);
+    let r = send(&t.app, post_json("/api/nodes/heartbeat", &hb)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let seen = t.store.last_seen(&node_id("node-1")).await.unwrap();
+    send(&other, post_json("/api/nodes/heartbeat", &hb))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(t.store.last_seen(&node_id("node-1")).await.unwrap(), seen);
+}
+
+#[tokio::test]
+async fn a_job_leased_on_one_coordinator_completes_on_another_with_one_deployment_key() {
+    let t = app();
+    let other = t.sibling();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let job = submit(&t, 64, 5000).await;
+    let a = lease(&t, &k, "node-1").await.assignment.unwrap();
+    let env = prove(a.spec());
+    let r = send(
+        &other,
+        post_json(
+            "/api/jobs/complete",
+            &job_completion(&k, "node-1", &a, env.clone(), |_| {}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let receipt = r.parse::<CompleteResponse>().receipt.unwrap().receipt;
+    // Both coordinators publish the one deployment key the receipt is countersigned with.
+    for app in [&t.app, &other] {
+        for path in ["/api/coordinator", "/.well-known/bitsage.json"] {
+            let r = send(app, get(path)).await;
+            assert_eq!(r.status, StatusCode::OK);
+            let info: bitsage_core::deployment::DeploymentInfo = r.parse();
+            info.check().expect("key id matches the key");
+            assert_eq!(info.public_key, receipt.body.coordinator_key);
+            assert_eq!(info.network, "test");
+        }
+    }
+    receipt.verify().expect("signatures verify");
+    // The proof is served by either coordinator.
+    for app in [&t.app, &other] {
+        let r = send(
+            app,
+            get(&format!("/api/receipts/{}?with_proof=true", job.id)),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+        let v = r.json();
+        assert_eq!(
+            v["envelope"]["proof_hash"],
+            serde_json::json!(env.proof_hash)
+        );
+    }
 }

@@ -7,15 +7,21 @@
 //!   jobs are leased with `FOR UPDATE SKIP LOCKED`; money is `NUMERIC(78,0)`.
 //! - [`InMemoryStore`] — process memory, for embedding, demos and tests.
 //!
-//! All three pass the same conformance suite (`bitsage_core::conformance::store`). Each SQL store
+//! - [`FsProofStore`] / [`InMemoryProofStore`] — proof envelopes by hash (`PgStore` is the
+//!   shared proof store of PostgreSQL deployments).
+//!
+//! Every store is also a [`bitsage_core::ReplayLog`] (signed node messages accepted once across
+//! coordinators and restarts). All three pass the same conformance suite (`bitsage_core::conformance::store`). Each SQL store
 //! owns its schema: migrations live in `migrations/<dialect>/` and are applied on connect.
 
 mod common;
 mod memory;
 mod pg;
+mod proofs;
 mod sqlite;
 pub mod testing;
 
 pub use memory::InMemoryStore;
 pub use pg::PgStore;
+pub use proofs::{FsProofStore, InMemoryProofStore};
 pub use sqlite::SqliteStore;

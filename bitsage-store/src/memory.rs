@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
+use bitsage_core::crypto::Hash32;
 use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
@@ -16,8 +17,8 @@ use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChang
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::{
-    Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, ReceiptId, Result, TimeWindow,
-    Timestamp, Transition,
+    Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, ReceiptId, ReplayLog, Result,
+    TimeWindow, Timestamp, Transition,
 };
 
 use crate::common::{
@@ -36,6 +37,7 @@ struct State {
     earnings: Vec<EarningEntry>,
     events: BTreeMap<(String, String, u32), ChainEvent>,
     cursors: HashMap<String, IndexerCursor>,
+    replay: HashMap<Hash32, Timestamp>,
 }
 
 /// A [`JobStore`] in process memory (one mutex; every method is atomic).
@@ -65,6 +67,27 @@ fn job_mut<'a>(s: &'a mut State, id: &JobId) -> Result<&'a mut JobRecord> {
         .iter_mut()
         .find(|j| j.spec.id == *id)
         .ok_or_else(|| Error::not_found("job", id))
+}
+
+#[async_trait]
+impl ReplayLog for InMemoryStore {
+    async fn remember_message(&self, digest: &Hash32, keep_until: Timestamp) -> Result<bool> {
+        self.with(|s| match s.replay.entry(*digest) {
+            std::collections::hash_map::Entry::Occupied(_) => Ok(false),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(keep_until);
+                Ok(true)
+            }
+        })
+    }
+
+    async fn purge_messages(&self, before: Timestamp) -> Result<u64> {
+        self.with(|s| {
+            let n = s.replay.len();
+            s.replay.retain(|_, keep| *keep >= before);
+            Ok((n - s.replay.len()) as u64)
+        })
+    }
 }
 
 #[async_trait]

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
+use bitsage_core::crypto::Hash32;
 use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
@@ -14,10 +15,11 @@ use bitsage_core::job::{
 use bitsage_core::ledger::{DailyEarnings, EarningEntry, EarningsTotal};
 use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange};
 use bitsage_core::page::{Page, PageRequest};
+use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::{
-    EntryId, Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus, ReceiptId,
-    Result, TimeWindow, Timestamp, TokenAmount, Transition,
+    EntryId, Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus, ProofStore,
+    ReceiptId, ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -282,6 +284,65 @@ async fn finish<T>(tx: Transaction<'_, Postgres>, result: Result<T>) -> Result<T
             }
             Err(e)
         }
+    }
+}
+
+#[async_trait]
+impl ReplayLog for PgStore {
+    async fn remember_message(&self, digest: &Hash32, keep_until: Timestamp) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO replay_log (digest, keep_until) VALUES ($1, $2) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&digest.0[..])
+        .bind(keep_until)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn purge_messages(&self, before: Timestamp) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM replay_log WHERE keep_until < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
+    }
+}
+
+/// The shared proof store of a PostgreSQL deployment: envelopes (JSON) in the `proofs` table.
+#[async_trait]
+impl ProofStore for PgStore {
+    fn proof_backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn put_proof(&self, envelope: &ProofEnvelope) -> Result<String> {
+        let bytes = serde_json::to_vec(envelope).map_err(json_err)?;
+        sqlx::query(
+            "INSERT INTO proofs (proof_hash, envelope) VALUES ($1, $2) \
+             ON CONFLICT (proof_hash) DO NOTHING",
+        )
+        .bind(&envelope.proof_hash.0[..])
+        .bind(bytes)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(format!("postgres:proofs/{}", envelope.proof_hash.to_hex()))
+    }
+
+    async fn get_proof(&self, hash: &Hash32) -> Result<Option<ProofEnvelope>> {
+        let row: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT envelope FROM proofs WHERE proof_hash = $1")
+                .bind(&hash.0[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        row.map(|b| serde_json::from_slice(&b).map_err(json_err))
+            .transpose()
     }
 }
 

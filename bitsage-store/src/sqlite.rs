@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
+use bitsage_core::crypto::Hash32;
 use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
@@ -22,7 +23,7 @@ use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::time::{from_micros, to_micros};
 use bitsage_core::{
     EntryId, Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus, ReceiptId,
-    Result, TimeWindow, Timestamp, TokenAmount, Transition,
+    ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -437,6 +438,32 @@ async fn finish<T>(tx: Transaction<'_, Sqlite>, result: Result<T>) -> Result<T> 
             }
             Err(e)
         }
+    }
+}
+
+#[async_trait]
+impl ReplayLog for SqliteStore {
+    async fn remember_message(&self, digest: &Hash32, keep_until: Timestamp) -> Result<bool> {
+        let inserted = sqlx::query(
+            "INSERT INTO replay_log (digest, keep_until) VALUES (?, ?) \
+             ON CONFLICT (digest) DO NOTHING",
+        )
+        .bind(&digest.0[..])
+        .bind(to_micros(keep_until))
+        .execute(&self.writer)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
+    async fn purge_messages(&self, before: Timestamp) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM replay_log WHERE keep_until < ?")
+            .bind(to_micros(before))
+            .execute(&self.writer)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
     }
 }
 

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitsage_core::attestation::{HostAttestation, RegistrationAttestation};
-use bitsage_core::crypto::{PublicKey, SignatureBytes};
+use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
 use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::ReceiptBody;
 use bitsage_core::time::{now, Timestamp};
@@ -86,6 +86,9 @@ pub struct AgentConfig {
     /// The coordinator's base URL (`http://host:port`; plain HTTP, see
     /// [`bitsage_http::client`]).
     pub coordinator_url: String,
+    /// More coordinators of the same deployment to fail over to, in order (default none): a
+    /// lease taken through one may be completed through another.
+    pub failover_urls: Vec<String>,
     /// The node id; `None`: derived from the key ([`NodeKey::default_node_id`]).
     pub node_id: Option<NodeId>,
     /// The wallet the node earns for.
@@ -120,6 +123,7 @@ impl AgentConfig {
     ) -> Self {
         Self {
             coordinator_url: coordinator_url.into(),
+            failover_urls: Vec::new(),
             node_id: None,
             wallet,
             key: key.into(),
@@ -208,7 +212,10 @@ impl Agent {
                 "agent version must be 1 to {MAX_AGENT_VERSION_LEN} printable characters"
             )));
         }
-        let client = CoordinatorClient::new(&config.coordinator_url)
+        let urls: Vec<&str> = std::iter::once(config.coordinator_url.as_str())
+            .chain(config.failover_urls.iter().map(String::as_str))
+            .collect();
+        let client = CoordinatorClient::with_failover(&urls)
             .map_err(|e| AgentError::Config(e.to_string()))?
             .with_timeout(config.request_timeout);
         let node_id = config
@@ -720,6 +727,7 @@ impl Ctx {
             envelope,
             receipt,
             receipt_signature,
+            envelope_digest: Hash32([0; 32]),
             sent_at,
             signature: SignatureBytes([0; 64]),
         })

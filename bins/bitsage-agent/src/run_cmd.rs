@@ -12,9 +12,16 @@ use bitsage_prover::StwoProver;
 /// Arguments of `bitsage-agent run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// The coordinator's base URL (plain HTTP), e.g. `http://127.0.0.1:8080`.
-    #[arg(long, env = "BITSAGE_COORDINATOR")]
-    coordinator: String,
+    /// The coordinator's base URL (plain HTTP), e.g. `http://127.0.0.1:8080`. Several
+    /// coordinators of one deployment (comma-separated or the flag repeated) are used in
+    /// order, failing over when one cannot be reached.
+    #[arg(
+        long,
+        env = "BITSAGE_COORDINATOR",
+        value_delimiter = ',',
+        required = true
+    )]
+    coordinator: Vec<String>,
     /// The Starknet wallet address the node earns for (`0x…`).
     #[arg(long, env = "BITSAGE_WALLET", value_parser = parse_wallet)]
     wallet: WalletAddress,
@@ -53,7 +60,10 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let mut config = AgentConfig::new(args.coordinator, args.wallet, KeySource::File(key_file));
+        let mut urls = args.coordinator.into_iter();
+        let first = urls.next().context("--coordinator is required")?;
+        let mut config = AgentConfig::new(first, args.wallet, KeySource::File(key_file));
+        config.failover_urls = urls.collect();
         config.node_id = args.node_id;
         config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
         config.max_backoff = std::time::Duration::from_secs(args.max_backoff_secs.max(1));

@@ -23,7 +23,7 @@ use bitsage_core::{JobKind, JobSpec, JobStatus, NodeId, NodeStatus, Prover, Toke
 use bitsage_gpu::{HostOnlySource, HostSource};
 use bitsage_http::api::{ReceiptListQuery, RegisterRequest, SubmitJobRequest};
 use bitsage_http::client::CoordinatorClient;
-use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
+use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
 use bitsage_store::InMemoryStore;
 use ed25519_dalek::SigningKey;
@@ -58,8 +58,9 @@ impl TestCoordinator {
         let state = AppState::new(
             Arc::new(InMemoryStore::new()),
             Arc::new(StwoProver::new()),
-            ProofArchive::in_memory(),
-            coordinator_key(),
+            Arc::new(bitsage_store::InMemoryProofStore::new()),
+            bitsage_core::deployment::DeploymentKey::new(coordinator_key(), "test")
+                .expect("deployment key"),
             config,
         );
         let app = router(state);

@@ -21,12 +21,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use bitsage_core::deployment::DeploymentKey;
 use bitsage_core::lifecycle::transition;
 use bitsage_core::node::NodeFilter;
 use bitsage_core::{
-    DynJobStore, JobStoreExt as _, LifecycleEvent, NodeId, NodeStatus, Timestamp, Transition,
+    DynCoordinatorStore, DynJobStore, DynProofStore, DynReplayLog, JobStoreExt as _,
+    LifecycleEvent, NodeId, NodeStatus, Timestamp, Transition,
 };
-use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
+use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -38,6 +40,62 @@ pub enum StoreConfig {
     Sqlite,
     /// PostgreSQL at this URL (scale-out: several coordinators may share it).
     Postgres(String),
+}
+
+/// Where the deployment's signing key comes from. Every coordinator of one network must load
+/// the same key: receipts, probe tickets and attestation challenges are signed with it and
+/// checked by whichever coordinator sees them next.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DeploymentKeySource {
+    /// `coordinator.key` in the data directory, created on first start (one coordinator).
+    DataDir,
+    /// A key file (64 hex digits, mode 0600) that must exist: shared by the coordinators of a
+    /// network (`bitsage-coordinator keygen --out FILE` makes one).
+    File(PathBuf),
+    /// The 32-byte secret seed as 64 hex digits (e.g. from `BITSAGE_DEPLOYMENT_KEY`).
+    Hex(String),
+}
+
+impl std::fmt::Debug for DeploymentKeySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::DataDir => f.write_str("DataDir"),
+            Self::File(p) => f.debug_tuple("File").field(p).finish(),
+            // Never print the secret.
+            Self::Hex(_) => f.write_str("Hex(<secret>)"),
+        }
+    }
+}
+
+/// The network name a coordinator reports when none is configured.
+pub const DEFAULT_NETWORK: &str = "bitsage-local";
+
+/// Loads the deployment key of `network` from `source` (`data_dir` for
+/// [`DeploymentKeySource::DataDir`]).
+pub fn load_deployment_key(
+    source: &DeploymentKeySource,
+    data_dir: &Path,
+    network: &str,
+) -> anyhow::Result<DeploymentKey> {
+    use bitsage_agent::key::NodeKey;
+    let key = match source {
+        DeploymentKeySource::DataDir => NodeKey::load_or_create(coordinator_key_path(data_dir))
+            .context("loading the coordinator key")?
+            .signing_key()
+            .clone(),
+        DeploymentKeySource::File(path) => NodeKey::load(path)
+            .with_context(|| format!("loading the deployment key {}", path.display()))?
+            .signing_key()
+            .clone(),
+        DeploymentKeySource::Hex(hex_seed) => {
+            let bytes = hex::decode(hex_seed.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .context("the deployment key must be 64 hex digits (a 32-byte ed25519 seed)")?;
+            ed25519_dalek::SigningKey::from_bytes(&bytes)
+        }
+    };
+    Ok(DeploymentKey::new(key, network)?)
 }
 
 /// Everything a coordinator needs to start.
@@ -62,6 +120,10 @@ pub struct CoordinatorConfig {
     /// The chain to read stake, rewards and reputation from (and index events of); `None`:
     /// those dashboard fields say `unavailable` with the reason.
     pub chain: Option<chain::ChainConfig>,
+    /// Where the deployment key comes from (default: the data directory).
+    pub deployment_key: DeploymentKeySource,
+    /// The network's name, published with the key (default [`DEFAULT_NETWORK`]).
+    pub network: String,
 }
 
 impl CoordinatorConfig {
@@ -77,6 +139,8 @@ impl CoordinatorConfig {
             sweep_interval: Duration::from_secs(2),
             gpu_retention: Duration::from_secs(7 * 24 * 3600),
             chain: None,
+            deployment_key: DeploymentKeySource::DataDir,
+            network: DEFAULT_NETWORK.to_string(),
         }
     }
 
@@ -99,23 +163,39 @@ impl CoordinatorConfig {
             "sweep_interval must be positive"
         );
         anyhow::ensure!(self.http.fee_bps <= 10_000, "fee_bps must be at most 10000");
+        bitsage_core::deployment::check_network_name(&self.network)?;
         Ok(())
     }
 }
 
 /// Opens the configured store (applying its migrations).
-pub async fn open_store(config: &CoordinatorConfig) -> anyhow::Result<DynJobStore> {
+pub async fn open_store(config: &CoordinatorConfig) -> anyhow::Result<DynCoordinatorStore> {
+    Ok(open_stores(config).await?.0)
+}
+
+/// Opens the configured store and the proof store that goes with it: SQLite keeps proofs as
+/// files in `<data dir>/proofs`; PostgreSQL keeps them in the database, so every coordinator
+/// sharing it serves every proof.
+pub async fn open_stores(
+    config: &CoordinatorConfig,
+) -> anyhow::Result<(DynCoordinatorStore, DynProofStore)> {
     Ok(match &config.store {
-        StoreConfig::Sqlite => Arc::new(
-            bitsage_store::SqliteStore::open_dir(&config.data_dir)
+        StoreConfig::Sqlite => {
+            let store = bitsage_store::SqliteStore::open_dir(&config.data_dir)
                 .await
-                .with_context(|| format!("opening SQLite in {}", config.data_dir.display()))?,
-        ),
-        StoreConfig::Postgres(url) => Arc::new(
-            bitsage_store::PgStore::connect(url)
-                .await
-                .context("connecting to PostgreSQL")?,
-        ),
+                .with_context(|| format!("opening SQLite in {}", config.data_dir.display()))?;
+            let proofs = bitsage_store::FsProofStore::open(config.data_dir.join("proofs"))
+                .context("opening the proof directory")?;
+            (Arc::new(store), Arc::new(proofs))
+        }
+        StoreConfig::Postgres(url) => {
+            let store = Arc::new(
+                bitsage_store::PgStore::connect(url)
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            );
+            (store.clone(), store)
+        }
     })
 }
 
@@ -166,15 +246,14 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
     config.validate()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
-    let store = open_store(&config).await?;
-    let key = bitsage_agent::key::NodeKey::load_or_create(coordinator_key_path(&config.data_dir))
-        .context("loading the coordinator key")?;
-    let proofs = ProofArchive::dir(config.data_dir.join("proofs"))?;
+    let deployment =
+        load_deployment_key(&config.deployment_key, &config.data_dir, &config.network)?;
+    let (store, proofs) = open_stores(&config).await?;
     let state = AppState::new(
         store,
         Arc::new(StwoProver::new()),
         proofs,
-        key.signing_key().clone(),
+        deployment,
         config.http.clone(),
     );
     serve_state(config, state).await
@@ -209,14 +288,27 @@ pub async fn serve_state(
             .await
             .context("HTTP server")
     });
-    let services = run_services(state.store.clone(), config.clone(), rx);
+    let services = run_services(
+        state.store.clone(),
+        state.replay.clone(),
+        config.clone(),
+        rx,
+    );
     let sweeper = tokio::spawn(async move {
         services.await;
         if let Some(indexer) = indexer {
             let _ = indexer.await;
         }
     });
-    tracing::info!(%addr, backend = state.store.backend(), "coordinator listening");
+    tracing::info!(
+        %addr,
+        backend = state.store.backend(),
+        proofs = state.proofs.proof_backend(),
+        network = state.deployment.network(),
+        key_id = state.deployment.key_id(),
+        public_key = %state.public_key(),
+        "coordinator listening"
+    );
     Ok(RunningCoordinator {
         addr,
         state,
@@ -227,9 +319,11 @@ pub async fn serve_state(
 }
 
 /// The background services, every `sweep_interval` until `stop`: lifecycle sweep, lease
-/// expiry, GPU-sample retention. A failing pass is logged and retried next time.
+/// expiry, GPU-sample retention, replay-log purge. A failing pass is logged and retried next
+/// time.
 async fn run_services(
     store: DynJobStore,
+    replay: DynReplayLog,
     config: CoordinatorConfig,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -262,6 +356,10 @@ async fn run_services(
             if let Err(e) = store.delete_gpu_samples_before(cutoff).await {
                 tracing::warn!(error = %e, "GPU sample retention failed");
             }
+        }
+        // Entries are kept until their message could no longer pass the skew check.
+        if let Err(e) = replay.purge_messages(now).await {
+            tracing::warn!(error = %e, "replay log purge failed");
         }
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use bitsage_chain::ContractAddresses;
 use bitsage_coordinator::chain::ChainConfig;
 use bitsage_coordinator::dev::{self, DevOptions};
-use bitsage_coordinator::{serve, CoordinatorConfig, StoreConfig};
+use bitsage_coordinator::{serve, CoordinatorConfig, DeploymentKeySource, StoreConfig};
 use bitsage_core::node::NodeFilter;
 use bitsage_core::page::PageRequest;
 use bitsage_core::WalletAddress;
@@ -38,6 +38,13 @@ enum Command {
     /// One machine, one command: coordinator + an in-process agent for this host + a demo job
     /// feeder, on SQLite in `--data-dir`.
     Dev(DevArgs),
+    /// Create a deployment key file (mode 0600) to share among the coordinators of a network
+    /// (`--key-file`); prints its public key and key id.
+    Keygen {
+        /// Where to write the key; refused if the file exists.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Open the store (creating it if needed), apply migrations and report what it holds.
     Migrate {
         /// SQLite data directory (the embedded default).
@@ -87,9 +94,40 @@ struct ServeArgs {
     #[arg(long, env = "BITSAGE_SUBMIT_TOKEN")]
     submit_token: Option<String>,
     #[command(flatten)]
+    deployment: DeploymentArgs,
+    #[command(flatten)]
     chain: ChainArgs,
     #[command(flatten)]
     tuning: Tuning,
+}
+
+/// The deployment's identity: its signing key (shared by every coordinator of the network)
+/// and its name.
+#[derive(Debug, Args)]
+struct DeploymentArgs {
+    /// The deployment key file (made by `keygen`), the same on every coordinator of the
+    /// network. Without it (and without `BITSAGE_DEPLOYMENT_KEY`) the key is
+    /// `coordinator.key` in the data directory, created on first start.
+    #[arg(long, env = "BITSAGE_KEY_FILE")]
+    key_file: Option<PathBuf>,
+    /// The network's name, published at `GET /api/coordinator` with the key.
+    #[arg(long, env = "BITSAGE_NETWORK", default_value = bitsage_coordinator::DEFAULT_NETWORK)]
+    network: String,
+}
+
+impl DeploymentArgs {
+    fn source(&self) -> anyhow::Result<DeploymentKeySource> {
+        // The secret itself comes from the environment only (never a flag: `ps` shows flags).
+        let env = std::env::var("BITSAGE_DEPLOYMENT_KEY").ok();
+        Ok(match (&self.key_file, env) {
+            (Some(_), Some(_)) => anyhow::bail!(
+                "give the deployment key once: --key-file/BITSAGE_KEY_FILE or BITSAGE_DEPLOYMENT_KEY"
+            ),
+            (Some(path), None) => DeploymentKeySource::File(path.clone()),
+            (None, Some(hex)) => DeploymentKeySource::Hex(hex),
+            (None, None) => DeploymentKeySource::DataDir,
+        })
+    }
 }
 
 /// The chain to read (all of `--starknet-rpc` and the three addresses, or none).
@@ -209,6 +247,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         None => run_server(cli.serve).await,
         Some(Command::Dev(args)) => run_dev(args).await,
+        Some(Command::Keygen { out }) => keygen(out),
         Some(Command::Migrate {
             data_dir,
             database_url,
@@ -231,8 +270,18 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = config_from(args.listen, args.data_dir, store, &args.tuning);
     config.http.submit_token = args.submit_token;
     config.chain = args.chain.config()?;
+    config.deployment_key = args.deployment.source()?;
+    config.network = args.deployment.network.clone();
     let running = serve(config).await?;
-    println!("bitsage-coordinator listening on {}", running.url());
+    let d = &running.state.deployment;
+    println!(
+        "bitsage-coordinator listening on {} (network {}, deployment key {} = {}; pin it: {}/api/coordinator)",
+        running.url(),
+        d.network(),
+        d.key_id(),
+        d.public_key(),
+        running.url()
+    );
     running.run_until(stop_signal()).await
 }
 
@@ -263,6 +312,19 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
         }
     };
     dev::run(options, stop).await
+}
+
+fn keygen(out: PathBuf) -> anyhow::Result<()> {
+    let key = bitsage_agent::key::NodeKey::create(&out)
+        .with_context(|| format!("creating {}", out.display()))?;
+    let public = key.public_key();
+    println!(
+        "deployment key written to {} (mode 0600)\npublic key {}\nkey id {}",
+        out.display(),
+        public,
+        bitsage_core::deployment::key_id(&public)
+    );
+    Ok(())
 }
 
 async fn migrate(data_dir: PathBuf, database_url: Option<String>) -> anyhow::Result<()> {

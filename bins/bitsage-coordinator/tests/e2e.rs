@@ -12,7 +12,7 @@ mod support;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use bitsage_core::crypto::{PublicKey, SignatureBytes};
+use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
 use bitsage_core::node::HardwareReport;
 use bitsage_core::{JobId, JobKind, JobStatus, NodeId, NodeStatus, TokenAmount, WalletAddress};
 use bitsage_http::api::{
@@ -372,6 +372,7 @@ async fn e2e_tampered_proof_is_rejected_and_the_node_quarantined() {
         envelope,
         receipt: None,
         receipt_signature: None,
+        envelope_digest: Hash32([0; 32]),
         sent_at: bitsage_core::time::now(),
         signature: SignatureBytes([0; 64]),
     }
@@ -469,7 +470,7 @@ async fn e2e_dev_mode_has_an_active_node_and_receipts_within_60s() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("spawn dev");
-    let _dev = Proc { child, name: "dev" };
+    let mut dev = Proc { child, name: "dev" };
     let client = ready_client(port).await;
     let limit = Duration::from_secs(60);
     wait_for("an active node and a receipt in dev mode", limit, || {
@@ -492,5 +493,48 @@ async fn e2e_dev_mode_has_an_active_node_and_receipts_within_60s() {
             .expect("contracts JSON");
         assert_eq!(contracts["status"], "ok", "{contracts}");
         assert_eq!(contracts["contracts"].as_array().map(Vec::len), Some(3));
+        // No orphans: SIGKILL the coordinator and its devnet child dies with it.
+        let children = child_pids(dev.child.id());
+        assert!(!children.is_empty(), "dev mode runs its devnet as a child");
+        dev.kill9();
+        wait_for(
+            "the devnet child to die with dev",
+            Duration::from_secs(10),
+            || {
+                let alive: Vec<u32> = children
+                    .iter()
+                    .copied()
+                    .filter(|p| is_running(*p))
+                    .collect();
+                async move { alive.is_empty().then_some(()) }
+            },
+        )
+        .await;
+    }
+}
+
+/// The pids of `pid`'s children (Linux `/proc`).
+fn child_pids(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+            out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+    }
+    out
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+fn is_running(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
     }
 }

@@ -6,4 +6,5 @@
 pub mod chain;
 pub mod gpu;
 pub mod prover;
+pub mod shared;
 pub mod store;

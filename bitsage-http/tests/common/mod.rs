@@ -9,7 +9,7 @@ use axum::Router;
 use bitsage_core::node::HardwareReport;
 use bitsage_core::{NodeId, WalletAddress};
 use bitsage_http::api::{ErrorBody, HeartbeatRequest, RegisterRequest};
-use bitsage_http::{router, AppState, HttpConfig, ProofArchive};
+use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
 use bitsage_store::InMemoryStore;
 use ed25519_dalek::SigningKey;
@@ -20,21 +20,40 @@ use tower::ServiceExt;
 /// An app and direct access to its store.
 pub struct TestApp {
     pub store: Arc<InMemoryStore>,
+    pub proofs: Arc<bitsage_store::InMemoryProofStore>,
     pub app: Router,
+}
+
+impl TestApp {
+    /// Another coordinator of the same deployment: its own router (and process state) over
+    /// the same store, proof store and deployment key — as after a restart, or behind a load
+    /// balancer.
+    pub fn sibling(&self) -> Router {
+        router(state_over(self.store.clone(), self.proofs.clone()))
+    }
+}
+
+fn state_over(
+    store: Arc<InMemoryStore>,
+    proofs: Arc<bitsage_store::InMemoryProofStore>,
+) -> AppState {
+    AppState::new(
+        store,
+        Arc::new(StwoProver::new()),
+        proofs,
+        bitsage_core::deployment::DeploymentKey::new(SigningKey::from_bytes(&[42; 32]), "test")
+            .expect("deployment key"),
+        HttpConfig::default(),
+    )
 }
 
 pub fn app() -> TestApp {
     let store = Arc::new(InMemoryStore::new());
-    let state = AppState::new(
-        store.clone(),
-        Arc::new(StwoProver::new()),
-        ProofArchive::in_memory(),
-        SigningKey::from_bytes(&[42; 32]),
-        HttpConfig::default(),
-    );
+    let proofs = Arc::new(bitsage_store::InMemoryProofStore::new());
     TestApp {
+        app: router(state_over(store.clone(), proofs.clone())),
         store,
-        app: router(state),
+        proofs,
     }
 }
 

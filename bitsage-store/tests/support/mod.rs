@@ -15,6 +15,12 @@ pub use bitsage_store::testing::{pg_url_or_skip, PG_URL_VAR};
 
 /// A fresh SQLite store in its own temporary directory (kept alive by the returned guard).
 pub async fn fresh_sqlite() -> (DynJobStore, tempfile::TempDir) {
+    let (store, dir) = fresh_sqlite_store().await;
+    (store, dir)
+}
+
+/// [`fresh_sqlite`] as the concrete type (for the other ports it implements).
+pub async fn fresh_sqlite_store() -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("temp dir");
     let store = SqliteStore::open_dir(dir.path())
         .await
@@ -24,6 +30,11 @@ pub async fn fresh_sqlite() -> (DynJobStore, tempfile::TempDir) {
 
 /// A fresh PgStore on a new database of the server at `url`.
 pub async fn fresh_pg(url: &str) -> DynJobStore {
+    fresh_pg_store(url).await
+}
+
+/// [`fresh_pg`] as the concrete type (for the other ports it implements).
+pub async fn fresh_pg_store(url: &str) -> Arc<PgStore> {
     let db = create_database(url, "bitsage_t")
         .await
         .expect("create test database");

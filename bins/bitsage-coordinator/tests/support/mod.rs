@@ -112,13 +112,26 @@ pub const FAST: &[&str] = &[
 /// Starts the coordinator server on `port` with its data in `data_dir` (and PostgreSQL when
 /// `pg` is given).
 pub fn start_coordinator(data_dir: &Path, port: u16, pg: Option<&str>) -> Proc {
+    start_coordinator_with(data_dir, port, pg, &[])
+}
+
+/// [`start_coordinator`] with more arguments (e.g. `--key-file`, `--network`).
+pub fn start_coordinator_with(
+    data_dir: &Path,
+    port: u16,
+    pg: Option<&str>,
+    extra: &[&str],
+) -> Proc {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitsage-coordinator"));
     cmd.arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .arg("--data-dir")
         .arg(data_dir)
         .args(FAST)
+        .args(extra)
         .env_remove("BITSAGE_DATABASE_URL")
+        .env_remove("BITSAGE_DEPLOYMENT_KEY")
+        .env_remove("BITSAGE_KEY_FILE")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

@@ -1,0 +1,212 @@
+//! Scale-out with real processes on loopback: three coordinators share one PostgreSQL
+//! database and one deployment key; three agents each start at a different coordinator and
+//! fail over to the others.
+//!
+//! Covered: jobs submitted at A are leased and completed through B and C; every receipt is
+//! countersigned with the one published key; `?with_proof=true` works on every coordinator;
+//! a lease request or heartbeat replayed to another coordinator — or to the same one after a
+//! SIGKILL and restart — is refused and nothing is stored; a coordinator SIGKILLed mid-run
+//! loses nothing acknowledged and its agents fail over.
+
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use bitsage_core::deployment::DeploymentInfo;
+use bitsage_core::node::HardwareReport;
+use bitsage_core::{JobId, JobKind, JobStatus, NodeId, ReceiptId, TokenAmount, WalletAddress};
+use bitsage_http::api::{HeartbeatRequest, LeaseRequest, RegisterRequest, SubmitJobRequest};
+use bitsage_http::client::CoordinatorClient;
+use ed25519_dalek::SigningKey;
+use support::*;
+
+const LONG: Duration = Duration::from_secs(180);
+
+async fn submit(client: &CoordinatorClient, n: usize, seed: u64) -> Vec<JobId> {
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let job = client
+            .submit_job(&SubmitJobRequest {
+                job: JobKind::Poseidon2Chain {
+                    seed: seed + i as u64,
+                    length: 64,
+                },
+                payment: TokenAmount::from_u128(1_000_000 + i as u128),
+                max_attempts: Some(5),
+            })
+            .await
+            .expect("submit");
+        ids.push(job.id);
+    }
+    ids
+}
+
+async fn wait_completed(client: &CoordinatorClient, ids: &[JobId]) {
+    for id in ids {
+        wait_for("a job to complete with its receipt", LONG, || {
+            let c = client.clone();
+            let id = *id;
+            async move {
+                c.job(&id)
+                    .await
+                    .ok()
+                    .filter(|j| j.status == JobStatus::Completed)?;
+                c.receipt(&ReceiptId(id.0)).await.ok()
+            }
+        })
+        .await;
+    }
+}
+
+fn keygen(path: &std::path::Path) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitsage-coordinator"))
+        .arg("keygen")
+        .arg("--out")
+        .arg(path)
+        .output()
+        .expect("run keygen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_three_coordinators_on_one_postgres() {
+    let Some(url) = pg_url_or_skip("e2e_three_coordinators_on_one_postgres") else {
+        return;
+    };
+    let db = fresh_pg_database(&url).await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let key_file = dir.path().join("deployment.key");
+    keygen(&key_file);
+    let key_arg = key_file.to_str().expect("utf-8 path").to_string();
+    let args = ["--key-file", key_arg.as_str(), "--network", "e2e-net"];
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let data: Vec<std::path::PathBuf> = (0..3).map(|i| dir.path().join(format!("c{i}"))).collect();
+    let mut coordinators: Vec<Proc> = (0..3)
+        .map(|i| start_coordinator_with(&data[i], ports[i], Some(&db), &args))
+        .collect();
+    let mut clients = Vec::new();
+    for p in &ports {
+        clients.push(ready_client(*p).await);
+    }
+    let urls: Vec<String> = ports
+        .iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+
+    // One published key, the same everywhere.
+    let mut infos = Vec::new();
+    for c in &clients {
+        let info: DeploymentInfo = c.coordinator_info().await.expect("coordinator info");
+        info.check().expect("consistent key id");
+        assert_eq!(info.network, "e2e-net");
+        infos.push(info);
+    }
+    assert!(infos.windows(2).all(|w| w[0] == w[1]), "{infos:?}");
+    let published = infos[0].public_key;
+
+    // Agent i starts at coordinator i and fails over to the others.
+    let _agents: Vec<Proc> = (0..3)
+        .map(|i| {
+            let order: Vec<&str> = (0..3).map(|k| urls[(i + k) % 3].as_str()).collect();
+            start_agent(&order.join(","), &dir.path().join(format!("node{i}.key")))
+        })
+        .collect();
+
+    // Jobs submitted at A are completed through whichever coordinator each agent talks to.
+    let first = submit(&clients[0], 9, 100).await;
+    wait_completed(&clients[0], &first).await;
+    let mut nodes = BTreeSet::new();
+    for id in &first {
+        for c in &clients {
+            let bundle = c
+                .receipt_with_proof(&ReceiptId(id.0))
+                .await
+                .expect("receipt with proof from every coordinator");
+            let r = &bundle.receipt.receipt;
+            r.verify().expect("signatures");
+            assert_eq!(r.body.coordinator_key, published, "one deployment key");
+            let env = bundle.envelope.expect("the proof");
+            assert_eq!(env.proof_hash, r.body.proof_hash);
+            nodes.insert(r.body.node_id.clone());
+        }
+    }
+    assert!(
+        nodes.len() >= 2,
+        "agents starting at B and C completed jobs too: {nodes:?}"
+    );
+
+    // Replays: a node of our own, registered through A.
+    let k = SigningKey::from_bytes(&[77; 32]);
+    let id = NodeId::parse("e2e-replayer").expect("id");
+    let reg = RegisterRequest::signed(
+        &k,
+        id.clone(),
+        WalletAddress::parse(WALLET).expect("wallet"),
+        HardwareReport::default(),
+        "e2e",
+        bitsage_core::time::now(),
+    );
+    clients[0].register(&reg).await.expect("register");
+    let lease = LeaseRequest::signed(&k, id.clone(), 1, bitsage_core::time::now());
+    clients[0].lease(&lease).await.expect("lease through A");
+    let err = clients[1].lease(&lease).await.expect_err("replay to B");
+    assert!(err.is_unauthorized(), "{err}");
+    let hb = HeartbeatRequest::signed(
+        &k,
+        id.clone(),
+        5,
+        bitsage_core::time::now(),
+        None,
+        "e2e",
+        vec![],
+    );
+    clients[1]
+        .heartbeat(&hb)
+        .await
+        .expect("heartbeat through B");
+    let seen = clients[0].node(&id).await.expect("node").last_seen;
+    let err = clients[2].heartbeat(&hb).await.expect_err("replay to C");
+    assert!(err.is_unauthorized(), "{err}");
+    assert_eq!(
+        clients[0].node(&id).await.expect("node").last_seen,
+        seen,
+        "nothing stored"
+    );
+    // The same lease request to A after A was SIGKILLed and restarted.
+    coordinators[0].kill9();
+    coordinators[0] = start_coordinator_with(&data[0], ports[0], Some(&db), &args);
+    let a = ready_client(ports[0]).await;
+    let err = a.lease(&lease).await.expect_err("replay after restart");
+    assert!(err.is_unauthorized(), "{err}");
+
+    // B dies mid-run: nothing acknowledged is lost, its agent fails over.
+    let second = submit(&clients[2], 6, 500).await;
+    coordinators[1].kill9();
+    wait_completed(&clients[2], &second).await;
+    for id in first.iter().chain(&second) {
+        let job = clients[2].job(id).await.expect("job");
+        assert_eq!(job.status, JobStatus::Completed);
+        let r = a.receipt(&ReceiptId(id.0)).await.expect("receipt");
+        assert_eq!(
+            r.receipt.body.proof_hash,
+            job.result.expect("result").proof_hash
+        );
+    }
+    let all = clients[2]
+        .receipts(&bitsage_http::api::ReceiptListQuery {
+            limit: Some(1000),
+            ..Default::default()
+        })
+        .await
+        .expect("receipts");
+    assert_eq!(
+        all.total as usize,
+        first.len() + second.len(),
+        "one receipt per job"
+    );
+}
