@@ -296,6 +296,60 @@ pub struct LeaseRef {
     pub node_id: NodeId,
 }
 
+/// A completion the coordinator verified, to settle in **one transaction** with
+/// [`crate::JobStore::settle_completion`]: the job's result, the countersigned receipt and the
+/// ledger credit (and their events) — all of it or none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedCompletion {
+    /// The lease the node completed.
+    pub lease: LeaseRef,
+    /// The verified result.
+    pub result: JobResult,
+    /// The receipt, countersigned (its `job_id` is the lease's job).
+    pub receipt: crate::receipt::Receipt,
+    /// The ledger credit (its `job_id` is the lease's job).
+    pub entry: crate::ledger::EarningEntry,
+}
+
+impl VerifiedCompletion {
+    /// Checks that the receipt and the entry are about the leased job and node.
+    pub fn check(&self) -> Result<(), Error> {
+        let job = self.lease.job_id;
+        if self.receipt.body.job_id != job || self.entry.job_id != job {
+            return Err(Error::invalid(
+                "completion",
+                "the receipt and the ledger entry must name the leased job",
+            ));
+        }
+        if self.receipt.body.node_id != self.lease.node_id
+            || self.entry.node_id != self.lease.node_id
+        {
+            return Err(Error::invalid(
+                "completion",
+                "the receipt and the ledger entry must name the lease's node",
+            ));
+        }
+        if self.receipt.body.proof_hash != self.result.proof_hash {
+            return Err(Error::invalid(
+                "completion",
+                "the receipt's proof hash must be the result's",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether `job` was already completed by this completion (same node, same proof): a
+    /// retry then only fills in what is missing.
+    pub fn already_applied_to(&self, job: &JobRecord) -> bool {
+        job.status == JobStatus::Completed
+            && job.completed_by.as_ref() == Some(&self.lease.node_id)
+            && job
+                .result
+                .as_ref()
+                .is_some_and(|r| r.proof_hash == self.result.proof_hash)
+    }
+}
+
 /// Filters for listing jobs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobFilter {

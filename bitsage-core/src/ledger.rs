@@ -26,8 +26,21 @@ pub struct EarningEntry {
     pub credited_at: Timestamp,
 }
 
+/// The payment arithmetic, in one place: the network's fee (`fee_bps` basis points of
+/// `payment`, rounded down) and what the node earns (`payment − fee`), exactly.
+pub fn split_payment(
+    payment: TokenAmount,
+    fee_bps: u16,
+) -> Result<(TokenAmount, TokenAmount), Error> {
+    if fee_bps > 10_000 {
+        return Err(Error::invalid("network fee", "above 100 %"));
+    }
+    let fee = payment.mul_bps(fee_bps)?;
+    Ok((fee, payment.checked_sub(fee)?))
+}
+
 impl EarningEntry {
-    /// A credit of `gross` with a fee of `fee_bps` basis points.
+    /// A credit of `gross` with a fee of `fee_bps` basis points ([`split_payment`]).
     pub fn with_fee_bps(
         node_id: NodeId,
         job_id: JobId,
@@ -35,17 +48,14 @@ impl EarningEntry {
         fee_bps: u16,
         credited_at: Timestamp,
     ) -> Result<Self, Error> {
-        if fee_bps > 10_000 {
-            return Err(Error::invalid("network fee", "above 100 %"));
-        }
-        let fee = gross.mul_bps(fee_bps)?;
+        let (fee, net) = split_payment(gross, fee_bps)?;
         Ok(Self {
             id: EntryId::new(),
             node_id,
             job_id,
             gross,
             fee,
-            net: gross.checked_sub(fee)?,
+            net,
             credited_at,
         })
     }

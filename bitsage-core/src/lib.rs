@@ -15,6 +15,7 @@ pub mod conformance;
 pub mod crypto;
 pub mod deployment;
 pub mod error;
+pub mod event;
 pub mod gpu;
 pub mod ids;
 pub mod job;
@@ -35,8 +36,8 @@ pub use ids::{EntryId, JobId, LeaseId, NodeId, ReceiptId};
 pub use job::{JobKind, JobSpec, JobStatus};
 pub use lifecycle::{LifecycleEvent, NodeStatus, Transition};
 pub use ports::{
-    ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore, DynGpuSource, DynJobStore,
-    DynProofStore, DynProver, DynReplayLog, GpuSource, Inserted, JobStore, JobStoreExt, ProofStore,
-    Prover, ReplayLog,
+    ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore, DynEventBus, DynEventLog,
+    DynGpuSource, DynJobStore, DynProofStore, DynProver, DynReplayLog, EventBus, EventLog,
+    GpuSource, Inserted, JobStore, JobStoreExt, ProofStore, Prover, ReplayLog,
 };
 pub use time::{TimeWindow, Timestamp};

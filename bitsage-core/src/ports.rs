@@ -14,9 +14,12 @@ use crate::chain::{
     ChainEvent, IndexerCursor, NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo,
 };
 use crate::crypto::Hash32;
+use crate::event::StoredEvent;
 use crate::gpu::{GpuInventory, GpuSample, HostInfo, ReportedCollector};
 use crate::ids::{JobId, NodeId, ReceiptId};
-use crate::job::{ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseRef, NewJob};
+use crate::job::{
+    ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseRef, NewJob, VerifiedCompletion,
+};
 use crate::ledger::{DailyEarnings, EarningEntry, EarningsTotal};
 use crate::lifecycle::Transition;
 use crate::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange, Uptime};
@@ -212,6 +215,16 @@ pub trait JobStore: Send + Sync + Debug {
     ) -> Result<JobRecord>;
     /// Records a failed attempt: re-queues the job, or fails it at the retry limit.
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord>;
+    /// Settles a verified completion in **one transaction**: completes the job (as
+    /// `complete_job`; skipped when this node already completed it with the same proof hash,
+    /// so a retry after a crash fills in only what is missing), stores the receipt (as
+    /// `insert_receipt`) and the ledger credit (as `credit_earning`), with their events. Any
+    /// failure (a lost lease, a different receipt or entry under the same id) changes nothing.
+    async fn settle_completion(
+        &self,
+        completion: &VerifiedCompletion,
+        now: Timestamp,
+    ) -> Result<JobRecord>;
 
     // ---- receipts
     /// Stores a receipt (idempotent by id).
@@ -301,11 +314,62 @@ pub trait ProofStore: Send + Sync + Debug {
     async fn get_proof(&self, hash: &Hash32) -> Result<Option<ProofEnvelope>>;
 }
 
-/// What a coordinator needs from its store: the [`JobStore`] and the [`ReplayLog`] that
-/// coordinators sharing it must agree on. Implemented by every type that implements both.
-pub trait CoordinatorStore: JobStore + ReplayLog {}
+/// The outbox of domain events ([`crate::event`]): every change the store makes leaves its
+/// events here, in the same transaction, for every coordinator to deliver.
+///
+/// # Contract
+/// - Every state-changing write of the [`JobStore`] appends the events [`crate::event`] makes
+///   for it in its own transaction, after the change: `create_node` → `node_registered`;
+///   `apply_transition` → `node_status_changed`; `enqueue_job` → `job_queued`; `lease_job` →
+///   `job_leased`; `complete_job` → `job_completed`; `fail_job` and `sweep_expired_leases` →
+///   `job_requeued` or `job_failed` per job; `insert_receipt` (when new) → `receipt_issued`;
+///   `settle_completion` → `job_completed` (unless already applied) and `receipt_issued`
+///   (when new); `append_chain_events` → `chain_event_indexed` per new event; `rewind_chain`
+///   → `chain_rewound`. A write that fails appends nothing; heartbeats, GPU samples and
+///   ledger credits append none (heartbeats are summarised, not broadcast one by one).
+/// - Ids increase strictly **in commit order**: once `events_after` returned id `n`, no event
+///   with an id ≤ `n` appears later — also with several coordinators writing concurrently.
+/// - `events_after(after, limit)` returns the events with id > `after`, ascending, at most
+///   `limit`; `last_event_id` is the largest id written (0 before the first) and never
+///   decreases; `purge_events(before)` deletes events written before `before` except the
+///   newest one, and returns how many.
+#[async_trait]
+pub trait EventLog: Send + Sync + Debug {
+    /// Events with id > `after`, oldest first, at most `limit`.
+    async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>>;
+    /// The largest event id written (0 when none).
+    async fn last_event_id(&self) -> Result<u64>;
+    /// Retention: deletes events written before `before` (never the newest).
+    async fn purge_events(&self, before: Timestamp) -> Result<u64>;
+}
 
-impl<T: JobStore + ReplayLog + ?Sized> CoordinatorStore for T {}
+/// Wakes a coordinator when events were committed — by itself or by another coordinator of
+/// the deployment. A wake-up is a hint; the events themselves are read from the
+/// [`EventLog`], which is the record.
+///
+/// # Contract
+/// - `generation()` is a counter; `wait_changed(seen)` returns a generation greater than
+///   `seen` once an event was committed after `seen` was observed (at once if that already
+///   happened). Spurious wake-ups are allowed (the reader then finds nothing new).
+/// - An implementation that may have missed notifications (a lost connection) reports a
+///   wake-up when it is back. Readers still poll the log now and then, so a lost hint delays
+///   delivery, never loses an event.
+#[async_trait]
+pub trait EventBus: Send + Sync + Debug {
+    /// The bus's name (`"in-process"`, `"postgres-listen"`).
+    fn bus_name(&self) -> &'static str;
+    /// The current generation.
+    fn generation(&self) -> u64;
+    /// Waits for a generation above `seen`.
+    async fn wait_changed(&self, seen: u64) -> Result<u64>;
+}
+
+/// What a coordinator needs from its store: the [`JobStore`], the [`ReplayLog`] and the
+/// [`EventLog`] that coordinators sharing it must agree on. Implemented by every type that
+/// implements all three.
+pub trait CoordinatorStore: JobStore + ReplayLog + EventLog {}
+
+impl<T: JobStore + ReplayLog + EventLog + ?Sized> CoordinatorStore for T {}
 
 /// Conveniences over [`JobStore`], implemented for every store (blanket impl), so a wrapper
 /// store can never skip or diverge from them.
@@ -360,6 +424,10 @@ impl<T: JobStore + ?Sized> JobStoreExt for T {}
 pub type DynJobStore = Arc<dyn JobStore>;
 /// A shared replay log.
 pub type DynReplayLog = Arc<dyn ReplayLog>;
+/// A shared event log.
+pub type DynEventLog = Arc<dyn EventLog>;
+/// A shared event bus.
+pub type DynEventBus = Arc<dyn EventBus>;
 /// A shared proof store.
 pub type DynProofStore = Arc<dyn ProofStore>;
 /// A shared coordinator store (job store and replay log).

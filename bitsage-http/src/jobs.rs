@@ -5,12 +5,13 @@
 //! A completion is accepted only after the coordinator verified the proof **itself**
 //! (`state.verifier`, its own ≥ 96-bit policy, against the job spec it stored — never the
 //! envelope's word) and checked every field of the node-signed receipt against the job, the
-//! proof and its own fee. Then, in this order: the proof is archived, the job completed, the
-//! receipt countersigned and stored, the node credited. Each step is idempotent, and a retried
-//! completion of a job this node already completed with the same proof redoes only the missing
-//! steps, so a coordinator killed half-way loses nothing once the agent retries.
+//! proof and its own fee. Then the proof is stored (by hash) and the completion settles in
+//! **one store transaction** — the job's result, the countersigned receipt, the ledger credit
+//! and their events. A retried completion of a job this node already completed with the same
+//! proof settles again idempotently, so a coordinator killed half-way loses nothing once the
+//! agent retries.
 
-use bitsage_core::job::{JobResult, LeaseRef, NewJob};
+use bitsage_core::job::{JobResult, LeaseRef, NewJob, VerifiedCompletion};
 use bitsage_core::ledger::EarningEntry;
 use bitsage_core::lifecycle::transition;
 use bitsage_core::node::NodeRecord;
@@ -163,9 +164,10 @@ pub fn split_payment(
     state: &AppState,
     payment: TokenAmount,
 ) -> ApiResult<(TokenAmount, TokenAmount)> {
-    let fee = payment.mul_bps(state.config.fee_bps)?;
-    let net = payment.checked_sub(fee)?;
-    Ok((fee, net))
+    Ok(bitsage_core::ledger::split_payment(
+        payment,
+        state.config.fee_bps,
+    )?)
 }
 
 /// `POST /api/jobs/lease`: a probe for a pending node, the oldest queued job for an active
@@ -453,28 +455,31 @@ async fn complete_job(
             "receipt output or proof_hash does not match the verified proof",
         ));
     }
-    if !already_done {
-        let proof_ref = state.proofs.put_proof(&req.envelope).await?;
-        let result = JobResult {
+    // The proof is content-addressed and stored first (an orphan copy after a failed
+    // settlement is harmless); then the job's result, the receipt, the credit and their events
+    // commit in one transaction.
+    let proof_ref = state.proofs.put_proof(&req.envelope).await?;
+    let receipt = Receipt::countersign(body.clone(), *receipt_sig, state.signing_key())?;
+    let completion = VerifiedCompletion {
+        lease,
+        result: JobResult {
             output: verified.output.clone(),
             proof_hash: verified.proof_hash,
             proof_ref,
             completed_at: now,
-        };
-        state.store.complete_job(&lease, &result, now).await?;
-    }
-    let receipt = Receipt::countersign(body.clone(), *receipt_sig, state.signing_key())?;
-    state.store.insert_receipt(&receipt).await?;
-    let entry = EarningEntry {
-        id: EntryId(job.spec.id.0),
-        node_id: node.id.clone(),
-        job_id: job.spec.id,
-        gross: body.payment,
-        fee: body.fee,
-        net: body.net,
-        credited_at: body.completed_at,
+        },
+        receipt: receipt.clone(),
+        entry: EarningEntry {
+            id: EntryId(job.spec.id.0),
+            node_id: node.id.clone(),
+            job_id: job.spec.id,
+            gross: body.payment,
+            fee: body.fee,
+            net: body.net,
+            credited_at: body.completed_at,
+        },
     };
-    state.store.credit_earning(&entry).await?;
+    state.store.settle_completion(&completion, now).await?;
     tracing::info!(node = %node.id, job = %job.spec.id, net = %body.net, "job completed, receipt countersigned, node credited");
     Ok(CompleteResponse {
         receipt: Some(ReceiptView::from(receipt)),

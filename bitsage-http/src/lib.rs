@@ -23,6 +23,8 @@
 //!   `GET /api/contracts` (addresses read and the event indexer's status)
 //! - deployment: `GET /api/coordinator` (and `/.well-known/bitsage.json`): network, public
 //!   key and key id every receipt is countersigned with
+//! - live ([`live`]): `GET /api/events` (Server-Sent Events, `Last-Event-ID` resume),
+//!   `GET /ws` (WebSocket; subscribe to topics) and `/ws/jobs`, `/ws/workers`, `/ws/staking`
 //! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
 //!   `GET /openapi.json`, `GET /metrics` (Prometheus, see [`metrics`])
 
@@ -33,6 +35,7 @@ pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod jobs;
+pub mod live;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -49,7 +52,8 @@ use axum::Router;
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::deployment::DeploymentKey;
 use bitsage_core::{
-    DynChainSource, DynCoordinatorStore, DynJobStore, DynProofStore, DynProver, DynReplayLog,
+    DynChainSource, DynCoordinatorStore, DynEventBus, DynEventLog, DynJobStore, DynProofStore,
+    DynProver, DynReplayLog,
 };
 use ed25519_dalek::SigningKey;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -138,6 +142,10 @@ pub struct AppState {
     /// The deployment's key (countersigns receipts, signs probe tickets and attestation
     /// challenges), the same on every coordinator of the network.
     pub deployment: Arc<DeploymentKey>,
+    /// The store's outbox of domain events.
+    pub outbox: DynEventLog,
+    /// Live events for this coordinator's WebSocket and SSE clients.
+    pub events: live::EventHub,
     /// Settings.
     pub config: HttpConfig,
 }
@@ -153,9 +161,12 @@ impl AppState {
         deployment: DeploymentKey,
         config: HttpConfig,
     ) -> Self {
+        let events = live::EventHub::new(store.clone(), None, live::LiveSettings::default());
         Self {
             store: store.clone(),
-            replay: store,
+            replay: store.clone(),
+            outbox: store,
+            events,
             verifier,
             chain: None,
             chain_info: None,
@@ -163,6 +174,17 @@ impl AppState {
             deployment: Arc::new(deployment),
             config,
         }
+    }
+
+    /// The same state with live events woken by `bus` (without one the hub polls the outbox)
+    /// and limited by `settings`.
+    pub fn with_live_events(
+        mut self,
+        bus: Option<DynEventBus>,
+        settings: live::LiveSettings,
+    ) -> Self {
+        self.events = live::EventHub::new(self.outbox.clone(), bus, settings);
+        self
     }
 
     /// The same state reading the chain through `chain`.
@@ -243,6 +265,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/network/stats", get(routes::network_stats))
         .route("/api/contracts", get(routes::contracts))
         .route("/api/coordinator", get(routes::coordinator))
+        .route("/api/events", get(live::sse))
+        .route("/ws", get(live::ws_all))
+        .route("/ws/jobs", get(live::ws_jobs))
+        .route("/ws/workers", get(live::ws_workers))
+        .route("/ws/staking", get(live::ws_staking))
         .route("/.well-known/bitsage.json", get(routes::coordinator))
         .route("/metrics", get(routes::metrics))
         .route("/livez", get(routes::livez))

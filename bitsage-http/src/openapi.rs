@@ -407,6 +407,40 @@ fn paths() -> Value {
             "/.well-known/bitsage.json": { "get": op("deployment", "wellKnown",
                 "Alias of `/api/coordinator`.",
                 vec![], None, &[("200", "The deployment", Some("DeploymentInfo"))]) },
+            "/api/events": { "get": {
+                "tags": ["live"], "operationId": "events",
+                "summary": "Server-Sent Events: every domain event of the deployment, in id order (`id:` the event id, `event:` its type, `data:` the `StoredEvent` envelope). Resume with `Last-Event-ID` (or `?after=`): events after it are replayed from the outbox first. A consumer more than the buffer behind gets an `error` event (`slow_consumer`) and is disconnected.",
+                "parameters": [
+                    query("topics", json!({ "type": "string" }), "Comma-separated topics: jobs, workers, receipts, staking, incidents (default all)."),
+                    query("after", json!({ "type": "integer", "minimum": 0 }), "Resume after this event id."),
+                    param("Last-Event-ID", "header", false, json!({ "type": "integer", "minimum": 0 }), "Resume after this event id (wins over `after`).")
+                ],
+                "responses": {
+                    "200": { "description": "An event stream", "content": { "text/event-stream": { "schema": r("StoredEvent") } } },
+                    "400": { "$ref": "#/components/responses/400" },
+                    "503": { "description": "The coordinator's live-connection cap is reached", "content": { "application/json": { "schema": r("Error") } } }
+                }
+            } },
+            "/ws": { "get": {
+                "tags": ["live"], "operationId": "websocket",
+                "summary": "WebSocket. Send `{\"type\":\"subscribe\",\"topics\":[\"jobs\",…],\"after\":N}` (answered by `{\"type\":\"subscribed\",…}`) or `{\"type\":\"unsubscribe\"}`; events arrive as `StoredEvent` JSON. Bad requests get `{\"type\":\"error\",\"error\":{type,message}}` and the connection stays open; frames over 4 KiB close it (1009); a slow consumer gets an `error` frame and is closed (1008).",
+                "responses": { "101": { "description": "Switching to WebSocket" } }
+            } },
+            "/ws/jobs": { "get": {
+                "tags": ["live"], "operationId": "websocketJobs",
+                "summary": "WebSocket subscribed to `jobs` from the start (same protocol as `/ws`).",
+                "responses": { "101": { "description": "Switching to WebSocket" } }
+            } },
+            "/ws/workers": { "get": {
+                "tags": ["live"], "operationId": "websocketWorkers",
+                "summary": "WebSocket subscribed to `workers` from the start (same protocol as `/ws`).",
+                "responses": { "101": { "description": "Switching to WebSocket" } }
+            } },
+            "/ws/staking": { "get": {
+                "tags": ["live"], "operationId": "websocketStaking",
+                "summary": "WebSocket subscribed to `staking` (indexed chain events) from the start (same protocol as `/ws`).",
+                "responses": { "101": { "description": "Switching to WebSocket" } }
+            } },
             "/api/contracts": { "get": {
                 "tags": ["dashboard"], "operationId": "contracts",
                 "summary": "The contracts the coordinator reads and its event indexer's status (cursor, head, lag); `status: unavailable` without a chain.",
@@ -836,6 +870,13 @@ fn schemas() -> Value {
             "NetworkWorkers": obj("The network view.", json!({
                 "generated_at": r("Timestamp"), "workers": section("NetworkWorkerPage")
             }), &[]),
+            "StoredEvent": obj("A domain event: the envelope every live client receives.", json!({
+                "id": integer("Strictly increasing in commit order; resume after it."),
+                "topic": { "type": "string", "enum": ["jobs", "workers", "receipts", "staking", "incidents"] },
+                "type": string("The event's type, e.g. `job_completed`, `node_status_changed`, `receipt_issued`, `chain_event_indexed`."),
+                "at": r("Timestamp"),
+                "data": { "type": "object", "description": "The event's payload." }
+            }), &[]),
             "DeploymentInfo": obj("The deployment's published identity: pin `public_key` before trusting a receipt.", json!({
                 "network": string("The network's name."),
                 "public_key": { "allOf": [r("Hex")], "description": "The deployment key every coordinator of the network countersigns receipts with (ed25519, hex)." },
@@ -966,7 +1007,7 @@ fn build() -> Value {
         },
         "tags": [
             { "name": "nodes" }, { "name": "jobs" }, { "name": "receipts" },
-            { "name": "network" }, { "name": "dashboard" }, { "name": "ops" }, { "name": "deployment" }
+            { "name": "network" }, { "name": "dashboard" }, { "name": "ops" }, { "name": "deployment" }, { "name": "live" }
         ],
         "paths": paths(),
         "components": {

@@ -897,6 +897,11 @@ const ROUTES: &[(&str, &str)] = &[
     ("GET", "/metrics"),
     ("GET", "/api/contracts"),
     ("GET", "/api/coordinator"),
+    ("GET", "/api/events"),
+    ("GET", "/ws"),
+    ("GET", "/ws/jobs"),
+    ("GET", "/ws/workers"),
+    ("GET", "/ws/staking"),
     ("GET", "/.well-known/bitsage.json"),
     ("GET", "/livez"),
     ("GET", "/health/live"),
@@ -928,12 +933,20 @@ async fn is_routed(app: &Router, method: &str, path: &str) -> bool {
         .header("content-type", "application/json")
         .body(Body::from("{}"))
         .expect("request");
-    let r = send(app, req).await;
-    if r.status == StatusCode::METHOD_NOT_ALLOWED {
+    // Only the status and, for a 404, the body: a live route's body never ends.
+    let r = tower::ServiceExt::oneshot(app.clone(), req)
+        .await
+        .expect("infallible");
+    if r.status() == StatusCode::METHOD_NOT_ALLOWED {
         return false;
     }
-    if r.status == StatusCode::NOT_FOUND {
-        return r.json()["error"]["message"] != "no such route";
+    if r.status() == StatusCode::NOT_FOUND {
+        let body = http_body_util::BodyExt::collect(r.into_body())
+            .await
+            .expect("body")
+            .to_bytes();
+        let v: Value = serde_json::from_slice(&body).expect("json");
+        return v["error"]["message"] != "no such route";
     }
     true
 }

@@ -15,12 +15,14 @@
 //! owns its schema: migrations live in `migrations/<dialect>/` and are applied on connect.
 
 mod common;
+mod events;
 mod memory;
 mod pg;
 mod proofs;
 mod sqlite;
 pub mod testing;
 
+pub use events::{LocalEventBus, PgEventBus, PG_EVENT_CHANNEL};
 pub use memory::InMemoryStore;
 pub use pg::PgStore;
 pub use proofs::{FsProofStore, InMemoryProofStore};

@@ -8,23 +8,26 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
 use bitsage_core::crypto::Hash32;
+use bitsage_core::event::{self, NewEvent, StoredEvent};
 use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
+    VerifiedCompletion,
 };
 use bitsage_core::ledger::{daily_totals, DailyEarnings, EarningEntry, EarningsTotal};
 use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange};
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::{
-    Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, ReceiptId, ReplayLog, Result,
-    TimeWindow, Timestamp, Transition,
+    Error, EventLog, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, ReceiptId, ReplayLog,
+    Result, TimeWindow, Timestamp, Transition,
 };
 
 use crate::common::{
     check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record, paginate,
     settle_failure,
 };
+use crate::events::LocalEventBus;
 
 #[derive(Debug, Default)]
 struct State {
@@ -38,12 +41,23 @@ struct State {
     events: BTreeMap<(String, String, u32), ChainEvent>,
     cursors: HashMap<String, IndexerCursor>,
     replay: HashMap<Hash32, Timestamp>,
+    outbox: Vec<StoredEvent>,
+    last_event_id: u64,
+    /// Events of the write in progress: kept when it succeeds, dropped when it fails.
+    pending: Vec<NewEvent>,
+}
+
+impl State {
+    fn emit(&mut self, e: NewEvent) {
+        self.pending.push(e);
+    }
 }
 
 /// A [`JobStore`] in process memory (one mutex; every method is atomic).
 #[derive(Debug, Default)]
 pub struct InMemoryStore {
     state: Mutex<State>,
+    bus: LocalEventBus,
 }
 
 impl InMemoryStore {
@@ -52,13 +66,36 @@ impl InMemoryStore {
         Self::default()
     }
 
+    /// The bus that wakes readers after this store committed events.
+    pub fn event_bus(&self) -> LocalEventBus {
+        self.bus.clone()
+    }
+
     fn with<T>(&self, f: impl FnOnce(&mut State) -> Result<T>) -> Result<T> {
         // A poisoned lock means a panic mid-update in this process; the state may be torn.
         let mut guard = self
             .state
             .lock()
             .map_err(|_| Error::backend("memory", "store lock poisoned by an earlier panic"))?;
-        f(&mut guard)
+        let out = f(&mut guard);
+        let pending = std::mem::take(&mut guard.pending);
+        if out.is_ok() && !pending.is_empty() {
+            let at = bitsage_core::time::now();
+            for e in pending {
+                guard.last_event_id += 1;
+                let id = guard.last_event_id;
+                guard.outbox.push(StoredEvent {
+                    id,
+                    topic: e.topic,
+                    kind: e.kind,
+                    at,
+                    data: e.data,
+                });
+            }
+            drop(guard);
+            self.bus.notify();
+        }
+        out
     }
 }
 
@@ -67,6 +104,33 @@ fn job_mut<'a>(s: &'a mut State, id: &JobId) -> Result<&'a mut JobRecord> {
         .iter_mut()
         .find(|j| j.spec.id == *id)
         .ok_or_else(|| Error::not_found("job", id))
+}
+
+#[async_trait]
+impl EventLog for InMemoryStore {
+    async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>> {
+        self.with(|s| {
+            let start = s.outbox.partition_point(|e| e.id <= after);
+            Ok(s.outbox[start..]
+                .iter()
+                .take(limit as usize)
+                .cloned()
+                .collect())
+        })
+    }
+
+    async fn last_event_id(&self) -> Result<u64> {
+        self.with(|s| Ok(s.last_event_id))
+    }
+
+    async fn purge_events(&self, before: Timestamp) -> Result<u64> {
+        self.with(|s| {
+            let newest = s.outbox.last().map(|e| e.id);
+            let n = s.outbox.len();
+            s.outbox.retain(|e| e.at >= before || Some(e.id) == newest);
+            Ok((n - s.outbox.len()) as u64)
+        })
+    }
 }
 
 #[async_trait]
@@ -106,6 +170,7 @@ impl JobStore for InMemoryStore {
             }
             let rec = new_node_record(node);
             s.nodes.push(rec.clone());
+            s.emit(event::node_registered(&rec));
             Ok(rec)
         })
     }
@@ -157,6 +222,7 @@ impl JobStore for InMemoryStore {
                 reason: transition.reason.clone(),
                 at,
             });
+            s.emit(event::node_status_changed(id, transition));
             Ok(rec)
         })
     }
@@ -294,6 +360,7 @@ impl JobStore for InMemoryStore {
             }
             let rec = new_job_record(job)?;
             s.jobs.push(rec.clone());
+            s.emit(event::job_queued(&rec));
             Ok(rec)
         })
     }
@@ -347,12 +414,15 @@ impl JobStore for InMemoryStore {
             job.attempts += 1;
             job.lease = Some(info.clone());
             job.updated_at = now;
-            Ok(Some(Lease {
+            let lease = Lease {
                 spec: job.spec.clone(),
                 payment: job.payment,
                 attempt: job.attempts,
                 lease: info,
-            }))
+            };
+            let e = event::job_leased(job);
+            s.emit(e);
+            Ok(Some(lease))
         })
     }
 
@@ -368,10 +438,13 @@ impl JobStore for InMemoryStore {
                 })
                 .collect();
             expired.sort_by_key(|j| (j.submitted_at, j.spec.id));
+            let mut events = Vec::new();
             for job in expired {
                 let reason = expiry_error(job.lease.as_ref());
                 settle_failure(job, reason, now, &mut sweep);
+                events.push(event::job_attempt_failed(job));
             }
+            s.pending.extend(events);
             Ok(sweep)
         })
     }
@@ -385,7 +458,9 @@ impl JobStore for InMemoryStore {
         self.with(|s| {
             let job = job_mut(s, &lease.job_id)?;
             complete(job, lease, result, now)?;
-            Ok(job.clone())
+            let done = job.clone();
+            s.emit(event::job_completed(&done));
+            Ok(done)
         })
     }
 
@@ -394,24 +469,47 @@ impl JobStore for InMemoryStore {
             let job = job_mut(s, &lease.job_id)?;
             check_lease(job, lease, now)?;
             settle_failure(job, reason.to_string(), now, &mut ExpirySweep::default());
-            Ok(job.clone())
+            let done = job.clone();
+            s.emit(event::job_attempt_failed(&done));
+            Ok(done)
         })
     }
 
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         self.with(|s| {
-            match s.receipts.iter().find(|r| r.body.id == receipt.body.id) {
-                Some(existing) if existing == receipt => return Ok(Inserted::AlreadyPresent),
-                Some(_) => {
-                    return Err(Error::AlreadyExists {
-                        what: "receipt",
-                        id: receipt.body.id.to_string(),
-                    })
-                }
-                None => {}
+            let inserted = receipt_state(s, receipt)?;
+            if inserted == Inserted::New {
+                s.receipts.push(receipt.clone());
+                s.emit(event::receipt_issued(receipt));
             }
-            s.receipts.push(receipt.clone());
-            Ok(Inserted::New)
+            Ok(inserted)
+        })
+    }
+
+    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
+        c.check()?;
+        c.entry.validate()?;
+        self.with(|s| {
+            // Check everything first, then change: all of it or none.
+            let mut job = job_mut(s, &c.lease.job_id)?.clone();
+            let applied = c.already_applied_to(&job);
+            if !applied {
+                complete(&mut job, &c.lease, &c.result, now)?;
+            }
+            let receipt = receipt_state(s, &c.receipt)?;
+            let entry = entry_state(s, &c.entry)?;
+            *job_mut(s, &c.lease.job_id)? = job.clone();
+            if !applied {
+                s.emit(event::job_completed(&job));
+            }
+            if receipt == Inserted::New {
+                s.receipts.push(c.receipt.clone());
+                s.emit(event::receipt_issued(&c.receipt));
+            }
+            if entry == Inserted::New {
+                s.earnings.push(c.entry.clone());
+            }
+            Ok(job)
         })
     }
 
@@ -447,18 +545,11 @@ impl JobStore for InMemoryStore {
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
         entry.validate()?;
         self.with(|s| {
-            match s.earnings.iter().find(|e| e.id == entry.id) {
-                Some(existing) if existing == entry => return Ok(Inserted::AlreadyPresent),
-                Some(_) => {
-                    return Err(Error::AlreadyExists {
-                        what: "ledger entry",
-                        id: entry.id.to_string(),
-                    })
-                }
-                None => {}
+            let inserted = entry_state(s, entry)?;
+            if inserted == Inserted::New {
+                s.earnings.push(entry.clone());
             }
-            s.earnings.push(entry.clone());
-            Ok(Inserted::New)
+            Ok(inserted)
         })
     }
 
@@ -504,6 +595,7 @@ impl JobStore for InMemoryStore {
                 let key = (e.block_hash.clone(), e.tx_hash.clone(), e.event_index);
                 if let std::collections::btree_map::Entry::Vacant(v) = s.events.entry(key) {
                     v.insert(e.clone());
+                    s.pending.push(event::chain_event_indexed(e));
                     new += 1;
                 }
             }
@@ -536,11 +628,37 @@ impl JobStore for InMemoryStore {
             let before = s.events.len();
             s.events.retain(|_, e| e.block_number <= to.block_number);
             s.cursors.insert(indexer.to_string(), to.clone());
-            Ok((before - s.events.len()) as u64)
+            let deleted = (before - s.events.len()) as u64;
+            s.emit(event::chain_rewound(indexer, to.block_number, deleted));
+            Ok(deleted)
         })
     }
 
     async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {
         self.with(|s| Ok(s.cursors.get(indexer).cloned()))
+    }
+}
+
+/// Whether `receipt` is new, already stored identically, or conflicts with a stored one.
+fn receipt_state(s: &State, receipt: &Receipt) -> Result<Inserted> {
+    match s.receipts.iter().find(|r| r.body.id == receipt.body.id) {
+        Some(existing) if existing == receipt => Ok(Inserted::AlreadyPresent),
+        Some(_) => Err(Error::AlreadyExists {
+            what: "receipt",
+            id: receipt.body.id.to_string(),
+        }),
+        None => Ok(Inserted::New),
+    }
+}
+
+/// Whether `entry` is new, already stored identically, or conflicts with a stored one.
+fn entry_state(s: &State, entry: &EarningEntry) -> Result<Inserted> {
+    match s.earnings.iter().find(|e| e.id == entry.id) {
+        Some(existing) if existing == entry => Ok(Inserted::AlreadyPresent),
+        Some(_) => Err(Error::AlreadyExists {
+            what: "ledger entry",
+            id: entry.id.to_string(),
+        }),
+        None => Ok(Inserted::New),
     }
 }

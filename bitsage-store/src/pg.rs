@@ -8,9 +8,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
 use bitsage_core::crypto::Hash32;
+use bitsage_core::event::{self, NewEvent, StoredEvent};
 use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
+    VerifiedCompletion,
 };
 use bitsage_core::ledger::{DailyEarnings, EarningEntry, EarningsTotal};
 use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange};
@@ -18,8 +20,8 @@ use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::{
-    EntryId, Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus, ProofStore,
-    ReceiptId, ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
+    EntryId, Error, EventLog, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus,
+    ProofStore, ReceiptId, ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
 };
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
@@ -28,6 +30,7 @@ use crate::common::{
     check_lease, collector_json, complete, expiry_error, job_filter_sql, lease_until,
     new_job_record, new_node_record, replay_or_missing, reported_collector, settle_failure,
 };
+use crate::events::PG_EVENT_CHANNEL;
 
 const BACKEND: &str = "postgres";
 
@@ -269,6 +272,139 @@ fn event_from_row(row: &PgRow) -> Result<ChainEvent> {
     })
 }
 
+/// The advisory lock every event-appending transaction takes (as its last step) so event ids
+/// are assigned in commit order ("BSEV" in ASCII).
+const EVENT_LOCK: i64 = 0x4253_4556;
+
+/// Appends events to the outbox inside `tx`; call it **last** in the transaction. It takes
+/// [`EVENT_LOCK`] (held until commit), so a reader that saw id `n` never later finds a
+/// smaller new id, and announces the events with `pg_notify` (delivered at commit).
+async fn append_events(
+    tx: &mut Transaction<'_, Postgres>,
+    events: &[NewEvent],
+    at: Timestamp,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(EVENT_LOCK)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let topics: Vec<&str> = events.iter().map(|e| e.topic.as_str()).collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    let data: Vec<String> = events
+        .iter()
+        .map(|e| serde_json::to_string(&e.data))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(json_err)?;
+    sqlx::query(
+        "INSERT INTO events (topic, kind, at, data) \
+         SELECT t, k, $3, d::jsonb FROM UNNEST($1::text[], $2::text[], $4::text[]) \
+         WITH ORDINALITY AS u(t, k, d, n) ORDER BY n",
+    )
+    .bind(&topics)
+    .bind(&kinds)
+    .bind(at)
+    .bind(&data)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(PG_EVENT_CHANNEL)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    Ok(())
+}
+
+fn stored_event_from_row(row: &PgRow) -> Result<StoredEvent> {
+    let id: i64 = row.try_get("id").map_err(db_err)?;
+    let topic: String = row.try_get("topic").map_err(db_err)?;
+    let data: String = row.try_get("data").map_err(db_err)?;
+    Ok(StoredEvent {
+        id: u64::try_from(id).map_err(|_| Error::backend(BACKEND, "negative event id"))?,
+        topic: topic.parse()?,
+        kind: row.try_get("kind").map_err(db_err)?,
+        at: row.try_get("at").map_err(db_err)?,
+        data: serde_json::from_str(&data).map_err(json_err)?,
+    })
+}
+
+/// Stores a receipt inside `tx` (idempotent by id); no event (the caller appends it).
+async fn insert_receipt_tx(
+    tx: &mut Transaction<'_, Postgres>,
+    receipt: &Receipt,
+) -> Result<Inserted> {
+    let done = sqlx::query(
+        "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
+         VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(receipt.body.id.to_string())
+    .bind(receipt.body.job_id.to_string())
+    .bind(receipt.body.node_id.as_str())
+    .bind(&receipt.body.kind)
+    .bind(receipt.body.completed_at)
+    .bind(serde_json::to_string(receipt).map_err(json_err)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if done.rows_affected() == 1 {
+        return Ok(Inserted::New);
+    }
+    let existing = sqlx::query("SELECT receipt::text AS receipt FROM receipts WHERE id = $1::uuid")
+        .bind(receipt.body.id.to_string())
+        .fetch_one(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    if receipt_from_row(&existing)? == *receipt {
+        Ok(Inserted::AlreadyPresent)
+    } else {
+        Err(Error::AlreadyExists {
+            what: "receipt",
+            id: receipt.body.id.to_string(),
+        })
+    }
+}
+
+/// Credits a ledger entry inside `tx` (idempotent by id).
+async fn credit_tx(tx: &mut Transaction<'_, Postgres>, entry: &EarningEntry) -> Result<Inserted> {
+    let done = sqlx::query(
+        "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
+         VALUES ($1::uuid, $2, $3::uuid, $4::numeric, $5::numeric, $6::numeric, $7) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(entry.id.to_string())
+    .bind(entry.node_id.as_str())
+    .bind(entry.job_id.to_string())
+    .bind(entry.gross.to_string())
+    .bind(entry.fee.to_string())
+    .bind(entry.net.to_string())
+    .bind(entry.credited_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if done.rows_affected() == 1 {
+        return Ok(Inserted::New);
+    }
+    let existing = sqlx::query(&format!(
+        "SELECT {ENTRY_COLUMNS} FROM earnings WHERE id = $1::uuid"
+    ))
+    .bind(entry.id.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    if entry_from_row(&existing)? == *entry {
+        Ok(Inserted::AlreadyPresent)
+    } else {
+        Err(Error::AlreadyExists {
+            what: "ledger entry",
+            id: entry.id.to_string(),
+        })
+    }
+}
+
 /// Ends a transaction: commits on success, rolls back on error. A dropped sqlx transaction
 /// only rolls back when its connection is next used, keeping its row locks until then, so
 /// every transaction here ends explicitly.
@@ -284,6 +420,42 @@ async fn finish<T>(tx: Transaction<'_, Postgres>, result: Result<T>) -> Result<T
             }
             Err(e)
         }
+    }
+}
+
+#[async_trait]
+impl EventLog for PgStore {
+    async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query(
+            "SELECT id, topic, kind, at, data::text AS data FROM events WHERE id > $1 \
+             ORDER BY id LIMIT $2",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter().map(stored_event_from_row).collect()
+    }
+
+    async fn last_event_id(&self) -> Result<u64> {
+        // The newest event is never purged, so MAX(id) never goes back.
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(id.and_then(|i| u64::try_from(i).ok()).unwrap_or(0))
+    }
+
+    async fn purge_events(&self, before: Timestamp) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM events WHERE at < $1 AND id < (SELECT MAX(id) FROM events)")
+                .bind(before)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?
+                .rows_affected(),
+        )
     }
 }
 
@@ -354,30 +526,36 @@ impl JobStore for PgStore {
 
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
         let rec = new_node_record(node);
-        let done = sqlx::query(
-            "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
+        let mut tx = self.begin().await?;
+        let result: Result<NodeRecord> = async {
+            let done = sqlx::query(
+                "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
              status_reason, status_changed_at, registered_at) \
              VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(rec.id.as_str())
-        .bind(rec.public_key.to_hex())
-        .bind(rec.wallet.to_string())
-        .bind(serde_json::to_string(&rec.hardware).map_err(json_err)?)
-        .bind(&rec.agent_version)
-        .bind(rec.status.as_str())
-        .bind(&rec.status_reason)
-        .bind(rec.status_changed_at)
-        .bind(rec.registered_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::AlreadyExists {
-                what: "node",
-                id: node.id.to_string(),
-            });
+            )
+            .bind(rec.id.as_str())
+            .bind(rec.public_key.to_hex())
+            .bind(rec.wallet.to_string())
+            .bind(serde_json::to_string(&rec.hardware).map_err(json_err)?)
+            .bind(&rec.agent_version)
+            .bind(rec.status.as_str())
+            .bind(&rec.status_reason)
+            .bind(rec.status_changed_at)
+            .bind(rec.registered_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::AlreadyExists {
+                    what: "node",
+                    id: node.id.to_string(),
+                });
+            }
+            append_events(&mut tx, &[event::node_registered(&rec)], rec.registered_at).await?;
+            Ok(rec.clone())
         }
-        Ok(rec)
+        .await;
+        finish(tx, result).await
     }
 
     async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>> {
@@ -462,6 +640,7 @@ impl JobStore for PgStore {
             .await
             .map_err(db_err)?;
             let rec = node_from_row(&row)?;
+            append_events(&mut tx, &[event::node_status_changed(id, transition)], at).await?;
             Ok(rec)
         }
         .await;
@@ -643,33 +822,39 @@ impl JobStore for PgStore {
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
         job.spec.kind.validate()?;
         let rec = new_job_record(job)?;
-        let done = sqlx::query(
-            "INSERT INTO jobs (id, kind, spec, payment, status, attempts, max_attempts, \
+        let mut tx = self.begin().await?;
+        let result: Result<JobRecord> = async {
+            let done = sqlx::query(
+                "INSERT INTO jobs (id, kind, spec, payment, status, attempts, max_attempts, \
              submitted_at, updated_at) \
              VALUES ($1::uuid, $2, $3::jsonb, $4::numeric, $5, 0, $6, $7, $8) \
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(rec.spec.id.to_string())
-        .bind(rec.spec.kind.name())
-        .bind(serde_json::to_string(&rec.spec.kind).map_err(json_err)?)
-        .bind(rec.payment.to_string())
-        .bind(rec.status.as_str())
-        .bind(
-            i32::try_from(rec.max_attempts)
-                .map_err(|_| Error::invalid("job", "max_attempts too large"))?,
-        )
-        .bind(rec.submitted_at)
-        .bind(rec.updated_at)
-        .execute(&self.pool)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::AlreadyExists {
-                what: "job",
-                id: job.spec.id.to_string(),
-            });
+            )
+            .bind(rec.spec.id.to_string())
+            .bind(rec.spec.kind.name())
+            .bind(serde_json::to_string(&rec.spec.kind).map_err(json_err)?)
+            .bind(rec.payment.to_string())
+            .bind(rec.status.as_str())
+            .bind(
+                i32::try_from(rec.max_attempts)
+                    .map_err(|_| Error::invalid("job", "max_attempts too large"))?,
+            )
+            .bind(rec.submitted_at)
+            .bind(rec.updated_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::AlreadyExists {
+                    what: "job",
+                    id: job.spec.id.to_string(),
+                });
+            }
+            append_events(&mut tx, &[event::job_queued(&rec)], rec.submitted_at).await?;
+            Ok(rec.clone())
         }
-        Ok(rec)
+        .await;
+        finish(tx, result).await
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>> {
@@ -728,31 +913,37 @@ impl JobStore for PgStore {
     ) -> Result<Option<Lease>> {
         let expires_at = lease_until(now, duration)?;
         let lease_id = LeaseId::new();
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET status = 'leased', attempts = attempts + 1, lease_id = $1::uuid, \
+        let mut tx = self.begin().await?;
+        let result: Result<Option<Lease>> = async {
+            let row = sqlx::query(&format!(
+                "UPDATE jobs SET status = 'leased', attempts = attempts + 1, lease_id = $1::uuid, \
              lease_node = $2, leased_at = $3, lease_expires_at = $4, updated_at = $3 \
              WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
                          ORDER BY submitted_at, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
              RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(lease_id.to_string())
-        .bind(node.as_str())
-        .bind(now)
-        .bind(expires_at)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(db_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let job = job_from_row(&row)?;
-        let lease = job
-            .lease
-            .ok_or_else(|| Error::backend(BACKEND, "leased job has no lease"))?;
-        Ok(Some(Lease {
-            spec: job.spec,
-            payment: job.payment,
-            attempt: job.attempts,
-            lease,
-        }))
+            ))
+            .bind(lease_id.to_string())
+            .bind(node.as_str())
+            .bind(now)
+            .bind(expires_at)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let Some(row) = row else { return Ok(None) };
+            let job = job_from_row(&row)?;
+            append_events(&mut tx, &[event::job_leased(&job)], now).await?;
+            let lease = job
+                .lease
+                .ok_or_else(|| Error::backend(BACKEND, "leased job has no lease"))?;
+            Ok(Some(Lease {
+                spec: job.spec,
+                payment: job.payment,
+                attempt: job.attempts,
+                lease,
+            }))
+        }
+        .await;
+        finish(tx, result).await
     }
 
     async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
@@ -767,12 +958,15 @@ impl JobStore for PgStore {
             .await
             .map_err(db_err)?;
             let mut sweep = ExpirySweep::default();
+            let mut events = Vec::new();
             for row in &rows {
                 let mut job = job_from_row(row)?;
                 let reason = expiry_error(job.lease.as_ref());
                 settle_failure(&mut job, reason, now, &mut sweep);
                 save_job(&mut tx, &job).await?;
+                events.push(event::job_attempt_failed(&job));
             }
+            append_events(&mut tx, &events, now).await?;
             Ok(sweep)
         }
         .await;
@@ -790,6 +984,7 @@ impl JobStore for PgStore {
             let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
             complete(&mut job, lease, result, now)?;
             save_job(&mut tx, &job).await?;
+            append_events(&mut tx, &[event::job_completed(&job)], now).await?;
             Ok(job)
         }
         .await;
@@ -808,6 +1003,30 @@ impl JobStore for PgStore {
                 &mut ExpirySweep::default(),
             );
             save_job(&mut tx, &job).await?;
+            append_events(&mut tx, &[event::job_attempt_failed(&job)], now).await?;
+            Ok(job)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
+        c.check()?;
+        c.entry.validate()?;
+        let mut tx = self.begin().await?;
+        let result: Result<JobRecord> = async {
+            let mut job = load_job_for_update(&mut tx, &c.lease.job_id).await?;
+            let mut events = Vec::new();
+            if !c.already_applied_to(&job) {
+                complete(&mut job, &c.lease, &c.result, now)?;
+                save_job(&mut tx, &job).await?;
+                events.push(event::job_completed(&job));
+            }
+            if insert_receipt_tx(&mut tx, &c.receipt).await? == Inserted::New {
+                events.push(event::receipt_issued(&c.receipt));
+            }
+            credit_tx(&mut tx, &c.entry).await?;
+            append_events(&mut tx, &events, now).await?;
             Ok(job)
         }
         .await;
@@ -817,36 +1036,12 @@ impl JobStore for PgStore {
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
         let result: Result<Inserted> = async {
-            let done = sqlx::query(
-                "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
-                 VALUES ($1::uuid, $2::uuid, $3, $4, $5, $6::jsonb) ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(receipt.body.id.to_string())
-            .bind(receipt.body.job_id.to_string())
-            .bind(receipt.body.node_id.as_str())
-            .bind(&receipt.body.kind)
-            .bind(receipt.body.completed_at)
-            .bind(serde_json::to_string(receipt).map_err(json_err)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if done.rows_affected() == 1 {
-                return Ok(Inserted::New);
+            let inserted = insert_receipt_tx(&mut tx, receipt).await?;
+            if inserted == Inserted::New {
+                let e = event::receipt_issued(receipt);
+                append_events(&mut tx, &[e], bitsage_core::time::now()).await?;
             }
-            let existing =
-                sqlx::query("SELECT receipt::text AS receipt FROM receipts WHERE id = $1::uuid")
-                    .bind(receipt.body.id.to_string())
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            if receipt_from_row(&existing)? == *receipt {
-                Ok(Inserted::AlreadyPresent)
-            } else {
-                Err(Error::AlreadyExists {
-                    what: "receipt",
-                    id: receipt.body.id.to_string(),
-                })
-            }
+            Ok(inserted)
         }
         .await;
         finish(tx, result).await
@@ -903,42 +1098,7 @@ impl JobStore for PgStore {
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
         entry.validate()?;
         let mut tx = self.begin().await?;
-        let result: Result<Inserted> = async {
-            let done = sqlx::query(
-                "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
-                 VALUES ($1::uuid, $2, $3::uuid, $4::numeric, $5::numeric, $6::numeric, $7) \
-                 ON CONFLICT (id) DO NOTHING",
-            )
-            .bind(entry.id.to_string())
-            .bind(entry.node_id.as_str())
-            .bind(entry.job_id.to_string())
-            .bind(entry.gross.to_string())
-            .bind(entry.fee.to_string())
-            .bind(entry.net.to_string())
-            .bind(entry.credited_at)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if done.rows_affected() == 1 {
-                return Ok(Inserted::New);
-            }
-            let existing = sqlx::query(&format!(
-                "SELECT {ENTRY_COLUMNS} FROM earnings WHERE id = $1::uuid"
-            ))
-            .bind(entry.id.to_string())
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if entry_from_row(&existing)? == *entry {
-                Ok(Inserted::AlreadyPresent)
-            } else {
-                Err(Error::AlreadyExists {
-                    what: "ledger entry",
-                    id: entry.id.to_string(),
-                })
-            }
-        }
-        .await;
+        let result = credit_tx(&mut tx, entry).await;
         finish(tx, result).await
     }
 
@@ -999,8 +1159,9 @@ impl JobStore for PgStore {
         let mut tx = self.begin().await?;
         let result: Result<u64> = async {
             let mut new = 0;
+            let mut indexed = Vec::new();
             for e in events {
-                new += sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO chain_events (block_hash, tx_hash, event_index, block_number, \
                      contract, keys, data) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) \
                      ON CONFLICT (block_hash, tx_hash, event_index) DO NOTHING",
@@ -1019,8 +1180,13 @@ impl JobStore for PgStore {
                 .await
                 .map_err(db_err)?
                 .rows_affected();
+                if inserted == 1 {
+                    indexed.push(event::chain_event_indexed(e));
+                }
+                new += inserted;
             }
             set_cursor(&mut tx, indexer, cursor).await?;
+            append_events(&mut tx, &indexed, bitsage_core::time::now()).await?;
             Ok(new)
         }
         .await;
@@ -1050,6 +1216,8 @@ impl JobStore for PgStore {
                 .map_err(db_err)?
                 .rows_affected();
             set_cursor(&mut tx, indexer, to).await?;
+            let e = event::chain_rewound(indexer, to.block_number, deleted);
+            append_events(&mut tx, &[e], bitsage_core::time::now()).await?;
             Ok(deleted)
         }
         .await;

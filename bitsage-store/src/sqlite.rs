@@ -12,9 +12,11 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bitsage_core::chain::{ChainEvent, IndexerCursor};
 use bitsage_core::crypto::Hash32;
+use bitsage_core::event::{self, NewEvent, StoredEvent};
 use bitsage_core::gpu::{GpuSample, ReportedCollector};
 use bitsage_core::job::{
     ExpirySweep, JobFilter, JobRecord, JobResult, Lease, LeaseInfo, LeaseRef, NewJob,
+    VerifiedCompletion,
 };
 use bitsage_core::ledger::{daily_totals, DailyEarnings, EarningEntry, EarningsTotal};
 use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange};
@@ -22,8 +24,8 @@ use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::time::{from_micros, to_micros};
 use bitsage_core::{
-    EntryId, Error, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus, ReceiptId,
-    ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
+    EntryId, Error, EventLog, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus,
+    ReceiptId, ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
 };
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
@@ -35,6 +37,7 @@ use crate::common::{
     check_lease, collector_json, complete, expiry_error, job_filter_sql, lease_until,
     new_job_record, new_node_record, replay_or_missing, reported_collector, settle_failure,
 };
+use crate::events::LocalEventBus;
 
 const BACKEND: &str = "sqlite";
 /// The database file's name inside the data directory.
@@ -205,6 +208,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    bus: LocalEventBus,
 }
 
 impl SqliteStore {
@@ -249,6 +253,7 @@ impl SqliteStore {
             writer,
             reader,
             path,
+            bus: LocalEventBus::new(),
         })
     }
 
@@ -266,6 +271,141 @@ impl SqliteStore {
     async fn begin(&self) -> Result<Transaction<'_, Sqlite>> {
         self.writer.begin().await.map_err(db_err)
     }
+
+    /// The bus that wakes readers after this store committed events (one writer process).
+    pub fn event_bus(&self) -> LocalEventBus {
+        self.bus.clone()
+    }
+
+    /// Wakes event readers after a successful write (spurious wake-ups are allowed).
+    fn notified<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_ok() {
+            self.bus.notify();
+        }
+        r
+    }
+}
+
+/// Appends events to the outbox inside `tx`.
+async fn append_events(
+    tx: &mut Transaction<'_, Sqlite>,
+    events: &[NewEvent],
+    at: Timestamp,
+) -> Result<()> {
+    for e in events {
+        sqlx::query("INSERT INTO events (topic, kind, at, data) VALUES (?, ?, ?, ?)")
+            .bind(e.topic.as_str())
+            .bind(&e.kind)
+            .bind(to_micros(at))
+            .bind(serde_json::to_string(&e.data).map_err(json_err)?)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+fn stored_event_from_row(row: &SqliteRow) -> Result<StoredEvent> {
+    let id: i64 = row.try_get("id").map_err(db_err)?;
+    let topic: String = row.try_get("topic").map_err(db_err)?;
+    let data: String = row.try_get("data").map_err(db_err)?;
+    Ok(StoredEvent {
+        id: u64::try_from(id).map_err(|_| Error::backend(BACKEND, "negative event id"))?,
+        topic: topic.parse()?,
+        kind: row.try_get("kind").map_err(db_err)?,
+        at: time_of(row.try_get("at").map_err(db_err)?)?,
+        data: serde_json::from_str(&data).map_err(json_err)?,
+    })
+}
+
+/// Stores a receipt inside `tx` (idempotent by id).
+async fn insert_receipt_tx(
+    tx: &mut Transaction<'_, Sqlite>,
+    receipt: &Receipt,
+) -> Result<Inserted> {
+    let existing: Option<String> = sqlx::query_scalar("SELECT receipt FROM receipts WHERE id = ?")
+        .bind(receipt.body.id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    if let Some(existing) = existing {
+        let existing: Receipt = serde_json::from_str(&existing).map_err(json_err)?;
+        return if existing == *receipt {
+            Ok(Inserted::AlreadyPresent)
+        } else {
+            Err(Error::AlreadyExists {
+                what: "receipt",
+                id: receipt.body.id.to_string(),
+            })
+        };
+    }
+    sqlx::query(
+        "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
+         VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(receipt.body.id.to_string())
+    .bind(receipt.body.job_id.to_string())
+    .bind(receipt.body.node_id.as_str())
+    .bind(&receipt.body.kind)
+    .bind(to_micros(receipt.body.completed_at))
+    .bind(serde_json::to_string(receipt).map_err(json_err)?)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    append_events(
+        tx,
+        &[event::receipt_issued(receipt)],
+        bitsage_core::time::now(),
+    )
+    .await?;
+    Ok(Inserted::New)
+}
+
+/// Credits a ledger entry inside `tx` (idempotent by id), keeping the node's running total.
+async fn credit_tx(tx: &mut Transaction<'_, Sqlite>, entry: &EarningEntry) -> Result<Inserted> {
+    let existing = sqlx::query("SELECT * FROM earnings WHERE id = ?")
+        .bind(entry.id.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    if let Some(row) = existing {
+        return if entry_from_row(&row)? == *entry {
+            Ok(Inserted::AlreadyPresent)
+        } else {
+            Err(Error::AlreadyExists {
+                what: "ledger entry",
+                id: entry.id.to_string(),
+            })
+        };
+    }
+    sqlx::query(
+        "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(entry.id.to_string())
+    .bind(entry.node_id.as_str())
+    .bind(entry.job_id.to_string())
+    .bind(entry.gross.to_string())
+    .bind(entry.fee.to_string())
+    .bind(entry.net.to_string())
+    .bind(to_micros(entry.credited_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    // The node's running total, in the same transaction. A sum beyond u256 is kept as
+    // "overflowed" (the entry itself is valid and stored, as in every backend); reading that
+    // total is then `Overflow`, never a wrapped number.
+    let node = entry.node_id.as_str();
+    match read_total(&mut **tx, node).await {
+        Err(Error::Overflow(_)) => {}
+        Err(e) => return Err(e),
+        Ok(mut total) => match total.add(entry) {
+            Ok(()) => write_total(tx, node, &total).await?,
+            Err(Error::Overflow(_)) => mark_total_overflowed(tx, node).await?,
+            Err(e) => return Err(e),
+        },
+    }
+    Ok(Inserted::New)
 }
 
 fn node_from_row(row: &SqliteRow) -> Result<NodeRecord> {
@@ -442,6 +582,40 @@ async fn finish<T>(tx: Transaction<'_, Sqlite>, result: Result<T>) -> Result<T> 
 }
 
 #[async_trait]
+impl EventLog for SqliteStore {
+    async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>> {
+        let rows = sqlx::query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(i64::try_from(after).unwrap_or(i64::MAX))
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(stored_event_from_row).collect()
+    }
+
+    async fn last_event_id(&self) -> Result<u64> {
+        // AUTOINCREMENT keeps the largest id ever used in sqlite_sequence, also after purges.
+        let seq: Option<i64> =
+            sqlx::query_scalar("SELECT seq FROM sqlite_sequence WHERE name = 'events'")
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+        Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
+    }
+
+    async fn purge_events(&self, before: Timestamp) -> Result<u64> {
+        Ok(
+            sqlx::query("DELETE FROM events WHERE at < ? AND id < (SELECT MAX(id) FROM events)")
+                .bind(to_micros(before))
+                .execute(&self.writer)
+                .await
+                .map_err(db_err)?
+                .rows_affected(),
+        )
+    }
+}
+
+#[async_trait]
 impl ReplayLog for SqliteStore {
     async fn remember_message(&self, digest: &Hash32, keep_until: Timestamp) -> Result<bool> {
         let inserted = sqlx::query(
@@ -475,30 +649,36 @@ impl JobStore for SqliteStore {
 
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
         let rec = new_node_record(node);
-        let done = sqlx::query(
-            "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
+        let mut tx = self.begin().await?;
+        let result: Result<NodeRecord> = async {
+            let done = sqlx::query(
+                "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
              status_reason, status_changed_at, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(rec.id.as_str())
-        .bind(rec.public_key.to_hex())
-        .bind(rec.wallet.to_string())
-        .bind(serde_json::to_string(&rec.hardware).map_err(json_err)?)
-        .bind(&rec.agent_version)
-        .bind(rec.status.as_str())
-        .bind(&rec.status_reason)
-        .bind(to_micros(rec.status_changed_at))
-        .bind(to_micros(rec.registered_at))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::AlreadyExists {
-                what: "node",
-                id: node.id.to_string(),
-            });
+            )
+            .bind(rec.id.as_str())
+            .bind(rec.public_key.to_hex())
+            .bind(rec.wallet.to_string())
+            .bind(serde_json::to_string(&rec.hardware).map_err(json_err)?)
+            .bind(&rec.agent_version)
+            .bind(rec.status.as_str())
+            .bind(&rec.status_reason)
+            .bind(to_micros(rec.status_changed_at))
+            .bind(to_micros(rec.registered_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::AlreadyExists {
+                    what: "node",
+                    id: node.id.to_string(),
+                });
+            }
+            append_events(&mut tx, &[event::node_registered(&rec)], rec.registered_at).await?;
+            Ok(rec.clone())
         }
-        Ok(rec)
+        .await;
+        self.notified(finish(tx, result).await)
     }
 
     async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>> {
@@ -580,10 +760,11 @@ impl JobStore for SqliteStore {
             .await
             .map_err(db_err)?;
             let rec = node_from_row(&row)?;
+            append_events(&mut tx, &[event::node_status_changed(id, transition)], at).await?;
             Ok(rec)
         }
         .await;
-        finish(tx, result).await
+        self.notified(finish(tx, result).await)
     }
 
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
@@ -743,29 +924,35 @@ impl JobStore for SqliteStore {
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
         job.spec.kind.validate()?;
         let rec = new_job_record(job)?;
-        let done = sqlx::query(
-            "INSERT INTO jobs (id, kind, spec, payment, status, attempts, max_attempts, \
+        let mut tx = self.begin().await?;
+        let result: Result<JobRecord> = async {
+            let done = sqlx::query(
+                "INSERT INTO jobs (id, kind, spec, payment, status, attempts, max_attempts, \
              submitted_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?) \
              ON CONFLICT (id) DO NOTHING",
-        )
-        .bind(rec.spec.id.to_string())
-        .bind(rec.spec.kind.name())
-        .bind(serde_json::to_string(&rec.spec.kind).map_err(json_err)?)
-        .bind(rec.payment.to_string())
-        .bind(rec.status.as_str())
-        .bind(i64::from(rec.max_attempts))
-        .bind(to_micros(rec.submitted_at))
-        .bind(to_micros(rec.updated_at))
-        .execute(&self.writer)
-        .await
-        .map_err(db_err)?;
-        if done.rows_affected() == 0 {
-            return Err(Error::AlreadyExists {
-                what: "job",
-                id: job.spec.id.to_string(),
-            });
+            )
+            .bind(rec.spec.id.to_string())
+            .bind(rec.spec.kind.name())
+            .bind(serde_json::to_string(&rec.spec.kind).map_err(json_err)?)
+            .bind(rec.payment.to_string())
+            .bind(rec.status.as_str())
+            .bind(i64::from(rec.max_attempts))
+            .bind(to_micros(rec.submitted_at))
+            .bind(to_micros(rec.updated_at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::AlreadyExists {
+                    what: "job",
+                    id: job.spec.id.to_string(),
+                });
+            }
+            append_events(&mut tx, &[event::job_queued(&rec)], rec.submitted_at).await?;
+            Ok(rec.clone())
         }
-        Ok(rec)
+        .await;
+        self.notified(finish(tx, result).await)
     }
 
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>> {
@@ -822,33 +1009,39 @@ impl JobStore for SqliteStore {
     ) -> Result<Option<Lease>> {
         let expires_at = lease_until(now, duration)?;
         let lease_id = LeaseId::new();
-        // One statement on the single writer connection: the job is taken atomically.
-        let row = sqlx::query(&format!(
-            "UPDATE jobs SET status = 'leased', attempts = attempts + 1, lease_id = ?, \
+        let mut tx = self.begin().await?;
+        let result: Result<Option<Lease>> = async {
+            // One statement on the single writer connection: the job is taken atomically.
+            let row = sqlx::query(&format!(
+                "UPDATE jobs SET status = 'leased', attempts = attempts + 1, lease_id = ?, \
              lease_node = ?, leased_at = ?, lease_expires_at = ?, updated_at = ? \
              WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
                          ORDER BY submitted_at, id LIMIT 1) \
              RETURNING {JOB_COLUMNS}"
-        ))
-        .bind(lease_id.to_string())
-        .bind(node.as_str())
-        .bind(to_micros(now))
-        .bind(to_micros(expires_at))
-        .bind(to_micros(now))
-        .fetch_optional(&self.writer)
-        .await
-        .map_err(db_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let job = job_from_row(&row)?;
-        let lease = job
-            .lease
-            .ok_or_else(|| Error::backend(BACKEND, "leased job has no lease"))?;
-        Ok(Some(Lease {
-            spec: job.spec,
-            payment: job.payment,
-            attempt: job.attempts,
-            lease,
-        }))
+            ))
+            .bind(lease_id.to_string())
+            .bind(node.as_str())
+            .bind(to_micros(now))
+            .bind(to_micros(expires_at))
+            .bind(to_micros(now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let Some(row) = row else { return Ok(None) };
+            let job = job_from_row(&row)?;
+            append_events(&mut tx, &[event::job_leased(&job)], now).await?;
+            let lease = job
+                .lease
+                .ok_or_else(|| Error::backend(BACKEND, "leased job has no lease"))?;
+            Ok(Some(Lease {
+                spec: job.spec,
+                payment: job.payment,
+                attempt: job.attempts,
+                lease,
+            }))
+        }
+        .await;
+        self.notified(finish(tx, result).await)
     }
 
     async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
@@ -868,11 +1061,12 @@ impl JobStore for SqliteStore {
                 let reason = expiry_error(job.lease.as_ref());
                 settle_failure(&mut job, reason, now, &mut sweep);
                 save_job(&mut tx, &job).await?;
+                append_events(&mut tx, &[event::job_attempt_failed(&job)], now).await?;
             }
             Ok(sweep)
         }
         .await;
-        finish(tx, result).await
+        self.notified(finish(tx, result).await)
     }
 
     async fn complete_job(
@@ -886,10 +1080,11 @@ impl JobStore for SqliteStore {
             let mut job = load_job(&mut tx, &lease.job_id).await?;
             complete(&mut job, lease, result, now)?;
             save_job(&mut tx, &job).await?;
+            append_events(&mut tx, &[event::job_completed(&job)], now).await?;
             Ok(job)
         }
         .await;
-        finish(tx, result).await
+        self.notified(finish(tx, result).await)
     }
 
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord> {
@@ -904,49 +1099,36 @@ impl JobStore for SqliteStore {
                 &mut ExpirySweep::default(),
             );
             save_job(&mut tx, &job).await?;
+            append_events(&mut tx, &[event::job_attempt_failed(&job)], now).await?;
             Ok(job)
         }
         .await;
-        finish(tx, result).await
+        self.notified(finish(tx, result).await)
+    }
+
+    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
+        c.check()?;
+        c.entry.validate()?;
+        let mut tx = self.begin().await?;
+        let result: Result<JobRecord> = async {
+            let mut job = load_job(&mut tx, &c.lease.job_id).await?;
+            if !c.already_applied_to(&job) {
+                complete(&mut job, &c.lease, &c.result, now)?;
+                save_job(&mut tx, &job).await?;
+                append_events(&mut tx, &[event::job_completed(&job)], now).await?;
+            }
+            insert_receipt_tx(&mut tx, &c.receipt).await?;
+            credit_tx(&mut tx, &c.entry).await?;
+            Ok(job)
+        }
+        .await;
+        self.notified(finish(tx, result).await)
     }
 
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
-        let result: Result<Inserted> = async {
-            let existing: Option<String> =
-                sqlx::query_scalar("SELECT receipt FROM receipts WHERE id = ?")
-                    .bind(receipt.body.id.to_string())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_err)?;
-            if let Some(existing) = existing {
-                let existing: Receipt = serde_json::from_str(&existing).map_err(json_err)?;
-                return if existing == *receipt {
-                    Ok(Inserted::AlreadyPresent)
-                } else {
-                    Err(Error::AlreadyExists {
-                        what: "receipt",
-                        id: receipt.body.id.to_string(),
-                    })
-                };
-            }
-            sqlx::query(
-                "INSERT INTO receipts (id, job_id, node_id, kind, completed_at, receipt) \
-                 VALUES (?, ?, ?, ?, ?, ?)",
-            )
-            .bind(receipt.body.id.to_string())
-            .bind(receipt.body.job_id.to_string())
-            .bind(receipt.body.node_id.as_str())
-            .bind(&receipt.body.kind)
-            .bind(to_micros(receipt.body.completed_at))
-            .bind(serde_json::to_string(receipt).map_err(json_err)?)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            Ok(Inserted::New)
-        }
-        .await;
-        finish(tx, result).await
+        let result = insert_receipt_tx(&mut tx, receipt).await;
+        self.notified(finish(tx, result).await)
     }
 
     async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>> {
@@ -997,52 +1179,7 @@ impl JobStore for SqliteStore {
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
         entry.validate()?;
         let mut tx = self.begin().await?;
-        let result: Result<Inserted> = async {
-            let existing = sqlx::query("SELECT * FROM earnings WHERE id = ?")
-                .bind(entry.id.to_string())
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            if let Some(row) = existing {
-                return if entry_from_row(&row)? == *entry {
-                    Ok(Inserted::AlreadyPresent)
-                } else {
-                    Err(Error::AlreadyExists {
-                        what: "ledger entry",
-                        id: entry.id.to_string(),
-                    })
-                };
-            }
-            sqlx::query(
-                "INSERT INTO earnings (id, node_id, job_id, gross, fee, net, credited_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(entry.id.to_string())
-            .bind(entry.node_id.as_str())
-            .bind(entry.job_id.to_string())
-            .bind(entry.gross.to_string())
-            .bind(entry.fee.to_string())
-            .bind(entry.net.to_string())
-            .bind(to_micros(entry.credited_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            // The node's running total, in the same transaction. A sum beyond u256 is kept
-            // as "overflowed" (the entry itself is valid and stored, as in every backend);
-            // reading that total is then `Overflow`, never a wrapped number.
-            let node = entry.node_id.as_str();
-            match read_total(&mut *tx, node).await {
-                Err(Error::Overflow(_)) => {}
-                Err(e) => return Err(e),
-                Ok(mut total) => match total.add(entry) {
-                    Ok(()) => write_total(&mut tx, node, &total).await?,
-                    Err(Error::Overflow(_)) => mark_total_overflowed(&mut tx, node).await?,
-                    Err(e) => return Err(e),
-                },
-            }
-            Ok(Inserted::New)
-        }
-        .await;
+        let result = credit_tx(&mut tx, entry).await;
         finish(tx, result).await
     }
 
@@ -1104,8 +1241,9 @@ impl JobStore for SqliteStore {
         let mut tx = self.begin().await?;
         let result: Result<u64> = async {
             let mut new = 0;
+            let now = bitsage_core::time::now();
             for e in events {
-                new += sqlx::query(
+                let inserted = sqlx::query(
                     "INSERT INTO chain_events (block_hash, tx_hash, event_index, block_number, \
                      contract, keys, data) VALUES (?, ?, ?, ?, ?, ?, ?) \
                      ON CONFLICT (block_hash, tx_hash, event_index) DO NOTHING",
@@ -1121,12 +1259,16 @@ impl JobStore for SqliteStore {
                 .await
                 .map_err(db_err)?
                 .rows_affected();
+                if inserted == 1 {
+                    append_events(&mut tx, &[event::chain_event_indexed(e)], now).await?;
+                }
+                new += inserted;
             }
             set_cursor(&mut tx, indexer, cursor).await?;
             Ok(new)
         }
         .await;
-        finish(tx, result).await
+        self.notified(finish(tx, result).await)
     }
 
     async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>> {
@@ -1152,10 +1294,12 @@ impl JobStore for SqliteStore {
                 .map_err(db_err)?
                 .rows_affected();
             set_cursor(&mut tx, indexer, to).await?;
+            let e = event::chain_rewound(indexer, to.block_number, deleted);
+            append_events(&mut tx, &[e], bitsage_core::time::now()).await?;
             Ok(deleted)
         }
         .await;
-        finish(tx, result).await
+        self.notified(finish(tx, result).await)
     }
 
     async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {

@@ -25,9 +25,10 @@ use bitsage_core::deployment::DeploymentKey;
 use bitsage_core::lifecycle::transition;
 use bitsage_core::node::NodeFilter;
 use bitsage_core::{
-    DynCoordinatorStore, DynJobStore, DynProofStore, DynReplayLog, JobStoreExt as _,
-    LifecycleEvent, NodeId, NodeStatus, Timestamp, Transition,
+    DynCoordinatorStore, DynEventBus, DynJobStore, DynProofStore, JobStoreExt as _, LifecycleEvent,
+    NodeId, NodeStatus, Timestamp, Transition,
 };
+use bitsage_http::live::LiveSettings;
 use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
 use tokio::sync::watch;
@@ -124,6 +125,11 @@ pub struct CoordinatorConfig {
     pub deployment_key: DeploymentKeySource,
     /// The network's name, published with the key (default [`DEFAULT_NETWORK`]).
     pub network: String,
+    /// Limits of the live event surface (WebSocket, SSE).
+    pub live: LiveSettings,
+    /// Events older than this are deleted from the outbox (default 7 days; clients resuming
+    /// from an older id get what is left).
+    pub event_retention: Duration,
 }
 
 impl CoordinatorConfig {
@@ -141,6 +147,8 @@ impl CoordinatorConfig {
             chain: None,
             deployment_key: DeploymentKeySource::DataDir,
             network: DEFAULT_NETWORK.to_string(),
+            live: LiveSettings::default(),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
         }
     }
 
@@ -170,15 +178,25 @@ impl CoordinatorConfig {
 
 /// Opens the configured store (applying its migrations).
 pub async fn open_store(config: &CoordinatorConfig) -> anyhow::Result<DynCoordinatorStore> {
-    Ok(open_stores(config).await?.0)
+    Ok(open_stores(config).await?.store)
 }
 
-/// Opens the configured store and the proof store that goes with it: SQLite keeps proofs as
-/// files in `<data dir>/proofs`; PostgreSQL keeps them in the database, so every coordinator
-/// sharing it serves every proof.
-pub async fn open_stores(
-    config: &CoordinatorConfig,
-) -> anyhow::Result<(DynCoordinatorStore, DynProofStore)> {
+/// The backends a coordinator runs on.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Nodes, jobs, receipts, ledger, replay log, event outbox.
+    pub store: DynCoordinatorStore,
+    /// Proof envelopes by hash.
+    pub proofs: DynProofStore,
+    /// Wake-ups when events were committed.
+    pub bus: DynEventBus,
+}
+
+/// Opens the configured store with the proof store and event bus that go with it: SQLite
+/// keeps proofs as files in `<data dir>/proofs` and wakes readers in-process; PostgreSQL keeps
+/// proofs in the database and announces events with `LISTEN/NOTIFY`, so every coordinator
+/// sharing it serves every proof and sees every event.
+pub async fn open_stores(config: &CoordinatorConfig) -> anyhow::Result<Stores> {
     Ok(match &config.store {
         StoreConfig::Sqlite => {
             let store = bitsage_store::SqliteStore::open_dir(&config.data_dir)
@@ -186,7 +204,11 @@ pub async fn open_stores(
                 .with_context(|| format!("opening SQLite in {}", config.data_dir.display()))?;
             let proofs = bitsage_store::FsProofStore::open(config.data_dir.join("proofs"))
                 .context("opening the proof directory")?;
-            (Arc::new(store), Arc::new(proofs))
+            Stores {
+                bus: Arc::new(store.event_bus()),
+                store: Arc::new(store),
+                proofs: Arc::new(proofs),
+            }
         }
         StoreConfig::Postgres(url) => {
             let store = Arc::new(
@@ -194,7 +216,14 @@ pub async fn open_stores(
                     .await
                     .context("connecting to PostgreSQL")?,
             );
-            (store.clone(), store)
+            let bus = bitsage_store::PgEventBus::listen(url)
+                .await
+                .context("listening for events on PostgreSQL")?;
+            Stores {
+                store: store.clone(),
+                proofs: store,
+                bus: Arc::new(bus),
+            }
         }
     })
 }
@@ -248,14 +277,15 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
         .with_context(|| format!("creating {}", config.data_dir.display()))?;
     let deployment =
         load_deployment_key(&config.deployment_key, &config.data_dir, &config.network)?;
-    let (store, proofs) = open_stores(&config).await?;
+    let stores = open_stores(&config).await?;
     let state = AppState::new(
-        store,
+        stores.store,
         Arc::new(StwoProver::new()),
-        proofs,
+        stores.proofs,
         deployment,
         config.http.clone(),
-    );
+    )
+    .with_live_events(Some(stores.bus), config.live.clone());
     serve_state(config, state).await
 }
 
@@ -288,12 +318,12 @@ pub async fn serve_state(
             .await
             .context("HTTP server")
     });
-    let services = run_services(
-        state.store.clone(),
-        state.replay.clone(),
-        config.clone(),
-        rx,
-    );
+    state
+        .events
+        .start()
+        .await
+        .context("starting the live event hub")?;
+    let services = run_services(state.clone(), config.clone(), rx);
     let sweeper = tokio::spawn(async move {
         services.await;
         if let Some(indexer) = indexer {
@@ -321,12 +351,8 @@ pub async fn serve_state(
 /// The background services, every `sweep_interval` until `stop`: lifecycle sweep, lease
 /// expiry, GPU-sample retention, replay-log purge. A failing pass is logged and retried next
 /// time.
-async fn run_services(
-    store: DynJobStore,
-    replay: DynReplayLog,
-    config: CoordinatorConfig,
-    mut stop: watch::Receiver<bool>,
-) {
+async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watch::Receiver<bool>) {
+    let store = state.store.clone();
     let mut tick = tokio::time::interval(config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -358,8 +384,16 @@ async fn run_services(
             }
         }
         // Entries are kept until their message could no longer pass the skew check.
-        if let Err(e) = replay.purge_messages(now).await {
+        if let Err(e) = state.replay.purge_messages(now).await {
             tracing::warn!(error = %e, "replay log purge failed");
+        }
+        if let Some(cutoff) = chrono::TimeDelta::from_std(config.event_retention)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+        {
+            if let Err(e) = state.outbox.purge_events(cutoff).await {
+                tracing::warn!(error = %e, "event outbox retention failed");
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 //! Checks panic with a message naming what failed, like ordinary test assertions.
 
 pub mod chain;
+pub mod events;
 pub mod gpu;
 pub mod prover;
 pub mod shared;

@@ -58,7 +58,7 @@ pub fn t(secs: i64) -> Timestamp {
         + TimeDelta::seconds(secs)
 }
 
-fn key(seed: u8) -> SigningKey {
+pub(crate) fn key(seed: u8) -> SigningKey {
     SigningKey::from_bytes(&[seed; 32])
 }
 
@@ -66,7 +66,7 @@ fn wallet(n: u64) -> WalletAddress {
     WalletAddress::parse(&format!("{:#x}", 0x1000 + n)).expect("valid wallet")
 }
 
-fn node_id(n: u64) -> NodeId {
+pub(crate) fn node_id(n: u64) -> NodeId {
     NodeId::parse(&format!("node-{n}")).expect("valid node id")
 }
 
@@ -1110,7 +1110,7 @@ pub async fn earnings_overflow_is_an_error(store: DynJobStore) {
     }
 }
 
-fn event(block: u64, fork: &str, tx: u8, index: u32) -> ChainEvent {
+pub(crate) fn event(block: u64, fork: &str, tx: u8, index: u32) -> ChainEvent {
     ChainEvent {
         block_number: block,
         block_hash: format!("0x{fork}{block:04x}"),
@@ -1122,7 +1122,7 @@ fn event(block: u64, fork: &str, tx: u8, index: u32) -> ChainEvent {
     }
 }
 
-fn cursor(block: u64, fork: &str) -> IndexerCursor {
+pub(crate) fn cursor(block: u64, fork: &str) -> IndexerCursor {
     IndexerCursor {
         block_number: block,
         block_hash: format!("0x{fork}{block:04x}"),

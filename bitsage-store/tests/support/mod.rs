@@ -35,13 +35,19 @@ pub async fn fresh_pg(url: &str) -> DynJobStore {
 
 /// [`fresh_pg`] as the concrete type (for the other ports it implements).
 pub async fn fresh_pg_store(url: &str) -> Arc<PgStore> {
+    fresh_pg_store_and_url(url).await.0
+}
+
+/// [`fresh_pg_store`] and the new database's URL.
+pub async fn fresh_pg_store_and_url(url: &str) -> (Arc<PgStore>, String) {
     let db = create_database(url, "bitsage_t")
         .await
         .expect("create test database");
     let opts = PgConnectOptions::from_str(&db.url).expect("valid url");
-    Arc::new(
+    let store = Arc::new(
         PgStore::connect_with(opts, 16)
             .await
             .expect("connect PgStore"),
-    )
+    );
+    (store, db.url.clone())
 }

@@ -1,0 +1,414 @@
+//! Conformance suite for the event seam: the store's outbox ([`EventLog`]), the one-transaction
+//! settlement of a verified completion, and the [`EventBus`] wake-ups. Each check takes a fresh,
+//! empty store with its bus.
+
+use std::collections::HashSet;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::crypto::{Hash32, PublicKey};
+use crate::event::{StoredEvent, Topic};
+use crate::job::{JobResult, VerifiedCompletion};
+use crate::ledger::EarningEntry;
+use crate::lifecycle::{transition, LifecycleEvent};
+use crate::node::Heartbeat;
+use crate::receipt::{Receipt, ReceiptBody};
+use crate::{DynCoordinatorStore, DynEventBus, EntryId, Error, JobStatus, ReceiptId, TokenAmount};
+
+use super::store::{cursor, event, key, new_job, new_node, node_id, t};
+
+/// A store under test and the bus that announces its commits.
+pub struct Fixture {
+    /// The store (job store, replay log, event log).
+    pub store: DynCoordinatorStore,
+    /// Its bus.
+    pub bus: DynEventBus,
+}
+
+/// Runs every check, each on a fresh fixture from `fresh`.
+pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Fixture>,
+{
+    writes_leave_their_events_in_order(fresh().await).await;
+    failed_writes_leave_no_events(fresh().await).await;
+    settle_completion_is_one_transaction(fresh().await).await;
+    ids_follow_commit_order_under_concurrency(fresh().await, 8, 25).await;
+    bus_wakes_after_a_commit(fresh().await).await;
+    retention_keeps_the_newest(fresh().await).await;
+}
+
+async fn all_events(f: &Fixture) -> Vec<StoredEvent> {
+    let mut out = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = f.store.events_after(after, 3).await.expect("events_after");
+        let Some(last) = page.last() else {
+            return out;
+        };
+        after = last.id;
+        out.extend(page);
+    }
+}
+
+fn kinds(events: &[StoredEvent]) -> Vec<String> {
+    events
+        .iter()
+        .map(|e| format!("{}/{}", e.topic, e.kind))
+        .collect()
+}
+
+fn result(hash: u8) -> JobResult {
+    JobResult {
+        output: "0123".into(),
+        proof_hash: Hash32([hash; 32]),
+        proof_ref: format!("proofs/{hash}"),
+        completed_at: t(5),
+    }
+}
+
+/// A receipt and a ledger entry for `job` completed by node 1.
+fn paperwork(job: crate::JobId, payment: TokenAmount, hash: u8) -> (Receipt, EarningEntry) {
+    let node_key = key(1);
+    let coordinator = key(200);
+    let fee = payment.mul_bps(250).expect("fee");
+    let net = payment.checked_sub(fee).expect("net");
+    let body = ReceiptBody {
+        id: ReceiptId(job.0),
+        job_id: job,
+        kind: "poseidon2-chain".into(),
+        node_id: node_id(1),
+        node_key: PublicKey::of(&node_key),
+        coordinator_key: PublicKey::of(&coordinator),
+        output: "0123".into(),
+        proof_hash: Hash32([hash; 32]),
+        payment,
+        fee,
+        net,
+        completed_at: t(5),
+    };
+    let sig = body.sign_as_node(&node_key).expect("sign");
+    let receipt = Receipt::countersign(body, sig, &coordinator).expect("countersign");
+    let entry = EarningEntry {
+        id: EntryId(job.0),
+        node_id: node_id(1),
+        job_id: job,
+        gross: payment,
+        fee,
+        net,
+        credited_at: t(5),
+    };
+    (receipt, entry)
+}
+
+/// Every state-changing write leaves its events, with strictly increasing ids; heartbeats
+/// leave none; `events_after` pages; `last_event_id` is the newest id.
+pub async fn writes_leave_their_events_in_order(f: Fixture) {
+    let s = &f.store;
+    assert_eq!(s.last_event_id().await.expect("last"), 0);
+    s.create_node(&new_node(1, 1, t(0))).await.expect("create");
+    s.create_node(&new_node(2, 1, t(0))).await.expect("create");
+    let probe = transition(
+        crate::NodeStatus::Pending,
+        &LifecycleEvent::ProbePassed {
+            job_id: "probe".into(),
+        },
+    )
+    .expect("transition")
+    .expect("moves");
+    s.apply_transition(&node_id(1), &probe, t(1))
+        .await
+        .expect("move");
+    s.append_heartbeat(&Heartbeat {
+        node_id: node_id(1),
+        at: t(2),
+        sequence: 1,
+        load_average_1m: None,
+        agent_version: "x".into(),
+        gpu_collector: None,
+        gpu_samples: vec![],
+    })
+    .await
+    .expect("heartbeat");
+    let job = new_job(1, 100, 2, t(2));
+    s.enqueue_job(&job).await.expect("enqueue");
+    let lease = s
+        .lease_job(&node_id(1), t(3), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("a job");
+    s.fail_job(&lease.reference(), "gave it back", t(4))
+        .await
+        .expect("fail");
+    let lease = s
+        .lease_job(&node_id(1), t(4), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("a job");
+    s.complete_job(&lease.reference(), &result(1), t(5))
+        .await
+        .expect("complete");
+    let (receipt, _) = paperwork(job.spec.id, TokenAmount::from(100u64), 1);
+    s.insert_receipt(&receipt).await.expect("receipt");
+    s.insert_receipt(&receipt).await.expect("again: no event");
+    let page = [event(10, "a", 1, 0), event(10, "a", 1, 1)];
+    s.append_chain_events("idx", &page, &cursor(10, "a"))
+        .await
+        .expect("chain");
+    s.append_chain_events("idx", &page, &cursor(10, "a"))
+        .await
+        .expect("again: no event");
+    s.rewind_chain("idx", &cursor(9, "a"))
+        .await
+        .expect("rewind");
+
+    let events = all_events(&f).await;
+    assert_eq!(
+        kinds(&events),
+        [
+            "workers/node_registered",
+            "workers/node_registered",
+            "workers/node_status_changed",
+            "jobs/job_queued",
+            "jobs/job_leased",
+            "jobs/job_requeued",
+            "jobs/job_leased",
+            "jobs/job_completed",
+            "receipts/receipt_issued",
+            "staking/chain_event_indexed",
+            "staking/chain_event_indexed",
+            "staking/chain_rewound",
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id), "ids increase");
+    assert_eq!(
+        s.last_event_id().await.expect("last"),
+        events.last().expect("some").id
+    );
+    assert_eq!(events[2].data["to"], "active");
+    assert_eq!(events[7].data["job_id"], serde_json::json!(job.spec.id));
+    assert_eq!(events[7].data["node_id"], "node-1");
+    let tail = s.events_after(events[9].id, 100).await.expect("after");
+    assert_eq!(tail.len(), 2);
+    assert!(s
+        .events_after(events[11].id, 100)
+        .await
+        .expect("after")
+        .is_empty());
+    assert!(events.iter().all(|e| e.topic != Topic::Incidents));
+}
+
+/// A write that fails leaves no event.
+pub async fn failed_writes_leave_no_events(f: Fixture) {
+    let s = &f.store;
+    s.create_node(&new_node(1, 1, t(0))).await.expect("create");
+    let before = s.last_event_id().await.expect("last");
+    assert!(s.create_node(&new_node(1, 1, t(0))).await.is_err());
+    let wrong = transition(
+        crate::NodeStatus::Active,
+        &LifecycleEvent::HeartbeatOverdue { silent_secs: 99 },
+    )
+    .expect("transition")
+    .expect("moves");
+    assert!(s.apply_transition(&node_id(1), &wrong, t(1)).await.is_err());
+    let job = new_job(1, 100, 2, t(2));
+    s.enqueue_job(&job).await.expect("enqueue");
+    assert!(s.enqueue_job(&job).await.is_err());
+    let after_enqueue = s.last_event_id().await.expect("last");
+    assert_eq!(after_enqueue, before + 1, "only the enqueue left an event");
+    let lease = s
+        .lease_job(&node_id(1), t(3), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("a job");
+    let mut stolen = lease.reference();
+    stolen.node_id = node_id(9);
+    assert!(s.complete_job(&stolen, &result(1), t(5)).await.is_err());
+    assert!(s.fail_job(&stolen, "no", t(5)).await.is_err());
+    assert_eq!(
+        s.last_event_id().await.expect("last"),
+        after_enqueue + 1,
+        "only the lease"
+    );
+}
+
+/// `settle_completion`: job, receipt, credit and events together; a retry adds nothing; a
+/// conflicting receipt or a lost lease changes nothing.
+pub async fn settle_completion_is_one_transaction(f: Fixture) {
+    let s = &f.store;
+    s.create_node(&new_node(1, 1, t(0))).await.expect("create");
+    let pay = TokenAmount::from(1_000_000u64);
+    // A conflicting receipt already stored under the job's id: nothing is settled.
+    let first = new_job(1, 1_000_000, 2, t(1));
+    s.enqueue_job(&first).await.expect("enqueue");
+    let lease = s
+        .lease_job(&node_id(1), t(2), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("a job");
+    let (receipt, entry) = paperwork(first.spec.id, pay, 1);
+    let (mut other, _) = paperwork(first.spec.id, pay, 1);
+    other.body.output = "ffff".into();
+    let sig = other.body.sign_as_node(&key(1)).expect("sign");
+    let other = Receipt::countersign(other.body, sig, &key(200)).expect("countersign");
+    s.insert_receipt(&other).await.expect("conflicting receipt");
+    let before = s.last_event_id().await.expect("last");
+    let c = VerifiedCompletion {
+        lease: lease.reference(),
+        result: result(1),
+        receipt: receipt.clone(),
+        entry: entry.clone(),
+    };
+    match s.settle_completion(&c, t(5)).await {
+        Err(Error::AlreadyExists { .. }) => {}
+        other => panic!("a conflicting receipt: expected AlreadyExists, got {other:?}"),
+    }
+    let job = s.get_job(&first.spec.id).await.expect("get").expect("job");
+    assert_eq!(job.status, JobStatus::Leased, "the job is not completed");
+    let total = s.earnings_total(&node_id(1), None).await.expect("total");
+    assert_eq!(total.entries, 0, "nothing credited");
+    assert_eq!(s.last_event_id().await.expect("last"), before, "no event");
+
+    // A clean settlement.
+    let second = new_job(2, 1_000_000, 2, t(1));
+    s.enqueue_job(&second).await.expect("enqueue");
+    let lease = s
+        .lease_job(&node_id(1), t(3), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("a job");
+    assert_eq!(lease.spec.id, second.spec.id);
+    let (receipt, entry) = paperwork(second.spec.id, pay, 2);
+    let c = VerifiedCompletion {
+        lease: lease.reference(),
+        result: result(2),
+        receipt: receipt.clone(),
+        entry: entry.clone(),
+    };
+    let mark = s.last_event_id().await.expect("last");
+    let done = s.settle_completion(&c, t(5)).await.expect("settle");
+    assert_eq!(done.status, JobStatus::Completed);
+    assert_eq!(
+        s.get_receipt(&receipt.body.id).await.expect("get"),
+        Some(receipt.clone())
+    );
+    let total = s.earnings_total(&node_id(1), None).await.expect("total");
+    assert_eq!((total.entries, total.net), (1, entry.net));
+    let new = s.events_after(mark, 10).await.expect("events");
+    assert_eq!(
+        kinds(&new),
+        ["jobs/job_completed", "receipts/receipt_issued"]
+    );
+    // A retry (the coordinator crashed before answering) changes nothing.
+    let mark = s.last_event_id().await.expect("last");
+    let again = s.settle_completion(&c, t(6)).await.expect("retry");
+    assert_eq!(again.status, JobStatus::Completed);
+    let total = s.earnings_total(&node_id(1), None).await.expect("total");
+    assert_eq!(total.entries, 1, "credited once");
+    assert_eq!(s.last_event_id().await.expect("last"), mark, "no new event");
+    // Without the lease (another node's claim), nothing happens.
+    let mut stolen = c.clone();
+    stolen.lease.node_id = node_id(2);
+    stolen.receipt.body.node_id = node_id(2);
+    stolen.entry.node_id = node_id(2);
+    assert!(s.settle_completion(&stolen, t(6)).await.is_err());
+    // A completion naming another job is refused before anything is read.
+    let mut crossed = c.clone();
+    crossed.entry.job_id = first.spec.id;
+    assert!(matches!(
+        s.settle_completion(&crossed, t(6)).await,
+        Err(Error::Invalid { .. })
+    ));
+}
+
+/// Concurrent writers: a reader polling `events_after` never sees an id at or below one it
+/// already saw appear later, and in the end has seen every event exactly once.
+pub async fn ids_follow_commit_order_under_concurrency(f: Fixture, writers: u64, each: u64) {
+    let store = Arc::clone(&f.store);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            for i in 0..each {
+                store
+                    .enqueue_job(&new_job(w * 10_000 + i, 1, 1, t(1)))
+                    .await
+                    .expect("enqueue");
+            }
+        }));
+    }
+    let reader = {
+        let store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let mut after = 0;
+            let expected = (writers * each) as usize;
+            for _ in 0..200_000 {
+                let page = store.events_after(after, 50).await.expect("read");
+                for e in &page {
+                    assert!(e.id > after, "ids only grow for a reader");
+                    after = e.id;
+                    seen.push(e.id);
+                }
+                if seen.len() >= expected {
+                    break;
+                }
+                if page.is_empty() {
+                    tokio::task::yield_now().await;
+                }
+            }
+            seen
+        })
+    };
+    for task in tasks {
+        task.await.expect("writer");
+    }
+    let seen = reader.await.expect("reader");
+    let all: Vec<u64> = all_events(&f).await.iter().map(|e| e.id).collect();
+    assert_eq!(all.len() as u64, writers * each);
+    assert_eq!(
+        seen, all,
+        "the polling reader saw every event, in order, none skipped"
+    );
+    assert_eq!(all.iter().collect::<HashSet<_>>().len(), all.len());
+}
+
+/// A commit wakes a waiter on the bus.
+pub async fn bus_wakes_after_a_commit(f: Fixture) {
+    let seen = f.bus.generation();
+    let bus = Arc::clone(&f.bus);
+    let waiter = tokio::spawn(async move { bus.wait_changed(seen).await });
+    f.store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("create");
+    let got = tokio::time::timeout(Duration::from_secs(10), waiter)
+        .await
+        .expect("a wake-up within 10 s")
+        .expect("join")
+        .expect("bus");
+    assert_ne!(got, seen);
+    // Waiting on a generation already passed returns at once.
+    let now = tokio::time::timeout(Duration::from_secs(1), f.bus.wait_changed(seen))
+        .await
+        .expect("immediate")
+        .expect("bus");
+    assert_ne!(now, seen);
+}
+
+/// Retention deletes old events but never the newest, so `last_event_id` never goes back.
+pub async fn retention_keeps_the_newest(f: Fixture) {
+    let s = &f.store;
+    for n in 1..=3 {
+        s.create_node(&new_node(n, 1, t(0))).await.expect("create");
+    }
+    let last = s.last_event_id().await.expect("last");
+    let far_future = t(0) + chrono::TimeDelta::days(365 * 100);
+    assert_eq!(s.purge_events(far_future).await.expect("purge"), 2);
+    assert_eq!(s.last_event_id().await.expect("last"), last);
+    let left = s.events_after(0, 10).await.expect("left");
+    assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [last]);
+    assert_eq!(s.purge_events(t(-100)).await.expect("purge"), 0);
+}
