@@ -1,7 +1,8 @@
 #![allow(missing_docs)] // criterion_group!/criterion_main! generate undocumented items
 //! Store throughput: heartbeat append and job lease for SqliteStore and PgStore, each beside a
 //! bare sqlx statement writing the same row in the same run (so the ratio is ours vs sqlx's
-//! floor on the same machine, same moment).
+//! floor on the same machine, same moment); a verified completion settled in one transaction
+//! beside the former three-call path.
 //!
 //! PgStore groups need `BITSAGE_TEST_PG_URL` (scripts/bench.sh starts a throw-away cluster);
 //! without it they are skipped with a printed reason.
@@ -12,10 +13,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bitsage_core::conformance::store::{new_job, new_node, t};
+use bitsage_core::crypto::{Hash32, PublicKey};
 use bitsage_core::gpu::GpuSample;
+use bitsage_core::job::{JobResult, VerifiedCompletion};
+use bitsage_core::ledger::EarningEntry;
 use bitsage_core::node::Heartbeat;
+use bitsage_core::receipt::{Receipt, ReceiptBody};
 use bitsage_core::time::to_micros;
-use bitsage_core::{DynJobStore, NodeId};
+use bitsage_core::{DynJobStore, EntryId, NodeId, ReceiptId};
 use bitsage_store::testing::{create_database, PG_URL_VAR};
 use bitsage_store::{PgStore, SqliteStore};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
@@ -183,6 +188,102 @@ fn bench_backend<H, HF, L, LF>(
         })
     });
     g.finish();
+
+    // A verified completion: result + receipt + ledger credit (+ events). One transaction
+    // (`settle_completion`) beside the former path of three store calls, same run.
+    let mut g = c.benchmark_group(format!("{backend}/completion_settle"));
+    g.throughput(Throughput::Elements(1));
+    let leased = |iters: u64| async move {
+        let mut out = Vec::with_capacity(iters as usize);
+        for i in 0..iters {
+            queue
+                .enqueue_job(&new_job(i, 1_000_000, 3, t(i as i64)))
+                .await
+                .expect("enqueue");
+            let lease = queue
+                .lease_job(&node(), t(1_000_000), Duration::from_secs(3600))
+                .await
+                .expect("lease")
+                .expect("a job");
+            out.push(completion(&lease));
+        }
+        out
+    };
+    g.bench_function("one_transaction", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let work = leased(iters).await;
+                let start = Instant::now();
+                for c in &work {
+                    store
+                        .settle_completion(c, t(1_000_001))
+                        .await
+                        .expect("settle");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.bench_function("three_calls", |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let work = leased(iters).await;
+                let start = Instant::now();
+                for c in &work {
+                    store
+                        .complete_job(&c.lease, &c.result, t(1_000_001))
+                        .await
+                        .expect("complete");
+                    store.insert_receipt(&c.receipt).await.expect("receipt");
+                    store.credit_earning(&c.entry).await.expect("credit");
+                }
+                start.elapsed()
+            })
+        })
+    });
+    g.finish();
+}
+
+/// A verified completion of `lease` by node 1 (receipt signed by the node and countersigned).
+fn completion(lease: &bitsage_core::job::Lease) -> VerifiedCompletion {
+    let node_key = ed25519_dalek::SigningKey::from_bytes(&[1; 32]);
+    let coordinator = ed25519_dalek::SigningKey::from_bytes(&[200; 32]);
+    let (fee, net) = bitsage_core::ledger::split_payment(lease.payment, 250).expect("split");
+    let body = ReceiptBody {
+        id: ReceiptId(lease.spec.id.0),
+        job_id: lease.spec.id,
+        kind: lease.spec.kind.name().into(),
+        node_id: node(),
+        node_key: PublicKey::of(&node_key),
+        coordinator_key: PublicKey::of(&coordinator),
+        output: "0123".into(),
+        proof_hash: Hash32([7; 32]),
+        payment: lease.payment,
+        fee,
+        net,
+        completed_at: t(1_000_001),
+    };
+    let sig = body.sign_as_node(&node_key).expect("sign");
+    let receipt = Receipt::countersign(body, sig, &coordinator).expect("countersign");
+    VerifiedCompletion {
+        lease: lease.reference(),
+        result: JobResult {
+            output: "0123".into(),
+            proof_hash: Hash32([7; 32]),
+            proof_ref: "bench".into(),
+            completed_at: t(1_000_001),
+        },
+        receipt,
+        entry: EarningEntry {
+            id: EntryId(lease.spec.id.0),
+            node_id: node(),
+            job_id: lease.spec.id,
+            gross: lease.payment,
+            fee,
+            net,
+            credited_at: t(1_000_001),
+        },
+    }
 }
 
 fn sqlite_benches(c: &mut Criterion) {

@@ -24,9 +24,11 @@ pub mod lifecycle;
 pub mod node;
 pub mod page;
 pub mod ports;
+pub mod prometheus;
 pub mod proof;
 pub mod receipt;
 pub mod replay;
+pub mod service;
 pub mod time;
 
 pub use address::WalletAddress;

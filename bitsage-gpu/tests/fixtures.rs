@@ -131,7 +131,7 @@ async fn the_sampler_serves_fixture_readings_for_prometheus() {
     let snap = sampler.snapshot();
     assert!(snap.up);
     assert_eq!(snap.samples.as_ref().map(|s| s.len()), Some(2));
-    let text = render(&[NodeGpuMetrics::from_snapshot("node-a", &snap)]);
+    let text = render(&[bitsage_gpu::prometheus::from_snapshot("node-a", &snap)]);
     assert_eq!(text.matches("bitsage_gpu_info{").count(), 2);
     assert!(text.contains("bitsage_gpu_collector_up{node=\"node-a\"} 1\n"));
     assert!(text.contains("bitsage_gpu_collector_samples_total{node=\"node-a\"} 1\n"));

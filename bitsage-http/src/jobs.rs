@@ -13,7 +13,6 @@
 
 use bitsage_core::job::{JobResult, LeaseRef, NewJob, VerifiedCompletion};
 use bitsage_core::ledger::EarningEntry;
-use bitsage_core::lifecycle::transition;
 use bitsage_core::node::NodeRecord;
 use bitsage_core::proof::VerifiedProof;
 use bitsage_core::receipt::{Receipt, ReceiptBody};
@@ -134,29 +133,19 @@ fn forbidden_if_quarantined(node: &NodeRecord) -> ApiResult<()> {
     Ok(())
 }
 
-/// Applies a lifecycle event to `node` and returns its status afterwards. A concurrent move
-/// (another request, the sweeper) is not an error: the node's current status is returned.
+/// Applies a lifecycle event to `node` through [`bitsage_core::service::lifecycle::apply`]
+/// (the one place lifecycle events are applied) and logs a move.
 pub async fn apply_event(
     state: &AppState,
     node: &NodeRecord,
     event: &LifecycleEvent,
     now: Timestamp,
 ) -> ApiResult<NodeStatus> {
-    let Some(t) = transition(node.status, event)? else {
-        return Ok(node.status);
-    };
-    match state.store.apply_transition(&node.id, &t, now).await {
-        Ok(moved) => {
-            tracing::info!(node = %node.id, from = %t.from, to = %t.to, reason = %t.reason, "node status changed");
-            Ok(moved.status)
-        }
-        Err(Error::Conflict(_)) => Ok(state
-            .store
-            .get_node(&node.id)
-            .await?
-            .map_or(node.status, |n| n.status)),
-        Err(e) => Err(e.into()),
+    let status = bitsage_core::service::lifecycle::apply(&*state.store, node, event, now).await?;
+    if status != node.status {
+        tracing::info!(node = %node.id, from = %node.status, to = %status, event = event.name(), "node status changed");
     }
+    Ok(status)
 }
 
 /// The fee and net of a payment under the coordinator's fee.

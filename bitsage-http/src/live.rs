@@ -79,6 +79,8 @@ struct HubInner {
     cursor: AtomicU64,
     started: tokio::sync::OnceCell<()>,
     connections: Arc<Semaphore>,
+    /// Turns true when the coordinator shuts down: every live stream ends.
+    closing: tokio::sync::watch::Sender<bool>,
     settings: LiveSettings,
 }
 
@@ -98,6 +100,7 @@ impl EventHub {
                 cursor: AtomicU64::new(NOT_STARTED),
                 started: tokio::sync::OnceCell::new(),
                 connections: Arc::new(Semaphore::new(settings.max_connections)),
+                closing: tokio::sync::watch::channel(false).0,
                 settings,
             }),
         }
@@ -121,6 +124,12 @@ impl EventHub {
             })
             .await?;
         Ok(())
+    }
+
+    /// Ends every live stream (SSE ends, WebSockets get a close frame) and refuses new ones:
+    /// a graceful shutdown then does not wait for clients that would never leave.
+    pub fn close(&self) {
+        self.inner.closing.send_replace(true);
     }
 
     /// The last id broadcast.
@@ -148,6 +157,13 @@ impl EventHub {
                     ),
                 )
             })?;
+        if *self.inner.closing.borrow() {
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "unavailable",
+                "this coordinator is shutting down; connect to another one",
+            ));
+        }
         self.start().await.map_err(ApiError::from)?;
         // Subscribe before reading the outbox: whatever is broadcast from here on is in `rx`,
         // whatever was broadcast before is in the outbox.
@@ -174,6 +190,7 @@ impl EventHub {
             backlog: VecDeque::new(),
             catching_up: resume.is_some(),
             last_sent,
+            closing: self.inner.closing.subscribe(),
             _permit: permit,
         })
     }
@@ -230,6 +247,7 @@ pub struct Subscription {
     backlog: VecDeque<Arc<StoredEvent>>,
     catching_up: bool,
     last_sent: u64,
+    closing: tokio::sync::watch::Receiver<bool>,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -244,8 +262,17 @@ impl Subscription {
         self.last_sent
     }
 
-    /// The next event of the subscribed topics, in id order.
+    /// The next event of the subscribed topics, in id order; [`Ended::Closed`] when the
+    /// coordinator shuts down.
     pub async fn next(&mut self) -> Result<Arc<StoredEvent>, Ended> {
+        let mut closing = self.closing.clone();
+        tokio::select! {
+            next = self.next_inner() => next,
+            _ = closing.wait_for(|c| *c) => Err(Ended::Closed),
+        }
+    }
+
+    async fn next_inner(&mut self) -> Result<Arc<StoredEvent>, Ended> {
         loop {
             if let Some(e) = self.backlog.pop_front() {
                 self.last_sent = e.id;

@@ -1,7 +1,7 @@
 //! `GET /metrics`: Prometheus text exposition (format 0.0.4) of what the coordinator knows.
 //!
 //! - Per-GPU series of every registered node (`bitsage_gpu_*`, rendered by
-//!   [`bitsage_gpu::prometheus`]): identity from the node's hardware report, readings from the
+//!   [`bitsage_core::prometheus`]): identity from the node's hardware report, readings from the
 //!   latest samples its heartbeats carried. Readings older than the stale threshold
 //!   ([`MetricsConfig::fresh_for`]) are **not** exported as current; their age is, in
 //!   `bitsage_node_gpu_sample_age_seconds`. A metric a device did not report has no series.
@@ -20,8 +20,8 @@ use std::time::Duration;
 use bitsage_core::gpu::{GpuCollectorStatus, GpuInventory, GpuSample, ReportedCollector};
 use bitsage_core::job::JobFilter;
 use bitsage_core::node::NodeFilter;
+use bitsage_core::prometheus::{escape_label_value, render_into, NodeGpuMetrics};
 use bitsage_core::{JobStatus, JobStoreExt as _, NodeStatus, Timestamp};
-use bitsage_gpu::prometheus::{escape_label_value, render_into, NodeGpuMetrics};
 
 use crate::error::ApiResult;
 use crate::AppState;

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 use bitsage_core::attestation::{AttestationChallenge, ATTESTATION_NONCE_LEN};
 use bitsage_core::job::JobFilter;
-use bitsage_core::lifecycle::transition;
 use bitsage_core::node::{Heartbeat, NewNode, NodeFilter};
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::ReceiptFilter;
@@ -222,19 +221,7 @@ pub async fn heartbeat(
         Err(Error::NotFound { .. }) => return Err(ApiError::unauthorized(HEARTBEAT_REJECTED)),
         Err(e) => return Err(e.into()),
     }
-    let status = match transition(node.status, &LifecycleEvent::Heartbeat)? {
-        None => node.status,
-        Some(t) => match state.store.apply_transition(&node.id, &t, now).await {
-            Ok(moved) => moved.status,
-            // Someone else moved the node meanwhile (sweeper, admin): report where it is now.
-            Err(Error::Conflict(_)) => state
-                .store
-                .get_node(&node.id)
-                .await?
-                .map_or(node.status, |n| n.status),
-            Err(e) => return Err(e.into()),
-        },
-    };
+    let status = crate::jobs::apply_event(state, &node, &LifecycleEvent::Heartbeat, now).await?;
     Ok(HeartbeatResponse {
         status,
         heartbeat_interval_secs: interval_secs(&state.config),

@@ -377,3 +377,33 @@ async fn topic_channels_are_subscribed_from_the_start() {
         "jobs only"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_the_hub_ends_live_streams_so_shutdown_can_finish() {
+    let s = server(LiveSettings::default()).await;
+    let mut sse = Sse::new(Sse::open(&s.url("/api/events"), None).await);
+    let mut socket = ws(&s, "/ws/jobs").await;
+    assert_eq!(frame(&mut socket).await["type"], "subscribed");
+    s.state.events.close();
+    let end = tokio::time::timeout(WAIT, async {
+        loop {
+            match sse.resp.chunk().await {
+                Ok(Some(_)) => continue,
+                _ => return,
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the SSE stream ends");
+    assert_eq!(
+        frame(&mut socket).await["type"],
+        "closed",
+        "the socket is closed"
+    );
+    let r = Sse::open(&s.url("/api/events"), None).await;
+    assert_eq!(
+        r.status(),
+        503,
+        "no new live connection while shutting down"
+    );
+}

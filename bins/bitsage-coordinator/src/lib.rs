@@ -22,11 +22,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bitsage_core::deployment::DeploymentKey;
-use bitsage_core::lifecycle::transition;
-use bitsage_core::node::NodeFilter;
 use bitsage_core::{
-    DynCoordinatorStore, DynEventBus, DynJobStore, DynProofStore, JobStoreExt as _, LifecycleEvent,
-    NodeId, NodeStatus, Timestamp, Transition,
+    DynCoordinatorStore, DynEventBus, DynJobStore, DynProofStore, NodeId, Timestamp, Transition,
 };
 use bitsage_http::live::LiveSettings;
 use bitsage_http::{router, AppState, HttpConfig};
@@ -310,10 +307,13 @@ pub async fn serve_state(
     let indexer = indexer.map(|i| tokio::spawn(i.run(rx.clone())));
     let app = router(state.clone());
     let mut server_rx = rx.clone();
+    let live = state.events.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 let _ = server_rx.wait_for(|s| *s).await;
+                // Live streams never end on their own: end them so the shutdown can finish.
+                live.close();
             })
             .await
             .context("HTTP server")
@@ -398,53 +398,18 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
     }
 }
 
-/// One pass of the lifecycle engine over pending, active and stale nodes: a node silent (no
-/// heartbeat; before its first one, since registration) for `offline_after` goes offline, an
-/// active one silent for `stale_after` goes stale. Returns the transitions applied; a node
-/// moved concurrently by someone else is skipped.
+/// One pass of the lifecycle engine ([`bitsage_core::service::lifecycle::sweep`]), each move
+/// logged.
 pub async fn sweep_nodes(
     store: &DynJobStore,
     now: Timestamp,
     stale_after: Duration,
     offline_after: Duration,
 ) -> bitsage_core::Result<Vec<(NodeId, Transition)>> {
-    let mut applied = Vec::new();
-    for status in [NodeStatus::Pending, NodeStatus::Active, NodeStatus::Stale] {
-        let filter = NodeFilter {
-            status: Some(status),
-            wallet: None,
-        };
-        // Collect first: applying transitions changes the filtered list under the pages.
-        let nodes = store.all_nodes(&filter).await?;
-        for node in nodes {
-            let last = store
-                .last_seen(&node.id)
-                .await?
-                .unwrap_or(node.registered_at);
-            let silent = (now - last).to_std().unwrap_or(Duration::ZERO);
-            let event = if silent >= offline_after {
-                LifecycleEvent::OfflineTimeout {
-                    silent_secs: silent.as_secs(),
-                }
-            } else if silent >= stale_after {
-                LifecycleEvent::HeartbeatOverdue {
-                    silent_secs: silent.as_secs(),
-                }
-            } else {
-                continue;
-            };
-            let Some(t) = transition(node.status, &event)? else {
-                continue;
-            };
-            match store.apply_transition(&node.id, &t, now).await {
-                Ok(_) => {
-                    tracing::info!(node = %node.id, from = %t.from, to = %t.to, reason = %t.reason, "node status changed");
-                    applied.push((node.id, t));
-                }
-                Err(bitsage_core::Error::Conflict(_)) => {}
-                Err(e) => return Err(e),
-            }
-        }
+    let applied =
+        bitsage_core::service::lifecycle::sweep(&**store, now, stale_after, offline_after).await?;
+    for (node, t) in &applied {
+        tracing::info!(node = %node, from = %t.from, to = %t.to, reason = %t.reason, "node status changed");
     }
     Ok(applied)
 }

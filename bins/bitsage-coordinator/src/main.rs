@@ -315,8 +315,8 @@ async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
 }
 
 fn keygen(out: PathBuf) -> anyhow::Result<()> {
-    let key = bitsage_agent::key::NodeKey::create(&out)
-        .with_context(|| format!("creating {}", out.display()))?;
+    // KeyError's message names the file and the cause already.
+    let key = bitsage_agent::key::NodeKey::create(&out).map_err(|e| anyhow::anyhow!("{e}"))?;
     let public = key.public_key();
     println!(
         "deployment key written to {} (mode 0600)\npublic key {}\nkey id {}",

@@ -109,6 +109,10 @@ async fn e2e_three_coordinators_on_one_postgres() {
     assert!(infos.windows(2).all(|w| w[0] == w[1]), "{infos:?}");
     let published = infos[0].public_key;
 
+    // Live clients: a WebSocket on C and an SSE stream on A, both following `jobs`.
+    let mut ws_c = LiveWs::connect(ports[2], &["jobs"]).await;
+    let mut sse_a = LiveSse::open(ports[0], None).await;
+
     // Agent i starts at coordinator i and fails over to the others.
     let _agents: Vec<Proc> = (0..3)
         .map(|i| {
@@ -139,6 +143,44 @@ async fn e2e_three_coordinators_on_one_postgres() {
         nodes.len() >= 2,
         "agents starting at B and C completed jobs too: {nodes:?}"
     );
+
+    // Both live clients saw every job's events, in one order, whichever coordinator produced
+    // them: queued (through A) ... completed (through whichever coordinator the agent used).
+    let from_ws = collect_until_completed(&mut ws_c, &first).await;
+    let from_sse = collect_until_completed(&mut sse_a, &first).await;
+    assert_eq!(
+        from_ws.iter().map(|e| e.0).collect::<Vec<_>>(),
+        from_sse.iter().map(|e| e.0).collect::<Vec<_>>(),
+        "the WebSocket on C and the SSE stream on A see the same events in the same order"
+    );
+    assert!(from_ws.windows(2).all(|w| w[0].0 < w[1].0), "ids increase");
+    for id in &first {
+        let kinds: Vec<&str> = from_ws
+            .iter()
+            .filter(|e| e.2 == id.to_string())
+            .map(|e| e.1.as_str())
+            .collect();
+        assert_eq!(kinds.first(), Some(&"job_queued"), "{id}: {kinds:?}");
+        assert_eq!(kinds.last(), Some(&"job_completed"), "{id}: {kinds:?}");
+        assert!(kinds.contains(&"job_leased"), "{id}: {kinds:?}");
+    }
+    // An SSE client reconnecting (to B) from the middle with Last-Event-ID misses none.
+    let middle = from_sse[from_sse.len() / 2].0;
+    let mut resumed = LiveSse::open(ports[1], Some(middle)).await;
+    let rest: Vec<u64> = from_sse
+        .iter()
+        .map(|e| e.0)
+        .filter(|i| *i > middle)
+        .collect();
+    let mut got = Vec::new();
+    while got.len() < rest.len() {
+        got.push(resumed.next().await.0);
+    }
+    assert_eq!(
+        got, rest,
+        "resumed from {middle}: every later event, in order"
+    );
+    drop((ws_c, sse_a, resumed));
 
     // Replays: a node of our own, registered through A.
     let k = SigningKey::from_bytes(&[77; 32]);
@@ -209,4 +251,143 @@ async fn e2e_three_coordinators_on_one_postgres() {
         first.len() + second.len(),
         "one receipt per job"
     );
+}
+
+/// (id, type, job id) of a `jobs` event.
+type JobEvent = (u64, String, String);
+
+fn job_event(v: &serde_json::Value) -> JobEvent {
+    (
+        v["id"].as_u64().expect("id"),
+        v["type"].as_str().expect("type").to_string(),
+        v["data"]["job_id"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+/// Reads events until every job of `ids` has its `job_completed`.
+async fn collect_until_completed<L: Live>(live: &mut L, ids: &[JobId]) -> Vec<JobEvent> {
+    let mut out: Vec<JobEvent> = Vec::new();
+    let wanted: BTreeSet<String> = ids.iter().map(|i| i.to_string()).collect();
+    loop {
+        let done: BTreeSet<String> = out
+            .iter()
+            .filter(|e| e.1 == "job_completed")
+            .map(|e| e.2.clone())
+            .collect();
+        if wanted.is_subset(&done) {
+            return out;
+        }
+        out.push(live.next().await);
+    }
+}
+
+/// A live event client.
+trait Live {
+    /// The next `jobs` event.
+    async fn next(&mut self) -> JobEvent;
+}
+
+impl Live for LiveWs {
+    async fn next(&mut self) -> JobEvent {
+        LiveWs::next(self).await
+    }
+}
+
+impl Live for LiveSse {
+    async fn next(&mut self) -> JobEvent {
+        LiveSse::next(self).await
+    }
+}
+
+/// A WebSocket client of `/ws`.
+struct LiveWs {
+    socket: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+}
+
+impl LiveWs {
+    async fn connect(port: u16, topics: &[&str]) -> Self {
+        use futures::SinkExt;
+        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+            .await
+            .expect("websocket");
+        let sub = serde_json::json!({ "type": "subscribe", "topics": topics });
+        socket
+            .send(tokio_tungstenite::tungstenite::Message::Text(
+                sub.to_string().into(),
+            ))
+            .await
+            .expect("subscribe");
+        let mut me = Self { socket };
+        let first = me.frame().await;
+        assert_eq!(first["type"], "subscribed", "{first}");
+        me
+    }
+
+    async fn frame(&mut self) -> serde_json::Value {
+        use futures::StreamExt;
+        loop {
+            let m = tokio::time::timeout(LONG, self.socket.next())
+                .await
+                .expect("a frame in time")
+                .expect("open")
+                .expect("frame");
+            if let tokio_tungstenite::tungstenite::Message::Text(t) = m {
+                return serde_json::from_str(&t).expect("json");
+            }
+        }
+    }
+
+    async fn next(&mut self) -> JobEvent {
+        let v = self.frame().await;
+        assert!(v["id"].is_u64(), "an event, not {v}");
+        job_event(&v)
+    }
+}
+
+/// An SSE client of `/api/events?topics=jobs`.
+struct LiveSse {
+    resp: reqwest::Response,
+    buf: String,
+}
+
+impl LiveSse {
+    async fn open(port: u16, last_event_id: Option<u64>) -> Self {
+        let mut req =
+            reqwest::Client::new().get(format!("http://127.0.0.1:{port}/api/events?topics=jobs"));
+        if let Some(id) = last_event_id {
+            req = req.header("Last-Event-ID", id.to_string());
+        }
+        let resp = req.send().await.expect("sse");
+        assert_eq!(resp.status(), 200);
+        Self {
+            resp,
+            buf: String::new(),
+        }
+    }
+
+    async fn next(&mut self) -> JobEvent {
+        loop {
+            if let Some(end) = self.buf.find("\n\n") {
+                let frame: String = self.buf.drain(..end + 2).collect();
+                let data: String = frame
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if data.is_empty() {
+                    continue;
+                }
+                return job_event(&serde_json::from_str(&data).expect("json"));
+            }
+            let chunk = tokio::time::timeout(LONG, self.resp.chunk())
+                .await
+                .expect("an SSE frame in time")
+                .expect("chunk")
+                .expect("open");
+            self.buf
+                .push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+        }
+    }
 }

@@ -11,9 +11,13 @@
 //! - `loadgen status --connections C --duration-secs S [--wrk]`: `GET /api/validator/status`
 //!   on the real router beside a bare axum handler, same client, same run; the ratio.
 //!
+//! - `loadgen fanout --rate R --duration-secs S`: event fan-out latency from a commit on one
+//!   coordinator (PgStore) to delivery on another (its event hub), p50/p99.
+//!
 //! Prints a summary for people, then one JSON line (the last line of stdout).
 //! Speed is measured here, never in tests.
 
+mod fanout;
 mod heartbeats;
 mod measure;
 mod status;
@@ -48,6 +52,9 @@ enum Scenario {
     Heartbeats(heartbeats::HeartbeatArgs),
     /// `GET /api/validator/status` on our router vs a bare axum handler.
     Status(status::StatusArgs),
+    /// Event fan-out latency from a commit on one coordinator to delivery on another
+    /// (PostgreSQL `LISTEN/NOTIFY` + outbox).
+    Fanout(fanout::FanoutArgs),
 }
 
 fn runtime(name: &str, threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -68,6 +75,10 @@ fn main() -> anyhow::Result<()> {
     let (human, json) = match &cli.scenario {
         Scenario::Heartbeats(args) => {
             let r = heartbeats::run(&server_rt, &client_rt, args, environment)?;
+            (r.human(), serde_json::to_string(&r)?)
+        }
+        Scenario::Fanout(args) => {
+            let r = fanout::run(&client_rt, args, environment)?;
             (r.human(), serde_json::to_string(&r)?)
         }
         Scenario::Status(args) => {
