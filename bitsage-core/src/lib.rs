@@ -38,8 +38,19 @@ pub use ids::{EntryId, JobId, LeaseId, NodeId, ReceiptId};
 pub use job::{JobKind, JobSpec, JobStatus};
 pub use lifecycle::{LifecycleEvent, NodeStatus, Transition};
 pub use ports::{
-    ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore, DynEventBus, DynEventLog,
-    DynGpuSource, DynJobStore, DynProofStore, DynProver, DynReplayLog, EventBus, EventLog,
-    GpuSource, Inserted, JobStore, JobStoreExt, ProofStore, Prover, ReplayLog,
+    ChainEventStore, ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore,
+    DynEventBus, DynEventLog, DynGpuSource, DynJobStore, DynProofStore, DynProver, DynReplayLog,
+    EventBus, EventLog, GpuSource, Inserted, JobQueue, JobStore, JobStoreExt, NodeStore,
+    ProofStore, Prover, ReceiptLedger, ReplayLog, TelemetryStore,
 };
+
+/// The store ports' methods in scope at once (`use bitsage_core::store_prelude::*;`): a
+/// [`DynJobStore`] is a bundle of focused ports, and calling a port's method needs the port's
+/// trait in scope.
+pub mod store_prelude {
+    pub use crate::ports::{
+        ChainEventStore as _, JobQueue as _, JobStore as _, JobStoreExt as _, NodeStore as _,
+        ReceiptLedger as _, TelemetryStore as _,
+    };
+}
 pub use time::{TimeWindow, Timestamp};

@@ -111,10 +111,11 @@ pub enum Inserted {
     AlreadyPresent,
 }
 
-/// The coordinator's state: nodes, heartbeats, GPU samples, jobs, receipts, earnings and
-/// indexed chain events.
+/// The coordinator's state, as one bundle of the focused store ports — [`NodeStore`],
+/// [`TelemetryStore`], [`JobQueue`], [`ReceiptLedger`], [`ChainEventStore`] — plus what spans
+/// them (settling a verified completion). Consumers that need one part ask for that port.
 ///
-/// # Contract
+/// # Contract (for every method of the bundle and its ports)
 /// - **Durability**: when a method returns `Ok`, its write is committed (for a disk store, on
 ///   disk); a crash after that loses nothing acknowledged.
 /// - **Atomicity**: every method is one transaction; a failed call changes nothing.
@@ -136,11 +137,33 @@ pub enum Inserted {
 ///   completion, oldest first; ties by id) and paginate with [`PageRequest`].
 /// - Absent records are `Ok(None)`; `NotFound` is for writes that name a missing record.
 #[async_trait]
-pub trait JobStore: Send + Sync + Debug {
+pub trait JobStore:
+    NodeStore + TelemetryStore + JobQueue + ReceiptLedger + ChainEventStore
+{
     /// The backend's name (`"memory"`, `"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;
+    /// Settles a verified completion in **one transaction**: completes the job (as
+    /// `complete_job`; skipped when this node already completed it with the same proof hash,
+    /// so a retry after a crash fills in only what is missing), stores the receipt (as
+    /// `insert_receipt`) and the ledger credit (as `credit_earning`), with their events. Any
+    /// failure (a lost lease, a different receipt or entry under the same id) changes nothing.
+    async fn settle_completion(
+        &self,
+        completion: &VerifiedCompletion,
+        now: Timestamp,
+    ) -> Result<JobRecord>;
+}
 
-    // ---- nodes
+/// Registered nodes and their lifecycle.
+///
+/// # Contract
+/// - `create_node` fails with `AlreadyExists` for a known id. `apply_transition` succeeds only
+///   when the node's current status equals `transition.from` (otherwise `Conflict`) and records
+///   the change with its reason in the history.
+/// - Lists are in registration order (ties by id) and paginate with [`PageRequest`]; absent
+///   records are `Ok(None)`.
+#[async_trait]
+pub trait NodeStore: Send + Sync + Debug {
     /// Registers a node in status `pending`.
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord>;
     /// One node.
@@ -156,8 +179,18 @@ pub trait JobStore: Send + Sync + Debug {
     ) -> Result<NodeRecord>;
     /// A node's status changes, oldest first.
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>>;
+}
 
-    // ---- heartbeats
+/// What nodes report while they run: heartbeats (with their GPU samples and collector status)
+/// and GPU samples, with retention.
+///
+/// # Contract
+/// - `append_heartbeat` refuses a sequence not above the node's last stored one (`Conflict`,
+///   nothing stored) and stores the heartbeat, its samples and its collector status in one
+///   transaction.
+/// - Windows are half-open and results oldest first.
+#[async_trait]
+pub trait TelemetryStore: Send + Sync + Debug {
     /// Stores a heartbeat (the node must exist). A sequence not above the last stored one is
     /// a replay: `Conflict`, nothing stored. In the same transaction the heartbeat's
     /// `gpu_samples` are stored (as by `append_gpu_samples`) and its `gpu_collector` becomes
@@ -171,7 +204,6 @@ pub trait JobStore: Send + Sync + Debug {
     /// Heartbeat times of a node in `window`, oldest first.
     async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>>;
 
-    // ---- GPU samples
     /// Stores samples reported by a node.
     async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()>;
     /// The latest sample of each of a node's devices, by device UUID.
@@ -180,8 +212,19 @@ pub trait JobStore: Send + Sync + Debug {
     async fn gpu_samples(&self, node: &NodeId, window: TimeWindow) -> Result<Vec<GpuSample>>;
     /// Deletes samples taken before `cutoff` (retention); returns how many.
     async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64>;
+}
 
-    // ---- jobs
+/// The job queue: submission, leases, completion and failure.
+///
+/// # Contract
+/// - `lease_job` hands each queued job to at most one node at a time, even under concurrent
+///   callers and coordinators, oldest submission first; it increments `attempts`. Only the
+///   current lease (job, lease id, node) may `complete_job`/`fail_job` it, and only before it
+///   expires (`Conflict` otherwise). `sweep_expired_leases` puts expired leases back in the
+///   queue, or fails the job when `attempts == max_attempts`; `fail_job` does the same.
+/// - Lists are in submission order (ties by id).
+#[async_trait]
+pub trait JobQueue: Send + Sync + Debug {
     /// Queues a job. `AlreadyExists` for a known id.
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord>;
     /// One job.
@@ -215,18 +258,18 @@ pub trait JobStore: Send + Sync + Debug {
     ) -> Result<JobRecord>;
     /// Records a failed attempt: re-queues the job, or fails it at the retry limit.
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord>;
-    /// Settles a verified completion in **one transaction**: completes the job (as
-    /// `complete_job`; skipped when this node already completed it with the same proof hash,
-    /// so a retry after a crash fills in only what is missing), stores the receipt (as
-    /// `insert_receipt`) and the ledger credit (as `credit_earning`), with their events. Any
-    /// failure (a lost lease, a different receipt or entry under the same id) changes nothing.
-    async fn settle_completion(
-        &self,
-        completion: &VerifiedCompletion,
-        now: Timestamp,
-    ) -> Result<JobRecord>;
+}
 
-    // ---- receipts
+/// Receipts and the earnings ledger.
+///
+/// # Contract
+/// - `insert_receipt` and `credit_earning` return `AlreadyPresent` for an identical record with
+///   a known id and `AlreadyExists` for a different one.
+/// - **Exact money**: amounts are stored and summed exactly as u256 (no float, no i64); a sum
+///   that would exceed u256 is [`crate::Error::Overflow`].
+/// - Receipts list in completion order (ties by id).
+#[async_trait]
+pub trait ReceiptLedger: Send + Sync + Debug {
     /// Stores a receipt (idempotent by id).
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted>;
     /// One receipt.
@@ -238,7 +281,6 @@ pub trait JobStore: Send + Sync + Debug {
         page: PageRequest,
     ) -> Result<Page<Receipt>>;
 
-    // ---- earnings
     /// Credits a node (idempotent by entry id).
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted>;
     /// Exact sums of a node's entries, optionally within a window.
@@ -253,8 +295,16 @@ pub trait JobStore: Send + Sync + Debug {
         node: &NodeId,
         window: TimeWindow,
     ) -> Result<Vec<DailyEarnings>>;
+}
 
-    // ---- chain events and the indexer cursor
+/// Indexed chain events and the indexer's cursor.
+///
+/// # Contract
+/// - `append_chain_events` ignores events already stored under the same (block hash, tx hash,
+///   event index) and moves the cursor in the same transaction; `rewind_chain` deletes above
+///   the ancestor and moves the cursor in one transaction.
+#[async_trait]
+pub trait ChainEventStore: Send + Sync + Debug {
     /// Stores a page of events and moves the indexer's cursor, in one transaction. Returns how
     /// many events were new.
     async fn append_chain_events(

@@ -10,7 +10,7 @@ use bitsage_core::attestation::{
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::gpu::{DeviceState, GpuDevice};
 use bitsage_core::node::HardwareReport;
-use bitsage_core::JobStore;
+use bitsage_core::store_prelude::*;
 use bitsage_http::api::{AttestationEvidence, NodeDetail, RegisterRequest, RegisterResponse};
 use common::*;
 

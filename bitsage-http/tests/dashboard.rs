@@ -19,9 +19,10 @@ use bitsage_core::gpu::{DeviceState, GpuDevice, GpuSample, GpuTier};
 use bitsage_core::job::{JobResult, NewJob};
 use bitsage_core::ledger::EarningEntry;
 use bitsage_core::node::HardwareReport;
+use bitsage_core::store_prelude::*;
 use bitsage_core::{
-    ChainSource, DynChainSource, JobId, JobKind, JobSpec, JobStore, NodeStatus, Timestamp,
-    TokenAmount, Transition, WalletAddress,
+    ChainSource, DynChainSource, JobId, JobKind, JobSpec, NodeStatus, Timestamp, TokenAmount,
+    Transition, WalletAddress,
 };
 use bitsage_http::api::{HeartbeatRequest, RegisterRequest};
 use bitsage_http::dashboard::{NetworkWorkers, Section, Summary, ValidatorStatus};

@@ -10,7 +10,8 @@ use bitsage_core::job::JobFilter;
 use bitsage_core::page::PageRequest;
 use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::{ReceiptBody, ReceiptFilter};
-use bitsage_core::{JobKind, JobSpec, JobStatus, JobStore, NodeStatus, ReceiptId, TokenAmount};
+use bitsage_core::store_prelude::*;
+use bitsage_core::{JobKind, JobSpec, JobStatus, NodeStatus, ReceiptId, TokenAmount};
 use bitsage_http::api::{
     Assignment, CompleteRequest, CompleteResponse, FailRequest, JobView, LeaseRequest,
     LeaseResponse, SubmitJobRequest,

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bitsage_core::event::{StoredEvent, Topic};
-use bitsage_core::{JobKind, JobStore, TokenAmount};
+use bitsage_core::{JobKind, JobQueue, TokenAmount};
 use bitsage_http::api::SubmitJobRequest;
 use bitsage_http::live::LiveSettings;
 use bitsage_http::{router, AppState, HttpConfig};

@@ -6,7 +6,7 @@ mod common;
 use axum::http::StatusCode;
 use bitsage_core::gpu::{DeviceState, GpuCollectorStatus, GpuDevice, GpuSample, GpuTier};
 use bitsage_core::node::{HardwareReport, Heartbeat};
-use bitsage_core::JobStore;
+use bitsage_core::store_prelude::*;
 use bitsage_http::api::{HeartbeatRequest, NodeDetail, RegisterRequest};
 use common::*;
 use ed25519_dalek::SigningKey;

@@ -5,7 +5,8 @@ mod common;
 use axum::http::StatusCode;
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::gpu::GpuSample;
-use bitsage_core::{JobStore, NodeStatus, Transition, WalletAddress};
+use bitsage_core::store_prelude::*;
+use bitsage_core::{NodeStatus, Transition, WalletAddress};
 use bitsage_http::api::{
     HeartbeatRequest, HeartbeatResponse, NodeDetail, RegisterRequest, RegisterResponse,
 };

@@ -18,6 +18,7 @@ use bitsage_core::ledger::{daily_totals, DailyEarnings, EarningEntry, EarningsTo
 use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChange};
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
+use bitsage_core::{ChainEventStore, JobQueue, NodeStore, ReceiptLedger, TelemetryStore};
 use bitsage_core::{
     Error, EventLog, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, ReceiptId, ReplayLog,
     Result, TimeWindow, Timestamp, Transition,
@@ -160,6 +161,36 @@ impl JobStore for InMemoryStore {
         "memory"
     }
 
+    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
+        c.check()?;
+        c.entry.validate()?;
+        self.with(|s| {
+            // Check everything first, then change: all of it or none.
+            let mut job = job_mut(s, &c.lease.job_id)?.clone();
+            let applied = c.already_applied_to(&job);
+            if !applied {
+                complete(&mut job, &c.lease, &c.result, now)?;
+            }
+            let receipt = receipt_state(s, &c.receipt)?;
+            let entry = entry_state(s, &c.entry)?;
+            *job_mut(s, &c.lease.job_id)? = job.clone();
+            if !applied {
+                s.emit(event::job_completed(&job));
+            }
+            if receipt == Inserted::New {
+                s.receipts.push(c.receipt.clone());
+                s.emit(event::receipt_issued(&c.receipt));
+            }
+            if entry == Inserted::New {
+                s.earnings.push(c.entry.clone());
+            }
+            Ok(job)
+        })
+    }
+}
+
+#[async_trait]
+impl NodeStore for InMemoryStore {
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
         self.with(|s| {
             if s.nodes.iter().any(|n| n.id == node.id) {
@@ -236,7 +267,10 @@ impl JobStore for InMemoryStore {
                 .collect())
         })
     }
+}
 
+#[async_trait]
+impl TelemetryStore for InMemoryStore {
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         self.with(|s| {
             if !s.nodes.iter().any(|n| n.id == hb.node_id) {
@@ -348,7 +382,10 @@ impl JobStore for InMemoryStore {
             Ok(deleted)
         })
     }
+}
 
+#[async_trait]
+impl JobQueue for InMemoryStore {
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
         job.spec.kind.validate()?;
         self.with(|s| {
@@ -474,7 +511,10 @@ impl JobStore for InMemoryStore {
             Ok(done)
         })
     }
+}
 
+#[async_trait]
+impl ReceiptLedger for InMemoryStore {
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         self.with(|s| {
             let inserted = receipt_state(s, receipt)?;
@@ -483,33 +523,6 @@ impl JobStore for InMemoryStore {
                 s.emit(event::receipt_issued(receipt));
             }
             Ok(inserted)
-        })
-    }
-
-    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
-        c.check()?;
-        c.entry.validate()?;
-        self.with(|s| {
-            // Check everything first, then change: all of it or none.
-            let mut job = job_mut(s, &c.lease.job_id)?.clone();
-            let applied = c.already_applied_to(&job);
-            if !applied {
-                complete(&mut job, &c.lease, &c.result, now)?;
-            }
-            let receipt = receipt_state(s, &c.receipt)?;
-            let entry = entry_state(s, &c.entry)?;
-            *job_mut(s, &c.lease.job_id)? = job.clone();
-            if !applied {
-                s.emit(event::job_completed(&job));
-            }
-            if receipt == Inserted::New {
-                s.receipts.push(c.receipt.clone());
-                s.emit(event::receipt_issued(&c.receipt));
-            }
-            if entry == Inserted::New {
-                s.earnings.push(c.entry.clone());
-            }
-            Ok(job)
         })
     }
 
@@ -582,7 +595,10 @@ impl JobStore for InMemoryStore {
             )
         })
     }
+}
 
+#[async_trait]
+impl ChainEventStore for InMemoryStore {
     async fn append_chain_events(
         &self,
         indexer: &str,

@@ -19,6 +19,7 @@ use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChang
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
+use bitsage_core::{ChainEventStore, JobQueue, NodeStore, ReceiptLedger, TelemetryStore};
 use bitsage_core::{
     EntryId, Error, EventLog, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus,
     ProofStore, ReceiptId, ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
@@ -524,6 +525,32 @@ impl JobStore for PgStore {
         BACKEND
     }
 
+    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
+        c.check()?;
+        c.entry.validate()?;
+        let mut tx = self.begin().await?;
+        let result: Result<JobRecord> = async {
+            let mut job = load_job_for_update(&mut tx, &c.lease.job_id).await?;
+            let mut events = Vec::new();
+            if !c.already_applied_to(&job) {
+                complete(&mut job, &c.lease, &c.result, now)?;
+                save_job(&mut tx, &job).await?;
+                events.push(event::job_completed(&job));
+            }
+            if insert_receipt_tx(&mut tx, &c.receipt).await? == Inserted::New {
+                events.push(event::receipt_issued(&c.receipt));
+            }
+            credit_tx(&mut tx, &c.entry).await?;
+            append_events(&mut tx, &events, now).await?;
+            Ok(job)
+        }
+        .await;
+        finish(tx, result).await
+    }
+}
+
+#[async_trait]
+impl NodeStore for PgStore {
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
         let rec = new_node_record(node);
         let mut tx = self.begin().await?;
@@ -670,7 +697,10 @@ impl JobStore for PgStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl TelemetryStore for PgStore {
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
         let collector_json = collector_json(hb, BACKEND)?;
@@ -818,7 +848,10 @@ impl JobStore for PgStore {
             .map_err(db_err)?
             .rows_affected())
     }
+}
 
+#[async_trait]
+impl JobQueue for PgStore {
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
         job.spec.kind.validate()?;
         let rec = new_job_record(job)?;
@@ -1009,30 +1042,10 @@ impl JobStore for PgStore {
         .await;
         finish(tx, result).await
     }
+}
 
-    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
-        c.check()?;
-        c.entry.validate()?;
-        let mut tx = self.begin().await?;
-        let result: Result<JobRecord> = async {
-            let mut job = load_job_for_update(&mut tx, &c.lease.job_id).await?;
-            let mut events = Vec::new();
-            if !c.already_applied_to(&job) {
-                complete(&mut job, &c.lease, &c.result, now)?;
-                save_job(&mut tx, &job).await?;
-                events.push(event::job_completed(&job));
-            }
-            if insert_receipt_tx(&mut tx, &c.receipt).await? == Inserted::New {
-                events.push(event::receipt_issued(&c.receipt));
-            }
-            credit_tx(&mut tx, &c.entry).await?;
-            append_events(&mut tx, &events, now).await?;
-            Ok(job)
-        }
-        .await;
-        finish(tx, result).await
-    }
-
+#[async_trait]
+impl ReceiptLedger for PgStore {
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
         let result: Result<Inserted> = async {
@@ -1149,7 +1162,10 @@ impl JobStore for PgStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl ChainEventStore for PgStore {
     async fn append_chain_events(
         &self,
         indexer: &str,

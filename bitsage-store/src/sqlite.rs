@@ -23,6 +23,7 @@ use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChang
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::time::{from_micros, to_micros};
+use bitsage_core::{ChainEventStore, JobQueue, NodeStore, ReceiptLedger, TelemetryStore};
 use bitsage_core::{
     EntryId, Error, EventLog, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus,
     ReceiptId, ReplayLog, Result, TimeWindow, Timestamp, TokenAmount, Transition,
@@ -647,6 +648,28 @@ impl JobStore for SqliteStore {
         BACKEND
     }
 
+    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
+        c.check()?;
+        c.entry.validate()?;
+        let mut tx = self.begin().await?;
+        let result: Result<JobRecord> = async {
+            let mut job = load_job(&mut tx, &c.lease.job_id).await?;
+            if !c.already_applied_to(&job) {
+                complete(&mut job, &c.lease, &c.result, now)?;
+                save_job(&mut tx, &job).await?;
+                append_events(&mut tx, &[event::job_completed(&job)], now).await?;
+            }
+            insert_receipt_tx(&mut tx, &c.receipt).await?;
+            credit_tx(&mut tx, &c.entry).await?;
+            Ok(job)
+        }
+        .await;
+        self.notified(finish(tx, result).await)
+    }
+}
+
+#[async_trait]
+impl NodeStore for SqliteStore {
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
         let rec = new_node_record(node);
         let mut tx = self.begin().await?;
@@ -790,7 +813,10 @@ impl JobStore for SqliteStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl TelemetryStore for SqliteStore {
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
         let collector_json = collector_json(hb, BACKEND)?;
@@ -920,7 +946,10 @@ impl JobStore for SqliteStore {
             .map_err(db_err)?
             .rows_affected())
     }
+}
 
+#[async_trait]
+impl JobQueue for SqliteStore {
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
         job.spec.kind.validate()?;
         let rec = new_job_record(job)?;
@@ -1105,26 +1134,10 @@ impl JobStore for SqliteStore {
         .await;
         self.notified(finish(tx, result).await)
     }
+}
 
-    async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
-        c.check()?;
-        c.entry.validate()?;
-        let mut tx = self.begin().await?;
-        let result: Result<JobRecord> = async {
-            let mut job = load_job(&mut tx, &c.lease.job_id).await?;
-            if !c.already_applied_to(&job) {
-                complete(&mut job, &c.lease, &c.result, now)?;
-                save_job(&mut tx, &job).await?;
-                append_events(&mut tx, &[event::job_completed(&job)], now).await?;
-            }
-            insert_receipt_tx(&mut tx, &c.receipt).await?;
-            credit_tx(&mut tx, &c.entry).await?;
-            Ok(job)
-        }
-        .await;
-        self.notified(finish(tx, result).await)
-    }
-
+#[async_trait]
+impl ReceiptLedger for SqliteStore {
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
         let result = insert_receipt_tx(&mut tx, receipt).await;
@@ -1231,7 +1244,10 @@ impl JobStore for SqliteStore {
             .collect::<Result<Vec<_>>>()?;
         daily_totals(&entries)
     }
+}
 
+#[async_trait]
+impl ChainEventStore for SqliteStore {
     async fn append_chain_events(
         &self,
         indexer: &str,

@@ -10,7 +10,8 @@ use std::time::Duration;
 use bitsage_core::conformance::store::{new_job, new_node, signed_receipt, t};
 use bitsage_core::ledger::EarningEntry;
 use bitsage_core::node::Heartbeat;
-use bitsage_core::{JobId, JobStore, NodeId, TokenAmount};
+use bitsage_core::store_prelude::*;
+use bitsage_core::{JobId, NodeId, TokenAmount};
 use bitsage_store::SqliteStore;
 
 const CHILD_DIR_VAR: &str = "BITSAGE_KILL9_CHILD_DIR";

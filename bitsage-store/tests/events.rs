@@ -63,7 +63,8 @@ async fn postgres_events_reach_another_connection() {
     let (a, db) = support::fresh_pg_store_and_url(&url).await;
     let b = bitsage_store::PgStore::connect(&db).await.expect("b");
     let bus_b = PgEventBus::listen(&db).await.expect("listen");
-    use bitsage_core::{EventBus as _, EventLog as _, JobStore as _};
+    use bitsage_core::store_prelude::*;
+    use bitsage_core::{EventBus as _, EventLog as _};
     let seen = bus_b.generation();
     let waiter = tokio::spawn(async move { bus_b.wait_changed(seen).await });
     a.create_node(&bitsage_core::conformance::store::new_node(

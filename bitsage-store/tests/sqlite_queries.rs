@@ -6,7 +6,8 @@ use bitsage_core::conformance::store::{new_job, new_node, t};
 use bitsage_core::job::JobFilter;
 use bitsage_core::ledger::EarningEntry;
 use bitsage_core::page::PageRequest;
-use bitsage_core::{JobStatus, JobStore, NodeId, TimeWindow, TokenAmount};
+use bitsage_core::store_prelude::*;
+use bitsage_core::{JobStatus, NodeId, TimeWindow, TokenAmount};
 use bitsage_store::SqliteStore;
 use sqlx::Connection;
 

@@ -28,25 +28,71 @@ use crate::{
     NodeStatus, ReceiptId, TimeWindow, Timestamp, TokenAmount, WalletAddress,
 };
 
-/// Runs every check, each on a fresh store from `fresh`.
+/// Runs every check of every focused port, each on a fresh store from `fresh`.
 pub async fn run_all<F, Fut>(fresh: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = DynJobStore>,
+{
+    run_nodes(&fresh).await;
+    run_telemetry(&fresh).await;
+    run_job_queue(&fresh).await;
+    run_receipt_ledger(&fresh).await;
+    run_chain_events(&fresh).await;
+}
+
+/// The [`crate::NodeStore`] checks.
+pub async fn run_nodes<F, Fut>(fresh: &F)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = DynJobStore>,
 {
     nodes_create_get_list(fresh().await).await;
     node_transitions_are_recorded(fresh().await).await;
+}
+
+/// The [`crate::TelemetryStore`] checks.
+pub async fn run_telemetry<F, Fut>(fresh: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = DynJobStore>,
+{
     heartbeats_and_uptime(fresh().await).await;
     gpu_samples_latest_window_retention(fresh().await).await;
+}
+
+/// The [`crate::JobQueue`] checks.
+pub async fn run_job_queue<F, Fut>(fresh: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = DynJobStore>,
+{
     jobs_enqueue_get_list(fresh().await).await;
     lease_oldest_first(fresh().await).await;
     lease_exactly_once(fresh().await, 200, 8).await;
     lease_expiry_requeues_and_retry_limit(fresh().await).await;
     rejected_writes_hold_no_locks(fresh().await).await;
     complete_and_fail(fresh().await).await;
+}
+
+/// The [`crate::ReceiptLedger`] checks (settling a completion in one transaction is checked
+/// with the outbox, in [`super::events`]).
+pub async fn run_receipt_ledger<F, Fut>(fresh: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = DynJobStore>,
+{
     receipts_idempotent_and_filtered(fresh().await).await;
     earnings_exact_beyond_u128(fresh().await).await;
     earnings_overflow_is_an_error(fresh().await).await;
+}
+
+/// The [`crate::ChainEventStore`] checks.
+pub async fn run_chain_events<F, Fut>(fresh: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = DynJobStore>,
+{
     chain_events_idempotent_and_reorg(fresh().await).await;
 }
 
