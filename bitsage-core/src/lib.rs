@@ -21,6 +21,7 @@ pub mod ids;
 pub mod job;
 pub mod ledger;
 pub mod lifecycle;
+pub mod message;
 pub mod node;
 pub mod page;
 pub mod ports;

@@ -14,7 +14,7 @@ use crate::chain::{
     ChainEvent, IndexerCursor, NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo,
 };
 use crate::crypto::Hash32;
-use crate::event::StoredEvent;
+use crate::event::{NewEvent, StoredEvent};
 use crate::gpu::{GpuInventory, GpuSample, HostInfo, ReportedCollector};
 use crate::ids::{JobId, NodeId, ReceiptId};
 use crate::job::{
@@ -382,7 +382,8 @@ pub trait ProofStore: Send + Sync + Debug {
 /// - `events_after(after, limit)` returns the events with id > `after`, ascending, at most
 ///   `limit`; `last_event_id` is the largest id written (0 before the first) and never
 ///   decreases; `purge_events(before)` deletes events written before `before` except the
-///   newest one, and returns how many.
+///   newest one, and returns how many; `append_event` writes one event on its own, under the
+///   same ordering rule, and returns its id.
 #[async_trait]
 pub trait EventLog: Send + Sync + Debug {
     /// Events with id > `after`, oldest first, at most `limit`.
@@ -391,6 +392,9 @@ pub trait EventLog: Send + Sync + Debug {
     async fn last_event_id(&self) -> Result<u64>;
     /// Retention: deletes events written before `before` (never the newest).
     async fn purge_events(&self, before: Timestamp) -> Result<u64>;
+    /// Appends one event that goes with no other write (a heartbeat summary), at `at`;
+    /// returns its id.
+    async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64>;
 }
 
 /// Wakes a coordinator when events were committed — by itself or by another coordinator of

@@ -33,6 +33,24 @@ pub fn after(t: Timestamp, d: std::time::Duration) -> Option<Timestamp> {
         .and_then(|d| t.checked_add_signed(d))
 }
 
+/// Checks that a signed message's `sent_at` lies within `max_skew` of `now` (a
+/// [`crate::Error::Signature`] otherwise).
+pub fn check_skew(
+    sent_at: Timestamp,
+    now: Timestamp,
+    max_skew: std::time::Duration,
+) -> crate::Result<()> {
+    let skew = now.signed_duration_since(sent_at).abs();
+    let max = TimeDelta::from_std(max_skew).unwrap_or(TimeDelta::MAX);
+    if skew > max {
+        return Err(crate::Error::Signature(format!(
+            "sent_at is more than {} s away from the server's clock",
+            max_skew.as_secs()
+        )));
+    }
+    Ok(())
+}
+
 /// A half-open time interval `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TimeWindow {

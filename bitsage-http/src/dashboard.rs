@@ -1197,7 +1197,7 @@ pub async fn network_workers(
             &state.store,
             filter,
             page,
-            state.config.heartbeat_interval,
+            state.policy().heartbeat_interval,
             now,
         ),
     )
@@ -1229,7 +1229,7 @@ pub async fn worker_uptime(
     };
     let budget = Budget::start(&state.config);
     let store = &state.store;
-    let interval = state.config.heartbeat_interval;
+    let interval = state.policy().heartbeat_interval;
     let read = async {
         if store.get_node(&node_id).await?.is_none() {
             return Ok(None);

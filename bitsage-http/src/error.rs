@@ -5,6 +5,7 @@ use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bitsage_core::service::ServiceError;
 use bitsage_core::Error;
 
 use crate::api::{ErrorBody, ErrorDetail};
@@ -111,6 +112,25 @@ impl From<Error> for ApiError {
                 err.to_string(),
             ),
             _ => Self::internal(&chain(&err)),
+        }
+    }
+}
+
+/// The error `type` of a completion whose envelope was altered in transit (400; the agent
+/// sends it again, the node is not blamed).
+pub const TRANSPORT_ERROR: &str = "transport_error";
+
+impl From<ServiceError> for ApiError {
+    fn from(err: ServiceError) -> Self {
+        match err {
+            ServiceError::Unauthenticated(m) => Self::unauthorized(m),
+            ServiceError::Unauthorized(m) => Self::unauthorized(m),
+            ServiceError::Forbidden(m) => Self::new(StatusCode::FORBIDDEN, "forbidden", m),
+            ServiceError::AttestationRejected(m) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "attestation_rejected", m)
+            }
+            ServiceError::Transport(m) => Self::new(StatusCode::BAD_REQUEST, TRANSPORT_ERROR, m),
+            ServiceError::Domain(e) => e.into(),
         }
     }
 }

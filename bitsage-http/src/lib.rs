@@ -3,9 +3,11 @@
 //! The coordinator's HTTP surface, built on axum 0.8 (hyper 1), and the wire types agents
 //! reuse ([`api`]).
 //!
-//! [`router`] builds the whole API over an [`AppState`] (the store and its replay log, the
-//! verifier every proof goes through, an optional chain source, the proof store, the
-//! deployment key and an [`HttpConfig`]); tests drive it with `tower::ServiceExt::oneshot`, no
+//! [`router`] builds the whole API over an [`AppState`] (the core's
+//! [`bitsage_core::service::Coordinator`] — the use cases over the store, the replay log, the
+//! verifier, the proof store and the deployment key, under a
+//! [`bitsage_core::service::CoordinatorPolicy`] —, an optional chain source and an
+//! [`HttpConfig`]); handlers extract, call the coordinator and answer; tests drive it with `tower::ServiceExt::oneshot`, no
 //! socket. Every error — domain errors, malformed bodies, unknown routes, wrong methods,
 //! oversized bodies, even a panic — is answered as `{"error":{"type":"…","message":"…"}}`
 //! with the matching status; internal details stay in the logs.
@@ -14,7 +16,7 @@
 //! - nodes: `POST /api/nodes/register`, `POST /api/nodes/heartbeat` (ed25519-signed, see
 //!   [`api`]), `GET /api/nodes`, `GET /api/nodes/{id}`, `GET /api/worker/uptime`
 //! - jobs: `POST /api/jobs` (clients), `GET /api/jobs/{id}`, `POST /api/jobs/lease`,
-//!   `POST /api/jobs/complete`, `POST /api/jobs/fail` (agents, signed; see [`jobs`]),
+//!   `POST /api/jobs/complete`, `POST /api/jobs/fail` (agents, signed; see [`bitsage_core::service::jobs`]),
 //!   `GET /api/jobs/analytics`, `GET /api/jobs/recent`
 //! - receipts and earnings: `GET /api/receipts`, `GET /api/receipts/{id}`,
 //!   `GET /api/earnings/{node}` (JSON, or CSV with `?format=csv`)
@@ -34,7 +36,6 @@ pub mod contracts;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
-pub mod jobs;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
@@ -51,50 +52,33 @@ use axum::routing::{get, post};
 use axum::Router;
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::deployment::DeploymentKey;
+use bitsage_core::service::{Coordinator, CoordinatorPolicy};
 use bitsage_core::{
     DynChainSource, DynCoordinatorStore, DynEventBus, DynEventLog, DynJobStore, DynProofStore,
-    DynProver, DynReplayLog,
+    DynProver,
 };
-use ed25519_dalek::SigningKey;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
 
-/// Settings of the HTTP surface and of the coordinator services behind it.
+/// Settings of the HTTP surface only; the deployment's rules (fee, lease, probe, timeouts)
+/// are the [`CoordinatorPolicy`] of the [`Coordinator`] behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpConfig {
     /// Largest accepted request body, bytes (default 64 KiB); larger → 413.
     pub body_limit_bytes: usize,
     /// Largest accepted proof submission (`POST /api/jobs/complete`), bytes (default 16 MiB).
     pub proof_body_limit_bytes: usize,
-    /// How often nodes must send a heartbeat (default 10 s); told to agents.
-    pub heartbeat_interval: Duration,
-    /// How far a signed message's `sent_at` may be from the server's clock (default 5 min).
-    pub max_clock_skew: Duration,
-    /// How long the readiness check waits for the store (default 2 s).
-    pub readiness_timeout: Duration,
-    /// How long a leased job stays with its node before it is re-queued (default 10 min).
-    pub lease_duration: Duration,
-    /// How long a probe ticket stays valid (default 10 min).
-    pub probe_ttl: Duration,
-    /// Length of the Poseidon2 chain a probe asks for (default 256).
-    pub probe_chain_length: u32,
-    /// The network fee kept from every payment, basis points (default 250 = 2.5 %).
-    pub fee_bps: u16,
-    /// How long an agent waits before asking again when there is no work (default 2 s).
-    pub idle_retry: Duration,
-    /// How long a dashboard response waits for its slowest source (default 2 s); a source
-    /// that misses it is reported `unavailable` in its own field group.
-    pub dashboard_budget: Duration,
-    /// A bearer token required by `POST /api/jobs` (none: submission is open).
-    pub submit_token: Option<String>,
     /// Largest accepted registration (`POST /api/nodes/register`), bytes (default 1 MiB:
     /// attestation reports are up to 12 KiB per GPU, hex-encoded).
     pub register_body_limit_bytes: usize,
-    /// How long an attestation challenge stays valid (default 5 min).
-    pub attestation_challenge_ttl: Duration,
+    /// How long the readiness check waits for the store (default 2 s).
+    pub readiness_timeout: Duration,
+    /// How long a dashboard response waits for its slowest source (default 2 s); a source
+    /// that misses it is reported `unavailable` in its own field group.
+    pub dashboard_budget: Duration,
 }
 
 impl Default for HttpConfig {
@@ -102,18 +86,9 @@ impl Default for HttpConfig {
         Self {
             body_limit_bytes: 64 * 1024,
             proof_body_limit_bytes: 16 * 1024 * 1024,
-            heartbeat_interval: Duration::from_secs(10),
-            max_clock_skew: Duration::from_secs(5 * 60),
-            readiness_timeout: Duration::from_secs(2),
-            lease_duration: Duration::from_secs(10 * 60),
-            probe_ttl: Duration::from_secs(10 * 60),
-            probe_chain_length: 256,
-            fee_bps: 250,
-            idle_retry: Duration::from_secs(2),
-            dashboard_budget: Duration::from_secs(2),
-            submit_token: None,
             register_body_limit_bytes: 1024 * 1024,
-            attestation_challenge_ttl: Duration::from_secs(5 * 60),
+            readiness_timeout: Duration::from_secs(2),
+            dashboard_budget: Duration::from_secs(2),
         }
     }
 }
@@ -125,12 +100,11 @@ impl Default for HttpConfig {
 /// the same file or secret on every coordinator.
 #[derive(Clone)]
 pub struct AppState {
-    /// The coordinator's store.
+    /// The use cases (register, heartbeat, submit, lease, complete, fail, sweep) over the
+    /// ports, under the deployment's policy. Handlers that change anything call this.
+    pub coordinator: Coordinator,
+    /// The coordinator's store, for the read-only views.
     pub store: DynJobStore,
-    /// Signed node messages already accepted (lease, complete, fail), shared through the store.
-    pub replay: DynReplayLog,
-    /// The verifier every submitted proof goes through (the coordinator's own policy).
-    pub verifier: DynProver,
     /// The chain source for stake, rewards and reputation; `None` until one is configured
     /// (the dashboard then reports those fields `unavailable` with the reason).
     pub chain: Option<DynChainSource>,
@@ -146,14 +120,15 @@ pub struct AppState {
     pub outbox: DynEventLog,
     /// Live events for this coordinator's WebSocket and SSE clients.
     pub events: live::EventHub,
-    /// Settings.
+    /// Settings of the HTTP surface.
     pub config: HttpConfig,
 }
 
 impl AppState {
-    /// State over `store` (also the replay log), verifying with `verifier`, keeping proofs in
-    /// `proofs`, signing with `deployment`. No chain source: add one with
-    /// [`AppState::with_chain`].
+    /// State over `store` (also the replay log and the outbox), verifying with `verifier`,
+    /// keeping proofs in `proofs`, signing with `deployment`, under the default
+    /// [`CoordinatorPolicy`] (another with [`AppState::with_policy`]). No chain source: add
+    /// one with [`AppState::with_chain`].
     pub fn new(
         store: DynCoordinatorStore,
         verifier: DynProver,
@@ -161,19 +136,37 @@ impl AppState {
         deployment: DeploymentKey,
         config: HttpConfig,
     ) -> Self {
+        let deployment = Arc::new(deployment);
         let events = live::EventHub::new(store.clone(), None, live::LiveSettings::default());
+        let coordinator = Coordinator::new(
+            store.clone(),
+            verifier,
+            proofs.clone(),
+            deployment.clone(),
+            CoordinatorPolicy::default(),
+        );
         Self {
+            coordinator,
             store: store.clone(),
-            replay: store.clone(),
             outbox: store,
             events,
-            verifier,
             chain: None,
             chain_info: None,
             proofs,
-            deployment: Arc::new(deployment),
+            deployment,
             config,
         }
+    }
+
+    /// The same state under `policy`.
+    pub fn with_policy(mut self, policy: CoordinatorPolicy) -> Self {
+        self.coordinator = self.coordinator.with_policy(policy);
+        self
+    }
+
+    /// The deployment's policy.
+    pub fn policy(&self) -> &CoordinatorPolicy {
+        self.coordinator.policy()
     }
 
     /// The same state with live events woken by `bus` (without one the hub polls the outbox)
@@ -203,24 +196,15 @@ impl AppState {
     pub fn public_key(&self) -> PublicKey {
         self.deployment.public_key()
     }
-
-    /// The deployment's signing key.
-    pub fn signing_key(&self) -> &SigningKey {
-        self.deployment.signing_key()
-    }
 }
 
 impl fmt::Debug for AppState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `DeploymentKey`'s Debug never prints the secret key.
         f.debug_struct("AppState")
-            .field("store", &self.store)
-            .field("replay", &self.replay)
-            .field("verifier", &self.verifier)
+            .field("coordinator", &self.coordinator)
             .field("chain", &self.chain)
             .field("chain_info", &self.chain_info)
-            .field("proofs", &self.proofs)
-            .field("deployment", &self.deployment)
             .field("config", &self.config)
             .finish()
     }

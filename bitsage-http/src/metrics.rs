@@ -40,7 +40,7 @@ impl MetricsConfig {
     /// Three heartbeat intervals of `state`.
     pub fn of(state: &AppState) -> Self {
         Self {
-            fresh_for: state.config.heartbeat_interval.saturating_mul(3),
+            fresh_for: state.policy().heartbeat_interval.saturating_mul(3),
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The handlers: extract, call [`crate::service`], answer. Nothing else happens here.
+//! The handlers: extract, call the core's [`bitsage_core::service::Coordinator`] (changes) or
+//! [`crate::service`] (reads), answer. Nothing else happens here.
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -9,25 +10,28 @@ use axum::http::HeaderMap;
 
 use crate::api::{
     ChallengeQuery, CompleteRequest, EarningsFormat, EarningsQuery, FailRequest, HealthStatus,
-    HeartbeatRequest, LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery, ReceiptQuery,
-    RegisterRequest, SubmitJobRequest,
+    HeartbeatRequest, JobView, LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery,
+    ReceiptQuery, RegisterRequest, SubmitJobRequest,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::{contracts, jobs, metrics, service, AppState};
+use crate::{contracts, metrics, service, AppState};
 
 /// `POST /api/nodes/register`: 201 when created, 200 when already registered with this key.
 pub async fn register(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<RegisterRequest>,
 ) -> ApiResult<Response> {
-    let (body, created) = service::register(&state, req, bitsage_core::time::now()).await?;
-    let status = if created {
+    let registered = state
+        .coordinator
+        .register(req, bitsage_core::time::now())
+        .await?;
+    let status = if registered.created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(body)).into_response())
+    Ok((status, Json(service::register_response(&state, registered))).into_response())
 }
 
 /// `POST /api/nodes/heartbeat`.
@@ -35,8 +39,11 @@ pub async fn heartbeat(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<HeartbeatRequest>,
 ) -> ApiResult<Response> {
-    let body = service::heartbeat(&state, req, bitsage_core::time::now()).await?;
-    Ok(Json(body).into_response())
+    let status = state
+        .coordinator
+        .heartbeat(req, bitsage_core::time::now())
+        .await?;
+    Ok(Json(service::heartbeat_response(&state, status)).into_response())
 }
 
 /// `GET /api/nodes`.
@@ -61,8 +68,10 @@ pub async fn attestation_challenge(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<ChallengeQuery>,
 ) -> ApiResult<Response> {
-    let body = service::attestation_challenge(&state, &q, bitsage_core::time::now())?;
-    Ok(Json(body).into_response())
+    let challenge = state
+        .coordinator
+        .attestation_challenge(q.public_key, bitsage_core::time::now())?;
+    Ok(Json(challenge).into_response())
 }
 
 /// `GET /api/nodes/{id}/attestation`.
@@ -88,8 +97,11 @@ pub async fn submit_job(
     headers: HeaderMap,
     ApiJson(req): ApiJson<SubmitJobRequest>,
 ) -> ApiResult<Response> {
-    let job = jobs::submit(&state, req, bearer(&headers), bitsage_core::time::now()).await?;
-    Ok((StatusCode::CREATED, Json(job)).into_response())
+    let job = state
+        .coordinator
+        .submit(req, bearer(&headers), bitsage_core::time::now())
+        .await?;
+    Ok((StatusCode::CREATED, Json(JobView::from(job))).into_response())
 }
 
 /// `GET /api/jobs/{id}`.
@@ -97,7 +109,7 @@ pub async fn get_job(
     State(state): State<AppState>,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    Ok(Json(jobs::get(&state, &id).await?).into_response())
+    Ok(Json(service::job(&state, &id).await?).into_response())
 }
 
 /// `POST /api/jobs/lease`.
@@ -105,7 +117,11 @@ pub async fn lease(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<LeaseRequest>,
 ) -> ApiResult<Response> {
-    Ok(Json(jobs::lease(&state, req, bitsage_core::time::now()).await?).into_response())
+    let outcome = state
+        .coordinator
+        .lease(req, bitsage_core::time::now())
+        .await?;
+    Ok(Json(service::lease_response(&state, outcome)).into_response())
 }
 
 /// `POST /api/jobs/complete`.
@@ -113,7 +129,11 @@ pub async fn complete(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<CompleteRequest>,
 ) -> ApiResult<Response> {
-    Ok(Json(jobs::complete(&state, req, bitsage_core::time::now()).await?).into_response())
+    let completion = state
+        .coordinator
+        .complete(req, bitsage_core::time::now())
+        .await?;
+    Ok(Json(service::complete_response(completion)).into_response())
 }
 
 /// `POST /api/jobs/fail`.
@@ -121,7 +141,11 @@ pub async fn fail(
     State(state): State<AppState>,
     ApiJson(req): ApiJson<FailRequest>,
 ) -> ApiResult<Response> {
-    Ok(Json(jobs::fail(&state, req, bitsage_core::time::now()).await?).into_response())
+    let job = state
+        .coordinator
+        .fail(req, bitsage_core::time::now())
+        .await?;
+    Ok(Json(JobView::from(job)).into_response())
 }
 
 /// `GET /api/receipts`.

@@ -1,32 +1,27 @@
-//! What the handlers do, as plain async functions over the store (no HTTP types), so each
-//! flow can be tested and reused without a request.
+//! The read side of the API (lists, details, earnings, statistics, readiness) as plain async
+//! functions over the store, and the mapping of the core's use-case results
+//! ([`bitsage_core::service::Coordinator`]) to the wire views. No HTTP types.
 
 use std::fmt::Write as _;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use axum::http::StatusCode;
-use bitsage_core::attestation::{AttestationChallenge, ATTESTATION_NONCE_LEN};
 use bitsage_core::job::JobFilter;
-use bitsage_core::node::{Heartbeat, NewNode, NodeFilter};
+use bitsage_core::node::NodeFilter;
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::ReceiptFilter;
-use bitsage_core::{
-    Error, JobStatus, LifecycleEvent, NodeId, NodeStatus, ReceiptId, TimeWindow, Timestamp,
-};
+use bitsage_core::service::jobs::{Completion, LeaseOutcome};
+use bitsage_core::service::nodes::Registered;
+use bitsage_core::{Error, JobId, JobStatus, NodeId, NodeStatus, ReceiptId, TimeWindow, Timestamp};
 use chrono::{DateTime, Utc};
 
 use crate::api::{
-    AttestationEvidence, ChallengeQuery, ChallengeResponse, ComponentHealth, EarningsQuery,
-    EarningsResponse, HealthComponents, HealthResponse, HealthStatus, HeartbeatRequest,
-    HeartbeatResponse, NetworkStats, NodeDetail, NodeListQuery, NodeView, ReceiptBundle,
-    ReceiptListQuery, ReceiptView, RegisterRequest, RegisterResponse, MAX_AGENT_VERSION_LEN,
+    AttestationEvidence, CompleteResponse, ComponentHealth, EarningsQuery, EarningsResponse,
+    HealthComponents, HealthResponse, HealthStatus, HeartbeatResponse, JobView, LeaseResponse,
+    NetworkStats, NodeDetail, NodeListQuery, NodeView, ReceiptBundle, ReceiptListQuery,
+    ReceiptView, RegisterResponse,
 };
 use crate::error::{ApiError, ApiResult};
-use crate::{AppState, HttpConfig};
-
-/// The single message for every refused heartbeat whose sender has not proven its key, so
-/// the answer does not tell whether a node id exists.
-pub const HEARTBEAT_REJECTED: &str = "heartbeat rejected: unknown node or bad signature";
+use crate::AppState;
 
 /// The start of an open-ended time window (the Unix epoch).
 fn window_start() -> Timestamp {
@@ -59,173 +54,50 @@ pub fn page_of(limit: Option<u32>, offset: Option<u64>) -> Result<PageRequest, E
     PageRequest::new(limit.unwrap_or(d.limit), offset.unwrap_or(d.offset))
 }
 
-/// Checks that a signed message's `sent_at` lies within `max_skew` of `now`.
-pub fn check_skew(sent_at: Timestamp, now: Timestamp, max_skew: Duration) -> Result<(), Error> {
-    let skew = now.signed_duration_since(sent_at).abs();
-    let max = chrono::TimeDelta::from_std(max_skew).unwrap_or(chrono::TimeDelta::MAX);
-    if skew > max {
-        return Err(Error::Signature(format!(
-            "sent_at is more than {} s away from the server's clock",
-            max_skew.as_secs()
-        )));
-    }
-    Ok(())
-}
-
-fn check_agent_version(v: &str) -> Result<(), Error> {
-    if v.is_empty() || v.len() > MAX_AGENT_VERSION_LEN || v.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "agent version",
-            format!("must be 1 to {MAX_AGENT_VERSION_LEN} printable characters"),
-        ));
-    }
-    Ok(())
-}
-
-/// Most GPU samples one heartbeat may carry.
-pub const MAX_SAMPLES_PER_HEARTBEAT: usize = 1024;
-
-/// Checks a heartbeat's GPU samples: each valid ([`GpuSample::validate`]), taken within the
-/// clock-skew window, and of a device the node registered (a node reports its own GPUs only).
-fn check_samples(
-    node: &bitsage_core::node::NodeRecord,
-    samples: &[bitsage_core::gpu::GpuSample],
-    now: Timestamp,
-    max_skew: Duration,
-) -> Result<(), Error> {
-    if samples.len() > MAX_SAMPLES_PER_HEARTBEAT {
-        return Err(Error::invalid(
-            "heartbeat",
-            format!("at most {MAX_SAMPLES_PER_HEARTBEAT} GPU samples per heartbeat"),
-        ));
-    }
-    for s in samples {
-        s.validate()?;
-        if !node.hardware.gpus.iter().any(|g| g.uuid == s.uuid) {
-            return Err(Error::invalid(
-                "GPU sample",
-                format!(
-                    "device {:?} is not in the node's registered hardware",
-                    s.uuid
-                ),
-            ));
-        }
-        check_skew(s.at, now, max_skew)
-            .map_err(|_| Error::invalid("GPU sample", "`at` is outside the clock-skew window"))?;
-    }
-    Ok(())
-}
-
-fn interval_secs(config: &HttpConfig) -> u64 {
-    config.heartbeat_interval.as_secs()
-}
-
-/// Registers a node. Returns the record and whether it was created (`false`: the same id and
-/// key were already registered, nothing changed). Another key for a known id → 409; a bad
-/// signature or a `sent_at` outside the skew window → 401; nothing is stored on failure.
-pub async fn register(
-    state: &AppState,
-    req: RegisterRequest,
-    now: Timestamp,
-) -> ApiResult<(RegisterResponse, bool)> {
-    req.verify()?;
-    check_skew(req.sent_at, now, state.config.max_clock_skew)?;
-    check_agent_version(&req.agent_version)?;
-    if let Some(attestation) = &req.hardware.attestation {
-        let uuids: Vec<&str> = req.hardware.gpus.iter().map(|g| g.uuid.as_str()).collect();
-        attestation
-            .check(&state.public_key(), &req.public_key, now, &uuids)
-            .map_err(|e| {
-                ApiError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "attestation_rejected",
-                    e.to_string(),
-                )
-            })?;
-    }
-    let response = |node: bitsage_core::node::NodeRecord| RegisterResponse {
-        node: NodeView::from(node),
-        heartbeat_interval_secs: interval_secs(&state.config),
+/// The answer to a registration.
+pub fn register_response(state: &AppState, r: Registered) -> RegisterResponse {
+    RegisterResponse {
+        node: NodeView::from(r.node),
+        heartbeat_interval_secs: state.policy().heartbeat_interval.as_secs(),
         coordinator_public_key: state.public_key(),
-    };
-    let same_key = |existing: bitsage_core::node::NodeRecord| {
-        if existing.public_key == req.public_key {
-            Ok((response(existing), false))
-        } else {
-            Err(ApiError::conflict(format!(
-                "node {} is already registered with another key",
-                req.node_id
-            )))
-        }
-    };
-    if let Some(existing) = state.store.get_node(&req.node_id).await? {
-        return same_key(existing);
-    }
-    let new = NewNode {
-        id: req.node_id.clone(),
-        public_key: req.public_key,
-        wallet: req.wallet,
-        hardware: req.hardware.clone(),
-        agent_version: req.agent_version.clone(),
-        registered_at: now,
-    };
-    match state.store.create_node(&new).await {
-        Ok(node) => Ok((response(node), true)),
-        // Lost a race with a concurrent registration of the same id: answer as a re-register.
-        Err(Error::AlreadyExists { .. }) => match state.store.get_node(&req.node_id).await? {
-            Some(existing) => same_key(existing),
-            None => Err(ApiError::conflict("node registration raced; retry")),
-        },
-        Err(e) => Err(e.into()),
     }
 }
 
-/// Accepts a heartbeat signed with the node's stored key: stores it (received at `now`) with
-/// its GPU samples and collector status in one store transaction, then applies the lifecycle's `Heartbeat` event. Unknown node, bad
-/// signature, stale `sent_at` or a sequence not above the last one → 401, nothing stored.
-pub async fn heartbeat(
-    state: &AppState,
-    req: HeartbeatRequest,
-    now: Timestamp,
-) -> ApiResult<HeartbeatResponse> {
-    let node = state
-        .store
-        .get_node(&req.node_id)
-        .await?
-        .ok_or_else(|| ApiError::unauthorized(HEARTBEAT_REJECTED))?;
-    req.verify(&node.public_key)
-        .map_err(|_| ApiError::unauthorized(HEARTBEAT_REJECTED))?;
-    // From here on the sender holds the node key, so precise reasons reveal nothing.
-    check_skew(req.sent_at, now, state.config.max_clock_skew)?;
-    check_agent_version(&req.agent_version)?;
-    check_samples(&node, &req.gpu_samples, now, state.config.max_clock_skew)?;
-    if let Some(c) = &req.gpu_collector {
-        c.validate()?;
-    }
-    let beat = Heartbeat {
-        node_id: node.id.clone(),
-        at: now,
-        sequence: req.sequence,
-        load_average_1m: req.load_average_1m,
-        agent_version: req.agent_version.clone(),
-        gpu_collector: req.gpu_collector.clone(),
-        gpu_samples: req.gpu_samples,
-    };
-    match state.store.append_heartbeat(&beat).await {
-        Ok(()) => {}
-        Err(Error::Conflict(_)) => {
-            return Err(ApiError::unauthorized(
-                "heartbeat rejected: sequence is not above the last accepted one (replay)",
-            ))
-        }
-        Err(Error::NotFound { .. }) => return Err(ApiError::unauthorized(HEARTBEAT_REJECTED)),
-        Err(e) => return Err(e.into()),
-    }
-    let status = crate::jobs::apply_event(state, &node, &LifecycleEvent::Heartbeat, now).await?;
-    Ok(HeartbeatResponse {
+/// The answer to an accepted heartbeat.
+pub fn heartbeat_response(state: &AppState, status: NodeStatus) -> HeartbeatResponse {
+    HeartbeatResponse {
         status,
-        heartbeat_interval_secs: interval_secs(&state.config),
-    })
+        heartbeat_interval_secs: state.policy().heartbeat_interval.as_secs(),
+    }
+}
+
+/// The answer to a lease request.
+pub fn lease_response(state: &AppState, o: LeaseOutcome) -> LeaseResponse {
+    LeaseResponse {
+        assignment: o.assignment,
+        retry_after_secs: state.policy().idle_retry.as_secs().max(1),
+        node_status: o.node_status,
+    }
+}
+
+/// The answer to an accepted completion.
+pub fn complete_response(c: Completion) -> CompleteResponse {
+    CompleteResponse {
+        receipt: c.receipt.map(ReceiptView::from),
+        node_status: c.node_status,
+        security_bits: c.security_bits,
+    }
+}
+
+/// `GET /api/jobs/{id}`.
+pub async fn job(state: &AppState, id: &str) -> ApiResult<JobView> {
+    let id = JobId::parse(id)?;
+    state
+        .store
+        .get_job(&id)
+        .await?
+        .map(JobView::from)
+        .ok_or_else(|| ApiError::not_found(format!("job {id} not found")))
 }
 
 /// Parses a node id from a path segment.
@@ -266,24 +138,6 @@ pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail>
         gpu_collector,
         history,
     })
-}
-
-/// `GET /api/nodes/attestation-challenge`: a fresh random nonce, signed by the coordinator,
-/// valid for [`crate::HttpConfig::attestation_challenge_ttl`].
-pub fn attestation_challenge(
-    state: &AppState,
-    q: &ChallengeQuery,
-    now: Timestamp,
-) -> ApiResult<ChallengeResponse> {
-    let expires_at = bitsage_core::time::after(now, state.config.attestation_challenge_ttl)
-        .ok_or_else(|| ApiError::internal(&"attestation challenge expiry out of range"))?;
-    let nonce: [u8; ATTESTATION_NONCE_LEN] = rand::random();
-    Ok(AttestationChallenge::signed(
-        state.signing_key(),
-        q.public_key,
-        nonce,
-        expires_at,
-    ))
 }
 
 /// `GET /api/nodes/{id}/attestation`: the evidence the node registered with; 404 when it

@@ -58,7 +58,8 @@ fn app_with(chain: Option<DynChainSource>, budget: Duration) -> TestApp {
     TestApp {
         store,
         proofs,
-        app: router(state),
+        app: router(state.clone()),
+        state,
     }
 }
 

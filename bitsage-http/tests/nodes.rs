@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::gpu::GpuSample;
 use bitsage_core::store_prelude::*;
-use bitsage_core::{NodeStatus, Transition, WalletAddress};
+use bitsage_core::{EventLog, NodeStatus, Transition, WalletAddress};
 use bitsage_http::api::{
     HeartbeatRequest, HeartbeatResponse, NodeDetail, RegisterRequest, RegisterResponse,
 };
@@ -325,4 +325,71 @@ async fn node_list_filters_and_paginates() {
     send(&t.app, get("/api/nodes/node-404"))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+/// Heartbeats are summarised on the `workers` topic, never broadcast one by one: none leaves
+/// an event; the sweep writes one summary per period for the heartbeats this coordinator
+/// accepted, and none when there were none.
+#[tokio::test]
+async fn heartbeats_are_summarised_not_broadcast() {
+    use bitsage_core::event::Topic;
+    let t = app();
+    register(&t.app, &key(1), "node-1").await;
+    register(&t.app, &key(2), "node-2").await;
+    let before = t.store.last_event_id().await.unwrap();
+    for (k, id, seq) in [(1, "node-1", 1), (1, "node-1", 2), (2, "node-2", 1)] {
+        let r = send(
+            &t.app,
+            post_json("/api/nodes/heartbeat", &heartbeat_request(&key(k), id, seq)),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            StatusCode::OK,
+            "{}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    let events = t.store.events_after(before, 100).await.unwrap();
+    assert!(
+        events.iter().all(|e| !e.kind.starts_with("heartbeat")),
+        "a heartbeat leaves no event of its own: {events:?}"
+    );
+    let now = bitsage_core::time::now();
+    let early = t.state.coordinator.sweep(now).await.unwrap();
+    assert!(!early.heartbeat_summary, "not due before the period");
+    let due = now + chrono::TimeDelta::seconds(31);
+    assert!(
+        t.state
+            .coordinator
+            .sweep(due)
+            .await
+            .unwrap()
+            .heartbeat_summary
+    );
+    let events = t.store.events_after(before, 100).await.unwrap();
+    let summaries: Vec<_> = events
+        .iter()
+        .filter(|e| e.kind == "heartbeats_summary")
+        .collect();
+    assert_eq!(summaries.len(), 1, "{events:?}");
+    let s = summaries[0];
+    assert_eq!(s.topic, Topic::Workers);
+    assert_eq!(s.data["heartbeats"], 3);
+    assert_eq!(s.data["nodes"], 2);
+    assert_eq!(s.data["nodes_by_status"]["pending"], 2);
+    assert_eq!(
+        s.data["coordinator_instance"],
+        t.state.coordinator.instance()
+    );
+    // Nothing accepted since: no summary.
+    let later = due + chrono::TimeDelta::seconds(31);
+    assert!(
+        !t.state
+            .coordinator
+            .sweep(later)
+            .await
+            .unwrap()
+            .heartbeat_summary
+    );
 }

@@ -132,6 +132,23 @@ impl EventLog for InMemoryStore {
             Ok((n - s.outbox.len()) as u64)
         })
     }
+
+    async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64> {
+        let id = self.with(|s| {
+            s.last_event_id += 1;
+            let id = s.last_event_id;
+            s.outbox.push(StoredEvent {
+                id,
+                topic: event.topic,
+                kind: event.kind.clone(),
+                at,
+                data: event.data.clone(),
+            });
+            Ok(id)
+        })?;
+        self.bus.notify();
+        Ok(id)
+    }
 }
 
 #[async_trait]

@@ -458,6 +458,17 @@ impl EventLog for PgStore {
                 .rows_affected(),
         )
     }
+
+    async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        append_events(&mut tx, std::slice::from_ref(event), at).await?;
+        let id: i64 = sqlx::query_scalar("SELECT currval(pg_get_serial_sequence('events', 'id'))")
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        u64::try_from(id).map_err(|_| Error::backend(BACKEND, "negative event id"))
+    }
 }
 
 #[async_trait]

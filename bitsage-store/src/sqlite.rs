@@ -614,6 +614,21 @@ impl EventLog for SqliteStore {
                 .rows_affected(),
         )
     }
+
+    async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64> {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO events (topic, kind, at, data) VALUES (?, ?, ?, ?) RETURNING id",
+        )
+        .bind(event.topic.as_str())
+        .bind(&event.kind)
+        .bind(to_micros(at))
+        .bind(serde_json::to_string(&event.data).map_err(json_err)?)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(db_err)?;
+        self.bus.notify();
+        u64::try_from(id).map_err(|_| Error::backend(BACKEND, "negative event id"))
+    }
 }
 
 #[async_trait]

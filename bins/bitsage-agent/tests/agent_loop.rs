@@ -17,6 +17,7 @@ use bitsage_core::crypto::PublicKey;
 use bitsage_core::gpu::{DeviceState, GpuDevice, GpuInventory, GpuSample, HostInfo};
 use bitsage_core::node::HardwareReport;
 use bitsage_core::proof::{ProofEnvelope, VerifiedProof};
+use bitsage_core::service::CoordinatorPolicy;
 use bitsage_core::GpuSource;
 use bitsage_core::{JobId, WalletAddress};
 use bitsage_core::{JobKind, JobSpec, JobStatus, NodeId, NodeStatus, Prover, TokenAmount};
@@ -49,11 +50,12 @@ impl TestCoordinator {
         let listener = std::net::TcpListener::bind(addr).expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         let addr = listener.local_addr().expect("addr");
-        let config = HttpConfig {
+        let policy = CoordinatorPolicy {
             heartbeat_interval: Duration::from_secs(1),
             idle_retry: Duration::from_secs(1),
             probe_chain_length: 64,
-            ..HttpConfig::default()
+            stale_after: Duration::from_secs(30),
+            ..CoordinatorPolicy::default()
         };
         let state = AppState::new(
             Arc::new(InMemoryStore::new()),
@@ -61,8 +63,9 @@ impl TestCoordinator {
             Arc::new(bitsage_store::InMemoryProofStore::new()),
             bitsage_core::deployment::DeploymentKey::new(coordinator_key(), "test")
                 .expect("deployment key"),
-            config,
-        );
+            HttpConfig::default(),
+        )
+        .with_policy(policy);
         let app = router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {

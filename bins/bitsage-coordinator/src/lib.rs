@@ -7,8 +7,8 @@
 //!
 //! - [`serve`] starts a coordinator and returns a [`RunningCoordinator`] (its address and a
 //!   shutdown handle).
-//! - [`sweep_nodes`] is one pass of the lifecycle engine: `active → stale` once a node's
-//!   heartbeat is overdue, `pending/active/stale → offline` after the offline timeout.
+//! - the background services call [`bitsage_core::service::Coordinator::sweep`] (the lifecycle engine, lease
+//!   expiry, heartbeat summaries) and the retention passes every `sweep_interval`.
 //! - [`dev`] runs the one-machine network: coordinator + an in-process agent for this host +
 //!   a demo job feeder, on SQLite in a data directory.
 
@@ -22,9 +22,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bitsage_core::deployment::DeploymentKey;
-use bitsage_core::{
-    DynCoordinatorStore, DynEventBus, DynJobStore, DynProofStore, NodeId, Timestamp, Transition,
-};
+use bitsage_core::service::CoordinatorPolicy;
+use bitsage_core::{DynCoordinatorStore, DynEventBus, DynProofStore};
 use bitsage_http::live::LiveSettings;
 use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
@@ -107,10 +106,9 @@ pub struct CoordinatorConfig {
     pub store: StoreConfig,
     /// The HTTP surface's settings.
     pub http: HttpConfig,
-    /// A node whose last heartbeat is older than this goes `active → stale` (default 30 s).
-    pub stale_after: Duration,
-    /// A node whose last heartbeat is older than this goes offline (default 5 min).
-    pub offline_after: Duration,
+    /// The deployment's rules: fee, lease and probe lengths, heartbeat interval, when a silent
+    /// node goes stale and offline, the clock-skew window, the submit token.
+    pub policy: CoordinatorPolicy,
     /// How often the background services run (default 2 s).
     pub sweep_interval: Duration,
     /// GPU samples older than this are deleted (default 7 days).
@@ -137,8 +135,7 @@ impl CoordinatorConfig {
             data_dir: data_dir.into(),
             store: StoreConfig::Sqlite,
             http: HttpConfig::default(),
-            stale_after: Duration::from_secs(30),
-            offline_after: Duration::from_secs(5 * 60),
+            policy: CoordinatorPolicy::default(),
             sweep_interval: Duration::from_secs(2),
             gpu_retention: Duration::from_secs(7 * 24 * 3600),
             chain: None,
@@ -151,23 +148,11 @@ impl CoordinatorConfig {
 
     /// Checks the settings make sense together.
     pub fn validate(&self) -> anyhow::Result<()> {
-        anyhow::ensure!(
-            self.stale_after < self.offline_after,
-            "stale_after ({:?}) must be shorter than offline_after ({:?})",
-            self.stale_after,
-            self.offline_after
-        );
-        anyhow::ensure!(
-            self.stale_after > self.http.heartbeat_interval,
-            "stale_after ({:?}) must be longer than the heartbeat interval ({:?})",
-            self.stale_after,
-            self.http.heartbeat_interval
-        );
+        self.policy.validate()?;
         anyhow::ensure!(
             !self.sweep_interval.is_zero(),
             "sweep_interval must be positive"
         );
-        anyhow::ensure!(self.http.fee_bps <= 10_000, "fee_bps must be at most 10000");
         bitsage_core::deployment::check_network_name(&self.network)?;
         Ok(())
     }
@@ -282,6 +267,7 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
         deployment,
         config.http.clone(),
     )
+    .with_policy(config.policy.clone())
     .with_live_events(Some(stores.bus), config.live.clone());
     serve_state(config, state).await
 }
@@ -348,8 +334,9 @@ pub async fn serve_state(
     })
 }
 
-/// The background services, every `sweep_interval` until `stop`: lifecycle sweep, lease
-/// expiry, GPU-sample retention, replay-log purge. A failing pass is logged and retried next
+/// The background services, every `sweep_interval` until `stop`: the coordinator's sweep
+/// ([`bitsage_core::service::Coordinator::sweep`]: lifecycle, lease expiry, heartbeat summary), GPU-sample
+/// retention, replay-log purge, outbox retention. A failing pass is logged and retried next
 /// time.
 async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watch::Receiver<bool>) {
     let store = state.store.clone();
@@ -361,19 +348,8 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
             _ = stop.wait_for(|s| *s) => return,
         }
         let now = bitsage_core::time::now();
-        if let Err(e) = sweep_nodes(&store, now, config.stale_after, config.offline_after).await {
-            tracing::warn!(error = %e, "lifecycle sweep failed");
-        }
-        match store.sweep_expired_leases(now).await {
-            Ok(s) if !s.requeued.is_empty() || !s.failed.is_empty() => {
-                tracing::info!(
-                    requeued = s.requeued.len(),
-                    failed = s.failed.len(),
-                    "expired leases swept"
-                );
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "lease expiry sweep failed"),
+        if let Err(e) = state.coordinator.sweep(now).await {
+            tracing::warn!(error = %e, "coordinator sweep failed");
         }
         if let Some(cutoff) = chrono::TimeDelta::from_std(config.gpu_retention)
             .ok()
@@ -384,7 +360,7 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
             }
         }
         // Entries are kept until their message could no longer pass the skew check.
-        if let Err(e) = state.replay.purge_messages(now).await {
+        if let Err(e) = state.coordinator.replay_log().purge_messages(now).await {
             tracing::warn!(error = %e, "replay log purge failed");
         }
         if let Some(cutoff) = chrono::TimeDelta::from_std(config.event_retention)
@@ -396,20 +372,4 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
             }
         }
     }
-}
-
-/// One pass of the lifecycle engine ([`bitsage_core::service::lifecycle::sweep`]), each move
-/// logged.
-pub async fn sweep_nodes(
-    store: &DynJobStore,
-    now: Timestamp,
-    stale_after: Duration,
-    offline_after: Duration,
-) -> bitsage_core::Result<Vec<(NodeId, Transition)>> {
-    let applied =
-        bitsage_core::service::lifecycle::sweep(&**store, now, stale_after, offline_after).await?;
-    for (node, t) in &applied {
-        tracing::info!(node = %node, from = %t.from, to = %t.to, reason = %t.reason, "node status changed");
-    }
-    Ok(applied)
 }

@@ -74,6 +74,9 @@ struct Tuning {
     /// Network fee, basis points of each payment.
     #[arg(long, default_value_t = 250)]
     fee_bps: u16,
+    /// How often accepted heartbeats are summarised on the live `workers` topic, seconds.
+    #[arg(long, default_value_t = 30)]
+    heartbeat_summary_secs: u64,
     /// How often the background services run, milliseconds.
     #[arg(long, default_value_t = 2000)]
     sweep_interval_ms: u64,
@@ -200,11 +203,12 @@ fn config_from(
 ) -> CoordinatorConfig {
     let mut c = CoordinatorConfig::new(listen, data_dir);
     c.store = store;
-    c.http.heartbeat_interval = Duration::from_secs(t.heartbeat_interval_secs);
-    c.http.lease_duration = Duration::from_secs(t.lease_secs);
-    c.http.fee_bps = t.fee_bps;
-    c.stale_after = Duration::from_secs(t.stale_after_secs);
-    c.offline_after = Duration::from_secs(t.offline_after_secs);
+    c.policy.heartbeat_interval = Duration::from_secs(t.heartbeat_interval_secs);
+    c.policy.lease_duration = Duration::from_secs(t.lease_secs);
+    c.policy.fee_bps = t.fee_bps;
+    c.policy.stale_after = Duration::from_secs(t.stale_after_secs);
+    c.policy.offline_after = Duration::from_secs(t.offline_after_secs);
+    c.policy.heartbeat_summary_every = Duration::from_secs(t.heartbeat_summary_secs.max(1));
     c.sweep_interval = Duration::from_millis(t.sweep_interval_ms);
     c
 }
@@ -242,6 +246,8 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,stwo=warn".into()),
         )
         .with_writer(std::io::stderr)
+        // Colour codes only for a terminal: logs sent to a file or a collector stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let cli = Cli::parse();
     let result = match cli.command {
@@ -268,7 +274,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
         None => StoreConfig::Sqlite,
     };
     let mut config = config_from(args.listen, args.data_dir, store, &args.tuning);
-    config.http.submit_token = args.submit_token;
+    config.policy.submit_token = args.submit_token;
     config.chain = args.chain.config()?;
     config.deployment_key = args.deployment.source()?;
     config.network = args.deployment.network.clone();

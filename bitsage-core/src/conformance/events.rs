@@ -38,6 +38,7 @@ where
     ids_follow_commit_order_under_concurrency(fresh().await, 8, 25).await;
     bus_wakes_after_a_commit(fresh().await).await;
     retention_keeps_the_newest(fresh().await).await;
+    a_lone_event_is_appended_in_order(fresh().await).await;
 }
 
 async fn all_events(f: &Fixture) -> Vec<StoredEvent> {
@@ -411,4 +412,34 @@ pub async fn retention_keeps_the_newest(f: Fixture) {
     let left = s.events_after(0, 10).await.expect("left");
     assert_eq!(left.iter().map(|e| e.id).collect::<Vec<_>>(), [last]);
     assert_eq!(s.purge_events(t(-100)).await.expect("purge"), 0);
+}
+
+/// `append_event` writes one event with the next id, readable like any other, and wakes the
+/// bus.
+pub async fn a_lone_event_is_appended_in_order(f: Fixture) {
+    let s = &f.store;
+    s.create_node(&new_node(1, 1, t(0))).await.expect("create");
+    let before = s.last_event_id().await.expect("last");
+    let seen = f.bus.generation();
+    let event = crate::event::NewEvent {
+        topic: crate::event::Topic::Workers,
+        kind: "heartbeats_summary".into(),
+        data: serde_json::json!({ "heartbeats": 3 }),
+    };
+    let id = s.append_event(&event, t(7)).await.expect("append");
+    assert!(id > before, "id {id} must follow {before}");
+    assert_eq!(s.last_event_id().await.expect("last"), id);
+    let got = s.events_after(before, 10).await.expect("after");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, id);
+    assert_eq!(got[0].topic, crate::event::Topic::Workers);
+    assert_eq!(got[0].kind, "heartbeats_summary");
+    assert_eq!(got[0].at, t(7));
+    assert_eq!(got[0].data, event.data);
+    tokio::time::timeout(std::time::Duration::from_secs(5), f.bus.wait_changed(seen))
+        .await
+        .expect("the bus wakes after append_event")
+        .expect("bus");
+    s.create_node(&new_node(2, 2, t(8))).await.expect("create");
+    assert!(s.last_event_id().await.expect("last") > id);
 }

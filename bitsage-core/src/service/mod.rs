@@ -2,7 +2,17 @@
 //! Transports (HTTP, WebSocket, CLI) extract, call one of these and answer; background tasks
 //! call them on a timer.
 //!
+//! - [`coordinator`]: the [`Coordinator`] (its ports, its [`CoordinatorPolicy`], its typed
+//!   [`ServiceError`]) and the periodic upkeep ([`Coordinator::sweep`]).
+//! - [`nodes`]: register, heartbeat, the attestation challenge.
+//! - [`jobs`]: submit, lease (a probe for a pending node), complete (verify → receipt →
+//!   credit, one transaction), fail.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
+pub mod coordinator;
+pub mod jobs;
 pub mod lifecycle;
+pub mod nodes;
+
+pub use coordinator::{Coordinator, CoordinatorPolicy, ServiceError, ServiceResult, SweepReport};

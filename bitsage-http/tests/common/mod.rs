@@ -22,6 +22,8 @@ pub struct TestApp {
     pub store: Arc<InMemoryStore>,
     pub proofs: Arc<bitsage_store::InMemoryProofStore>,
     pub app: Router,
+    /// The state behind `app` (its core coordinator service).
+    pub state: AppState,
 }
 
 impl TestApp {
@@ -50,8 +52,10 @@ fn state_over(
 pub fn app() -> TestApp {
     let store = Arc::new(InMemoryStore::new());
     let proofs = Arc::new(bitsage_store::InMemoryProofStore::new());
+    let state = state_over(store.clone(), proofs.clone());
     TestApp {
-        app: router(state_over(store.clone(), proofs.clone())),
+        app: router(state.clone()),
+        state,
         store,
         proofs,
     }

@@ -1,0 +1,304 @@
+//! The coordinator as a service: its ports, its policy, its typed errors, and the periodic
+//! upkeep ([`Coordinator::sweep`]). The node use cases are in [`super::nodes`], the job use
+//! cases in [`super::jobs`]; both are methods of [`Coordinator`], so a transport holds one
+//! value and calls it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::deployment::DeploymentKey;
+use crate::event::{NewEvent, Topic};
+use crate::job::ExpirySweep;
+use crate::node::NodeFilter;
+use crate::page::PageRequest;
+use crate::{
+    DynCoordinatorStore, DynJobStore, DynProofStore, DynProver, DynReplayLog, Error, NodeId,
+    NodeStatus, Timestamp, Transition,
+};
+
+/// The rules of a deployment's coordinators — what a node must do and what a job costs —
+/// separate from any transport's settings (body limits, timeouts of a web request).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CoordinatorPolicy {
+    /// How often nodes must send a heartbeat (default 10 s); told to agents.
+    pub heartbeat_interval: Duration,
+    /// How far a signed message's `sent_at` may be from the coordinator's clock (default
+    /// 5 min); replayed messages are remembered this long.
+    pub max_clock_skew: Duration,
+    /// How long a leased job stays with its node before it is re-queued (default 10 min).
+    pub lease_duration: Duration,
+    /// How long a probe ticket stays valid (default 10 min).
+    pub probe_ttl: Duration,
+    /// Length of the Poseidon2 chain a probe asks for (default 256).
+    pub probe_chain_length: u32,
+    /// The network fee kept from every payment, basis points (default 250 = 2.5 %).
+    pub fee_bps: u16,
+    /// How long an agent waits before asking again when there is no work (default 2 s).
+    pub idle_retry: Duration,
+    /// How long an attestation challenge stays valid (default 5 min).
+    pub attestation_challenge_ttl: Duration,
+    /// A bearer token job submission needs (none: submission is open).
+    pub submit_token: Option<String>,
+    /// An active node silent this long goes stale (default 30 s).
+    pub stale_after: Duration,
+    /// A node silent this long goes offline (default 5 min).
+    pub offline_after: Duration,
+    /// How often accepted heartbeats are summarised on the `workers` topic (default 30 s);
+    /// heartbeats are never broadcast one by one.
+    pub heartbeat_summary_every: Duration,
+}
+
+impl Default for CoordinatorPolicy {
+    fn default() -> Self {
+        Self {
+            heartbeat_interval: Duration::from_secs(10),
+            max_clock_skew: Duration::from_secs(5 * 60),
+            lease_duration: Duration::from_secs(10 * 60),
+            probe_ttl: Duration::from_secs(10 * 60),
+            probe_chain_length: 256,
+            fee_bps: 250,
+            idle_retry: Duration::from_secs(2),
+            attestation_challenge_ttl: Duration::from_secs(5 * 60),
+            submit_token: None,
+            stale_after: Duration::from_secs(30),
+            offline_after: Duration::from_secs(5 * 60),
+            heartbeat_summary_every: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CoordinatorPolicy {
+    /// Checks the settings make sense together.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.stale_after >= self.offline_after {
+            return Err(Error::invalid(
+                "coordinator policy",
+                format!(
+                    "stale_after ({:?}) must be shorter than offline_after ({:?})",
+                    self.stale_after, self.offline_after
+                ),
+            ));
+        }
+        if self.stale_after <= self.heartbeat_interval {
+            return Err(Error::invalid(
+                "coordinator policy",
+                format!(
+                    "stale_after ({:?}) must be longer than the heartbeat interval ({:?})",
+                    self.stale_after, self.heartbeat_interval
+                ),
+            ));
+        }
+        if self.fee_bps > 10_000 {
+            return Err(Error::invalid(
+                "coordinator policy",
+                "fee_bps must be at most 10000",
+            ));
+        }
+        if self.probe_chain_length == 0 {
+            return Err(Error::invalid(
+                "coordinator policy",
+                "probe_chain_length must be positive",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Why a use case refused. Transports map each variant to their own answer (HTTP: a status
+/// and an error `type`); [`ServiceError::Domain`] carries the port errors and validation
+/// errors, mapped as the core [`Error`] always is.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The sender did not prove its key (unknown node or bad signature). The message is the
+    /// same for both, so it does not tell whether a node id exists.
+    #[error("{0}")]
+    Unauthenticated(&'static str),
+    /// The sender proved its key but may not do this (a missing submit token, a probe ticket
+    /// this deployment did not issue, a receipt signature that does not verify).
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The node may not do this in its current state (quarantined).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The registration's attestation evidence was refused.
+    #[error("{0}")]
+    AttestationRejected(String),
+    /// The message was altered on the way (its bytes no longer match what the node signed):
+    /// no fault of the node's; it should send again.
+    #[error("{0}")]
+    Transport(String),
+    /// A domain or port error (invalid input, not found, conflict, replay, proof rejected,
+    /// unavailable backend, ...).
+    #[error(transparent)]
+    Domain(#[from] Error),
+}
+
+/// Result of a use case.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// Heartbeats accepted by this coordinator since the last summary (a tally for the live
+/// feed, not state: a crash loses at most one summary window).
+#[derive(Debug, Default)]
+pub(crate) struct HeartbeatTally {
+    pub(crate) per_node: HashMap<NodeId, u64>,
+    pub(crate) since: Option<Timestamp>,
+}
+
+/// One deployment's coordinator use cases over its ports. Cheap to clone (ports are `Arc`s);
+/// holds no state other coordinators of the deployment need — the store, the replay log and
+/// the proof store are shared, the deployment key is the same everywhere.
+#[derive(Debug, Clone)]
+pub struct Coordinator {
+    pub(crate) store: DynCoordinatorStore,
+    pub(crate) verifier: DynProver,
+    pub(crate) proofs: DynProofStore,
+    pub(crate) deployment: Arc<DeploymentKey>,
+    pub(crate) policy: CoordinatorPolicy,
+    pub(crate) instance: String,
+    pub(crate) tally: Arc<Mutex<HeartbeatTally>>,
+}
+
+/// What one [`Coordinator::sweep`] did.
+#[derive(Debug, Default)]
+pub struct SweepReport {
+    /// Lifecycle moves of silent nodes.
+    pub transitions: Vec<(NodeId, Transition)>,
+    /// Expired leases re-queued or failed.
+    pub expired: ExpirySweep,
+    /// Whether a heartbeat summary was written to the outbox.
+    pub heartbeat_summary: bool,
+}
+
+impl Coordinator {
+    /// The use cases over `store` (nodes, jobs, receipts, ledger, replay log, outbox),
+    /// verifying every proof with `verifier` (its own ≥ 96-bit policy), keeping proofs in
+    /// `proofs`, signing with `deployment`, under `policy`.
+    pub fn new(
+        store: DynCoordinatorStore,
+        verifier: DynProver,
+        proofs: DynProofStore,
+        deployment: Arc<DeploymentKey>,
+        policy: CoordinatorPolicy,
+    ) -> Self {
+        Self {
+            store,
+            verifier,
+            proofs,
+            deployment,
+            policy,
+            instance: uuid::Uuid::new_v4().to_string(),
+            tally: Arc::default(),
+        }
+    }
+
+    /// The same use cases under `policy`.
+    pub fn with_policy(mut self, policy: CoordinatorPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &CoordinatorPolicy {
+        &self.policy
+    }
+
+    /// The deployment key.
+    pub fn deployment(&self) -> &DeploymentKey {
+        &self.deployment
+    }
+
+    /// The store as the bundle of job-store ports.
+    pub fn job_store(&self) -> DynJobStore {
+        self.store.clone()
+    }
+
+    /// The replay log.
+    pub fn replay_log(&self) -> DynReplayLog {
+        self.store.clone()
+    }
+
+    /// This process's instance id (random per start), named in heartbeat summaries.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// The periodic upkeep, safe to run on every coordinator at once: moves silent nodes
+    /// (stale, offline), re-queues or fails expired leases, and, every
+    /// [`CoordinatorPolicy::heartbeat_summary_every`], writes a `workers/heartbeats_summary`
+    /// event for the heartbeats this coordinator accepted (when it accepted any).
+    pub async fn sweep(&self, now: Timestamp) -> ServiceResult<SweepReport> {
+        let transitions = super::lifecycle::sweep(
+            &*self.store,
+            now,
+            self.policy.stale_after,
+            self.policy.offline_after,
+        )
+        .await?;
+        for (node, t) in &transitions {
+            tracing::info!(node = %node, from = %t.from, to = %t.to, reason = %t.reason, "node status changed");
+        }
+        let expired = self.store.sweep_expired_leases(now).await?;
+        if !expired.requeued.is_empty() || !expired.failed.is_empty() {
+            tracing::info!(
+                requeued = expired.requeued.len(),
+                failed = expired.failed.len(),
+                "expired leases swept"
+            );
+        }
+        let heartbeat_summary = self.summarise_heartbeats(now).await?;
+        Ok(SweepReport {
+            transitions,
+            expired,
+            heartbeat_summary,
+        })
+    }
+
+    /// Writes the heartbeat summary when one is due and there is something to say.
+    async fn summarise_heartbeats(&self, now: Timestamp) -> ServiceResult<bool> {
+        let (since, per_node) = {
+            let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(since) = tally.since else {
+                return Ok(false);
+            };
+            let due = (now - since)
+                .to_std()
+                .is_ok_and(|d| d >= self.policy.heartbeat_summary_every);
+            if !due {
+                return Ok(false);
+            }
+            tally.since = None;
+            (since, std::mem::take(&mut tally.per_node))
+        };
+        let heartbeats: u64 = per_node.values().sum();
+        let mut by_status = serde_json::Map::new();
+        let one = PageRequest {
+            limit: 1,
+            offset: 0,
+        };
+        for status in NodeStatus::ALL {
+            let filter = NodeFilter {
+                status: Some(status),
+                wallet: None,
+            };
+            let total = self.store.list_nodes(&filter, one).await?.total;
+            by_status.insert(status.to_string(), json!(total));
+        }
+        let event = NewEvent {
+            topic: Topic::Workers,
+            kind: "heartbeats_summary".to_string(),
+            data: json!({
+                "coordinator_instance": self.instance,
+                "from": since,
+                "to": now,
+                "heartbeats": heartbeats,
+                "nodes": per_node.len(),
+                "nodes_by_status": by_status,
+            }),
+        };
+        self.store.append_event(&event, now).await?;
+        Ok(true)
+    }
+}

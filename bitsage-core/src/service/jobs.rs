@@ -1,0 +1,508 @@
+//! Job use cases: submission by clients; leases, completions and failure reports by agents;
+//! probes for pending nodes.
+//!
+//! A completion is accepted only after the coordinator verified the proof **itself** (its
+//! verifier's own ≥ 96-bit policy, against the job spec it stored — never the envelope's
+//! word) and checked every field of the node-signed receipt against the job, the proof and
+//! its own fee. Then the proof is stored (by hash) and the completion settles in **one store
+//! transaction** — the job's result, the countersigned receipt, the ledger credit and their
+//! events. A retried completion of a job this node already completed with the same proof
+//! settles again idempotently, so a coordinator killed half-way loses nothing once the agent
+//! retries (through it or another coordinator of the deployment).
+
+use rand::Rng;
+
+use crate::job::{JobRecord, JobResult, LeaseRef, NewJob, VerifiedCompletion};
+use crate::ledger::EarningEntry;
+use crate::message::{
+    Assignment, CompleteRequest, FailRequest, LeaseRequest, ProbeTicket, SubmitJobRequest,
+    MAX_FAIL_REASON_LEN, MAX_JOB_ATTEMPTS,
+};
+use crate::node::NodeRecord;
+use crate::proof::VerifiedProof;
+use crate::receipt::{Receipt, ReceiptBody};
+use crate::time::check_skew;
+use crate::{
+    EntryId, Error, JobId, JobKind, JobSpec, JobStatus, LifecycleEvent, NodeId, NodeStatus,
+    ReceiptId, Timestamp, TokenAmount,
+};
+
+use super::coordinator::{Coordinator, ServiceError, ServiceResult};
+
+/// Attempts a job gets when the client does not say.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+
+/// The one answer to a signed request whose sender has not proven its key (unknown node or
+/// bad signature), so it does not tell whether a node id exists.
+pub const REQUEST_REJECTED: &str = "request rejected: unknown node or bad signature";
+
+/// What a lease request gets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeaseOutcome {
+    /// The work, or `None` when there is none for this node now.
+    pub assignment: Option<Assignment>,
+    /// The node's status.
+    pub node_status: NodeStatus,
+}
+
+/// What an accepted completion gives back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Completion {
+    /// The countersigned receipt (`None` for a probe).
+    pub receipt: Option<Receipt>,
+    /// The node's status afterwards (`active` after a passed probe).
+    pub node_status: NodeStatus,
+    /// The security level the proof was verified at, bits.
+    pub security_bits: u32,
+}
+
+/// Compares two byte strings in time independent of where they differ.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn forbidden_if_quarantined(node: &NodeRecord) -> ServiceResult<()> {
+    if node.status == NodeStatus::Quarantined {
+        return Err(ServiceError::Forbidden(format!(
+            "node {} is quarantined: {}",
+            node.id, node.status_reason
+        )));
+    }
+    Ok(())
+}
+
+impl Coordinator {
+    /// The fee and net of a payment under this deployment's fee
+    /// ([`crate::ledger::split_payment`]).
+    pub fn split_payment(&self, payment: TokenAmount) -> Result<(TokenAmount, TokenAmount), Error> {
+        crate::ledger::split_payment(payment, self.policy.fee_bps)
+    }
+
+    /// Queues a job. When the policy has a submit token, `bearer` must equal it.
+    pub async fn submit(
+        &self,
+        req: SubmitJobRequest,
+        bearer: Option<&str>,
+        now: Timestamp,
+    ) -> ServiceResult<JobRecord> {
+        if let Some(token) = &self.policy.submit_token {
+            let ok = bearer.is_some_and(|b| constant_time_eq(b.as_bytes(), token.as_bytes()));
+            if !ok {
+                return Err(ServiceError::Unauthorized(
+                    "job submission needs `Authorization: Bearer <token>`".into(),
+                ));
+            }
+        }
+        let max_attempts = req.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS);
+        if !(1..=MAX_JOB_ATTEMPTS).contains(&max_attempts) {
+            return Err(Error::invalid(
+                "max_attempts",
+                format!("must be 1 ..= {MAX_JOB_ATTEMPTS}"),
+            )
+            .into());
+        }
+        let spec = JobSpec::new(JobId::new(), req.job)?;
+        Ok(self
+            .store
+            .enqueue_job(&NewJob {
+                spec,
+                payment: req.payment,
+                max_attempts,
+                submitted_at: now,
+            })
+            .await?)
+    }
+
+    /// Authenticates a signed agent request: the node exists, `verify` accepts the signature
+    /// with its stored key, `sent_at` is within the skew window and the message (its
+    /// `signed_bytes`) was not accepted before by any coordinator sharing the store. Returns
+    /// the node.
+    async fn authenticate(
+        &self,
+        node_id: &NodeId,
+        sent_at: Timestamp,
+        signed_bytes: &[u8],
+        verify: impl FnOnce(&crate::crypto::PublicKey) -> Result<(), Error>,
+        now: Timestamp,
+    ) -> ServiceResult<NodeRecord> {
+        let node = self
+            .store
+            .get_node(node_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated(REQUEST_REJECTED))?;
+        verify(&node.public_key).map_err(|_| ServiceError::Unauthenticated(REQUEST_REJECTED))?;
+        check_skew(sent_at, now, self.policy.max_clock_skew)?;
+        crate::replay::accept_once(
+            &*self.store,
+            signed_bytes,
+            sent_at,
+            self.policy.max_clock_skew,
+        )
+        .await?;
+        Ok(node)
+    }
+
+    /// A lease request: a probe for a pending node, the oldest queued job for an active one,
+    /// nothing for a stale or offline one (it must heartbeat first); forbidden for a
+    /// quarantined node.
+    pub async fn lease(&self, req: LeaseRequest, now: Timestamp) -> ServiceResult<LeaseOutcome> {
+        let node = self
+            .authenticate(
+                &req.node_id,
+                req.sent_at,
+                &req.canonical_bytes(),
+                |k| req.verify(k),
+                now,
+            )
+            .await?;
+        forbidden_if_quarantined(&node)?;
+        let assignment = match node.status {
+            NodeStatus::Pending => Some(Assignment::Probe {
+                ticket: self.probe_ticket(&node.id, now)?,
+            }),
+            NodeStatus::Active => {
+                match self
+                    .store
+                    .lease_job(&node.id, now, self.policy.lease_duration)
+                    .await?
+                {
+                    Some(lease) => {
+                        let (fee, net) = self.split_payment(lease.payment)?;
+                        tracing::info!(node = %node.id, job = %lease.spec.id, attempt = lease.attempt, "job leased");
+                        Some(Assignment::Job { lease, fee, net })
+                    }
+                    None => None,
+                }
+            }
+            NodeStatus::Stale | NodeStatus::Offline | NodeStatus::Quarantined => None,
+        };
+        Ok(LeaseOutcome {
+            assignment,
+            node_status: node.status,
+        })
+    }
+
+    fn probe_ticket(&self, node: &NodeId, now: Timestamp) -> ServiceResult<ProbeTicket> {
+        let spec = JobSpec::new(
+            JobId::new(),
+            JobKind::Poseidon2Chain {
+                seed: rand::thread_rng().gen(),
+                length: self.policy.probe_chain_length,
+            },
+        )?;
+        let expires_at = crate::time::after(now, self.policy.probe_ttl)
+            .ok_or_else(|| Error::invalid("probe ticket", "expiry out of range"))?;
+        Ok(ProbeTicket::signed(
+            self.deployment.signing_key(),
+            node.clone(),
+            spec,
+            expires_at,
+        ))
+    }
+
+    /// Verifies a proof with the coordinator's own verifier. A rejected proof quarantines the
+    /// node (and, for a leased job, fails the attempt).
+    async fn verify_or_quarantine(
+        &self,
+        node: &NodeRecord,
+        spec: &JobSpec,
+        req: &CompleteRequest,
+        lease: Option<&LeaseRef>,
+        now: Timestamp,
+    ) -> ServiceResult<VerifiedProof> {
+        match self.verifier.verify(spec, &req.envelope).await {
+            Ok(v) => Ok(v),
+            Err(Error::ProofRejected(detail)) => {
+                tracing::warn!(node = %node.id, job = %spec.id, %detail, "proof rejected; quarantining the node");
+                if let Some(lease) = lease {
+                    if let Err(e) = self
+                        .store
+                        .fail_job(lease, &format!("proof rejected: {detail}"), now)
+                        .await
+                    {
+                        tracing::warn!(error = %e, job = %spec.id, "could not fail the job after a rejected proof");
+                    }
+                }
+                let event = LifecycleEvent::InvalidProof {
+                    job_id: spec.id.to_string(),
+                    detail: detail.clone(),
+                };
+                self.apply_event(node, &event, now).await?;
+                Err(Error::ProofRejected(detail).into())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A completion: a probe's (a valid proof makes a pending node active) or a leased job's
+    /// (verified, the receipt countersigned, the node credited, in one transaction).
+    pub async fn complete(
+        &self,
+        req: CompleteRequest,
+        now: Timestamp,
+    ) -> ServiceResult<Completion> {
+        let node = self
+            .authenticate(
+                &req.node_id,
+                req.sent_at,
+                &req.canonical_bytes(),
+                |k| req.verify(k),
+                now,
+            )
+            .await?;
+        // The node signed the digest of the envelope it sent: bytes that no longer hash to it
+        // were altered on the way. That is no fault of the node's — refuse before verification
+        // (which would quarantine it) and let it send again.
+        if req.envelope.transport_digest() != req.envelope_digest {
+            tracing::warn!(node = %node.id, job = %req.job_id, "proof envelope altered in transit");
+            return Err(ServiceError::Transport(
+                "the proof envelope does not match the digest the node signed: it was altered \
+                 in transit; send it again"
+                    .into(),
+            ));
+        }
+        forbidden_if_quarantined(&node)?;
+        match (&req.probe, &req.lease_id) {
+            (Some(_), None) => self.complete_probe(node, req, now).await,
+            (None, Some(_)) => self.complete_job(node, req, now).await,
+            _ => Err(Error::invalid(
+                "completion",
+                "exactly one of `probe` (a probe) and `lease_id` (a leased job) must be given",
+            )
+            .into()),
+        }
+    }
+
+    async fn complete_probe(
+        &self,
+        node: NodeRecord,
+        req: CompleteRequest,
+        now: Timestamp,
+    ) -> ServiceResult<Completion> {
+        let Some(ticket) = &req.probe else {
+            return Err(Error::invalid("completion", "missing probe ticket").into());
+        };
+        if req.receipt.is_some() || req.receipt_signature.is_some() {
+            return Err(Error::invalid("completion", "a probe has no receipt").into());
+        }
+        ticket.verify(&self.deployment.public_key()).map_err(|_| {
+            ServiceError::Unauthorized("probe ticket was not issued by this deployment".into())
+        })?;
+        if ticket.node_id != node.id || ticket.spec.id != req.job_id {
+            return Err(Error::invalid("probe ticket", "it is for another node or job").into());
+        }
+        if now > ticket.expires_at {
+            return Err(Error::Conflict(format!(
+                "probe expired at {}; lease again for a new one",
+                ticket.expires_at
+            ))
+            .into());
+        }
+        let verified = self
+            .verify_or_quarantine(&node, &ticket.spec, &req, None, now)
+            .await?;
+        let status = match node.status {
+            NodeStatus::Pending => {
+                let event = LifecycleEvent::ProbePassed {
+                    job_id: ticket.spec.id.to_string(),
+                };
+                self.apply_event(&node, &event, now).await?
+            }
+            other => other,
+        };
+        Ok(Completion {
+            receipt: None,
+            node_status: status,
+            security_bits: verified.security_bits,
+        })
+    }
+
+    /// Checks the node-signed receipt body against what the coordinator knows.
+    fn check_receipt_body(
+        &self,
+        node: &NodeRecord,
+        job: &JobRecord,
+        body: &ReceiptBody,
+        now: Timestamp,
+    ) -> ServiceResult<()> {
+        let (fee, net) = self.split_payment(job.payment)?;
+        let mismatch = |field: &str| -> ServiceResult<()> {
+            Err(Error::invalid(
+                "receipt",
+                format!(
+                    "field `{field}` does not match the job, the node or the coordinator's terms"
+                ),
+            )
+            .into())
+        };
+        if body.id != ReceiptId(job.spec.id.0) {
+            return Err(Error::invalid(
+                "receipt",
+                "its id must equal the job id (one receipt per job)",
+            )
+            .into());
+        }
+        if body.job_id != job.spec.id {
+            return mismatch("job_id");
+        }
+        if body.kind != job.spec.kind.name() {
+            return mismatch("kind");
+        }
+        if body.node_id != node.id {
+            return mismatch("node_id");
+        }
+        if body.node_key != node.public_key {
+            return mismatch("node_key");
+        }
+        if body.coordinator_key != self.deployment.public_key() {
+            return mismatch("coordinator_key");
+        }
+        if body.payment != job.payment {
+            return mismatch("payment");
+        }
+        if body.fee != fee {
+            return mismatch("fee");
+        }
+        if body.net != net {
+            return mismatch("net");
+        }
+        check_skew(body.completed_at, now, self.policy.max_clock_skew).map_err(|_| {
+            Error::invalid("receipt", "completed_at is outside the clock-skew window")
+        })?;
+        Ok(())
+    }
+
+    async fn complete_job(
+        &self,
+        node: NodeRecord,
+        req: CompleteRequest,
+        now: Timestamp,
+    ) -> ServiceResult<Completion> {
+        let (Some(lease_id), Some(body), Some(receipt_sig)) =
+            (req.lease_id, &req.receipt, &req.receipt_signature)
+        else {
+            return Err(Error::invalid(
+                "completion",
+                "a leased job's completion needs `lease_id`, `receipt` and `receipt_signature`",
+            )
+            .into());
+        };
+        let job = self
+            .store
+            .get_job(&req.job_id)
+            .await?
+            .ok_or_else(|| Error::not_found("job", req.job_id))?;
+        let lease = LeaseRef {
+            job_id: job.spec.id,
+            lease_id,
+            node_id: node.id.clone(),
+        };
+        // A retry of a completion this node already got accepted (e.g. the coordinator
+        // restarted before answering): redo only the idempotent steps below.
+        let already_done = job.status == JobStatus::Completed
+            && job.completed_by.as_ref() == Some(&node.id)
+            && job
+                .result
+                .as_ref()
+                .is_some_and(|r| r.proof_hash == req.envelope.proof_hash);
+        if !already_done {
+            // The lease check comes before the (expensive) verification.
+            job.check_lease(&lease, now)?;
+        }
+        self.check_receipt_body(&node, &job, body, now)?;
+        if body
+            .node_key
+            .verify(&body.canonical_bytes(), receipt_sig)
+            .is_err()
+        {
+            let event = LifecycleEvent::BadSignature {
+                detail: format!("receipt signature for job {} does not verify", job.spec.id),
+            };
+            self.apply_event(&node, &event, now).await?;
+            return Err(ServiceError::Unauthorized(
+                "receipt signature does not verify; node quarantined".into(),
+            ));
+        }
+        let verified = if already_done {
+            // Accepted before with this proof's hash; verifying again is cheap and keeps the
+            // answer honest.
+            self.verifier.verify(&job.spec, &req.envelope).await?
+        } else {
+            self.verify_or_quarantine(&node, &job.spec, &req, Some(&lease), now)
+                .await?
+        };
+        if body.output != verified.output || body.proof_hash != verified.proof_hash {
+            return Err(Error::invalid(
+                "receipt",
+                "its output or proof_hash does not match the verified proof",
+            )
+            .into());
+        }
+        // The proof is content-addressed and stored first (an orphan copy after a failed
+        // settlement is harmless); then the job's result, the receipt, the credit and their
+        // events commit in one transaction.
+        let proof_ref = self.proofs.put_proof(&req.envelope).await?;
+        let receipt =
+            Receipt::countersign(body.clone(), *receipt_sig, self.deployment.signing_key())?;
+        let completion = VerifiedCompletion {
+            lease,
+            result: JobResult {
+                output: verified.output.clone(),
+                proof_hash: verified.proof_hash,
+                proof_ref,
+                completed_at: now,
+            },
+            receipt: receipt.clone(),
+            entry: EarningEntry {
+                id: EntryId(job.spec.id.0),
+                node_id: node.id.clone(),
+                job_id: job.spec.id,
+                gross: body.payment,
+                fee: body.fee,
+                net: body.net,
+                credited_at: body.completed_at,
+            },
+        };
+        self.store.settle_completion(&completion, now).await?;
+        tracing::info!(node = %node.id, job = %job.spec.id, net = %body.net, "job completed, receipt countersigned, node credited");
+        Ok(Completion {
+            receipt: Some(receipt),
+            node_status: node.status,
+            security_bits: verified.security_bits,
+        })
+    }
+
+    /// A failure report: the node gives its lease back; the job is re-queued (or failed at
+    /// its retry limit).
+    pub async fn fail(&self, req: FailRequest, now: Timestamp) -> ServiceResult<JobRecord> {
+        let node = self
+            .authenticate(
+                &req.node_id,
+                req.sent_at,
+                &req.canonical_bytes(),
+                |k| req.verify(k),
+                now,
+            )
+            .await?;
+        if req.reason.is_empty()
+            || req.reason.len() > MAX_FAIL_REASON_LEN
+            || req.reason.chars().any(char::is_control)
+        {
+            return Err(Error::invalid(
+                "reason",
+                format!("must be 1 to {MAX_FAIL_REASON_LEN} printable characters"),
+            )
+            .into());
+        }
+        let job = self
+            .store
+            .fail_job(
+                &req.lease_ref(),
+                &format!("{}: {}", node.id, req.reason),
+                now,
+            )
+            .await?;
+        tracing::info!(node = %node.id, job = %job.spec.id, status = %job.status, reason = %req.reason, "lease given back");
+        Ok(job)
+    }
+}

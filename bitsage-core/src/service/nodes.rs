@@ -1,0 +1,223 @@
+//! Node use cases: register, heartbeat, the attestation challenge a node answers before it
+//! registers, and the one way a lifecycle event is applied on a request's behalf.
+
+use std::time::Duration;
+
+use crate::attestation::{AttestationChallenge, ATTESTATION_NONCE_LEN};
+use crate::crypto::PublicKey;
+use crate::gpu::GpuSample;
+use crate::message::{HeartbeatRequest, RegisterRequest, MAX_AGENT_VERSION_LEN};
+use crate::node::{Heartbeat, NewNode, NodeRecord};
+use crate::time::check_skew;
+use crate::{Error, LifecycleEvent, NodeStatus, Timestamp};
+
+use super::coordinator::{Coordinator, ServiceError, ServiceResult};
+
+/// The single message for every refused heartbeat whose sender has not proven its key, so
+/// the answer does not tell whether a node id exists.
+pub const HEARTBEAT_REJECTED: &str = "heartbeat rejected: unknown node or bad signature";
+
+/// Most GPU samples one heartbeat may carry.
+pub const MAX_SAMPLES_PER_HEARTBEAT: usize = 1024;
+
+/// A registration's outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registered {
+    /// The node as stored.
+    pub node: NodeRecord,
+    /// `false`: the same id and key were already registered; nothing changed.
+    pub created: bool,
+}
+
+fn check_agent_version(v: &str) -> Result<(), Error> {
+    if v.is_empty() || v.len() > MAX_AGENT_VERSION_LEN || v.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "agent version",
+            format!("must be 1 to {MAX_AGENT_VERSION_LEN} printable characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a heartbeat's GPU samples: each valid ([`GpuSample::validate`]), taken within the
+/// clock-skew window, and of a device the node registered (a node reports its own GPUs only).
+fn check_samples(
+    node: &NodeRecord,
+    samples: &[GpuSample],
+    now: Timestamp,
+    max_skew: Duration,
+) -> Result<(), Error> {
+    if samples.len() > MAX_SAMPLES_PER_HEARTBEAT {
+        return Err(Error::invalid(
+            "heartbeat",
+            format!("at most {MAX_SAMPLES_PER_HEARTBEAT} GPU samples per heartbeat"),
+        ));
+    }
+    for s in samples {
+        s.validate()?;
+        if !node.hardware.gpus.iter().any(|g| g.uuid == s.uuid) {
+            return Err(Error::invalid(
+                "GPU sample",
+                format!(
+                    "device {:?} is not in the node's registered hardware",
+                    s.uuid
+                ),
+            ));
+        }
+        check_skew(s.at, now, max_skew)
+            .map_err(|_| Error::invalid("GPU sample", "`at` is outside the clock-skew window"))?;
+    }
+    Ok(())
+}
+
+impl Coordinator {
+    /// Registers a node. The signature must verify with the request's own key (proof of
+    /// possession), `sent_at` lie in the skew window, attestation evidence (when given)
+    /// answer a challenge this deployment issued. The same id with the same key again is
+    /// not an error (`created: false`); another key for a known id is a conflict. Nothing is
+    /// stored on failure.
+    pub async fn register(
+        &self,
+        req: RegisterRequest,
+        now: Timestamp,
+    ) -> ServiceResult<Registered> {
+        req.verify()?;
+        check_skew(req.sent_at, now, self.policy.max_clock_skew)?;
+        check_agent_version(&req.agent_version)?;
+        if let Some(attestation) = &req.hardware.attestation {
+            let uuids: Vec<&str> = req.hardware.gpus.iter().map(|g| g.uuid.as_str()).collect();
+            attestation
+                .check(&self.deployment.public_key(), &req.public_key, now, &uuids)
+                .map_err(|e| ServiceError::AttestationRejected(e.to_string()))?;
+        }
+        let same_key = |existing: NodeRecord| {
+            if existing.public_key == req.public_key {
+                Ok(Registered {
+                    node: existing,
+                    created: false,
+                })
+            } else {
+                Err(ServiceError::Domain(Error::Conflict(format!(
+                    "node {} is already registered with another key",
+                    req.node_id
+                ))))
+            }
+        };
+        if let Some(existing) = self.store.get_node(&req.node_id).await? {
+            return same_key(existing);
+        }
+        let new = NewNode {
+            id: req.node_id.clone(),
+            public_key: req.public_key,
+            wallet: req.wallet,
+            hardware: req.hardware.clone(),
+            agent_version: req.agent_version.clone(),
+            registered_at: now,
+        };
+        match self.store.create_node(&new).await {
+            Ok(node) => {
+                tracing::info!(node = %node.id, wallet = %node.wallet, "node registered");
+                Ok(Registered {
+                    node,
+                    created: true,
+                })
+            }
+            // Lost a race with a concurrent registration of the same id: answer as a re-register.
+            Err(Error::AlreadyExists { .. }) => match self.store.get_node(&req.node_id).await? {
+                Some(existing) => same_key(existing),
+                None => Err(Error::Conflict("node registration raced; retry".into()).into()),
+            },
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Accepts a heartbeat signed with the node's stored key: stores it (received at `now`)
+    /// with its GPU samples and collector status in one store transaction, then applies the
+    /// lifecycle's `Heartbeat` event; returns the node's status. Unknown node, bad signature
+    /// or a sequence not above the last one (a replay, also one sent to another coordinator
+    /// of the deployment) → [`ServiceError::Unauthenticated`] / unauthorized, nothing stored.
+    pub async fn heartbeat(
+        &self,
+        req: HeartbeatRequest,
+        now: Timestamp,
+    ) -> ServiceResult<NodeStatus> {
+        let node = self
+            .store
+            .get_node(&req.node_id)
+            .await?
+            .ok_or(ServiceError::Unauthenticated(HEARTBEAT_REJECTED))?;
+        req.verify(&node.public_key)
+            .map_err(|_| ServiceError::Unauthenticated(HEARTBEAT_REJECTED))?;
+        // From here on the sender holds the node key, so precise reasons reveal nothing.
+        check_skew(req.sent_at, now, self.policy.max_clock_skew)?;
+        check_agent_version(&req.agent_version)?;
+        check_samples(&node, &req.gpu_samples, now, self.policy.max_clock_skew)?;
+        if let Some(c) = &req.gpu_collector {
+            c.validate()?;
+        }
+        let beat = Heartbeat {
+            node_id: node.id.clone(),
+            at: now,
+            sequence: req.sequence,
+            load_average_1m: req.load_average_1m,
+            agent_version: req.agent_version.clone(),
+            gpu_collector: req.gpu_collector.clone(),
+            gpu_samples: req.gpu_samples,
+        };
+        match self.store.append_heartbeat(&beat).await {
+            Ok(()) => {}
+            Err(Error::Conflict(_)) => {
+                return Err(ServiceError::Unauthorized(
+                    "heartbeat rejected: sequence is not above the last accepted one (replay)"
+                        .into(),
+                ))
+            }
+            Err(Error::NotFound { .. }) => {
+                return Err(ServiceError::Unauthenticated(HEARTBEAT_REJECTED))
+            }
+            Err(e) => return Err(e.into()),
+        }
+        {
+            let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
+            tally.since.get_or_insert(now);
+            *tally.per_node.entry(node.id.clone()).or_default() += 1;
+        }
+        Ok(self
+            .apply_event(&node, &LifecycleEvent::Heartbeat, now)
+            .await?)
+    }
+
+    /// A fresh random nonce for `public_key`, signed with the deployment key, valid for
+    /// [`super::CoordinatorPolicy::attestation_challenge_ttl`]; any coordinator of the
+    /// deployment accepts the answer.
+    pub fn attestation_challenge(
+        &self,
+        public_key: PublicKey,
+        now: Timestamp,
+    ) -> ServiceResult<AttestationChallenge> {
+        let expires_at = crate::time::after(now, self.policy.attestation_challenge_ttl)
+            .ok_or_else(|| Error::invalid("attestation challenge", "expiry out of range"))?;
+        let nonce: [u8; ATTESTATION_NONCE_LEN] = rand::random();
+        Ok(AttestationChallenge::signed(
+            self.deployment.signing_key(),
+            public_key,
+            nonce,
+            expires_at,
+        ))
+    }
+
+    /// Applies a lifecycle event to `node` through [`super::lifecycle::apply`] (the one place
+    /// lifecycle events are applied) and logs a move.
+    pub async fn apply_event(
+        &self,
+        node: &NodeRecord,
+        event: &LifecycleEvent,
+        now: Timestamp,
+    ) -> Result<NodeStatus, Error> {
+        let status = super::lifecycle::apply(&*self.store, node, event, now).await?;
+        if status != node.status {
+            tracing::info!(node = %node.id, from = %node.status, to = %status, event = event.name(), "node status changed");
+        }
+        Ok(status)
+    }
+}
