@@ -26,6 +26,45 @@ pub const HEARTBEAT_DOMAIN: &str = "bitsage/heartbeat/v1";
 /// Longest accepted agent version string.
 pub const MAX_AGENT_VERSION_LEN: usize = 64;
 
+/// A message a registered node signs with its key: who sent it, when, and the bytes its
+/// signature covers. The coordinator authenticates every such message the same way (the
+/// node's stored key, the clock-skew window, accepted once across the deployment).
+pub trait NodeSignedMessage {
+    /// The sending node.
+    fn sender(&self) -> &NodeId;
+    /// When the node sent it.
+    fn sent_at(&self) -> Timestamp;
+    /// The bytes the signature covers (after the message kind's domain tag).
+    fn signed_bytes(&self) -> Vec<u8>;
+    /// The node's signature.
+    fn node_signature(&self) -> &SignatureBytes;
+    /// Checks the signature against `key` (the node's registered key).
+    fn verify_with(&self, key: &PublicKey) -> Result<(), Error> {
+        key.verify(&self.signed_bytes(), self.node_signature())
+    }
+}
+
+macro_rules! node_signed {
+    ($($t:ty),*) => {$(
+        impl NodeSignedMessage for $t {
+            fn sender(&self) -> &NodeId {
+                &self.node_id
+            }
+            fn sent_at(&self) -> Timestamp {
+                self.sent_at
+            }
+            fn signed_bytes(&self) -> Vec<u8> {
+                self.canonical_bytes()
+            }
+            fn node_signature(&self) -> &SignatureBytes {
+                &self.signature
+            }
+        }
+    )*};
+}
+
+node_signed!(HeartbeatRequest, LeaseRequest, CompleteRequest, FailRequest);
+
 // ---------------------------------------------------------------- canonical encoding helpers
 
 fn time_field(w: &mut CanonicalWriter, t: &Timestamp) {
@@ -217,7 +256,7 @@ impl HeartbeatRequest {
 
     /// Checks the signature against `key` (the node's registered key).
     pub fn verify(&self, key: &PublicKey) -> Result<(), Error> {
-        key.verify(&self.canonical_bytes(), &self.signature)
+        self.verify_with(key)
     }
 }
 
@@ -293,7 +332,7 @@ impl LeaseRequest {
 
     /// Checks the signature against `key` (the node's registered key).
     pub fn verify(&self, key: &PublicKey) -> Result<(), Error> {
-        key.verify(&self.canonical_bytes(), &self.signature)
+        self.verify_with(key)
     }
 }
 
@@ -449,7 +488,7 @@ impl CompleteRequest {
 
     /// Checks the signature against `key` (the node's registered key).
     pub fn verify(&self, key: &PublicKey) -> Result<(), Error> {
-        key.verify(&self.canonical_bytes(), &self.signature)
+        self.verify_with(key)
     }
 }
 
@@ -505,7 +544,7 @@ impl FailRequest {
 
     /// Checks the signature against `key` (the node's registered key).
     pub fn verify(&self, key: &PublicKey) -> Result<(), Error> {
-        key.verify(&self.canonical_bytes(), &self.signature)
+        self.verify_with(key)
     }
 
     /// The lease this report names.

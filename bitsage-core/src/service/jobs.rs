@@ -15,8 +15,8 @@ use rand::Rng;
 use crate::job::{JobRecord, JobResult, LeaseRef, NewJob, VerifiedCompletion};
 use crate::ledger::EarningEntry;
 use crate::message::{
-    Assignment, CompleteRequest, FailRequest, LeaseRequest, ProbeTicket, SubmitJobRequest,
-    MAX_FAIL_REASON_LEN, MAX_JOB_ATTEMPTS,
+    Assignment, CompleteRequest, FailRequest, LeaseRequest, NodeSignedMessage, ProbeTicket,
+    SubmitJobRequest, MAX_FAIL_REASON_LEN, MAX_JOB_ATTEMPTS,
 };
 use crate::node::NodeRecord;
 use crate::proof::VerifiedProof;
@@ -113,29 +113,26 @@ impl Coordinator {
             .await?)
     }
 
-    /// Authenticates a signed agent request: the node exists, `verify` accepts the signature
-    /// with its stored key, `sent_at` is within the skew window and the message (its
-    /// `signed_bytes`) was not accepted before by any coordinator sharing the store. Returns
-    /// the node.
+    /// Authenticates a signed agent request: the node exists, the signature verifies with its
+    /// stored key, `sent_at` is within the skew window and the message (its signed bytes) was
+    /// not accepted before by any coordinator sharing the store. Returns the node.
     async fn authenticate(
         &self,
-        node_id: &NodeId,
-        sent_at: Timestamp,
-        signed_bytes: &[u8],
-        verify: impl FnOnce(&crate::crypto::PublicKey) -> Result<(), Error>,
+        msg: &impl NodeSignedMessage,
         now: Timestamp,
     ) -> ServiceResult<NodeRecord> {
         let node = self
             .store
-            .get_node(node_id)
+            .get_node(msg.sender())
             .await?
             .ok_or(ServiceError::Unauthenticated(REQUEST_REJECTED))?;
-        verify(&node.public_key).map_err(|_| ServiceError::Unauthenticated(REQUEST_REJECTED))?;
-        check_skew(sent_at, now, self.policy.max_clock_skew)?;
+        msg.verify_with(&node.public_key)
+            .map_err(|_| ServiceError::Unauthenticated(REQUEST_REJECTED))?;
+        check_skew(msg.sent_at(), now, self.policy.max_clock_skew)?;
         crate::replay::accept_once(
             &*self.store,
-            signed_bytes,
-            sent_at,
+            &msg.signed_bytes(),
+            msg.sent_at(),
             self.policy.max_clock_skew,
         )
         .await?;
@@ -146,15 +143,7 @@ impl Coordinator {
     /// nothing for a stale or offline one (it must heartbeat first); forbidden for a
     /// quarantined node.
     pub async fn lease(&self, req: LeaseRequest, now: Timestamp) -> ServiceResult<LeaseOutcome> {
-        let node = self
-            .authenticate(
-                &req.node_id,
-                req.sent_at,
-                &req.canonical_bytes(),
-                |k| req.verify(k),
-                now,
-            )
-            .await?;
+        let node = self.authenticate(&req, now).await?;
         forbidden_if_quarantined(&node)?;
         let assignment = match node.status {
             NodeStatus::Pending => Some(Assignment::Probe {
@@ -241,15 +230,7 @@ impl Coordinator {
         req: CompleteRequest,
         now: Timestamp,
     ) -> ServiceResult<Completion> {
-        let node = self
-            .authenticate(
-                &req.node_id,
-                req.sent_at,
-                &req.canonical_bytes(),
-                |k| req.verify(k),
-                now,
-            )
-            .await?;
+        let node = self.authenticate(&req, now).await?;
         // The node signed the digest of the envelope it sent: bytes that no longer hash to it
         // were altered on the way. That is no fault of the node's — refuse before verification
         // (which would quarantine it) and let it send again.
@@ -475,15 +456,7 @@ impl Coordinator {
     /// A failure report: the node gives its lease back; the job is re-queued (or failed at
     /// its retry limit).
     pub async fn fail(&self, req: FailRequest, now: Timestamp) -> ServiceResult<JobRecord> {
-        let node = self
-            .authenticate(
-                &req.node_id,
-                req.sent_at,
-                &req.canonical_bytes(),
-                |k| req.verify(k),
-                now,
-            )
-            .await?;
+        let node = self.authenticate(&req, now).await?;
         if req.reason.is_empty()
             || req.reason.len() > MAX_FAIL_REASON_LEN
             || req.reason.chars().any(char::is_control)
