@@ -231,7 +231,7 @@ pub trait JobQueue: Send + Sync + Debug {
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>>;
     /// Jobs matching `filter`.
     async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>>;
-    /// How many jobs match `filter`: the `total` of [`JobStore::list_jobs`], without reading
+    /// How many jobs match `filter`: the `total` of [`JobQueue::list_jobs`], without reading
     /// any job (backends override the default with a single count).
     async fn count_jobs(&self, filter: &JobFilter) -> Result<u64> {
         let one = PageRequest {

@@ -1,5 +1,5 @@
-//! Conformance suite for the event seam: the store's outbox ([`EventLog`]), the one-transaction
-//! settlement of a verified completion, and the [`EventBus`] wake-ups. Each check takes a fresh,
+//! Conformance suite for the event seam: the store's outbox ([`EventLog`](crate::EventLog)), the one-transaction
+//! settlement of a verified completion, and the [`EventBus`](crate::EventBus) wake-ups. Each check takes a fresh,
 //! empty store with its bus.
 
 use std::collections::HashSet;

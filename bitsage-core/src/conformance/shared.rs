@@ -1,5 +1,5 @@
-//! Conformance suites for the ports coordinators of one deployment share: [`ReplayLog`] and
-//! [`ProofStore`]. Each check takes a fresh, empty implementation.
+//! Conformance suites for the ports coordinators of one deployment share: [`ReplayLog`](crate::ReplayLog) and
+//! [`ProofStore`](crate::ProofStore). Each check takes a fresh, empty implementation.
 
 use std::collections::HashSet;
 use std::sync::Arc;

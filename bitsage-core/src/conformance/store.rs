@@ -1,4 +1,4 @@
-//! Conformance suite for [`JobStore`].
+//! Conformance suite for [`JobStore`](crate::JobStore).
 //!
 //! [`run_all`] takes a factory that returns a **fresh, empty** store for each check, so checks
 //! never see each other's jobs. Backends call it from one test named after themselves

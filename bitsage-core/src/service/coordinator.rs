@@ -256,7 +256,10 @@ impl Coordinator {
         })
     }
 
-    /// Writes the heartbeat summary when one is due and there is something to say.
+    /// Writes the heartbeat summary when one is due and there is something to say: `from`
+    /// (when the first heartbeat counted arrived), `to` (now), `heartbeats`, `nodes` (how
+    /// many sent them), `nodes_by_status` (the whole deployment, from the store) and
+    /// `coordinator_instance` (each coordinator summarises what it accepted).
     async fn summarise_heartbeats(&self, now: Timestamp) -> ServiceResult<bool> {
         let (since, per_node) = {
             let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
