@@ -3,8 +3,9 @@
 #
 #   scripts/test.sh [extra cargo test args]
 #
-# 1. Installs what is missing: PostgreSQL (Debian's packages), starknet-devnet 0.10.1 (cargo
-#    install --locked into ~/.cache/bitsage-tools, ~16 min once, then reused; exported as
+# 1. Installs what is missing: PostgreSQL (Debian's packages), starknet-devnet 0.10.1 (into
+#    ~/.cache/bitsage-tools: unpacked from a checksummed prebuilt binary in ../shared/tools when
+#    there is one, else cargo install --locked, ~16-45 min once; then reused; exported as
 #    STARKNET_DEVNET), the Cairo compiler from PyPI (cached) to check that contracts/build is
 #    reproducible.
 # 2. Starts a throw-away PostgreSQL cluster in a temp directory on a free loopback port and

@@ -170,6 +170,14 @@ pub trait NodeStore: Send + Sync + Debug {
     async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>>;
     /// Nodes matching `filter`.
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>>;
+    /// How many nodes match `filter`: the `total` of [`NodeStore::list_nodes`] (one row read).
+    async fn count_nodes(&self, filter: &NodeFilter) -> Result<u64> {
+        let one = PageRequest {
+            limit: 1,
+            offset: 0,
+        };
+        Ok(self.list_nodes(filter, one).await?.total)
+    }
     /// Moves a node along a lifecycle transition, recording it.
     async fn apply_transition(
         &self,

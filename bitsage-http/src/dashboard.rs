@@ -737,11 +737,6 @@ async fn try_join_all<T, F: Future<Output = Result<T, Error>>>(
 
 // ---------------------------------------------------------------- store queries
 
-const ONE: PageRequest = PageRequest {
-    limit: 1,
-    offset: 0,
-};
-
 /// Every node of `wallet`, in registration order (all pages).
 async fn wallet_nodes(
     store: &DynJobStore,
@@ -913,7 +908,7 @@ async fn node_counts(store: &DynJobStore) -> Result<WorkerCounts, Error> {
                     status: Some(*s),
                     wallet: None,
                 };
-                Ok((*s, store.list_nodes(&filter, ONE).await?.total))
+                Ok((*s, store.count_nodes(&filter).await?))
             })
             .collect(),
     )

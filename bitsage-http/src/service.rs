@@ -253,11 +253,6 @@ pub fn earnings_csv(e: &EarningsResponse) -> String {
 
 /// `GET /api/network/stats`: counts from the store.
 pub async fn network_stats(state: &AppState) -> ApiResult<NetworkStats> {
-    // Only the totals are needed: ask for the smallest page.
-    let one = PageRequest {
-        limit: 1,
-        offset: 0,
-    };
     let active = NodeFilter {
         status: Some(NodeStatus::Active),
         wallet: None,
@@ -268,13 +263,13 @@ pub async fn network_stats(state: &AppState) -> ApiResult<NetworkStats> {
     };
     let all = NodeFilter::default();
     let (a, t, j) = tokio::try_join!(
-        state.store.list_nodes(&active, one),
-        state.store.list_nodes(&all, one),
+        state.store.count_nodes(&active),
+        state.store.count_nodes(&all),
         state.store.count_jobs(&completed),
     )?;
     Ok(NetworkStats {
-        active_workers: a.total,
-        total_workers: t.total,
+        active_workers: a,
+        total_workers: t,
         total_jobs_processed: j,
     })
 }

@@ -52,6 +52,20 @@ impl State {
     fn emit(&mut self, e: NewEvent) {
         self.pending.push(e);
     }
+
+    /// Puts an event in the outbox with the next id; returns the id.
+    fn publish(&mut self, e: NewEvent, at: Timestamp) -> u64 {
+        self.last_event_id += 1;
+        let id = self.last_event_id;
+        self.outbox.push(StoredEvent {
+            id,
+            topic: e.topic,
+            kind: e.kind,
+            at,
+            data: e.data,
+        });
+        id
+    }
 }
 
 /// A [`JobStore`] in process memory (one mutex; every method is atomic).
@@ -83,15 +97,7 @@ impl InMemoryStore {
         if out.is_ok() && !pending.is_empty() {
             let at = bitsage_core::time::now();
             for e in pending {
-                guard.last_event_id += 1;
-                let id = guard.last_event_id;
-                guard.outbox.push(StoredEvent {
-                    id,
-                    topic: e.topic,
-                    kind: e.kind,
-                    at,
-                    data: e.data,
-                });
+                guard.publish(e, at);
             }
             drop(guard);
             self.bus.notify();
@@ -134,18 +140,7 @@ impl EventLog for InMemoryStore {
     }
 
     async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64> {
-        let id = self.with(|s| {
-            s.last_event_id += 1;
-            let id = s.last_event_id;
-            s.outbox.push(StoredEvent {
-                id,
-                topic: event.topic,
-                kind: event.kind.clone(),
-                at,
-                data: event.data.clone(),
-            });
-            Ok(id)
-        })?;
+        let id = self.with(|s| Ok(s.publish(event.clone(), at)))?;
         self.bus.notify();
         Ok(id)
     }

@@ -616,17 +616,16 @@ impl EventLog for SqliteStore {
     }
 
     async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64> {
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO events (topic, kind, at, data) VALUES (?, ?, ?, ?) RETURNING id",
-        )
-        .bind(event.topic.as_str())
-        .bind(&event.kind)
-        .bind(to_micros(at))
-        .bind(serde_json::to_string(&event.data).map_err(json_err)?)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(db_err)?;
-        self.bus.notify();
+        let mut tx = self.begin().await?;
+        let result: Result<i64> = async {
+            append_events(&mut tx, std::slice::from_ref(event), at).await?;
+            sqlx::query_scalar("SELECT last_insert_rowid()")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)
+        }
+        .await;
+        let id = self.notified(finish(tx, result).await)?;
         u64::try_from(id).map_err(|_| Error::backend(BACKEND, "negative event id"))
     }
 }

@@ -1,6 +1,9 @@
 # Shared by scripts/test.sh and scripts/install-devnet.sh: finds starknet-devnet 0.10.1, or
-# installs it once into the tools cache ($BITSAGE_TOOLS_DIR, default ~/.cache/bitsage-tools)
-# with `cargo install --locked` (~16 min on 2 cores, then reused). Exports STARKNET_DEVNET.
+# installs it once into the tools cache ($BITSAGE_TOOLS_DIR, default ~/.cache/bitsage-tools):
+# from a prebuilt binary when the workplace's shared tools folder ($BITSAGE_SHARED_TOOLS,
+# default ../shared/tools) holds one whose SHA-256 checks out (the same `cargo install
+# --locked` build), otherwise with `cargo install --locked` (~16-45 min on 2 cores, then
+# reused). Exports STARKNET_DEVNET.
 # shellcheck shell=bash
 
 DEVNET_VERSION=0.10.1
@@ -18,9 +21,35 @@ find_devnet() {
   return 1
 }
 
+# Unpacks the prebuilt devnet into $TOOLS/bin when the shared tools folder has it and its
+# checksum matches; returns 1 (changing nothing) otherwise.
+unpack_prebuilt_devnet() {
+  local shared="${BITSAGE_SHARED_TOOLS:-$(cd .. && pwd)/shared/tools}"
+  local prebuilt="$shared/starknet-devnet-$DEVNET_VERSION-x86_64-linux.xz"
+  [ -f "$prebuilt" ] && [ -f "${prebuilt%.xz}.sha256" ] || return 1
+  local tmp
+  tmp=$(mktemp -d)
+  xz -dc "$prebuilt" > "$tmp/starknet-devnet"
+  if (cd "$tmp" && sha256sum -c --quiet "${prebuilt%.xz}.sha256"); then
+    mkdir -p "$TOOLS/bin"
+    chmod +x "$tmp/starknet-devnet"
+    mv "$tmp/starknet-devnet" "$TOOLS/bin/starknet-devnet"
+    rm -rf "$tmp"
+    log "starknet-devnet $DEVNET_VERSION unpacked from $prebuilt into $TOOLS/bin"
+    return 0
+  fi
+  rm -rf "$tmp"
+  log "prebuilt starknet-devnet in $shared failed its checksum; building it instead"
+  return 1
+}
+
 ensure_devnet() {
   local found
   if found=$(find_devnet); then
+    export STARKNET_DEVNET="$found"
+    return 0
+  fi
+  if unpack_prebuilt_devnet && found=$(find_devnet); then
     export STARKNET_DEVNET="$found"
     return 0
   fi

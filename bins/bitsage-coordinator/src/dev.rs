@@ -243,13 +243,13 @@ async fn report(store: bitsage_core::DynJobStore, mut stop: watch::Receiver<bool
         let all_receipts = bitsage_core::receipt::ReceiptFilter::default();
         let (jobs, nodes, receipts) = tokio::join!(
             store.count_jobs(&completed),
-            store.list_nodes(&active, one),
+            store.count_nodes(&active),
             store.list_receipts(&all_receipts, one),
         );
         match (jobs, nodes, receipts) {
             (Ok(j), Ok(n), Ok(r)) => println!(
                 "[dev] active nodes: {}  jobs proven and verified: {}  receipts: {}",
-                n.total, j, r.total
+                n, j, r.total
             ),
             _ => tracing::warn!("progress report: store query failed"),
         }

@@ -335,8 +335,8 @@ pub async fn serve_state(
 }
 
 /// The background services, every `sweep_interval` until `stop`: the coordinator's sweep
-/// ([`bitsage_core::service::Coordinator::sweep`]: lifecycle, lease expiry, heartbeat summary), GPU-sample
-/// retention, replay-log purge, outbox retention. A failing pass is logged and retried next
+/// ([`bitsage_core::service::Coordinator::sweep`]: lifecycle, lease expiry, heartbeat
+/// summary, replay-log purge), GPU-sample retention, outbox retention. A failing pass is logged and retried next
 /// time.
 async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watch::Receiver<bool>) {
     let store = state.store.clone();
@@ -358,10 +358,6 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
             if let Err(e) = store.delete_gpu_samples_before(cutoff).await {
                 tracing::warn!(error = %e, "GPU sample retention failed");
             }
-        }
-        // Entries are kept until their message could no longer pass the skew check.
-        if let Err(e) = state.coordinator.replay_log().purge_messages(now).await {
-            tracing::warn!(error = %e, "replay log purge failed");
         }
         if let Some(cutoff) = chrono::TimeDelta::from_std(config.event_retention)
             .ok()

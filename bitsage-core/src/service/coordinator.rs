@@ -12,11 +12,11 @@ use serde_json::json;
 use crate::deployment::DeploymentKey;
 use crate::event::{NewEvent, Topic};
 use crate::job::ExpirySweep;
-use crate::node::NodeFilter;
-use crate::page::PageRequest;
+use crate::message::NodeSignedMessage;
+use crate::node::{NodeFilter, NodeRecord};
+use crate::time::check_skew;
 use crate::{
-    DynCoordinatorStore, DynJobStore, DynProofStore, DynProver, DynReplayLog, Error, NodeId,
-    NodeStatus, Timestamp, Transition,
+    DynCoordinatorStore, DynProofStore, DynProver, Error, NodeId, NodeStatus, Timestamp, Transition,
 };
 
 /// The rules of a deployment's coordinators — what a node must do and what a job costs —
@@ -170,6 +170,8 @@ pub struct SweepReport {
     pub expired: ExpirySweep,
     /// Whether a heartbeat summary was written to the outbox.
     pub heartbeat_summary: bool,
+    /// Replay-log entries purged (their messages are past the skew window).
+    pub replay_purged: u64,
 }
 
 impl Coordinator {
@@ -205,19 +207,25 @@ impl Coordinator {
         &self.policy
     }
 
-    /// The deployment key.
-    pub fn deployment(&self) -> &DeploymentKey {
-        &self.deployment
-    }
-
-    /// The store as the bundle of job-store ports.
-    pub fn job_store(&self) -> DynJobStore {
-        self.store.clone()
-    }
-
-    /// The replay log.
-    pub fn replay_log(&self) -> DynReplayLog {
-        self.store.clone()
+    /// Finds the sender of a node-signed message and checks it: the node exists, the
+    /// signature verifies with its stored key (both failures answer `rejected`, so the answer
+    /// does not tell whether a node id exists) and `sent_at` lies in the skew window.
+    pub(crate) async fn signed_sender(
+        &self,
+        msg: &impl NodeSignedMessage,
+        rejected: &'static str,
+        now: Timestamp,
+    ) -> ServiceResult<NodeRecord> {
+        let node = self
+            .store
+            .get_node(msg.sender())
+            .await?
+            .ok_or(ServiceError::Unauthenticated(rejected))?;
+        msg.verify_with(&node.public_key)
+            .map_err(|_| ServiceError::Unauthenticated(rejected))?;
+        // From here on the sender holds the node key, so precise reasons reveal nothing.
+        check_skew(msg.sent_at(), now, self.policy.max_clock_skew)?;
+        Ok(node)
     }
 
     /// This process's instance id (random per start), named in heartbeat summaries.
@@ -226,9 +234,10 @@ impl Coordinator {
     }
 
     /// The periodic upkeep, safe to run on every coordinator at once: moves silent nodes
-    /// (stale, offline), re-queues or fails expired leases, and, every
-    /// [`CoordinatorPolicy::heartbeat_summary_every`], writes a `workers/heartbeats_summary`
-    /// event for the heartbeats this coordinator accepted (when it accepted any).
+    /// (stale, offline), re-queues or fails expired leases, every
+    /// [`CoordinatorPolicy::heartbeat_summary_every`] writes a `workers/heartbeats_summary`
+    /// event for the heartbeats this coordinator accepted (when it accepted any), and purges
+    /// replay-log entries whose messages could no longer pass the skew check.
     pub async fn sweep(&self, now: Timestamp) -> ServiceResult<SweepReport> {
         let transitions = super::lifecycle::sweep(
             &*self.store,
@@ -249,10 +258,13 @@ impl Coordinator {
             );
         }
         let heartbeat_summary = self.summarise_heartbeats(now).await?;
+        // Entries are kept until their message could no longer pass the skew check.
+        let replay_purged = self.store.purge_messages(now).await?;
         Ok(SweepReport {
             transitions,
             expired,
             heartbeat_summary,
+            replay_purged,
         })
     }
 
@@ -277,16 +289,12 @@ impl Coordinator {
         };
         let heartbeats: u64 = per_node.values().sum();
         let mut by_status = serde_json::Map::new();
-        let one = PageRequest {
-            limit: 1,
-            offset: 0,
-        };
         for status in NodeStatus::ALL {
             let filter = NodeFilter {
                 status: Some(status),
                 wallet: None,
             };
-            let total = self.store.list_nodes(&filter, one).await?.total;
+            let total = self.store.count_nodes(&filter).await?;
             by_status.insert(status.to_string(), json!(total));
         }
         let event = NewEvent {

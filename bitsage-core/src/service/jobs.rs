@@ -121,14 +121,7 @@ impl Coordinator {
         msg: &impl NodeSignedMessage,
         now: Timestamp,
     ) -> ServiceResult<NodeRecord> {
-        let node = self
-            .store
-            .get_node(msg.sender())
-            .await?
-            .ok_or(ServiceError::Unauthenticated(REQUEST_REJECTED))?;
-        msg.verify_with(&node.public_key)
-            .map_err(|_| ServiceError::Unauthenticated(REQUEST_REJECTED))?;
-        check_skew(msg.sent_at(), now, self.policy.max_clock_skew)?;
+        let node = self.signed_sender(msg, REQUEST_REJECTED, now).await?;
         crate::replay::accept_once(
             &*self.store,
             &msg.signed_bytes(),

@@ -141,15 +141,8 @@ impl Coordinator {
         req: HeartbeatRequest,
         now: Timestamp,
     ) -> ServiceResult<NodeStatus> {
-        let node = self
-            .store
-            .get_node(&req.node_id)
-            .await?
-            .ok_or(ServiceError::Unauthenticated(HEARTBEAT_REJECTED))?;
-        req.verify(&node.public_key)
-            .map_err(|_| ServiceError::Unauthenticated(HEARTBEAT_REJECTED))?;
-        // From here on the sender holds the node key, so precise reasons reveal nothing.
-        check_skew(req.sent_at, now, self.policy.max_clock_skew)?;
+        // Replays are refused by sequence (in the store), not by the replay log.
+        let node = self.signed_sender(&req, HEARTBEAT_REJECTED, now).await?;
         check_agent_version(&req.agent_version)?;
         check_samples(&node, &req.gpu_samples, now, self.policy.max_clock_skew)?;
         if let Some(c) = &req.gpu_collector {
