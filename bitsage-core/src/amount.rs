@@ -31,8 +31,8 @@ impl TokenAmount {
     }
 
     /// From a u128 (e.g. a low limb).
-    pub fn from_u128(v: u128) -> Self {
-        Self(U256::from(v))
+    pub const fn from_u128(v: u128) -> Self {
+        Self(U256([v as u64, (v >> 64) as u64, 0, 0]))
     }
 
     /// From the two 128-bit limbs of a Cairo `u256` (`low`, `high`).

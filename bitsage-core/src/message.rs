@@ -265,6 +265,11 @@ impl HeartbeatRequest {
 /// Largest `max_attempts` a client may ask for.
 pub const MAX_JOB_ATTEMPTS: u32 = 10;
 
+/// Largest payment a job may carry: 2^128 − 1 base units (≈ 3.4 × 10^20 SAGE). Below it the
+/// fee arithmetic and every ledger sum (up to 2^128 such payments) fit a u256, so a job that
+/// was accepted can always be paid.
+pub const MAX_JOB_PAYMENT: TokenAmount = TokenAmount::from_u128(u128::MAX);
+
 /// `POST /api/jobs`: a client submits a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -447,6 +447,9 @@ async fn bad_job_submissions_are_refused() {
         r#"{"job":{"kind":"nope"},"payment":"1"}"#,
         r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":"1","extra":1}"#,
         r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":1.5}"#,
+        // 2^256 - 1 and 2^128: the fee arithmetic cannot hold them; refused now, not at lease.
+        r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":"115792089237316195423570985008687907853269984665640564039457584007913129639935"}"#,
+        r#"{"job":{"kind":"poseidon2-chain","seed":1,"length":8},"payment":"340282366920938463463374607431768211456"}"#,
         "not json",
     ] {
         send(&t.app, post_raw("/api/jobs", body))

@@ -2,10 +2,11 @@
 //!
 //! The input is a receipt as `GET /api/receipts/{id}` serves it (the signed receipt with its
 //! `*_formatted` amounts; other extra fields are ignored), optionally with an `"envelope"`
-//! field holding the proof envelope. Checked: both signatures and the amounts
-//! ([`Receipt::verify`]); optionally that the coordinator key is the expected one; and, with
-//! an envelope, that it is the proof the receipt names (job, output, hash) and that the proof
-//! verifies.
+//! field holding the proof envelope. Checked: that the receipt is countersigned by the
+//! **pinned** deployment key (a receipt never vouches for its own keys: anyone can make a
+//! receipt whose two signatures verify with two fresh keys), both signatures and the amounts
+//! ([`Receipt::verify`]); and, with an envelope, that it is the proof the receipt names (job,
+//! output, hash) and that the proof verifies.
 
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::proof::{ProofEnvelope, VerifiedProof};
@@ -36,8 +37,8 @@ pub enum ReceiptCheckError {
     /// A signature (or the amounts) did not verify.
     #[error("{0}")]
     Signature(String),
-    /// The receipt is countersigned by another coordinator than the one expected.
-    #[error("coordinator key is {actual}, expected {expected}")]
+    /// The receipt names another coordinator key than the pinned one.
+    #[error("coordinator key is {actual}, not the pinned deployment key {expected}")]
     CoordinatorKey {
         /// The key the receipt names (hex).
         actual: String,
@@ -71,24 +72,23 @@ pub fn parse_receipt_file(bytes: &[u8]) -> Result<ReceiptFile, ReceiptCheckError
     serde_json::from_slice(bytes).map_err(|e| ReceiptCheckError::Malformed(e.to_string()))
 }
 
-/// Checks a receipt file: signatures and amounts, the coordinator key when `expected` is
-/// given, and the envelope when there is one.
+/// Checks a receipt file against the pinned deployment key `pinned`: the receipt names that
+/// key, both signatures and the amounts verify, and the envelope (when there is one) is the
+/// receipt's proof and verifies.
 pub fn check_receipt(
     file: &ReceiptFile,
-    expected_coordinator: Option<&PublicKey>,
+    pinned: &PublicKey,
 ) -> Result<ReceiptCheck, ReceiptCheckError> {
     let receipt = &file.receipt;
+    if receipt.body.coordinator_key != *pinned {
+        return Err(ReceiptCheckError::CoordinatorKey {
+            actual: receipt.body.coordinator_key.to_hex(),
+            expected: pinned.to_hex(),
+        });
+    }
     receipt
         .verify()
         .map_err(|e| ReceiptCheckError::Signature(e.to_string()))?;
-    if let Some(expected) = expected_coordinator {
-        if receipt.body.coordinator_key != *expected {
-            return Err(ReceiptCheckError::CoordinatorKey {
-                actual: receipt.body.coordinator_key.to_hex(),
-                expected: expected.to_hex(),
-            });
-        }
-    }
     let proof = match &file.envelope {
         None => None,
         Some(envelope) => Some(check_envelope(receipt, envelope)?),

@@ -224,7 +224,31 @@ async fn joins_proves_a_probe_and_a_job_and_the_receipt_verifies() {
         receipt,
         envelope: None,
     };
-    check_receipt(&file, Some(&PublicKey::of(&coordinator_key()))).expect("receipt verifies");
+    check_receipt(&file, &PublicKey::of(&coordinator_key())).expect("receipt verifies");
+
+    // As a user checks it: `verify-receipt --coordinator URL` pins the published key.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("receipt.json");
+    let served = serde_json::to_vec(&page.items[0]).expect("json");
+    std::fs::write(&path, served).expect("write");
+    let url = coordinator.url();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_bitsage-agent"))
+        .args([
+            "verify-receipt",
+            &path.to_string_lossy(),
+            "--coordinator",
+            &url,
+        ])
+        .output()
+        .expect("run verify-receipt");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_id = bitsage_core::deployment::key_id(&PublicKey::of(&coordinator_key()));
+    assert!(text.contains(&key_id) && text.contains("VALID"), "{text}");
 
     let detail = client.node(&node).await.expect("node");
     assert!(detail.last_seen.is_some());

@@ -27,6 +27,11 @@ fn coordinator_key() -> SigningKey {
     SigningKey::from_bytes(&[2; 32])
 }
 
+/// The pinned deployment key (hex).
+fn pin() -> String {
+    PublicKey::of(&coordinator_key()).to_hex()
+}
+
 fn receipt_for(spec: &JobSpec, output: &str, proof_hash: bitsage_core::crypto::Hash32) -> Receipt {
     let (node, coord) = (node_key(), coordinator_key());
     let body = ReceiptBody {
@@ -84,7 +89,8 @@ fn a_served_receipt_verifies() {
     assert!(doc.get("net_formatted").is_some(), "{doc}");
     let file = write(dir.path(), "receipt.json", &doc);
 
-    let out = agent(&["verify-receipt", &file]);
+    let coord = PublicKey::of(&coordinator_key()).to_hex();
+    let out = agent(&["verify-receipt", &file, "--coordinator-key", &coord]);
     let text = stdout(&out);
     assert!(
         out.status.success(),
@@ -97,18 +103,48 @@ fn a_served_receipt_verifies() {
     assert!(text.contains("975000"), "{text}");
     assert!(text.contains("proof not checked"), "{text}");
 
-    // With the right coordinator key: valid; with another: invalid, saying so.
-    let coord = PublicKey::of(&coordinator_key()).to_hex();
-    assert!(
-        agent(&["verify-receipt", &file, "--coordinator-key", &coord])
-            .status
-            .success()
-    );
+    // Pinned to another key: invalid, saying so.
     let other = PublicKey::of(&SigningKey::from_bytes(&[9; 32])).to_hex();
     let out = agent(&["verify-receipt", &file, "--coordinator-key", &other]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("INVALID: coordinator key is"),
+        "{}",
+        stdout(&out)
+    );
+
+    // No pin at all: refused, saying how to pin.
+    let out = agent(&["verify-receipt", &file]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no deployment key pinned"), "{err}");
+    assert!(err.contains("--coordinator URL"), "{err}");
+}
+
+#[test]
+fn a_receipt_vouching_for_its_own_keys_is_invalid() {
+    // Two freshly made keys sign a receipt: both signatures verify, but the countersigning
+    // key is not the deployment's, so it is refused.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (spec, envelope) = small_job();
+    let (node, forger) = (
+        SigningKey::from_bytes(&[5; 32]),
+        SigningKey::from_bytes(&[6; 32]),
+    );
+    let mut body = receipt_for(&spec, &envelope.output, envelope.proof_hash).body;
+    body.node_key = PublicKey::of(&node);
+    body.coordinator_key = PublicKey::of(&forger);
+    let sig = body.sign_as_node(&node).expect("node signs");
+    let forged = Receipt::countersign(body, sig, &forger).expect("countersign");
+    assert!(forged.verify().is_ok(), "self-consistent");
+    let mut doc = served(&forged);
+    doc["envelope"] = serde_json::to_value(&envelope).expect("json");
+    let file = write(dir.path(), "forged.json", &doc);
+    let coord = PublicKey::of(&coordinator_key()).to_hex();
+    let out = agent(&["verify-receipt", &file, "--coordinator-key", &coord]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("not the pinned deployment key"),
         "{}",
         stdout(&out)
     );
@@ -125,7 +161,7 @@ fn a_tampered_receipt_is_invalid() {
     doc["fee"] = "24000".into();
     doc["net"] = "976000".into();
     let file = write(dir.path(), "amounts.json", &doc);
-    let out = agent(&["verify-receipt", &file]);
+    let out = agent(&["verify-receipt", &file, "--coordinator-key", &pin()]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(text.contains("INVALID"), "{text}");
@@ -134,7 +170,12 @@ fn a_tampered_receipt_is_invalid() {
     // Amounts that do not add up.
     let mut doc = served(&receipt);
     doc["net"] = "1".into();
-    let out = agent(&["verify-receipt", &write(dir.path(), "sum.json", &doc)]);
+    let out = agent(&[
+        "verify-receipt",
+        &write(dir.path(), "sum.json", &doc),
+        "--coordinator-key",
+        &pin(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("net is not payment minus fee"),
@@ -148,6 +189,8 @@ fn a_tampered_receipt_is_invalid() {
     let out = agent(&[
         "verify-receipt",
         &write(dir.path(), "sig.json", &served(&tampered)),
+        "--coordinator-key",
+        &pin(),
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -160,6 +203,8 @@ fn a_tampered_receipt_is_invalid() {
     let out = agent(&[
         "verify-receipt",
         &write(dir.path(), "junk.json", &serde_json::json!({"hello": 1})),
+        "--coordinator-key",
+        &pin(),
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -169,7 +214,12 @@ fn a_tampered_receipt_is_invalid() {
     );
 
     // A missing file is a usage error, not "invalid".
-    let out = agent(&["verify-receipt", "/nonexistent/receipt.json"]);
+    let out = agent(&[
+        "verify-receipt",
+        "/nonexistent/receipt.json",
+        "--coordinator-key",
+        &pin(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -181,7 +231,12 @@ fn the_envelope_is_checked_against_the_receipt() {
 
     let mut doc = served(&receipt);
     doc["envelope"] = serde_json::to_value(&envelope).expect("json");
-    let out = agent(&["verify-receipt", &write(dir.path(), "ok.json", &doc)]);
+    let out = agent(&[
+        "verify-receipt",
+        &write(dir.path(), "ok.json", &doc),
+        "--coordinator-key",
+        &pin(),
+    ]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("security     "), "{text}");
@@ -191,7 +246,12 @@ fn the_envelope_is_checked_against_the_receipt() {
     let (_, other) = small_job();
     let mut doc = served(&receipt);
     doc["envelope"] = serde_json::to_value(&other).expect("json");
-    let out = agent(&["verify-receipt", &write(dir.path(), "other.json", &doc)]);
+    let out = agent(&[
+        "verify-receipt",
+        &write(dir.path(), "other.json", &doc),
+        "--coordinator-key",
+        &pin(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     assert!(
@@ -204,7 +264,12 @@ fn the_envelope_is_checked_against_the_receipt() {
     wrong_hash.proof_hash.0[0] ^= 1;
     let mut doc = served(&receipt);
     doc["envelope"] = serde_json::to_value(&wrong_hash).expect("json");
-    let out = agent(&["verify-receipt", &write(dir.path(), "hash.json", &doc)]);
+    let out = agent(&[
+        "verify-receipt",
+        &write(dir.path(), "hash.json", &doc),
+        "--coordinator-key",
+        &pin(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("proof hash"), "{}", stdout(&out));
 
@@ -214,7 +279,12 @@ fn the_envelope_is_checked_against_the_receipt() {
     let receipt = receipt_for(&spec, &forged.output, forged.proof_hash);
     let mut doc = served(&receipt);
     doc["envelope"] = serde_json::to_value(&forged).expect("json");
-    let out = agent(&["verify-receipt", &write(dir.path(), "forged.json", &doc)]);
+    let out = agent(&[
+        "verify-receipt",
+        &write(dir.path(), "forged.json", &doc),
+        "--coordinator-key",
+        &pin(),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         stdout(&out).contains("the proof does not verify"),

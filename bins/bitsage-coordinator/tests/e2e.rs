@@ -168,11 +168,12 @@ async fn jobs_are_proven_verified_and_receipted(pg: Option<String>) {
     assert!(bundle.envelope.is_some());
     let file = dir.path().join("receipt.json");
     std::fs::write(&file, serde_json::to_vec(&bundle).expect("json")).expect("write");
-    let coordinator_key = first.body.coordinator_key.to_hex();
+    // The key is pinned from the coordinator's published identity, never from the receipt.
+    let base = client.base_url().to_string();
     let out = std::process::Command::new(agent_bin())
         .arg("verify-receipt")
         .arg(&file)
-        .args(["--coordinator-key", &coordinator_key])
+        .args(["--coordinator", &base])
         .output()
         .expect("run verify-receipt");
     assert!(
@@ -186,9 +187,14 @@ async fn jobs_are_proven_verified_and_receipted(pg: Option<String>) {
     let out = std::process::Command::new(agent_bin())
         .arg("verify-receipt")
         .arg(&file)
+        .args(["--coordinator", &base])
         .output()
         .expect("run verify-receipt");
-    assert!(!out.status.success(), "a tampered receipt must not verify");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a tampered receipt must not verify"
+    );
 
     // The ledger: 5 credits of payment − 2.5 %.
     let url = format!("{}api/earnings/{node}", client.base_url());

@@ -101,6 +101,19 @@ impl Coordinator {
             )
             .into());
         }
+        if req.payment > crate::message::MAX_JOB_PAYMENT {
+            return Err(Error::invalid(
+                "payment",
+                format!(
+                    "must be at most {} base units (2^128 - 1)",
+                    crate::message::MAX_JOB_PAYMENT
+                ),
+            )
+            .into());
+        }
+        // Refused here, not at every lease: the fee must be computable for this payment.
+        self.split_payment(req.payment)
+            .map_err(|_| Error::invalid("payment", "too large for the network fee arithmetic"))?;
         let spec = JobSpec::new(JobId::new(), req.job)?;
         Ok(self
             .store
