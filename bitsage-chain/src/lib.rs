@@ -6,6 +6,8 @@
 //!   contracts (or a real BitSage deployment, by configuration) over Starknet JSON-RPC
 //!   (`starknet` 0.17), with typed decoding, a cache of bounded staleness that reports its age,
 //!   retries with backoff, a circuit breaker and per-call timeouts.
+//! - [`StarknetWalletVerifier`] / [`PinnedKeyWalletVerifier`]: check a node's wallet claim
+//!   (SNIP-12 typed data, [`snip12`]) with the account contract or a pinned key.
 //! - [`indexer`]: follows our contracts' events into a [`bitsage_core::JobStore`], reorg-safe.
 //! - [`InMemoryChain`] holds chain state in process memory — for embedding, demos and tests; it
 //!   stands for a chain, it does not pretend to read one (its source name is `"memory"`).
@@ -16,7 +18,11 @@
 pub mod devnet;
 pub mod indexer;
 mod memory;
+pub mod snip12;
 pub mod starknet_source;
 
 pub use memory::InMemoryChain;
-pub use starknet_source::{ContractAddresses, StarknetChainSource, StarknetConfig};
+pub use starknet_source::{
+    ContractAddresses, PinnedKeyWalletVerifier, StarknetChainSource, StarknetConfig,
+    StarknetWalletVerifier,
+};

@@ -94,6 +94,7 @@ impl DeploymentKey {
             public_key: self.public_key(),
             key_id: self.key_id.clone(),
             version: version.into(),
+            wallet_chain_id: None,
         }
     }
 }
@@ -120,6 +121,10 @@ pub struct DeploymentInfo {
     pub key_id: String,
     /// The coordinator's software version.
     pub version: String,
+    /// The chain (SNIP-12 `chainId`) node wallet proofs are checked on; absent when this
+    /// coordinator checks none (no chain: wallets are stored unverified).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_chain_id: Option<String>,
 }
 
 impl DeploymentInfo {

@@ -31,6 +31,7 @@ pub mod receipt;
 pub mod replay;
 pub mod service;
 pub mod time;
+pub mod wallet;
 
 pub use address::WalletAddress;
 pub use amount::TokenAmount;

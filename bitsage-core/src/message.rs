@@ -16,6 +16,7 @@ use crate::job::{JobKind, Lease, LeaseRef};
 use crate::node::HardwareReport;
 use crate::proof::ProofEnvelope;
 use crate::receipt::ReceiptBody;
+use crate::wallet::WalletProof;
 use crate::{Error, JobId, JobSpec, LeaseId, NodeId, Timestamp, TokenAmount, WalletAddress};
 
 /// Domain tag of a registration's canonical bytes.
@@ -108,6 +109,11 @@ pub struct RegisterRequest {
     pub agent_version: String,
     /// When the agent sent it (must lie within the server's clock-skew window).
     pub sent_at: Timestamp,
+    /// The wallet account's signature over this node key and a coordinator nonce
+    /// ([`crate::wallet`]); required by a coordinator with a chain, else the wallet is
+    /// stored unverified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_proof: Option<WalletProof>,
     /// ed25519 signature over [`RegisterRequest::canonical_bytes`] by `public_key`.
     pub signature: SignatureBytes,
 }
@@ -129,14 +135,22 @@ impl RegisterRequest {
             hardware,
             agent_version: agent_version.into(),
             sent_at,
+            wallet_proof: None,
             signature: SignatureBytes([0; 64]),
         };
         req.signature = sign(key, &req.canonical_bytes());
         req
     }
 
+    /// The same request carrying `proof` of its wallet, signed again with `key`.
+    pub fn with_wallet_proof(mut self, proof: WalletProof, key: &SigningKey) -> Self {
+        self.wallet_proof = Some(proof);
+        self.signature = sign(key, &self.canonical_bytes());
+        self
+    }
+
     /// The bytes the signature covers (every field but the signature, after
-    /// [`REGISTER_DOMAIN`]).
+    /// [`REGISTER_DOMAIN`]; the wallet proof only when there is one).
     pub fn canonical_bytes(&self) -> Vec<u8> {
         let mut w = CanonicalWriter::new(REGISTER_DOMAIN);
         w.field(self.node_id.as_str().as_bytes())
@@ -145,6 +159,9 @@ impl RegisterRequest {
         json_field(&mut w, &self.hardware);
         w.field(self.agent_version.as_bytes());
         time_field(&mut w, &self.sent_at);
+        if let Some(proof) = &self.wallet_proof {
+            json_field(&mut w, proof);
+        }
         w.finish()
     }
 

@@ -64,6 +64,9 @@ pub struct NewNode {
     pub agent_version: String,
     /// Registration time.
     pub registered_at: Timestamp,
+    /// When the wallet account's signature was checked on chain; `None`: unverified.
+    #[serde(default)]
+    pub wallet_proven_at: Option<Timestamp>,
 }
 
 /// A node as stored.
@@ -87,6 +90,19 @@ pub struct NodeRecord {
     pub status_changed_at: Timestamp,
     /// Registration time.
     pub registered_at: Timestamp,
+    /// When the wallet account's signature was checked on chain; `None`: unverified.
+    #[serde(default)]
+    pub wallet_proven_at: Option<Timestamp>,
+}
+
+impl NodeRecord {
+    /// Whether the node's wallet is proven ([`crate::wallet::WalletStatus`]).
+    pub fn wallet_status(&self) -> crate::wallet::WalletStatus {
+        match self.wallet_proven_at {
+            Some(_) => crate::wallet::WalletStatus::Proven,
+            None => crate::wallet::WalletStatus::Unverified,
+        }
+    }
 }
 
 /// One recorded status change.

@@ -150,6 +150,12 @@ pub struct NodeView {
     pub public_key: PublicKey,
     /// The wallet it earns for.
     pub wallet: WalletAddress,
+    /// `proven` (the wallet account signed for this node key, checked on chain) or
+    /// `unverified` (named by the node only: this coordinator has no chain to check it on).
+    pub wallet_status: bitsage_core::wallet::WalletStatus,
+    /// When the wallet was proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wallet_proven_at: Option<Timestamp>,
     /// Its hardware as reported at registration (the raw attestation evidence is left out:
     /// see `attestation` and `GET /api/nodes/{id}/attestation`).
     pub hardware: HardwareReport,
@@ -173,6 +179,8 @@ impl From<NodeRecord> for NodeView {
         // The raw evidence is served by `GET /api/nodes/{id}/attestation` only.
         n.hardware.attestation = None;
         Self {
+            wallet_status: n.wallet_status(),
+            wallet_proven_at: n.wallet_proven_at,
             id: n.id,
             public_key: n.public_key,
             wallet: n.wallet,

@@ -129,6 +129,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::AttestationRejected(m) => {
                 Self::new(StatusCode::UNPROCESSABLE_ENTITY, "attestation_rejected", m)
             }
+            ServiceError::WalletRejected(m) => {
+                Self::new(StatusCode::FORBIDDEN, "wallet_rejected", m)
+            }
             ServiceError::Transport(m) => Self::new(StatusCode::BAD_REQUEST, TRANSPORT_ERROR, m),
             ServiceError::Domain(e) => e.into(),
         }

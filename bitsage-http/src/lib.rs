@@ -164,6 +164,16 @@ impl AppState {
         self
     }
 
+    /// The same state checking node wallets with `wallets` (a chain): nodes then register
+    /// only with a proven wallet ([`bitsage_core::wallet`]).
+    pub fn with_wallet_verifier(
+        mut self,
+        wallets: bitsage_core::wallet::DynWalletVerifier,
+    ) -> Self {
+        self.coordinator = self.coordinator.with_wallet_verifier(wallets);
+        self
+    }
+
     /// The deployment's policy.
     pub fn policy(&self) -> &CoordinatorPolicy {
         self.coordinator.policy()

@@ -246,6 +246,7 @@ fn paths() -> Value {
                 vec![], Some("RegisterRequest"),
                 &[("201", "Registered", Some("RegisterResponse")), ("200", "Already registered with this key", Some("RegisterResponse")),
                   bad, unauthorized, conflict, too_large, media,
+                  ("403", "Wallet not proven: no wallet proof where the coordinator checks wallets, or the account refused the signature (`wallet_rejected`)", None),
                   ("422", "Attestation rejected (foreign or expired challenge, a report not over its nonce, an unknown GPU)", None)]) },
             "/api/nodes/heartbeat": { "post": op("nodes", "heartbeat",
                 "A signed heartbeat with GPU samples.",
@@ -697,7 +698,13 @@ fn schemas() -> Value {
             "RegisterRequest": strict("Signed with the node key over the canonical bytes (see the API docs).", json!({
                 "node_id": r("NodeId"), "public_key": r("Hex"), "wallet": r("WalletAddress"),
                 "hardware": r("HardwareReport"), "agent_version": string("1 to 64 printable characters."),
-                "sent_at": r("Timestamp"), "signature": r("Hex")
+                "sent_at": r("Timestamp"),
+                "wallet_proof": r("WalletProof"),
+                "signature": r("Hex")
+            }), &["wallet_proof"]),
+            "WalletProof": strict("The wallet account's SNIP-12 signature (revision 1, domain `BitSage`/`1`/`wallet_chain_id`, primary type `BitSageNodeWallet {node_key: u256, network: string, nonce: u256, expires_at: timestamp}`) over the registering node key, the network and the nonce of a challenge from `GET /api/nodes/attestation-challenge`; checked with the account contract's `is_valid_signature`.", json!({
+                "challenge": r("AttestationChallenge"),
+                "signature": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "type": "string", "pattern": "^0x[0-9a-fA-F]{1,64}$" } }
             }), &[]),
             "RegisterResponse": obj("A registered node.", json!({
                 "node": r("NodeView"),
@@ -756,11 +763,13 @@ fn schemas() -> Value {
             }), &[]),
             "NodeView": obj("A node.", json!({
                 "id": r("NodeId"), "public_key": r("Hex"), "wallet": r("WalletAddress"),
+                "wallet_status": { "type": "string", "enum": ["proven", "unverified"], "description": "`proven`: the wallet account signed for this node key, checked on chain; `unverified`: named by the node only (no chain to check it on)." },
+                "wallet_proven_at": r("Timestamp"),
                 "hardware": r("HardwareReport"), "attestation": r("AttestationSummary"),
                 "agent_version": string("Agent version at registration."),
                 "status": r("NodeStatus"), "status_reason": string("Why it is in that status."),
                 "status_changed_at": r("Timestamp"), "registered_at": r("Timestamp")
-            }), &[]),
+            }), &["wallet_proven_at"]),
             "NodeDetail": { "allOf": [r("NodeView"), obj("Latest heartbeat and history.", json!({
                 "last_seen": nullable(r("Timestamp")),
                 "gpu_collector": nullable(r("ReportedCollector")),
@@ -881,8 +890,9 @@ fn schemas() -> Value {
                 "network": string("The network's name."),
                 "public_key": { "allOf": [r("Hex")], "description": "The deployment key every coordinator of the network countersigns receipts with (ed25519, hex)." },
                 "key_id": string("`bsk_` + the first 16 hex digits of BLAKE2s-256(\"bitsage/deployment-key-id/v1\" ‖ key)."),
-                "version": string("The coordinator's software version.")
-            }), &[]),
+                "version": string("The coordinator's software version."),
+                "wallet_chain_id": string("The chain (SNIP-12 `chainId`) node wallet proofs are checked on; absent: this coordinator checks none and stores wallets as unverified.")
+            }), &["wallet_chain_id"]),
             "LiveResponse": obj("The process answers.", json!({ "status": { "const": "ok" } }), &[]),
             "ComponentHealth": obj("One component's health.", json!({
                 "status": { "type": "string", "enum": ["ok", "unavailable"] },
@@ -1024,6 +1034,7 @@ fn build() -> Value {
             "responses": {
                 "400": error_response("Malformed request (`invalid_request`)."),
                 "401": error_response("Signature or token rejected (`unauthorized`)."),
+                "403": error_response("Not allowed: a quarantined node (`forbidden`), a wallet not proven (`wallet_rejected`)."),
                 "404": error_response("Not found (`not_found`)."),
                 "409": error_response("Conflict with the current state (`conflict`)."),
                 "413": error_response("Body too large (`payload_too_large`)."),

@@ -203,7 +203,7 @@ pub async fn contracts(State(state): State<AppState>) -> Response {
 
 /// `GET /api/coordinator` (and `/.well-known/bitsage.json`): the deployment key to pin.
 pub async fn coordinator(State(state): State<AppState>) -> Response {
-    Json(service::coordinator_info(&state)).into_response()
+    Json(service::coordinator_info(&state).await).into_response()
 }
 
 /// `GET /metrics`: Prometheus text; 503 in the API error shape when the store cannot answer.

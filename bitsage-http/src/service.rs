@@ -163,9 +163,15 @@ pub async fn attestation_evidence(state: &AppState, id: &NodeId) -> ApiResult<At
 /// The version this coordinator reports in `GET /api/coordinator`.
 pub const COORDINATOR_VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// `GET /api/coordinator`: the deployment's network, public key and key id.
-pub fn coordinator_info(state: &AppState) -> bitsage_core::deployment::DeploymentInfo {
-    state.deployment.info(COORDINATOR_VERSION)
+/// `GET /api/coordinator`: the deployment's network, public key and key id, and the chain
+/// wallet proofs are checked on (left out, with a log line, while the chain cannot say).
+pub async fn coordinator_info(state: &AppState) -> bitsage_core::deployment::DeploymentInfo {
+    let mut info = state.deployment.info(COORDINATOR_VERSION);
+    match state.coordinator.wallet_chain_id().await {
+        Ok(id) => info.wallet_chain_id = id,
+        Err(e) => tracing::warn!(error = %e, "wallet chain id unavailable"),
+    }
+    info
 }
 
 /// `GET /api/receipts`.

@@ -107,7 +107,7 @@ impl PgStore {
 }
 
 const NODE_COLUMNS: &str = "id, public_key, wallet, hardware::text AS hardware, agent_version, \
-     status, status_reason, status_changed_at, registered_at";
+     status, status_reason, status_changed_at, registered_at, wallet_proven_at";
 
 fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
     let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
@@ -121,6 +121,7 @@ fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
         status_reason: g("status_reason")?,
         status_changed_at: row.try_get("status_changed_at").map_err(db_err)?,
         registered_at: row.try_get("registered_at").map_err(db_err)?,
+        wallet_proven_at: row.try_get("wallet_proven_at").map_err(db_err)?,
     })
 }
 
@@ -568,8 +569,8 @@ impl NodeStore for PgStore {
         let result: Result<NodeRecord> = async {
             let done = sqlx::query(
                 "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
-             status_reason, status_changed_at, registered_at) \
-             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9) ON CONFLICT (id) DO NOTHING",
+             status_reason, status_changed_at, registered_at, wallet_proven_at) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
             )
             .bind(rec.id.as_str())
             .bind(rec.public_key.to_hex())
@@ -580,6 +581,7 @@ impl NodeStore for PgStore {
             .bind(&rec.status_reason)
             .bind(rec.status_changed_at)
             .bind(rec.registered_at)
+            .bind(rec.wallet_proven_at)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;

@@ -422,6 +422,11 @@ fn node_from_row(row: &SqliteRow) -> Result<NodeRecord> {
         status_reason: g("status_reason")?,
         status_changed_at: time_of(gi("status_changed_at")?)?,
         registered_at: time_of(gi("registered_at")?)?,
+        wallet_proven_at: row
+            .try_get::<Option<i64>, _>("wallet_proven_at")
+            .map_err(db_err)?
+            .map(time_of)
+            .transpose()?,
     })
 }
 
@@ -690,8 +695,8 @@ impl NodeStore for SqliteStore {
         let result: Result<NodeRecord> = async {
             let done = sqlx::query(
                 "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
-             status_reason, status_changed_at, registered_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (id) DO NOTHING",
+             status_reason, status_changed_at, registered_at, wallet_proven_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             )
             .bind(rec.id.as_str())
             .bind(rec.public_key.to_hex())
@@ -702,6 +707,7 @@ impl NodeStore for SqliteStore {
             .bind(&rec.status_reason)
             .bind(to_micros(rec.status_changed_at))
             .bind(to_micros(rec.registered_at))
+            .bind(rec.wallet_proven_at.map(to_micros))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;

@@ -21,11 +21,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bitsage_core::attestation::{HostAttestation, RegistrationAttestation};
+use bitsage_core::attestation::{AttestationChallenge, HostAttestation, RegistrationAttestation};
 use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
 use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::ReceiptBody;
 use bitsage_core::time::{now, Timestamp};
+use bitsage_core::wallet::WalletProof;
 use bitsage_core::{DynGpuSource, DynProver, NodeId, ReceiptId, WalletAddress};
 use bitsage_gpu::{GpuSampler, SamplerConfig};
 use bitsage_http::api::{
@@ -42,6 +43,7 @@ use crate::backoff::Backoff;
 use crate::hardware::hardware_report;
 use crate::key::{KeyError, NodeKey};
 use crate::stats::{AgentHandle, AgentSnapshot, AgentStats, Counter};
+use crate::wallet::WalletSigner;
 
 /// The reason a lease is given back with when the agent stops before it could hand in a
 /// proof.
@@ -112,6 +114,9 @@ pub struct AgentConfig {
     pub sample_interval: Duration,
     /// How long reading the hardware for registration may take (default 30 s).
     pub hardware_timeout: Duration,
+    /// How the wallet is proven at registration (default none: registered unverified,
+    /// refused by a coordinator that checks wallets).
+    pub wallet_signer: crate::wallet::WalletSigner,
 }
 
 impl AgentConfig {
@@ -134,6 +139,7 @@ impl AgentConfig {
             shutdown_grace: Duration::from_secs(30),
             sample_interval: Duration::from_secs(5),
             hardware_timeout: Duration::from_secs(30),
+            wallet_signer: crate::wallet::WalletSigner::None,
         }
     }
 
@@ -419,10 +425,10 @@ impl Ctx {
         }
     }
 
-    /// Answers a fresh attestation challenge of the coordinator: NVML's report per GPU over
-    /// its nonce, or `not_available` with the reason. `None` when the coordinator does not
-    /// offer challenges (or sent one that cannot be read).
-    async fn attestation(&self) -> Result<Option<RegistrationAttestation>, ClientError> {
+    /// A fresh registration challenge of the coordinator (its nonce is answered by the GPU
+    /// attestation and the wallet proof). `None` when the coordinator offers none (or sent
+    /// one that cannot be read).
+    async fn challenge(&self) -> Result<Option<AttestationChallenge>, ClientError> {
         let challenge = match self
             .client
             .attestation_challenge(PublicKey::of(&self.signing_key))
@@ -430,32 +436,75 @@ impl Ctx {
         {
             Ok(c) => c,
             Err(e) if e.is_not_found() => {
-                tracing::info!("the coordinator offers no attestation challenge");
+                tracing::info!("the coordinator offers no registration challenge");
                 return Ok(None);
             }
             Err(e) => return Err(e),
         };
-        let nonce = match challenge.nonce() {
-            Ok(n) => n,
-            Err(e) => {
-                tracing::warn!(error = %e, "unreadable attestation challenge; registering without");
-                return Ok(None);
-            }
-        };
+        if let Err(e) = challenge.nonce() {
+            tracing::warn!(error = %e, "unreadable registration challenge; registering without");
+            return Ok(None);
+        }
+        Ok(Some(challenge))
+    }
+
+    /// Answers the challenge with NVML's report per GPU over its nonce, or `not_available`
+    /// with the reason.
+    async fn attestation(&self, challenge: AttestationChallenge) -> RegistrationAttestation {
         let timeout = self.config.hardware_timeout;
-        let result = tokio::time::timeout(timeout, self.gpu.attest(nonce))
-            .await
-            .unwrap_or_else(|_| {
-                HostAttestation::unavailable(format_args!("it timed out after {timeout:?}"))
-            });
-        Ok(Some(RegistrationAttestation { challenge, result }))
+        let result = match challenge.nonce() {
+            Ok(nonce) => tokio::time::timeout(timeout, self.gpu.attest(nonce))
+                .await
+                .unwrap_or_else(|_| {
+                    HostAttestation::unavailable(format_args!("it timed out after {timeout:?}"))
+                }),
+            Err(e) => HostAttestation::unavailable(e),
+        };
+        RegistrationAttestation { challenge, result }
+    }
+
+    /// The wallet proof for this registration: a prepared one, or one signed now over the
+    /// challenge for the chain the coordinator checks wallets on. `None` when there is no
+    /// signer, no challenge, or the coordinator checks no wallets (it then stores the
+    /// wallet unverified).
+    async fn wallet_proof(
+        &self,
+        challenge: Option<&AttestationChallenge>,
+    ) -> Result<Option<WalletProof>, ClientError> {
+        let key = match &self.config.wallet_signer {
+            WalletSigner::None => return Ok(None),
+            WalletSigner::Prepared(p) => return Ok(Some((**p).clone())),
+            WalletSigner::Key(k) => *k,
+        };
+        let Some(challenge) = challenge else {
+            tracing::warn!("no challenge to sign the wallet proof over; registering unverified");
+            return Ok(None);
+        };
+        let info = self.client.coordinator_info().await?;
+        let Some(chain_id) = info.wallet_chain_id else {
+            tracing::info!(
+                "the coordinator checks no wallets (no chain): the wallet stays unverified"
+            );
+            return Ok(None);
+        };
+        match crate::wallet::sign_proof(&key, self.wallet, challenge, &info.network, &chain_id) {
+            Ok(proof) => Ok(Some(proof)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot sign the wallet proof; registering without");
+                Ok(None)
+            }
+        }
     }
 
     /// Registers once and records what the coordinator answered.
     async fn register_once(&self) -> Result<Registered, ClientError> {
         let mut hardware = self.hardware.clone();
-        hardware.attestation = self.attestation().await?;
-        let req = RegisterRequest::signed(
+        let challenge = self.challenge().await?;
+        if let Some(c) = &challenge {
+            hardware.attestation = Some(self.attestation(c.clone()).await);
+        }
+        let proof = self.wallet_proof(challenge.as_ref()).await?;
+        let mut req = RegisterRequest::signed(
             &self.signing_key,
             self.node_id.clone(),
             self.wallet,
@@ -463,6 +512,9 @@ impl Ctx {
             self.config.agent_version.clone(),
             now(),
         );
+        if let Some(proof) = proof {
+            req = req.with_wallet_proof(proof, &self.signing_key);
+        }
         let registered = self.client.register(&req).await?;
         let r = &registered.response;
         let interval =

@@ -9,6 +9,7 @@
 //! - [`key`]: the node's ed25519 key in a `0600` file ([`NodeKey`]).
 //! - [`receipt_check`]: offline verification of a receipt (and of the proof it names).
 //! - [`hardware`]: the hardware report an agent registers with.
+//! - [`wallet`]: proving the node's wallet (SNIP-12 signature of the wallet account).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -35,9 +36,11 @@ pub mod hardware;
 pub mod key;
 pub mod receipt_check;
 pub mod stats;
+pub mod wallet;
 
 pub use agent::{
     Agent, AgentConfig, AgentError, AgentReport, KeySource, AGENT_VERSION, SHUTDOWN_REASON,
 };
 pub use key::{default_key_path, KeyError, NodeKey};
 pub use stats::{AgentHandle, AgentSnapshot, AgentStats};
+pub use wallet::WalletSigner;

@@ -5,6 +5,7 @@ mod gpu_cmd;
 mod prove_cmd;
 mod run_cmd;
 mod verify_receipt_cmd;
+mod wallet_cmd;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,9 @@ enum Command {
     VerifyReceipt(verify_receipt_cmd::VerifyReceiptArgs),
     /// Print this host's GPU inventory, a sample and the host section.
     Gpu(gpu_cmd::GpuArgs),
+    /// Prove the node's wallet: sign a proof with a Stark key file, or print the typed data
+    /// for an external wallet.
+    Wallet(wallet_cmd::WalletArgs),
 }
 
 fn main() -> ExitCode {
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => prove_cmd::verify(args),
         Command::VerifyReceipt(args) => verify_receipt_cmd::verify_receipt(args),
         Command::Gpu(args) => gpu_cmd::gpu(args),
+        Command::Wallet(args) => wallet_cmd::wallet(args),
     };
     match result {
         Ok(code) => code,

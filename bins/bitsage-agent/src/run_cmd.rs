@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bitsage_agent::{default_key_path, Agent, AgentConfig, KeySource};
+use bitsage_agent::{default_key_path, Agent, AgentConfig, KeySource, WalletSigner};
 use bitsage_core::{NodeId, WalletAddress};
 use bitsage_prover::StwoProver;
 
@@ -38,6 +38,15 @@ pub struct RunArgs {
     /// The longest wait between reconnection attempts, seconds.
     #[arg(long, default_value_t = 30)]
     max_backoff_secs: u64,
+    /// Prove the wallet at registration with this Stark private key (the wallet account's
+    /// owner key; a file of mode 0600 holding `0x…`). Needed by a coordinator with a chain.
+    #[arg(long, value_name = "FILE", conflicts_with = "wallet_proof")]
+    wallet_key: Option<PathBuf>,
+    /// Prove the wallet with a proof made beforehand by an external wallet
+    /// (`bitsage-agent wallet typed-data`, then add the signature); valid until its
+    /// challenge expires.
+    #[arg(long, value_name = "FILE")]
+    wallet_proof: Option<PathBuf>,
 }
 
 fn parse_wallet(s: &str) -> Result<WalletAddress, String> {
@@ -55,6 +64,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         None => default_key_path()
             .context("no --key-file given and neither BITSAGE_DATA_DIR nor HOME is set")?,
     };
+    let wallet_signer = match (&args.wallet_key, &args.wallet_proof) {
+        (Some(path), _) => WalletSigner::Key(bitsage_agent::wallet::load_private_key(path)?),
+        (None, Some(path)) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            let proof: bitsage_core::wallet::WalletProof = serde_json::from_slice(&bytes)
+                .with_context(|| format!("{} is not a wallet proof", path.display()))?;
+            proof
+                .validate()
+                .with_context(|| format!("the wallet proof in {}", path.display()))?;
+            WalletSigner::Prepared(Box::new(proof))
+        }
+        (None, None) => WalletSigner::None,
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -67,6 +90,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.node_id = args.node_id;
         config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
         config.max_backoff = std::time::Duration::from_secs(args.max_backoff_secs.max(1));
+        config.wallet_signer = wallet_signer;
         let gpu = bitsage_gpu::LocalGpu::detect().await.source();
         let agent = Agent::new(config, Arc::new(StwoProver::new()), gpu)?;
         tracing::info!(node = %agent.node_id(), public_key = %agent.public_key(), "node identity");

@@ -1,10 +1,13 @@
 //! The chain behind the coordinator: a [`StarknetChainSource`] for stake, rewards and
-//! reputation, and an [`Indexer`] following our contracts' events into the store.
+//! reputation, a [`StarknetWalletVerifier`] proving node wallets, and an [`Indexer`]
+//! following our contracts' events into the store.
 
 use std::sync::Arc;
 
 use bitsage_chain::indexer::{Indexer, IndexerConfig, IndexerStatusHandle, StarknetEventSource};
-use bitsage_chain::{ContractAddresses, StarknetChainSource, StarknetConfig};
+use bitsage_chain::{
+    ContractAddresses, StarknetChainSource, StarknetConfig, StarknetWalletVerifier,
+};
 use bitsage_http::contracts::ChainInfo;
 use bitsage_http::AppState;
 
@@ -67,8 +70,11 @@ pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState,
         contracts: chain.contracts,
         indexer: indexer.status_handle(),
     };
+    // Node wallets are proven by their account contracts on this chain.
+    let wallets = StarknetWalletVerifier::new(&chain.rpc_url, std::time::Duration::from_secs(5))?;
     let state = state
         .with_chain(Arc::new(source))
-        .with_chain_info(Arc::new(info));
+        .with_chain_info(Arc::new(info))
+        .with_wallet_verifier(Arc::new(wallets));
     Ok((state, indexer))
 }

@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use bitsage_agent::agent::{Agent, AgentConfig};
+use bitsage_agent::WalletSigner;
 use bitsage_core::job::JobFilter;
 use bitsage_core::page::PageRequest;
 use bitsage_core::{JobKind, JobStatus, TokenAmount, WalletAddress};
@@ -24,7 +25,7 @@ use tokio::sync::watch;
 
 use crate::chain::ChainConfig;
 use crate::{serve, CoordinatorConfig, RunningCoordinator};
-use bitsage_chain::devnet::{deploy_contracts, Devnet};
+use bitsage_chain::devnet::{deploy_contracts, Devnet, Felt};
 
 /// The wallet the local agent earns for unless `--wallet` says otherwise (the bytes of
 /// "bitsage dev" as a Starknet address). It is a label for the demo ledger, not a funded
@@ -54,13 +55,15 @@ pub struct DevOptions {
 /// (the agent finishes or gives back its lease first).
 pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut options = options;
+    let mut wallet_signer = WalletSigner::None;
     // A real local chain when starknet-devnet is installed; otherwise the chain fields say
     // `unavailable` with the reason (never a number).
     let devnet = match Devnet::binary() {
         Some(_) => match start_chain().await {
-            Ok((devnet, chain, wallet)) => {
+            Ok((devnet, chain, wallet, wallet_key)) => {
                 options.coordinator.chain = Some(chain);
                 options.wallet = wallet;
+                wallet_signer = WalletSigner::Key(wallet_key);
                 Some(devnet)
             }
             Err(e) => {
@@ -79,11 +82,13 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
 
     let (agent_stop_tx, agent_stop) = watch::channel(false);
     let gpu = bitsage_gpu::LocalGpu::detect().await;
-    let agent_config = AgentConfig::new(
+    let mut agent_config = AgentConfig::new(
         url.clone(),
         options.wallet,
         options.coordinator.data_dir.join("node.key"),
     );
+    // With a devnet the agent proves its wallet with the predeployed account's key.
+    agent_config.wallet_signer = wallet_signer;
     let agent = Agent::new(agent_config, Arc::new(StwoProver::new()), gpu.source())
         .context("building the in-process agent")?;
     let agent_task = tokio::spawn(agent.run(agent_stop));
@@ -120,7 +125,7 @@ async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
 
 /// Starts a devnet, deploys our contracts, and stakes for predeployed account 1, which becomes
 /// the local agent's wallet.
-async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress)> {
+async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Felt)> {
     let devnet = Devnet::start().await?;
     let deployment = deploy_contracts(&devnet).await?;
     let accounts = devnet.predeployed_accounts().await?;
@@ -138,7 +143,7 @@ async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress)> {
         contracts: deployment.contract_addresses(),
         start_block: 0,
     };
-    Ok((devnet, chain, worker.wallet))
+    Ok((devnet, chain, worker.wallet, worker.private_key))
 }
 
 fn print_banner(url: &str, options: &DevOptions, devnet: Option<&Devnet>) {

@@ -499,6 +499,21 @@ async fn e2e_dev_mode_has_an_active_node_and_receipts_within_60s() {
             .expect("contracts JSON");
         assert_eq!(contracts["status"], "ok", "{contracts}");
         assert_eq!(contracts["contracts"].as_array().map(Vec::len), Some(3));
+        // The local agent proved its wallet with the predeployed account's signature.
+        let nodes: serde_json::Value = reqwest::get(format!("{}api/nodes", client.base_url()))
+            .await
+            .expect("nodes")
+            .json()
+            .await
+            .expect("nodes JSON");
+        assert_eq!(nodes["items"][0]["wallet_status"], "proven", "{nodes}");
+        let info: serde_json::Value = reqwest::get(format!("{}api/coordinator", client.base_url()))
+            .await
+            .expect("coordinator")
+            .json()
+            .await
+            .expect("coordinator JSON");
+        assert_eq!(info["wallet_chain_id"], "SN_SEPOLIA", "{info}");
         // No orphans: SIGKILL the coordinator and its devnet child dies with it.
         let children = child_pids(dev.child.id());
         assert!(!children.is_empty(), "dev mode runs its devnet as a child");

@@ -35,6 +35,7 @@
 mod breaker;
 mod cache;
 pub mod decode;
+mod wallet;
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -55,6 +56,7 @@ pub use breaker::BreakerState;
 use breaker::{Admission, Breaker, Permit, Refused};
 use cache::Cache;
 use decode::{felt_hex, DecodeError};
+pub use wallet::{PinnedKeyWalletVerifier, StarknetWalletVerifier};
 
 /// The source name in errors and logs.
 pub const SOURCE_NAME: &str = "starknet";

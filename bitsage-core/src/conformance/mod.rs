@@ -9,3 +9,4 @@ pub mod gpu;
 pub mod prover;
 pub mod shared;
 pub mod store;
+pub mod wallet;

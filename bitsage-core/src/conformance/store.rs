@@ -149,6 +149,7 @@ pub fn new_node(n: u64, wallet_n: u64, at: Timestamp) -> NewNode {
         },
         agent_version: "0.1.0".into(),
         registered_at: at,
+        wallet_proven_at: None,
     }
 }
 
@@ -189,11 +190,26 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
         Err(Error::AlreadyExists { .. }) => {}
         other => panic!("duplicate node: expected AlreadyExists, got {other:?}"),
     }
+    // A proven wallet keeps its proof time; the others stay unverified.
+    let mut proven = new_node(4, 3, t(4));
+    proven.wallet_proven_at = Some(t(4));
+    store
+        .create_node(&proven)
+        .await
+        .expect("create proven node");
+    let got = store
+        .get_node(&node_id(4))
+        .await
+        .expect("get")
+        .expect("node 4");
+    assert_eq!(got.wallet_proven_at, Some(t(4)));
+    assert_eq!(got.wallet_status(), crate::wallet::WalletStatus::Proven);
     let got = store
         .get_node(&node_id(2))
         .await
         .expect("get")
         .expect("node 2 exists");
+    assert_eq!(got.wallet_status(), crate::wallet::WalletStatus::Unverified);
     let want = new_node(2, 1, t(2));
     assert_eq!(got.public_key, want.public_key);
     assert_eq!(got.wallet, want.wallet);
@@ -207,7 +223,7 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
         .list_nodes(&NodeFilter::default(), page(2, 0))
         .await
         .expect("list");
-    assert_eq!(all.total, 3);
+    assert_eq!(all.total, 4);
     assert_eq!(
         all.items.iter().map(|n| n.id.clone()).collect::<Vec<_>>(),
         vec![node_id(1), node_id(2)]
@@ -217,7 +233,7 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
         .list_nodes(&NodeFilter::default(), page(2, 2))
         .await
         .expect("list");
-    assert_eq!(rest.items.len(), 1);
+    assert_eq!(rest.items.len(), 2);
     assert_eq!(rest.next_offset, None);
 
     let by_wallet = store

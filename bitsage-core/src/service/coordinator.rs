@@ -15,6 +15,7 @@ use crate::job::ExpirySweep;
 use crate::message::NodeSignedMessage;
 use crate::node::{NodeFilter, NodeRecord};
 use crate::time::check_skew;
+use crate::wallet::DynWalletVerifier;
 use crate::{
     DynCoordinatorStore, DynProofStore, DynProver, Error, NodeId, NodeStatus, Timestamp, Transition,
 };
@@ -126,6 +127,10 @@ pub enum ServiceError {
     /// The registration's attestation evidence was refused.
     #[error("{0}")]
     AttestationRejected(String),
+    /// The node's wallet is not proven: no proof where one is required, or the wallet
+    /// account refused the signature.
+    #[error("{0}")]
+    WalletRejected(String),
     /// The message was altered on the way (its bytes no longer match what the node signed):
     /// no fault of the node's; it should send again.
     #[error("{0}")]
@@ -159,6 +164,7 @@ pub struct Coordinator {
     pub(crate) policy: CoordinatorPolicy,
     pub(crate) instance: String,
     pub(crate) tally: Arc<Mutex<HeartbeatTally>>,
+    pub(crate) wallets: Option<DynWalletVerifier>,
 }
 
 /// What one [`Coordinator::sweep`] did.
@@ -193,6 +199,23 @@ impl Coordinator {
             policy,
             instance: uuid::Uuid::new_v4().to_string(),
             tally: Arc::default(),
+            wallets: None,
+        }
+    }
+
+    /// The same use cases checking node wallets with `wallets` (a chain): a node then
+    /// registers only with a proven wallet. Without one, wallets are stored unverified.
+    pub fn with_wallet_verifier(mut self, wallets: DynWalletVerifier) -> Self {
+        self.wallets = Some(wallets);
+        self
+    }
+
+    /// The chain id wallet signatures must be made for; `None` when wallets are not checked
+    /// (no chain), `Err` when the chain cannot say.
+    pub async fn wallet_chain_id(&self) -> Result<Option<String>, Error> {
+        match &self.wallets {
+            Some(w) => w.chain_id().await.map(Some),
+            None => Ok(None),
         }
     }
 

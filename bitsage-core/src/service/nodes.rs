@@ -9,6 +9,7 @@ use crate::gpu::GpuSample;
 use crate::message::{HeartbeatRequest, RegisterRequest, MAX_AGENT_VERSION_LEN};
 use crate::node::{Heartbeat, NewNode, NodeRecord};
 use crate::time::check_skew;
+use crate::wallet::{WalletCheck, WalletClaim};
 use crate::{Error, LifecycleEvent, NodeStatus, Timestamp};
 
 use super::coordinator::{Coordinator, ServiceError, ServiceResult};
@@ -106,6 +107,7 @@ impl Coordinator {
         if let Some(existing) = self.store.get_node(&req.node_id).await? {
             return same_key(existing);
         }
+        let wallet_proven_at = self.check_wallet(&req, now).await?;
         let new = NewNode {
             id: req.node_id.clone(),
             public_key: req.public_key,
@@ -113,10 +115,11 @@ impl Coordinator {
             hardware: req.hardware.clone(),
             agent_version: req.agent_version.clone(),
             registered_at: now,
+            wallet_proven_at,
         };
         match self.store.create_node(&new).await {
             Ok(node) => {
-                tracing::info!(node = %node.id, wallet = %node.wallet, "node registered");
+                tracing::info!(node = %node.id, wallet = %node.wallet, wallet_status = node.wallet_status().as_str(), "node registered");
                 Ok(Registered {
                     node,
                     created: true,
@@ -128,6 +131,47 @@ impl Coordinator {
                 None => Err(Error::Conflict("node registration raced; retry".into()).into()),
             },
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The wallet check of a new registration: `Some(now)` when the wallet account signed the
+    /// claim (checked by the wallet verifier), `None` (unverified) when this coordinator has
+    /// no verifier; refused when a verifier is configured and the proof is missing, stale,
+    /// issued to another key or refused by the account.
+    async fn check_wallet(
+        &self,
+        req: &RegisterRequest,
+        now: Timestamp,
+    ) -> ServiceResult<Option<Timestamp>> {
+        if let Some(proof) = &req.wallet_proof {
+            proof.validate()?;
+        }
+        let Some(verifier) = &self.wallets else {
+            return Ok(None);
+        };
+        let Some(proof) = &req.wallet_proof else {
+            return Err(ServiceError::WalletRejected(format!(
+                "wallet {} is not proven: this network registers a node only with its wallet \
+                 account's signature over the node key (`bitsage-agent run --wallet-key FILE`, \
+                 or `bitsage-agent wallet typed-data` for an external wallet)",
+                req.wallet
+            )));
+        };
+        let rejected =
+            |why: String| ServiceError::WalletRejected(format!("wallet proof refused: {why}"));
+        proof
+            .challenge
+            .verify(&self.deployment.public_key(), now)
+            .map_err(|e| rejected(e.to_string()))?;
+        if proof.challenge.public_key != req.public_key {
+            return Err(rejected(
+                "the challenge was issued to another node key".into(),
+            ));
+        }
+        let claim = WalletClaim::new(req.wallet, &proof.challenge, self.deployment.network())?;
+        match verifier.check(&claim, &proof.signature).await? {
+            WalletCheck::Valid => Ok(Some(now)),
+            WalletCheck::Refused(why) => Err(rejected(format!("account {}: {why}", req.wallet))),
         }
     }
 

@@ -1,0 +1,206 @@
+//! [`WalletVerifier`] implementations: [`StarknetWalletVerifier`] asks the wallet's account
+//! contract (`is_valid_signature`, so any account contract works); [`PinnedKeyWalletVerifier`]
+//! checks plain Stark-key signatures against keys pinned per wallet (for deployments whose
+//! wallets are known keys, and tests without a chain).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bitsage_core::wallet::{FeltHex, WalletCheck, WalletClaim, WalletVerifier};
+use bitsage_core::{Error, Result, WalletAddress};
+use starknet::core::crypto::Signature;
+use starknet::core::types::{BlockId, BlockTag, Felt, FunctionCall, StarknetError};
+use starknet::macros::selector;
+use starknet::providers::jsonrpc::HttpTransport;
+use starknet::providers::{JsonRpcClient, Provider, ProviderError};
+use starknet::signers::VerifyingKey;
+use tokio::sync::OnceCell;
+use url::Url;
+
+use super::{classify, ReadError, SOURCE_NAME};
+use crate::snip12::{felt_of_address, felt_of_hex, node_wallet_hash};
+
+/// `'VALID'` as a Cairo short string: what SNIP-6 accounts answer for a valid signature.
+const VALID: Felt = Felt::from_hex_unchecked("0x56414c4944");
+
+/// Parses a signature's elements (each below the field's modulus).
+fn felts(signature: &[FeltHex]) -> std::result::Result<Vec<Felt>, String> {
+    signature
+        .iter()
+        .map(|f| felt_of_hex(f).map_err(|e| e.to_string()))
+        .collect()
+}
+
+/// Checks wallet signatures with the wallet's own account contract over Starknet JSON-RPC:
+/// `is_valid_signature(hash, signature)` at the latest block; `'VALID'` (or the legacy `1`)
+/// is valid. No account at the address, a contract that is no account, or a reverted check
+/// is a refusal; an unreachable endpoint is [`Error::Unavailable`].
+pub struct StarknetWalletVerifier {
+    provider: JsonRpcClient<HttpTransport>,
+    timeout: Duration,
+    chain_id: OnceCell<String>,
+}
+
+impl std::fmt::Debug for StarknetWalletVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StarknetWalletVerifier")
+            .field("chain_id", &self.chain_id.get())
+            .finish_non_exhaustive()
+    }
+}
+
+impl StarknetWalletVerifier {
+    /// A verifier over the JSON-RPC endpoint `rpc_url`, each call bounded by `timeout`. Makes
+    /// no call: the chain id is read on first use.
+    pub fn new(rpc_url: &str, timeout: Duration) -> Result<Self> {
+        let url = Url::parse(rpc_url.trim())
+            .map_err(|e| Error::invalid("starknet rpc url", e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(timeout)
+            .timeout(timeout)
+            .build()
+            .map_err(|e| Error::backend(SOURCE_NAME, e))?;
+        Ok(Self {
+            provider: JsonRpcClient::new(HttpTransport::new_with_client(url, http)),
+            timeout,
+            chain_id: OnceCell::new(),
+        })
+    }
+
+    fn unavailable(e: ReadError) -> Error {
+        Error::Unavailable {
+            source_name: SOURCE_NAME.to_string(),
+            reason: e.to_string(),
+        }
+    }
+}
+
+#[async_trait]
+impl WalletVerifier for StarknetWalletVerifier {
+    async fn chain_id(&self) -> Result<String> {
+        self.chain_id
+            .get_or_try_init(|| async {
+                let id = self.provider.chain_id().await.map_err(|e| {
+                    Self::unavailable(classify("starknet_chainId", &e, self.timeout))
+                })?;
+                starknet::core::utils::parse_cairo_short_string(&id)
+                    .map_err(|_| Error::backend(SOURCE_NAME, "the chain id is not a short string"))
+            })
+            .await
+            .cloned()
+    }
+
+    async fn check(&self, claim: &WalletClaim, signature: &[FeltHex]) -> Result<WalletCheck> {
+        let chain_id = self.chain_id().await?;
+        let sig = match felts(signature) {
+            Ok(s) => s,
+            Err(why) => return Ok(WalletCheck::Refused(why)),
+        };
+        let hash = node_wallet_hash(claim, &chain_id)?;
+        let mut calldata = Vec::with_capacity(2 + sig.len());
+        calldata.push(hash);
+        calldata.push(Felt::from(sig.len() as u64));
+        calldata.extend(sig);
+        let call = FunctionCall {
+            contract_address: felt_of_address(&claim.wallet),
+            entry_point_selector: selector!("is_valid_signature"),
+            calldata,
+        };
+        let answer = self
+            .provider
+            .call(call, BlockId::Tag(BlockTag::Latest))
+            .await;
+        let felts = match answer {
+            Ok(f) => f,
+            Err(ProviderError::StarknetError(StarknetError::ContractNotFound)) => {
+                return Ok(WalletCheck::Refused(
+                    "no account contract is deployed at this address".into(),
+                ))
+            }
+            Err(ProviderError::StarknetError(StarknetError::EntrypointNotFound)) => {
+                return Ok(WalletCheck::Refused(
+                    "the contract at this address is not an account (no is_valid_signature)".into(),
+                ))
+            }
+            Err(ProviderError::StarknetError(StarknetError::ContractError(_))) => {
+                return Ok(WalletCheck::Refused(
+                    "the account contract rejected the signature".into(),
+                ))
+            }
+            Err(e) => {
+                return Err(Self::unavailable(classify(
+                    "is_valid_signature",
+                    &e,
+                    self.timeout,
+                )))
+            }
+        };
+        match felts.first() {
+            Some(v) if *v == VALID || *v == Felt::ONE => Ok(WalletCheck::Valid),
+            Some(_) => Ok(WalletCheck::Refused(
+                "the account contract says the signature is not valid".into(),
+            )),
+            None => Err(Error::backend(
+                SOURCE_NAME,
+                "is_valid_signature returned nothing",
+            )),
+        }
+    }
+}
+
+/// Checks wallet signatures as plain Stark ECDSA signatures (`[r, s]`) against public keys
+/// pinned per wallet, for chain `chain_id`. For deployments whose wallets are known keys and
+/// for tests without a chain; an unknown wallet is refused.
+#[derive(Debug, Clone, Default)]
+pub struct PinnedKeyWalletVerifier {
+    chain_id: String,
+    keys: HashMap<WalletAddress, Felt>,
+}
+
+impl PinnedKeyWalletVerifier {
+    /// A verifier for chain `chain_id` with no keys.
+    pub fn new(chain_id: impl Into<String>) -> Self {
+        Self {
+            chain_id: chain_id.into(),
+            keys: HashMap::new(),
+        }
+    }
+
+    /// Pins `public_key` (a Stark public key) for `wallet`.
+    pub fn with_key(mut self, wallet: WalletAddress, public_key: Felt) -> Self {
+        self.keys.insert(wallet, public_key);
+        self
+    }
+}
+
+#[async_trait]
+impl WalletVerifier for PinnedKeyWalletVerifier {
+    async fn chain_id(&self) -> Result<String> {
+        Ok(self.chain_id.clone())
+    }
+
+    async fn check(&self, claim: &WalletClaim, signature: &[FeltHex]) -> Result<WalletCheck> {
+        let Some(key) = self.keys.get(&claim.wallet) else {
+            return Ok(WalletCheck::Refused(
+                "no key is pinned for this wallet".into(),
+            ));
+        };
+        let sig = match felts(signature) {
+            Ok(s) if s.len() == 2 => Signature { r: s[0], s: s[1] },
+            Ok(_) => {
+                return Ok(WalletCheck::Refused(
+                    "a Stark signature has two elements (r, s)".into(),
+                ))
+            }
+            Err(why) => return Ok(WalletCheck::Refused(why)),
+        };
+        let hash = node_wallet_hash(claim, &self.chain_id)?;
+        match VerifyingKey::from_scalar(*key).verify(&hash, &sig) {
+            Ok(true) => Ok(WalletCheck::Valid),
+            _ => Ok(WalletCheck::Refused(
+                "the signature does not verify with the wallet's key".into(),
+            )),
+        }
+    }
+}
