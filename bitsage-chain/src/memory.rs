@@ -16,6 +16,7 @@ struct State {
     stakes: HashMap<WalletAddress, StakeInfo>,
     reputations: HashMap<WalletAddress, ReputationInfo>,
     balances: HashMap<WalletAddress, TokenAmount>,
+    min_stakes: HashMap<GpuTier, TokenAmount>,
     unavailable: Option<String>,
 }
 
@@ -119,6 +120,13 @@ impl InMemoryChain {
         })
     }
 
+    /// Sets the minimum free stake of `tier` (default zero).
+    pub fn set_min_stake(&self, tier: GpuTier, amount: TokenAmount) -> Result<()> {
+        self.write(|s| {
+            s.min_stakes.insert(tier, amount);
+        })
+    }
+
     /// Makes every read fail as `Unavailable` with `reason` (or recover with `None`), to
     /// exercise outage handling.
     pub fn set_unavailable(&self, reason: Option<String>) -> Result<()> {
@@ -157,6 +165,28 @@ impl ChainSource for InMemoryChain {
 
     async fn token_balance(&self, wallet: &WalletAddress) -> Result<Observed<TokenAmount>> {
         self.read(|s| s.balances.get(wallet).copied().unwrap_or_default())
+    }
+
+    async fn min_stake(&self, tier: GpuTier) -> Result<Observed<TokenAmount>> {
+        self.read(|s| s.min_stakes.get(&tier).copied().unwrap_or_default())
+    }
+
+    /// As `ProverStaking.is_eligible`: an active stake whose free part is positive and meets
+    /// the minimum of the tier staked for.
+    async fn is_eligible(&self, wallet: &WalletAddress) -> Result<Observed<bool>> {
+        self.read(|s| {
+            let stake = s.stakes.get(wallet).cloned().unwrap_or_else(empty_stake);
+            let free = stake
+                .amount
+                .checked_sub(stake.locked_amount)
+                .unwrap_or_default();
+            let min = s
+                .min_stakes
+                .get(&stake.gpu_tier)
+                .copied()
+                .unwrap_or_default();
+            stake.is_active && !free.is_zero() && free >= min
+        })
     }
 
     async fn totals(&self) -> Result<Observed<NetworkTotals>> {

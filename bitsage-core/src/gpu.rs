@@ -42,6 +42,17 @@ impl GpuTier {
         *self as u8
     }
 
+    /// The tier's name as the staking contract spells it (`DataCenter`).
+    pub fn label(&self) -> &'static str {
+        match self {
+            GpuTier::Consumer => "Consumer",
+            GpuTier::Workstation => "Workstation",
+            GpuTier::DataCenter => "DataCenter",
+            GpuTier::Enterprise => "Enterprise",
+            GpuTier::Frontier => "Frontier",
+        }
+    }
+
     /// From the on-chain enum index.
     pub fn from_index(i: u64) -> Result<Self, Error> {
         usize::try_from(i)

@@ -7,6 +7,8 @@
 //!      ├───────────────────────────────heartbeat again─────────────────────────────────────┘
 //!      └──admin cleared── quarantined ◀── invalid proof / bad signature / low reputation (any state)
 //! ```
+//! With a chain, an active or stale node whose stake falls below its tier's minimum goes back
+//! to pending (`stake_below_minimum`); it gets a probe again once its stake suffices.
 //! Every move carries a reason; events that do not apply in a state either leave it unchanged
 //! (`Ok(None)`, e.g. a heartbeat while active) or are illegal (`Err`, e.g. clearing a node that
 //! is not quarantined).
@@ -109,6 +111,12 @@ pub enum LifecycleEvent {
         /// The threshold.
         threshold: u32,
     },
+    /// With a chain: the node's stake no longer meets its tier's minimum (or its wallet is no
+    /// longer eligible on `ProverStaking`).
+    StakeBelowMinimum {
+        /// Why, in words (amounts, tier, minimum).
+        reason: String,
+    },
     /// An admin cleared the quarantine.
     AdminCleared {
         /// Who cleared it.
@@ -129,6 +137,7 @@ impl LifecycleEvent {
             LifecycleEvent::InvalidProof { .. } => "invalid_proof",
             LifecycleEvent::BadSignature { .. } => "bad_signature",
             LifecycleEvent::ReputationBelowThreshold { .. } => "reputation_below_threshold",
+            LifecycleEvent::StakeBelowMinimum { .. } => "stake_below_minimum",
             LifecycleEvent::AdminCleared { .. } => "admin_cleared",
         }
     }
@@ -152,6 +161,7 @@ impl LifecycleEvent {
             LifecycleEvent::ReputationBelowThreshold { score, threshold } => {
                 format!("reputation {score} below threshold {threshold}")
             }
+            LifecycleEvent::StakeBelowMinimum { reason } => reason.clone(),
             LifecycleEvent::AdminCleared { admin, note } => {
                 format!("quarantine cleared by {admin}: {note}")
             }
@@ -177,9 +187,11 @@ pub const ALLOWED_EDGES: &[(NodeStatus, NodeStatus)] = {
         (Pending, Active),
         (Pending, Offline),
         (Pending, Quarantined),
+        (Active, Pending),
         (Active, Stale),
         (Active, Offline),
         (Active, Quarantined),
+        (Stale, Pending),
         (Stale, Active),
         (Stale, Offline),
         (Stale, Quarantined),
@@ -220,6 +232,9 @@ pub fn transition(state: NodeStatus, event: &LifecycleEvent) -> Result<Option<Tr
 
         (Pending | Active | Stale, E::OfflineTimeout { .. }) => Some(Offline),
         (Offline | Quarantined, E::OfflineTimeout { .. }) => None,
+
+        (Active | Stale, E::StakeBelowMinimum { .. }) => Some(Pending),
+        (Pending | Offline | Quarantined, E::StakeBelowMinimum { .. }) => None,
     };
     Ok(to.map(|to| Transition {
         from: state,
@@ -254,6 +269,7 @@ mod tests {
             }),
             ("[a-z]{1,8}", ".{0,20}")
                 .prop_map(|(admin, note)| LifecycleEvent::AdminCleared { admin, note }),
+            ".{1,20}".prop_map(|reason| LifecycleEvent::StakeBelowMinimum { reason }),
         ]
     }
 

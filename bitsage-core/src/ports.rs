@@ -82,6 +82,11 @@ pub trait ChainSource: Send + Sync + Debug {
     async fn token_balance(&self, wallet: &WalletAddress) -> Result<Observed<crate::TokenAmount>>;
     /// Network totals.
     async fn totals(&self) -> Result<Observed<NetworkTotals>>;
+    /// The minimum free stake of `tier` (`ProverStaking.get_min_stake`).
+    async fn min_stake(&self, tier: crate::gpu::GpuTier) -> Result<Observed<crate::TokenAmount>>;
+    /// Whether `wallet` may work (`ProverStaking.is_eligible`: an active stake whose free part
+    /// meets the minimum of the tier staked for).
+    async fn is_eligible(&self, wallet: &WalletAddress) -> Result<Observed<bool>>;
 }
 
 /// Proves and verifies jobs.
@@ -187,6 +192,15 @@ pub trait NodeStore: Send + Sync + Debug {
     ) -> Result<NodeRecord>;
     /// A node's status changes, oldest first.
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>>;
+    /// Sets the status reason of a node that is in `status`, without a move (e.g. why a
+    /// pending node waits). `Ok(false)`: unknown node, another status, or the same reason
+    /// already — nothing written.
+    async fn set_status_reason(
+        &self,
+        id: &NodeId,
+        status: crate::NodeStatus,
+        reason: &str,
+    ) -> Result<bool>;
 }
 
 /// What nodes report while they run: heartbeats (with their GPU samples and collector status)

@@ -126,6 +126,10 @@ pub struct LeaseResponse {
     pub retry_after_secs: u64,
     /// The node's status.
     pub node_status: NodeStatus,
+    /// Why a pending node gets no probe yet (with a chain: its stake is below its tier's
+    /// minimum), in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_reason: Option<String>,
 }
 
 /// The answer to an accepted completion.

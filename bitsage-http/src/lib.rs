@@ -174,6 +174,12 @@ impl AppState {
         self
     }
 
+    /// The same state gating work on stake read from `chain` ([`bitsage_core::service::stake`]).
+    pub fn with_stake_gate(mut self, chain: bitsage_core::DynChainSource) -> Self {
+        self.coordinator = self.coordinator.with_stake_gate(chain);
+        self
+    }
+
     /// The deployment's policy.
     pub fn policy(&self) -> &CoordinatorPolicy {
         self.coordinator.policy()

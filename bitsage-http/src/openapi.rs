@@ -809,8 +809,9 @@ fn schemas() -> Value {
                       "properties": { "type": { "type": "string", "enum": ["job", "probe"] } }, "required": ["type"] }
                 ] },
                 "retry_after_secs": integer("When there is no work: wait this long."),
-                "node_status": r("NodeStatus")
-            }), &[]),
+                "node_status": r("NodeStatus"),
+                "waiting_reason": string("Why a pending node gets no probe yet (with a chain: its stake is below its tier's minimum).")
+            }), &["waiting_reason"]),
             "ProofEnvelope": {
                 "type": "object",
                 "description": "A stwo proof with its job, public output, configuration, hash and commitments (`proof` is hex).",

@@ -77,6 +77,7 @@ pub fn lease_response(state: &AppState, o: LeaseOutcome) -> LeaseResponse {
         assignment: o.assignment,
         retry_after_secs: state.policy().idle_retry.as_secs().max(1),
         node_status: o.node_status,
+        waiting_reason: o.waiting_reason,
     }
 }
 

@@ -296,6 +296,29 @@ impl ChainSource for FaultyChain {
     {
         self.inner.totals()
     }
+
+    fn min_stake<'a, 'c>(
+        &'a self,
+        tier: bitsage_core::gpu::GpuTier,
+    ) -> ChainFuture<'c, Observed<TokenAmount>>
+    where
+        'a: 'c,
+        Self: 'c,
+    {
+        self.inner.min_stake(tier)
+    }
+
+    fn is_eligible<'a, 'b, 'c>(
+        &'a self,
+        wallet: &'b WalletAddress,
+    ) -> ChainFuture<'c, Observed<bool>>
+    where
+        'a: 'c,
+        'b: 'c,
+        Self: 'c,
+    {
+        self.inner.is_eligible(wallet)
+    }
 }
 
 // ---------------------------------------------------------------- the wallet header

@@ -270,6 +270,23 @@ impl NodeStore for InMemoryStore {
         })
     }
 
+    async fn set_status_reason(
+        &self,
+        id: &NodeId,
+        status: bitsage_core::NodeStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        self.with(|s| {
+            Ok(match s.nodes.iter_mut().find(|n| n.id == *id) {
+                Some(n) if n.status == status && n.status_reason != reason => {
+                    n.status_reason = reason.to_string();
+                    true
+                }
+                _ => false,
+            })
+        })
+    }
+
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
         self.with(|s| {
             Ok(s.history

@@ -687,6 +687,25 @@ impl NodeStore for PgStore {
         finish(tx, result).await
     }
 
+    async fn set_status_reason(
+        &self,
+        id: &NodeId,
+        status: NodeStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE nodes SET status_reason = $1 WHERE id = $2 AND status = $3 \
+             AND status_reason <> $1",
+        )
+        .bind(reason)
+        .bind(id.as_str())
+        .bind(status.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(done.rows_affected() == 1)
+    }
+
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
         let rows = sqlx::query(
             "SELECT from_status, to_status, reason, at FROM node_status_history \

@@ -810,6 +810,31 @@ impl NodeStore for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    async fn set_status_reason(
+        &self,
+        id: &NodeId,
+        status: NodeStatus,
+        reason: &str,
+    ) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        let result: Result<bool> = async {
+            let done = sqlx::query(
+                "UPDATE nodes SET status_reason = ? WHERE id = ? AND status = ? \
+                 AND status_reason <> ?",
+            )
+            .bind(reason)
+            .bind(id.as_str())
+            .bind(status.as_str())
+            .bind(reason)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            Ok(done.rows_affected() == 1)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
         let rows = sqlx::query(
             "SELECT from_status, to_status, reason, at FROM node_status_history \

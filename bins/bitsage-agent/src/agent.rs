@@ -312,6 +312,7 @@ impl Agent {
             session_stale: AtomicBool::new(false),
             unreachable: AtomicBool::new(false),
             last_sequence: AtomicU64::new(0),
+            waiting: Mutex::new(None),
             config: self.config,
         });
 
@@ -371,11 +372,23 @@ struct Ctx {
     /// Whether the coordinator was unreachable at the last attempt (for reconnect counting).
     unreachable: AtomicBool,
     last_sequence: AtomicU64,
+    /// The last reason the coordinator gave for giving no probe.
+    waiting: Mutex<Option<String>>,
 }
 
 impl Ctx {
     fn backoff(&self) -> Backoff {
         Backoff::new(self.config.initial_backoff, self.config.max_backoff)
+    }
+
+    /// Records why the node waits; `true` when the reason changed (worth saying).
+    fn note_waiting(&self, reason: &str) -> bool {
+        let mut last = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() == Some(reason) {
+            return false;
+        }
+        *last = Some(reason.to_string());
+        true
     }
 
     fn session(&self) -> Option<Session> {
@@ -597,7 +610,13 @@ impl Ctx {
                         None => {
                             let wait = Duration::from_secs(resp.retry_after_secs)
                                 .clamp(Duration::from_millis(100), MAX_IDLE_WAIT);
-                            tracing::debug!(status = %resp.node_status, ?wait, "no work");
+                            match &resp.waiting_reason {
+                                // Said once per change, not at every poll.
+                                Some(reason) if self.note_waiting(reason) => {
+                                    tracing::warn!(status = %resp.node_status, %reason, "no probe yet")
+                                }
+                                _ => tracing::debug!(status = %resp.node_status, ?wait, "no work"),
+                            }
                             if sleep_or_shutdown(wait, shutdown).await {
                                 return Ok(());
                             }

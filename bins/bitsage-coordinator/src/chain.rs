@@ -1,5 +1,5 @@
 //! The chain behind the coordinator: a [`StarknetChainSource`] for stake, rewards and
-//! reputation, a [`StarknetWalletVerifier`] proving node wallets, and an [`Indexer`]
+//! reputation, a [`StarknetWalletVerifier`] proving node wallets, the stake gate, and an [`Indexer`]
 //! following our contracts' events into the store.
 
 use std::sync::Arc;
@@ -56,7 +56,7 @@ pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState,
     // with its age rather than cut off by the dashboard's own deadline.
     let config = StarknetConfig::new(&chain.rpc_url, chain.contracts)?
         .with_call_timeout(std::time::Duration::from_millis(1500));
-    let source = StarknetChainSource::new(config)?;
+    let source: bitsage_core::DynChainSource = Arc::new(StarknetChainSource::new(config)?);
     let addresses = [
         chain.contracts.token.to_string(),
         chain.contracts.staking.to_string(),
@@ -73,8 +73,10 @@ pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState,
     // Node wallets are proven by their account contracts on this chain.
     let wallets = StarknetWalletVerifier::new(&chain.rpc_url, std::time::Duration::from_secs(5))?;
     let state = state
-        .with_chain(Arc::new(source))
+        .with_chain(source.clone())
         .with_chain_info(Arc::new(info))
-        .with_wallet_verifier(Arc::new(wallets));
+        .with_wallet_verifier(Arc::new(wallets))
+        // Nodes work only while their stake meets their tier's minimum.
+        .with_stake_gate(source);
     Ok((state, indexer))
 }

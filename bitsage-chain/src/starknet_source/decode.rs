@@ -241,6 +241,19 @@ pub fn decode_balance(felts: &[Felt]) -> Result<TokenAmount, DecodeError> {
     decode_single_u256("balance_of", "balance", felts)
 }
 
+/// `ProverStaking::get_min_stake` → the tier's minimum (one `u256`).
+pub fn decode_min_stake(felts: &[Felt]) -> Result<TokenAmount, DecodeError> {
+    decode_single_u256("get_min_stake", "minimum", felts)
+}
+
+/// `ProverStaking::is_eligible` → a bool (one felt, 0 or 1).
+pub fn decode_eligible(felts: &[Felt]) -> Result<bool, DecodeError> {
+    let mut r = FeltReader::new("is_eligible", felts);
+    let v = r.bool("eligible")?;
+    r.finish()?;
+    Ok(v)
+}
+
 /// `ProverStaking::total_staked` → [`NetworkTotals`] (one `u256`).
 pub fn decode_totals(felts: &[Felt]) -> Result<NetworkTotals, DecodeError> {
     Ok(NetworkTotals {

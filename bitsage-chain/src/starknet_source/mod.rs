@@ -44,6 +44,7 @@ use async_trait::async_trait;
 use bitsage_core::chain::{
     ChainReadAt, NetworkTotals, Observed, ReputationInfo, RewardsInfo, StakeInfo,
 };
+use bitsage_core::gpu::GpuTier;
 use bitsage_core::{ChainSource, Error, Result, TokenAmount, WalletAddress};
 use serde::{Deserialize, Serialize};
 use starknet::core::types::{BlockId, Felt, FunctionCall, StarknetError};
@@ -443,6 +444,8 @@ pub struct StarknetChainSource {
     reputations: ViewCache<WalletAddress, ReputationInfo>,
     balances: ViewCache<WalletAddress, TokenAmount>,
     totals: ViewCache<(), NetworkTotals>,
+    min_stakes: ViewCache<GpuTier, TokenAmount>,
+    eligibility: ViewCache<WalletAddress, bool>,
 }
 
 impl std::fmt::Debug for StarknetChainSource {
@@ -472,6 +475,8 @@ impl StarknetChainSource {
             reputations: new_cache(&config),
             balances: new_cache(&config),
             totals: new_cache(&config),
+            min_stakes: new_cache(&config),
+            eligibility: new_cache(&config),
             provider,
             config,
         })
@@ -698,6 +703,29 @@ impl ChainSource for StarknetChainSource {
             calldata: vec![felt_of(wallet)],
         };
         self.read(&self.balances, *wallet, call, decode::decode_balance)
+            .await
+    }
+
+    async fn min_stake(&self, tier: GpuTier) -> Result<Observed<TokenAmount>> {
+        let call = ContractCall {
+            function: "get_min_stake",
+            contract: felt_of(&self.config.contracts.staking),
+            selector: selector!("get_min_stake"),
+            // A unit enum variant is serialised as its index.
+            calldata: vec![Felt::from(tier.index())],
+        };
+        self.read(&self.min_stakes, tier, call, decode::decode_min_stake)
+            .await
+    }
+
+    async fn is_eligible(&self, wallet: &WalletAddress) -> Result<Observed<bool>> {
+        let call = ContractCall {
+            function: "is_eligible",
+            contract: felt_of(&self.config.contracts.staking),
+            selector: selector!("is_eligible"),
+            calldata: vec![felt_of(wallet)],
+        };
+        self.read(&self.eligibility, *wallet, call, decode::decode_eligible)
             .await
     }
 

@@ -7,6 +7,46 @@ pub async fn run_all(src: &dyn ChainSource, staked: &WalletAddress, fresh: &Wall
     fresh_wallet_reads_defaults(src, fresh).await;
     staked_wallet_reads_its_stake(src, staked).await;
     answers_carry_provenance(src, staked).await;
+    eligibility_follows_the_tier_minimum(src, staked, fresh).await;
+}
+
+/// `is_eligible` agrees with the stake and the minimum of the tier staked for; a fresh
+/// wallet is not eligible; minimums rise with the tier.
+pub async fn eligibility_follows_the_tier_minimum(
+    src: &dyn ChainSource,
+    staked: &WalletAddress,
+    fresh: &WalletAddress,
+) {
+    assert!(
+        !src.is_eligible(fresh).await.expect("eligibility").value,
+        "a fresh wallet is eligible"
+    );
+    let stake = src.stake(staked).await.expect("stake").value;
+    let min = src
+        .min_stake(stake.gpu_tier)
+        .await
+        .expect("min stake")
+        .value;
+    let free = stake
+        .amount
+        .checked_sub(stake.locked_amount)
+        .expect("locked ≤ staked");
+    let eligible = src.is_eligible(staked).await.expect("eligibility").value;
+    assert_eq!(
+        eligible,
+        stake.is_active && !free.is_zero() && free >= min,
+        "is_eligible disagrees with stake {free} and minimum {min}"
+    );
+    let mut last = crate::TokenAmount::ZERO;
+    for tier in crate::gpu::GpuTier::ALL {
+        let m = src.min_stake(tier).await.expect("min stake").value;
+        assert!(
+            m >= last,
+            "the {} minimum is below the tier under it",
+            tier.label()
+        );
+        last = m;
+    }
 }
 
 /// A wallet that never staked reads the contract's zero view, not an error.

@@ -190,6 +190,36 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
         Err(Error::AlreadyExists { .. }) => {}
         other => panic!("duplicate node: expected AlreadyExists, got {other:?}"),
     }
+    // A status reason set without a move: only in the expected status, only when it changes.
+    assert!(store
+        .set_status_reason(&node_id(1), NodeStatus::Pending, "stake too low")
+        .await
+        .expect("set reason"));
+    assert!(!store
+        .set_status_reason(&node_id(1), NodeStatus::Pending, "stake too low")
+        .await
+        .expect("same reason"));
+    assert!(!store
+        .set_status_reason(&node_id(1), NodeStatus::Active, "other")
+        .await
+        .expect("other status"));
+    assert!(!store
+        .set_status_reason(&node_id(99), NodeStatus::Pending, "x")
+        .await
+        .expect("unknown node"));
+    let n1 = store
+        .get_node(&node_id(1))
+        .await
+        .expect("get")
+        .expect("node 1");
+    assert_eq!(n1.status_reason, "stake too low");
+    assert_eq!(n1.status, NodeStatus::Pending);
+    assert!(store
+        .status_history(&node_id(1))
+        .await
+        .expect("history")
+        .is_empty());
+
     // A proven wallet keeps its proof time; the others stay unverified.
     let mut proven = new_node(4, 3, t(4));
     proven.wallet_proven_at = Some(t(4));

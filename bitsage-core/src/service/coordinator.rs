@@ -17,7 +17,8 @@ use crate::node::{NodeFilter, NodeRecord};
 use crate::time::check_skew;
 use crate::wallet::DynWalletVerifier;
 use crate::{
-    DynCoordinatorStore, DynProofStore, DynProver, Error, NodeId, NodeStatus, Timestamp, Transition,
+    DynChainSource, DynCoordinatorStore, DynProofStore, DynProver, Error, NodeId, NodeStatus,
+    Timestamp, Transition,
 };
 
 /// The rules of a deployment's coordinators — what a node must do and what a job costs —
@@ -50,6 +51,9 @@ pub struct CoordinatorPolicy {
     /// How often accepted heartbeats are summarised on the `workers` topic (default 30 s);
     /// heartbeats are never broadcast one by one.
     pub heartbeat_summary_every: Duration,
+    /// With a chain: how often every active node's stake is re-checked against its tier's
+    /// minimum (default 60 s; chain reads are cached, at most 15 s stale).
+    pub stake_recheck_every: Duration,
 }
 
 impl Default for CoordinatorPolicy {
@@ -67,6 +71,7 @@ impl Default for CoordinatorPolicy {
             stale_after: Duration::from_secs(30),
             offline_after: Duration::from_secs(5 * 60),
             heartbeat_summary_every: Duration::from_secs(30),
+            stake_recheck_every: Duration::from_secs(60),
         }
     }
 }
@@ -165,6 +170,10 @@ pub struct Coordinator {
     pub(crate) instance: String,
     pub(crate) tally: Arc<Mutex<HeartbeatTally>>,
     pub(crate) wallets: Option<DynWalletVerifier>,
+    pub(crate) stake_gate: Option<DynChainSource>,
+    /// When this process last re-checked stakes (a schedule, not state: every coordinator
+    /// re-checks, and a restart only re-checks sooner).
+    pub(crate) last_stake_check: Arc<Mutex<Option<Timestamp>>>,
 }
 
 /// What one [`Coordinator::sweep`] did.
@@ -200,7 +209,18 @@ impl Coordinator {
             instance: uuid::Uuid::new_v4().to_string(),
             tally: Arc::default(),
             wallets: None,
+            stake_gate: None,
+            last_stake_check: Arc::default(),
         }
+    }
+
+    /// The same use cases gating work on stake read from `chain`: a pending node gets a probe
+    /// only once its wallet is eligible and its free stake meets the minimum of the GPU tier
+    /// it registered; active nodes are re-checked every
+    /// [`CoordinatorPolicy::stake_recheck_every`] and go back to pending below it.
+    pub fn with_stake_gate(mut self, chain: DynChainSource) -> Self {
+        self.stake_gate = Some(chain);
+        self
     }
 
     /// The same use cases checking node wallets with `wallets` (a chain): a node then
@@ -262,13 +282,16 @@ impl Coordinator {
     /// event for the heartbeats this coordinator accepted (when it accepted any), and purges
     /// replay-log entries whose messages could no longer pass the skew check.
     pub async fn sweep(&self, now: Timestamp) -> ServiceResult<SweepReport> {
-        let transitions = super::lifecycle::sweep(
+        let mut transitions = super::lifecycle::sweep(
             &*self.store,
             now,
             self.policy.stale_after,
             self.policy.offline_after,
         )
         .await?;
+        if self.stake_check_due(now) {
+            transitions.extend(self.recheck_stakes(now).await?);
+        }
         for (node, t) in &transitions {
             tracing::info!(node = %node, from = %t.from, to = %t.to, reason = %t.reason, "node status changed");
         }
@@ -289,6 +312,26 @@ impl Coordinator {
             heartbeat_summary,
             replay_purged,
         })
+    }
+
+    /// Whether the periodic stake re-check is due (and, if so, marks it done now).
+    fn stake_check_due(&self, now: Timestamp) -> bool {
+        if self.stake_gate.is_none() {
+            return false;
+        }
+        let mut last = self
+            .last_stake_check
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let due = last.is_none_or(|at| {
+            (now - at)
+                .to_std()
+                .is_ok_and(|d| d >= self.policy.stake_recheck_every)
+        });
+        if due {
+            *last = Some(now);
+        }
+        due
     }
 
     /// Writes the heartbeat summary when one is due and there is something to say: `from`

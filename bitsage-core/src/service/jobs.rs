@@ -28,6 +28,7 @@ use crate::{
 };
 
 use super::coordinator::{Coordinator, ServiceError, ServiceResult};
+use super::stake::StakeVerdict;
 
 /// Attempts a job gets when the client does not say.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -43,6 +44,8 @@ pub struct LeaseOutcome {
     pub assignment: Option<Assignment>,
     /// The node's status.
     pub node_status: NodeStatus,
+    /// Why a pending node gets no probe (its stake, with a chain), in words.
+    pub waiting_reason: Option<String>,
 }
 
 /// What an accepted completion gives back.
@@ -145,16 +148,28 @@ impl Coordinator {
         Ok(node)
     }
 
-    /// A lease request: a probe for a pending node, the oldest queued job for an active one,
+    /// A lease request: a probe for a pending node (with a chain, once its stake meets the
+    /// gate, [`super::stake`]), the oldest queued job for an active one,
     /// nothing for a stale or offline one (it must heartbeat first); forbidden for a
     /// quarantined node.
     pub async fn lease(&self, req: LeaseRequest, now: Timestamp) -> ServiceResult<LeaseOutcome> {
         let node = self.authenticate(&req, now).await?;
         forbidden_if_quarantined(&node)?;
+        let mut waiting_reason = None;
         let assignment = match node.status {
-            NodeStatus::Pending => Some(Assignment::Probe {
-                ticket: self.probe_ticket(&node.id, now)?,
-            }),
+            NodeStatus::Pending => match self.stake_verdict(&node).await {
+                StakeVerdict::Eligible => Some(Assignment::Probe {
+                    ticket: self.probe_ticket(&node.id, now)?,
+                }),
+                StakeVerdict::Below(reason) => {
+                    // Shown as the node's status reason until its stake suffices.
+                    self.store
+                        .set_status_reason(&node.id, NodeStatus::Pending, &reason)
+                        .await?;
+                    waiting_reason = Some(reason);
+                    None
+                }
+            },
             NodeStatus::Active => {
                 match self
                     .store
@@ -174,6 +189,7 @@ impl Coordinator {
         Ok(LeaseOutcome {
             assignment,
             node_status: node.status,
+            waiting_reason,
         })
     }
 

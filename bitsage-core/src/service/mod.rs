@@ -7,6 +7,8 @@
 //! - [`nodes`]: register, heartbeat, the attestation challenge.
 //! - [`jobs`]: submit, lease (a probe for a pending node), complete (verify → receipt →
 //!   credit, one transaction), fail.
+//! - [`stake`]: the stake gate (with a chain, a node works only while its stake meets its
+//!   tier's minimum) and its periodic re-check.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
@@ -14,5 +16,6 @@ pub mod coordinator;
 pub mod jobs;
 pub mod lifecycle;
 pub mod nodes;
+pub mod stake;
 
 pub use coordinator::{Coordinator, CoordinatorPolicy, ServiceError, ServiceResult, SweepReport};
