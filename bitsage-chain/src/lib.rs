@@ -24,5 +24,5 @@ pub mod starknet_source;
 pub use memory::InMemoryChain;
 pub use starknet_source::{
     ContractAddresses, PinnedKeyWalletVerifier, StarknetChainSource, StarknetConfig,
-    StarknetWalletVerifier,
+    StarknetWalletVerifier, StoredKeyVerifier, LOCAL_CHAIN_ID,
 };

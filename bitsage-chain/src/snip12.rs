@@ -1,10 +1,13 @@
-//! SNIP-12 (revision 1) typed data of the messages a Starknet account signs for BitSage: the
-//! wallet claim a node registers with ([`WalletClaim`]). Both sides build it here — the agent
-//! (or an external wallet, from [`node_wallet_typed_data`]'s JSON) signs its hash, the
+//! SNIP-12 (revision 1) typed data of the messages a Starknet account signs for BitSage
+//! ([`AccountMessage`]): the wallet claim a node registers with ([`WalletClaim`]) and the
+//! payment claim of a job submission ([`PaymentClaim`]). Both sides build it here — the
+//! signer (or an external wallet, from the typed data's JSON) signs its hash, the
 //! coordinator's verifier asks the account contract whether the signature is valid for it.
 
-use bitsage_core::wallet::{FeltHex, WalletClaim};
-use bitsage_core::{Error, WalletAddress};
+use bitsage_core::funding::PaymentClaim;
+use bitsage_core::message::SubmitJobRequest;
+use bitsage_core::wallet::{AccountMessage, FeltHex, WalletClaim};
+use bitsage_core::{Error, JobKind, TokenAmount, WalletAddress};
 use serde_json::{json, Value};
 use starknet::core::types::{Felt, TypedData};
 use starknet::signers::SigningKey;
@@ -15,6 +18,129 @@ pub const DOMAIN_NAME: &str = "BitSage";
 pub const DOMAIN_VERSION: &str = "1";
 /// The primary type of a node's wallet claim.
 pub const NODE_WALLET_TYPE: &str = "BitSageNodeWallet";
+/// The primary type of a job submission's payment claim.
+pub const JOB_PAYMENT_TYPE: &str = "BitSageJobPayment";
+
+fn domain(chain_id: &str) -> Value {
+    json!({
+        "name": DOMAIN_NAME,
+        "version": DOMAIN_VERSION,
+        "chainId": chain_id,
+        "revision": "1"
+    })
+}
+
+fn domain_type() -> Value {
+    json!([
+        { "name": "name", "type": "shortstring" },
+        { "name": "version", "type": "shortstring" },
+        { "name": "chainId", "type": "shortstring" },
+        { "name": "revision", "type": "shortstring" }
+    ])
+}
+
+/// The SNIP-12 typed data (JSON) of a payment claim on chain `chain_id`. `sent_at` is bound
+/// to the microsecond (`sent_at_micros`), so one signature names exactly one submission.
+pub fn payment_typed_data(claim: &PaymentClaim, chain_id: &str) -> Result<Value, Error> {
+    check_chain_id(chain_id)?;
+    let micros = u64::try_from(claim.sent_at.timestamp_micros())
+        .map_err(|_| Error::invalid("sent_at", "before 1970"))?;
+    Ok(json!({
+        "types": {
+            "StarknetDomain": domain_type(),
+            JOB_PAYMENT_TYPE: [
+                { "name": "network", "type": "string" },
+                { "name": "job", "type": "u256" },
+                { "name": "payment", "type": "u256" },
+                { "name": "max_attempts", "type": "u128" },
+                { "name": "nonce", "type": "u128" },
+                { "name": "sent_at_micros", "type": "u128" }
+            ]
+        },
+        "primaryType": JOB_PAYMENT_TYPE,
+        "domain": domain(chain_id),
+        "message": {
+            "network": claim.network,
+            "job": u256_value(&claim.job_digest.0),
+            "payment": u256_value(&amount_bytes(claim.payment)),
+            "max_attempts": claim.max_attempts.to_string(),
+            "nonce": claim.nonce.to_string(),
+            "sent_at_micros": micros.to_string(),
+        }
+    }))
+}
+
+fn amount_bytes(a: TokenAmount) -> [u8; 32] {
+    let (low, high) = a.to_limbs();
+    let mut out = [0u8; 32];
+    out[..16].copy_from_slice(&high.to_be_bytes());
+    out[16..].copy_from_slice(&low.to_be_bytes());
+    out
+}
+
+/// The typed data of any [`AccountMessage`].
+pub fn typed_data(message: &AccountMessage, chain_id: &str) -> Result<Value, Error> {
+    match message {
+        AccountMessage::NodeWallet(c) => node_wallet_typed_data(c, chain_id),
+        AccountMessage::JobPayment(c) => payment_typed_data(c, chain_id),
+    }
+}
+
+/// The SNIP-12 message hash of `message` for its account on chain `chain_id`.
+pub fn message_hash(message: &AccountMessage, chain_id: &str) -> Result<Felt, Error> {
+    let doc = typed_data(message, chain_id)?;
+    let typed: TypedData = serde_json::from_value(doc)
+        .map_err(|e| Error::invalid("signed message", format!("not SNIP-12 typed data: {e}")))?;
+    typed
+        .message_hash(felt_of_address(&message.account()))
+        .map_err(|e| Error::invalid("signed message", format!("cannot hash: {e}")))
+}
+
+/// Signs `message` with a Stark private key (a standard account's owner key): `[r, s]`.
+pub fn sign(
+    private_key: &Felt,
+    message: &AccountMessage,
+    chain_id: &str,
+) -> Result<Vec<FeltHex>, Error> {
+    let hash = message_hash(message, chain_id)?;
+    let sig = SigningKey::from_secret_scalar(*private_key)
+        .sign(&hash)
+        .map_err(|e| Error::invalid("private key", format!("cannot sign: {e}")))?;
+    Ok(vec![hex_of_felt(&sig.r), hex_of_felt(&sig.s)])
+}
+
+/// A job submission paid by `payer`, signed with its owner key for `network` on `chain_id`
+/// (a fresh random nonce, sent now).
+#[allow(clippy::too_many_arguments)]
+pub fn signed_submission(
+    private_key: &Felt,
+    payer: WalletAddress,
+    job: JobKind,
+    payment: TokenAmount,
+    max_attempts: Option<u32>,
+    network: &str,
+    chain_id: &str,
+) -> Result<SubmitJobRequest, Error> {
+    let mut req = SubmitJobRequest {
+        job,
+        payment,
+        max_attempts,
+        payer,
+        nonce: rand_nonce(),
+        sent_at: bitsage_core::time::now(),
+        signature: Vec::new(),
+    };
+    let attempts = max_attempts.unwrap_or(bitsage_core::service::jobs::DEFAULT_MAX_ATTEMPTS);
+    let claim = PaymentClaim::of(&req, network, attempts);
+    req.signature = sign(private_key, &AccountMessage::JobPayment(claim), chain_id)?;
+    Ok(req)
+}
+
+fn rand_nonce() -> u64 {
+    use std::hash::BuildHasher;
+    // Not secret, only distinct: a replayed submission is refused by the replay log anyway.
+    std::collections::hash_map::RandomState::new().hash_one(std::time::SystemTime::now())
+}
 
 fn u256_value(bytes: &[u8; 32]) -> Value {
     json!({
@@ -40,12 +166,7 @@ pub fn node_wallet_typed_data(claim: &WalletClaim, chain_id: &str) -> Result<Val
     check_chain_id(chain_id)?;
     Ok(json!({
         "types": {
-            "StarknetDomain": [
-                { "name": "name", "type": "shortstring" },
-                { "name": "version", "type": "shortstring" },
-                { "name": "chainId", "type": "shortstring" },
-                { "name": "revision", "type": "shortstring" }
-            ],
+            "StarknetDomain": domain_type(),
             NODE_WALLET_TYPE: [
                 { "name": "node_key", "type": "u256" },
                 { "name": "network", "type": "string" },
@@ -54,12 +175,7 @@ pub fn node_wallet_typed_data(claim: &WalletClaim, chain_id: &str) -> Result<Val
             ]
         },
         "primaryType": NODE_WALLET_TYPE,
-        "domain": {
-            "name": DOMAIN_NAME,
-            "version": DOMAIN_VERSION,
-            "chainId": chain_id,
-            "revision": "1"
-        },
+        "domain": domain(chain_id),
         "message": {
             "node_key": u256_value(&claim.node_key.to_bytes()),
             "network": claim.network,
@@ -72,12 +188,7 @@ pub fn node_wallet_typed_data(claim: &WalletClaim, chain_id: &str) -> Result<Val
 /// The message hash of `claim` (what the wallet account signs and `is_valid_signature` is
 /// asked about).
 pub fn node_wallet_hash(claim: &WalletClaim, chain_id: &str) -> Result<Felt, Error> {
-    let doc = node_wallet_typed_data(claim, chain_id)?;
-    let typed: TypedData = serde_json::from_value(doc)
-        .map_err(|e| Error::invalid("wallet claim", format!("not SNIP-12 typed data: {e}")))?;
-    typed
-        .message_hash(felt_of_address(&claim.wallet))
-        .map_err(|e| Error::invalid("wallet claim", format!("cannot hash: {e}")))
+    message_hash(&AccountMessage::NodeWallet(claim.clone()), chain_id)
 }
 
 /// The field element of an address.
@@ -110,11 +221,11 @@ pub fn sign_node_wallet(
     claim: &WalletClaim,
     chain_id: &str,
 ) -> Result<Vec<FeltHex>, Error> {
-    let hash = node_wallet_hash(claim, chain_id)?;
-    let sig = SigningKey::from_secret_scalar(*private_key)
-        .sign(&hash)
-        .map_err(|e| Error::invalid("wallet private key", format!("cannot sign: {e}")))?;
-    Ok(vec![hex_of_felt(&sig.r), hex_of_felt(&sig.s)])
+    sign(
+        private_key,
+        &AccountMessage::NodeWallet(claim.clone()),
+        chain_id,
+    )
 }
 
 /// Reads a Stark private key: `0x` and up to 64 hex digits, surrounding whitespace ignored,

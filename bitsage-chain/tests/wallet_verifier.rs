@@ -8,8 +8,8 @@ mod support;
 use std::time::Duration;
 
 use bitsage_chain::devnet::Devnet;
-use bitsage_chain::snip12::sign_node_wallet;
-use bitsage_chain::{PinnedKeyWalletVerifier, StarknetWalletVerifier};
+use bitsage_chain::snip12::{sign, sign_node_wallet};
+use bitsage_chain::{PinnedKeyWalletVerifier, StarknetWalletVerifier, StoredKeyVerifier};
 use bitsage_core::conformance::wallet::{run_all, WalletFixture};
 use bitsage_core::wallet::{WalletCheck, WalletVerifier};
 use bitsage_core::WalletAddress;
@@ -39,10 +39,51 @@ async fn pinned_key_verifier_conforms() {
         other_wallet: w2,
         no_account: wallet("0xdead"),
     };
-    run_all(&verifier, &fx, |claim, chain| async move {
-        sign_node_wallet(&k1, &claim, &chain).expect("sign")
+    run_all(&verifier, &fx, |msg, chain| async move {
+        sign(&k1, &msg, &chain).expect("sign")
     })
     .await;
+}
+
+#[tokio::test]
+async fn stored_key_verifier_checks_payments_and_proves_no_wallet() {
+    use bitsage_core::PayerLedger;
+    let store = std::sync::Arc::new(bitsage_store::InMemoryStore::new());
+    let key = Felt::from(0x3333u64);
+    let public = SigningKey::from_secret_scalar(key).verifying_key().scalar();
+    let payer = wallet("0xfee");
+    store
+        .set_payer(
+            &payer,
+            Some(&bitsage_chain::snip12::hex_of_felt(&public)),
+            bitsage_core::TokenAmount::from(1u64),
+            bitsage_core::time::now(),
+        )
+        .await
+        .expect("payer");
+    let verifier = StoredKeyVerifier::new(store);
+    let fx = WalletFixture {
+        wallet: payer,
+        other_wallet: wallet("0xb0b"),
+        no_account: wallet("0xdead"),
+    };
+    let sign_with = |msg, chain: String| async move { sign(&key, &msg, &chain).expect("sign") };
+    bitsage_core::conformance::wallet::run_job_payment(&verifier, &fx, &sign_with).await;
+    // Without a chain no wallet is proven, whatever the signature.
+    let ch = bitsage_core::attestation::AttestationChallenge::signed(
+        &ed25519_dalek::SigningKey::from_bytes(&[1; 32]),
+        bitsage_core::crypto::PublicKey::of(&ed25519_dalek::SigningKey::from_bytes(&[2; 32])),
+        [3; 32],
+        bitsage_core::time::now(),
+    );
+    let claim = bitsage_core::wallet::AccountMessage::NodeWallet(
+        bitsage_core::wallet::WalletClaim::new(payer, &ch, "x").expect("claim"),
+    );
+    let sig = sign(&key, &claim, bitsage_chain::LOCAL_CHAIN_ID).expect("sign");
+    assert!(matches!(
+        verifier.check(&claim, &sig).await.expect("check"),
+        WalletCheck::Refused(_)
+    ));
 }
 
 #[tokio::test]
@@ -63,8 +104,8 @@ async fn account_contracts_check_wallet_claims_on_devnet() {
         no_account: wallet("0x0badc0ffee"),
     };
     let key = owner.private_key;
-    run_all(&verifier, &fx, |claim, chain| async move {
-        sign_node_wallet(&key, &claim, &chain).expect("sign")
+    run_all(&verifier, &fx, |msg, chain| async move {
+        sign(&key, &msg, &chain).expect("sign")
     })
     .await;
 
@@ -83,6 +124,7 @@ async fn account_contracts_check_wallet_claims_on_devnet() {
         bitsage_core::wallet::WalletClaim::new(owner.wallet, &ch, "x").expect("claim")
     };
     let sig = sign_node_wallet(&key, &claim, "SN_SEPOLIA").expect("sign");
+    let claim = bitsage_core::wallet::AccountMessage::NodeWallet(claim);
     assert_eq!(
         verifier.check(&claim, &sig).await.expect("check"),
         WalletCheck::Valid

@@ -95,6 +95,7 @@ impl DeploymentKey {
             key_id: self.key_id.clone(),
             version: version.into(),
             wallet_chain_id: None,
+            payment_chain_id: None,
         }
     }
 }
@@ -125,6 +126,10 @@ pub struct DeploymentInfo {
     /// coordinator checks none (no chain: wallets are stored unverified).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wallet_chain_id: Option<String>,
+    /// The chain (SNIP-12 `chainId`) job payers sign submissions for (`BITSAGE_LOCAL` without
+    /// a chain); absent when this coordinator accepts no submissions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment_chain_id: Option<String>,
 }
 
 impl DeploymentInfo {

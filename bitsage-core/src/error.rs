@@ -57,6 +57,9 @@ pub enum Error {
         /// Why, in words an operator can act on.
         reason: String,
     },
+    /// The payer cannot cover a payment (its escrow or local credit, less what is reserved).
+    #[error("insufficient funds: {0}")]
+    InsufficientFunds(String),
     /// Exact arithmetic would overflow (amounts are u256).
     #[error("arithmetic overflow: {0}")]
     Overflow(&'static str),

@@ -178,6 +178,9 @@ pub struct NewJob {
     pub max_attempts: u32,
     /// When it was submitted.
     pub submitted_at: Timestamp,
+    /// Who pays and under which limit (reserved at enqueue); `None` only for jobs the
+    /// deployment does not charge anyone for (tests, benchmarks of the queue).
+    pub funding: Option<crate::funding::Funding>,
 }
 
 /// The current holder of a job.
@@ -231,6 +234,9 @@ pub struct JobRecord {
     pub submitted_at: Timestamp,
     /// Last change.
     pub updated_at: Timestamp,
+    /// The paying account (its payment is reserved while the job is open).
+    #[serde(default)]
+    pub payer: Option<crate::WalletAddress>,
 }
 
 impl JobRecord {

@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod deployment;
 pub mod error;
 pub mod event;
+pub mod funding;
 pub mod gpu;
 pub mod ids;
 pub mod job;
@@ -43,7 +44,7 @@ pub use ports::{
     ChainEventStore, ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore,
     DynEventBus, DynEventLog, DynGpuSource, DynJobStore, DynProofStore, DynProver, DynReplayLog,
     EventBus, EventLog, GpuSource, Inserted, JobQueue, JobStore, JobStoreExt, NodeStore,
-    ProofStore, Prover, ReceiptLedger, ReplayLog, TelemetryStore,
+    PayerLedger, ProofStore, Prover, ReceiptLedger, ReplayLog, TelemetryStore,
 };
 
 /// The store ports' methods in scope at once (`use bitsage_core::store_prelude::*;`): a
@@ -52,7 +53,7 @@ pub use ports::{
 pub mod store_prelude {
     pub use crate::ports::{
         ChainEventStore as _, JobQueue as _, JobStore as _, JobStoreExt as _, NodeStore as _,
-        ReceiptLedger as _, TelemetryStore as _,
+        PayerLedger as _, ReceiptLedger as _, TelemetryStore as _,
     };
 }
 pub use time::{TimeWindow, Timestamp};

@@ -300,6 +300,15 @@ pub struct SubmitJobRequest {
     /// default 3).
     #[serde(default)]
     pub max_attempts: Option<u32>,
+    /// The paying account (a Starknet account address); its funds must cover `payment`.
+    pub payer: WalletAddress,
+    /// Any number, so that two otherwise equal submissions differ (each is accepted once).
+    pub nonce: u64,
+    /// When the payer signed it (must lie within the clock-skew window).
+    pub sent_at: Timestamp,
+    /// The payer account's SNIP-12 signature over the [`crate::funding::PaymentClaim`]
+    /// (`[r, s]` for a standard account).
+    pub signature: Vec<crate::wallet::FeltHex>,
 }
 
 // ---------------------------------------------------------------- jobs (agents)

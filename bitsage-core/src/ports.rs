@@ -143,7 +143,7 @@ pub enum Inserted {
 /// - Absent records are `Ok(None)`; `NotFound` is for writes that name a missing record.
 #[async_trait]
 pub trait JobStore:
-    NodeStore + TelemetryStore + JobQueue + ReceiptLedger + ChainEventStore
+    NodeStore + TelemetryStore + JobQueue + ReceiptLedger + ChainEventStore + PayerLedger
 {
     /// The backend's name (`"memory"`, `"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;
@@ -247,7 +247,8 @@ pub trait TelemetryStore: Send + Sync + Debug {
 /// - Lists are in submission order (ties by id).
 #[async_trait]
 pub trait JobQueue: Send + Sync + Debug {
-    /// Queues a job. `AlreadyExists` for a known id.
+    /// Queues a job, reserving its payment from its payer when it has funding
+    /// ([`PayerLedger`]). `AlreadyExists` for a known id.
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord>;
     /// One job.
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>>;
@@ -280,6 +281,30 @@ pub trait JobQueue: Send + Sync + Debug {
     ) -> Result<JobRecord>;
     /// Records a failed attempt: re-queues the job, or fails it at the retry limit.
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord>;
+}
+
+/// Paying accounts: local credit, signing keys, and the reservations of their jobs
+/// ([`crate::funding`]).
+///
+/// # Contract
+/// - `set_payer` creates an account or changes its credit and key; what is reserved, unsettled
+///   and spent is kept.
+/// - Reservations move only with their jobs, in the same transaction: `enqueue_job` with
+///   funding reserves the payment — or refuses with [`crate::Error::InsufficientFunds`] and
+///   stores nothing — even under concurrent submissions for one account; a job that completes
+///   spends it (and makes it unsettled), a job that fails for good releases it.
+#[async_trait]
+pub trait PayerLedger: Send + Sync + Debug {
+    /// Sets an account's local credit and (optionally) its Stark public key.
+    async fn set_payer(
+        &self,
+        account: &WalletAddress,
+        public_key: Option<&crate::wallet::FeltHex>,
+        credit: crate::TokenAmount,
+        at: Timestamp,
+    ) -> Result<crate::funding::PayerAccount>;
+    /// An account's books (`None`: never funded, never paid).
+    async fn payer(&self, account: &WalletAddress) -> Result<Option<crate::funding::PayerAccount>>;
 }
 
 /// Receipts and the earnings ledger.

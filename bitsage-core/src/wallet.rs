@@ -174,6 +174,26 @@ impl WalletStatus {
     }
 }
 
+/// A statement a Starknet account signs for BitSage (SNIP-12 typed data, see
+/// `bitsage_chain::snip12`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountMessage {
+    /// A node's wallet claim.
+    NodeWallet(WalletClaim),
+    /// A job submission's payment.
+    JobPayment(crate::funding::PaymentClaim),
+}
+
+impl AccountMessage {
+    /// The account that must have signed it.
+    pub fn account(&self) -> WalletAddress {
+        match self {
+            AccountMessage::NodeWallet(c) => c.wallet,
+            AccountMessage::JobPayment(c) => c.payer,
+        }
+    }
+}
+
 /// A verifier's verdict on a wallet signature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WalletCheck {
@@ -183,13 +203,14 @@ pub enum WalletCheck {
     Refused(String),
 }
 
-/// Decides whether a wallet account signed a [`WalletClaim`].
+/// Decides whether a Starknet account signed an [`AccountMessage`].
 ///
 /// # Contract
-/// - `Ok(Valid)` only when the account at `claim.wallet` accepts `signature` for the claim's
-///   SNIP-12 message hash on the chain [`WalletVerifier::chain_id`] names. A signature over any
-///   other claim (another node key, network, nonce or expiry), another account's signature,
-///   or malformed elements give `Ok(Refused(reason))`; so does an address with no account.
+/// - `Ok(Valid)` only when the account ([`AccountMessage::account`]) accepts `signature` for
+///   the message's SNIP-12 hash on the chain [`WalletVerifier::chain_id`] names. A signature
+///   over any other message (another node key, network, nonce, expiry, job or payment),
+///   another account's signature, or malformed elements give `Ok(Refused(reason))`; so does
+///   an address with no account, or a message kind this verifier does not check.
 /// - `chain_id` names the chain signatures must be made for; it does not change while the
 ///   verifier lives.
 /// - `Err(Error::Unavailable)` when the verifier cannot reach its source (the caller must not
@@ -198,9 +219,12 @@ pub enum WalletCheck {
 pub trait WalletVerifier: Send + Sync + fmt::Debug {
     /// The chain id (SNIP-12 domain `chainId`, e.g. `SN_SEPOLIA`) signatures must be made for.
     async fn chain_id(&self) -> Result<String, Error>;
-    /// Checks `signature` over `claim` with the wallet's account.
-    async fn check(&self, claim: &WalletClaim, signature: &[FeltHex])
-        -> Result<WalletCheck, Error>;
+    /// Checks `signature` over `message` with its account.
+    async fn check(
+        &self,
+        message: &AccountMessage,
+        signature: &[FeltHex],
+    ) -> Result<WalletCheck, Error>;
 }
 
 /// A shared [`WalletVerifier`].

@@ -696,6 +696,10 @@ mod tests {
             job: bitsage_core::JobKind::Poseidon2Chain { seed: 1, length: 8 },
             payment: bitsage_core::TokenAmount::from(10u64),
             max_attempts: None,
+            payer: bitsage_core::WalletAddress::parse("0x1").expect("payer"),
+            nonce: 1,
+            sent_at: bitsage_core::time::now(),
+            signature: vec![bitsage_core::wallet::FeltHex::parse("0x1").expect("felt")],
         };
         let err = client.submit_job(&req).await.expect_err("echoed 401");
         assert_eq!(err.kind(), Some("unauthorized"));

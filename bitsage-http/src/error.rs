@@ -101,6 +101,11 @@ impl From<Error> for ApiError {
                 "unavailable",
                 err.to_string(),
             ),
+            Error::InsufficientFunds(_) => Self::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_funds",
+                err.to_string(),
+            ),
             Error::Overflow(_) => Self::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "overflow",

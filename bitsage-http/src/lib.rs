@@ -180,6 +180,20 @@ impl AppState {
         self
     }
 
+    /// The same state checking job payers' signatures with `payers` (with a chain, the
+    /// account contracts; without, the keys stored with local credit). Without one, job
+    /// submissions are refused (503): a payment is never accepted unsigned.
+    pub fn with_payer_verifier(mut self, payers: bitsage_core::wallet::DynWalletVerifier) -> Self {
+        self.coordinator = self.coordinator.with_payer_verifier(payers);
+        self
+    }
+
+    /// The same state reading payers' limits from `funding` (default: local credit).
+    pub fn with_funding(mut self, funding: bitsage_core::funding::DynFundingSource) -> Self {
+        self.coordinator = self.coordinator.with_funding(funding);
+        self
+    }
+
     /// The deployment's policy.
     pub fn policy(&self) -> &CoordinatorPolicy {
         self.coordinator.policy()

@@ -282,16 +282,18 @@ fn paths() -> Value {
         json!({
             "/api/jobs": { "post": {
                 "security": [{}, { "submitToken": [] }],
-                "description": "When the coordinator has a submit token, `Authorization: Bearer <token>` is required.",
-                "tags": ["jobs"], "operationId": "submitJob", "summary": "Queue a job.",
+                "description": "The payer account signs the submission (SNIP-12 revision 1, domain `BitSage`/`1`/`payment_chain_id` of `GET /api/coordinator`, primary type `BitSageJobPayment {network: string, job: u256 (BLAKE2s-256 of \"bitsage/job-kind/v1\" ‖ the job's JSON), payment: u256, max_attempts: u128, nonce: u128, sent_at_micros: u128}`), checked with its account contract (with a chain) or the key stored with its local credit; each signed submission is accepted once. The payment is reserved from the payer's escrow or local credit until the job completes or fails. When the coordinator has a submit token, `Authorization: Bearer <token>` is required too.",
+                "tags": ["jobs"], "operationId": "submitJob", "summary": "Queue a funded job.",
                 "requestBody": { "required": true, "content": { "application/json": { "schema": r("SubmitJobRequest") } } },
                 "responses": {
                     "201": { "description": "Queued", "content": { "application/json": { "schema": r("JobView") } } },
                     "400": { "$ref": "#/components/responses/400" },
                     "401": { "$ref": "#/components/responses/401" },
+                    "402": { "$ref": "#/components/responses/402" },
                     "413": { "$ref": "#/components/responses/413" },
                     "415": { "$ref": "#/components/responses/415" },
-                    "500": { "$ref": "#/components/responses/500" }
+                    "500": { "$ref": "#/components/responses/500" },
+                    "503": { "$ref": "#/components/responses/503" }
                 }
             } },
             "/api/jobs/{id}": { "get": op("jobs", "getJob", "A job.",
@@ -792,10 +794,14 @@ fn schemas() -> Value {
     extend(
         &mut m,
         json!({
-            "SubmitJobRequest": strict("A job to queue.", json!({
+            "SubmitJobRequest": strict("A job to queue, signed by the account that pays for it.", json!({
                 "job": r("JobKind"),
-                "payment": r("TokenAmount"),
-                "max_attempts": { "type": ["integer", "null"], "minimum": 1, "maximum": 10, "default": 3 }
+                "payment": { "allOf": [r("TokenAmount")], "description": "At most 2^128 - 1 base units." },
+                "max_attempts": { "type": ["integer", "null"], "minimum": 1, "maximum": 10, "default": 3 },
+                "payer": r("WalletAddress"),
+                "nonce": { "type": "integer", "minimum": 0, "description": "Any number; each signed submission is accepted once." },
+                "sent_at": r("Timestamp"),
+                "signature": { "type": "array", "minItems": 1, "maxItems": 32, "items": { "type": "string", "pattern": "^0x[0-9a-fA-F]{1,64}$" }, "description": "The payer account's signature (`[r, s]` for a standard account)." }
             }), &["max_attempts"]),
             "JobView": job_view(),
             "LeaseRequest": strict("Signed with the node's key.", json!({
@@ -892,8 +898,9 @@ fn schemas() -> Value {
                 "public_key": { "allOf": [r("Hex")], "description": "The deployment key every coordinator of the network countersigns receipts with (ed25519, hex)." },
                 "key_id": string("`bsk_` + the first 16 hex digits of BLAKE2s-256(\"bitsage/deployment-key-id/v1\" ‖ key)."),
                 "version": string("The coordinator's software version."),
-                "wallet_chain_id": string("The chain (SNIP-12 `chainId`) node wallet proofs are checked on; absent: this coordinator checks none and stores wallets as unverified.")
-            }), &["wallet_chain_id"]),
+                "wallet_chain_id": string("The chain (SNIP-12 `chainId`) node wallet proofs are checked on; absent: this coordinator checks none and stores wallets as unverified."),
+                "payment_chain_id": string("The chain (SNIP-12 `chainId`) job payers sign submissions for (`BITSAGE_LOCAL` without a chain).")
+            }), &["wallet_chain_id", "payment_chain_id"]),
             "LiveResponse": obj("The process answers.", json!({ "status": { "const": "ok" } }), &[]),
             "ComponentHealth": obj("One component's health.", json!({
                 "status": { "type": "string", "enum": ["ok", "unavailable"] },
@@ -1037,6 +1044,7 @@ fn build() -> Value {
                 "401": error_response("Signature or token rejected (`unauthorized`)."),
                 "403": error_response("Not allowed: a quarantined node (`forbidden`), a wallet not proven (`wallet_rejected`)."),
                 "404": error_response("Not found (`not_found`)."),
+                "402": error_response("The payer cannot cover the payment (`insufficient_funds`): its escrow or local credit, less what is reserved."),
                 "409": error_response("Conflict with the current state (`conflict`)."),
                 "413": error_response("Body too large (`payload_too_large`)."),
                 "415": error_response("Body is not JSON (`unsupported_media_type`)."),

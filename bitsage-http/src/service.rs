@@ -172,6 +172,10 @@ pub async fn coordinator_info(state: &AppState) -> bitsage_core::deployment::Dep
         Ok(id) => info.wallet_chain_id = id,
         Err(e) => tracing::warn!(error = %e, "wallet chain id unavailable"),
     }
+    match state.coordinator.payment_chain_id().await {
+        Ok(id) => info.payment_chain_id = id,
+        Err(e) => tracing::warn!(error = %e, "payment chain id unavailable"),
+    }
     info
 }
 

@@ -210,6 +210,7 @@ async fn enqueue(store: &InMemoryStore, seed: u64, submitted_at: Timestamp) -> J
             payment: TokenAmount::from(1_000u64),
             max_attempts: 1,
             submitted_at,
+            funding: None,
         })
         .await
         .expect("enqueue");

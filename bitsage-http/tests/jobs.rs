@@ -14,7 +14,7 @@ use bitsage_core::store_prelude::*;
 use bitsage_core::{JobKind, JobSpec, JobStatus, NodeStatus, ReceiptId, TokenAmount};
 use bitsage_http::api::{
     Assignment, CompleteRequest, CompleteResponse, FailRequest, JobView, LeaseRequest,
-    LeaseResponse, SubmitJobRequest,
+    LeaseResponse,
 };
 use bitsage_prover::StwoProver;
 use common::*;
@@ -25,11 +25,11 @@ fn prove(spec: &JobSpec) -> ProofEnvelope {
 }
 
 async fn submit(t: &TestApp, length: u32, payment: u128) -> JobView {
-    let req = SubmitJobRequest {
-        job: JobKind::Poseidon2Chain { seed: 5, length },
-        payment: TokenAmount::from_u128(payment),
-        max_attempts: Some(2),
-    };
+    let req = submission(
+        JobKind::Poseidon2Chain { seed: 5, length },
+        payment,
+        Some(2),
+    );
     let r = send(&t.app, post_json("/api/jobs", &req)).await;
     assert_eq!(
         r.status,
@@ -471,6 +471,92 @@ async fn bad_job_submissions_are_refused() {
     )
     .await
     .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn only_funded_signed_submissions_are_queued_and_their_payments_reserved() {
+    use bitsage_core::PayerLedger;
+    let t = app();
+    fund(&t.store, 1_000).await;
+    let job = || JobKind::Poseidon2Chain { seed: 9, length: 8 };
+    let jobs_stored = || async {
+        t.store
+            .list_jobs(&JobFilter::default(), PageRequest::default())
+            .await
+            .unwrap()
+            .total
+    };
+
+    // Within the credit: queued, the payment reserved.
+    let ok = submission(job(), 600, None);
+    let r = send(&t.app, post_json("/api/jobs", &ok)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let books = t.store.payer(&payer()).await.unwrap().unwrap();
+    assert_eq!(books.reserved, TokenAmount::from(600u64));
+
+    // The same signed submission again: a replay.
+    send(&t.app, post_json("/api/jobs", &ok))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Beyond what is left (1,000 - 600): 402, nothing stored.
+    let e = send(
+        &t.app,
+        post_json("/api/jobs", &submission(job(), 401, None)),
+    )
+    .await
+    .assert_error(StatusCode::PAYMENT_REQUIRED, "insufficient_funds");
+    assert!(
+        e.error.message.contains("can cover 400"),
+        "{}",
+        e.error.message
+    );
+    // The payment changed after signing: the signature no longer covers it.
+    let mut tampered = submission(job(), 10, None);
+    tampered.payment = TokenAmount::from(1u64);
+    send(&t.app, post_json("/api/jobs", &tampered))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // Signed by someone else for the payer, and an account with no stored key.
+    let mut forged = bitsage_chain::snip12::signed_submission(
+        &starknet::core::types::Felt::from(0xbad_u64),
+        payer(),
+        job(),
+        TokenAmount::from(10u64),
+        None,
+        "test",
+        bitsage_chain::LOCAL_CHAIN_ID,
+    )
+    .unwrap();
+    send(&t.app, post_json("/api/jobs", &forged))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    forged.payer = bitsage_core::WalletAddress::parse("0x5eed").unwrap();
+    let e = send(&t.app, post_json("/api/jobs", &forged))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert!(
+        e.error.message.contains("no public key"),
+        "{}",
+        e.error.message
+    );
+    // Sent too long ago.
+    let mut stale = submission(job(), 10, None);
+    stale.sent_at = bitsage_core::time::now() - chrono::Duration::hours(1);
+    send(&t.app, post_json("/api/jobs", &stale))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    assert_eq!(jobs_stored().await, 1, "only the funded job is stored");
+    let books = t.store.payer(&payer()).await.unwrap().unwrap();
+    assert_eq!(
+        books.reserved,
+        TokenAmount::from(600u64),
+        "refusals reserve nothing"
+    );
 }
 
 #[tokio::test]

@@ -11,12 +11,11 @@ use std::time::Duration;
 
 use bitsage_core::event::{StoredEvent, Topic};
 use bitsage_core::{JobKind, JobQueue, TokenAmount};
-use bitsage_http::api::SubmitJobRequest;
 use bitsage_http::live::LiveSettings;
 use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
 use bitsage_store::{InMemoryProofStore, InMemoryStore};
-use common::{key, register_request};
+use common::{key, register_request, submission};
 use futures::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -39,7 +38,11 @@ async fn server(settings: LiveSettings) -> Server {
         bitsage_core::deployment::DeploymentKey::new(key(42), "test").expect("key"),
         HttpConfig::default(),
     )
-    .with_live_events(Some(bus), settings);
+    .with_live_events(Some(bus), settings)
+    .with_payer_verifier(Arc::new(bitsage_chain::StoredKeyVerifier::new(
+        store.clone(),
+    )));
+    common::fund(&store, 1_000_000_000).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -55,11 +58,7 @@ impl Server {
     }
 
     async fn submit(&self, seed: u64) -> String {
-        let req = SubmitJobRequest {
-            job: JobKind::Poseidon2Chain { seed, length: 64 },
-            payment: TokenAmount::from_u128(1000),
-            max_attempts: None,
-        };
+        let req = submission(JobKind::Poseidon2Chain { seed, length: 64 }, 1000, None);
         let r = reqwest::Client::new()
             .post(self.url("/api/jobs"))
             .json(&req)
@@ -238,6 +237,7 @@ async fn a_slow_consumer_is_cut_off_with_a_reason() {
                 payment: TokenAmount::from_u128(1),
                 max_attempts: 1,
                 submitted_at: bitsage_core::time::now(),
+                funding: None,
             })
             .await
             .expect("enqueue");

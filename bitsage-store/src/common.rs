@@ -43,7 +43,42 @@ pub(crate) fn new_job_record(job: &NewJob) -> Result<JobRecord> {
         last_error: None,
         submitted_at: job.submitted_at,
         updated_at: job.submitted_at,
+        payer: job.funding.as_ref().map(|f| f.payer),
     })
+}
+
+/// What a job's move does to its payer's books.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PayerEffect {
+    /// Completed: the reserved payment is spent.
+    Spend,
+    /// Failed for good: the reserved payment is released.
+    Release,
+}
+
+/// The payer effect of a job moving from `before` to `after` (none without a payer).
+pub(crate) fn payer_effect(before: JobStatus, after: &JobRecord) -> Option<PayerEffect> {
+    after.payer?;
+    match (before, after.status) {
+        (b, JobStatus::Completed) if b != JobStatus::Completed => Some(PayerEffect::Spend),
+        (b, JobStatus::Failed) if b != JobStatus::Failed => Some(PayerEffect::Release),
+        _ => None,
+    }
+}
+
+/// Applies `effect` of `job` to `account`.
+pub(crate) fn apply_payer_effect(
+    account: &mut bitsage_core::funding::PayerAccount,
+    effect: PayerEffect,
+    job: &JobRecord,
+    at: Timestamp,
+) -> Result<()> {
+    match effect {
+        PayerEffect::Spend => account.spend(job.payment)?,
+        PayerEffect::Release => account.release(job.payment)?,
+    }
+    account.updated_at = at;
+    Ok(())
 }
 
 /// One page of an already filtered and ordered list.

@@ -25,10 +25,12 @@ use bitsage_core::{
 };
 
 use crate::common::{
-    check_lease, complete, expiry_error, lease_until, new_job_record, new_node_record, paginate,
-    settle_failure,
+    apply_payer_effect, check_lease, complete, expiry_error, lease_until, new_job_record,
+    new_node_record, paginate, payer_effect, settle_failure,
 };
 use crate::events::LocalEventBus;
+use bitsage_core::funding::PayerAccount;
+use bitsage_core::PayerLedger;
 
 #[derive(Debug, Default)]
 struct State {
@@ -42,6 +44,7 @@ struct State {
     events: BTreeMap<(String, String, u32), ChainEvent>,
     cursors: HashMap<String, IndexerCursor>,
     replay: HashMap<Hash32, Timestamp>,
+    payers: HashMap<bitsage_core::WalletAddress, PayerAccount>,
     outbox: Vec<StoredEvent>,
     last_event_id: u64,
     /// Events of the write in progress: kept when it succeeds, dropped when it fails.
@@ -51,6 +54,18 @@ struct State {
 impl State {
     fn emit(&mut self, e: NewEvent) {
         self.pending.push(e);
+    }
+
+    /// Applies a job's move to its payer's books.
+    fn account_job(&mut self, before: JobStatus, job: &JobRecord, at: Timestamp) -> Result<()> {
+        let (Some(effect), Some(payer)) = (payer_effect(before, job), job.payer) else {
+            return Ok(());
+        };
+        let account = self
+            .payers
+            .entry(payer)
+            .or_insert_with(|| PayerAccount::empty(payer, at));
+        apply_payer_effect(account, effect, job, at)
     }
 
     /// Puts an event in the outbox with the next id; returns the id.
@@ -179,12 +194,14 @@ impl JobStore for InMemoryStore {
         self.with(|s| {
             // Check everything first, then change: all of it or none.
             let mut job = job_mut(s, &c.lease.job_id)?.clone();
+            let before = job.status;
             let applied = c.already_applied_to(&job);
             if !applied {
                 complete(&mut job, &c.lease, &c.result, now)?;
             }
             let receipt = receipt_state(s, &c.receipt)?;
             let entry = entry_state(s, &c.entry)?;
+            s.account_job(before, &job, now)?;
             *job_mut(s, &c.lease.job_id)? = job.clone();
             if !applied {
                 s.emit(event::job_completed(&job));
@@ -425,6 +442,16 @@ impl JobQueue for InMemoryStore {
                 });
             }
             let rec = new_job_record(job)?;
+            if let Some(f) = &job.funding {
+                let mut account = s
+                    .payers
+                    .get(&f.payer)
+                    .cloned()
+                    .unwrap_or_else(|| PayerAccount::empty(f.payer, job.submitted_at));
+                account.reserve(job.payment, &f.limit)?;
+                account.updated_at = job.submitted_at;
+                s.payers.insert(f.payer, account);
+            }
             s.jobs.push(rec.clone());
             s.emit(event::job_queued(&rec));
             Ok(rec)
@@ -505,12 +532,18 @@ impl JobQueue for InMemoryStore {
                 .collect();
             expired.sort_by_key(|j| (j.submitted_at, j.spec.id));
             let mut events = Vec::new();
+            let mut moved = Vec::new();
             for job in expired {
                 let reason = expiry_error(job.lease.as_ref());
+                let before = job.status;
                 settle_failure(job, reason, now, &mut sweep);
                 events.push(event::job_attempt_failed(job));
+                moved.push((before, job.clone()));
             }
             s.pending.extend(events);
+            for (before, job) in &moved {
+                s.account_job(*before, job, now)?;
+            }
             Ok(sweep)
         })
     }
@@ -523,8 +556,10 @@ impl JobQueue for InMemoryStore {
     ) -> Result<JobRecord> {
         self.with(|s| {
             let job = job_mut(s, &lease.job_id)?;
+            let before = job.status;
             complete(job, lease, result, now)?;
             let done = job.clone();
+            s.account_job(before, &done, now)?;
             s.emit(event::job_completed(&done));
             Ok(done)
         })
@@ -534,11 +569,39 @@ impl JobQueue for InMemoryStore {
         self.with(|s| {
             let job = job_mut(s, &lease.job_id)?;
             check_lease(job, lease, now)?;
+            let before = job.status;
             settle_failure(job, reason.to_string(), now, &mut ExpirySweep::default());
             let done = job.clone();
+            s.account_job(before, &done, now)?;
             s.emit(event::job_attempt_failed(&done));
             Ok(done)
         })
+    }
+}
+
+#[async_trait]
+impl PayerLedger for InMemoryStore {
+    async fn set_payer(
+        &self,
+        account: &bitsage_core::WalletAddress,
+        public_key: Option<&bitsage_core::wallet::FeltHex>,
+        credit: bitsage_core::TokenAmount,
+        at: Timestamp,
+    ) -> Result<PayerAccount> {
+        self.with(|s| {
+            let rec = s
+                .payers
+                .entry(*account)
+                .or_insert_with(|| PayerAccount::empty(*account, at));
+            rec.credit = credit;
+            rec.public_key = public_key.cloned();
+            rec.updated_at = at;
+            Ok(rec.clone())
+        })
+    }
+
+    async fn payer(&self, account: &bitsage_core::WalletAddress) -> Result<Option<PayerAccount>> {
+        self.with(|s| Ok(s.payers.get(account).cloned()))
     }
 }
 

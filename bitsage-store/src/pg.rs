@@ -28,10 +28,14 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::common::{
-    check_lease, collector_json, complete, expiry_error, job_filter_sql, lease_until,
-    new_job_record, new_node_record, replay_or_missing, reported_collector, settle_failure,
+    apply_payer_effect, check_lease, collector_json, complete, expiry_error, job_filter_sql,
+    lease_until, new_job_record, new_node_record, payer_effect, replay_or_missing,
+    reported_collector, settle_failure,
 };
 use crate::events::PG_EVENT_CHANNEL;
+use bitsage_core::funding::PayerAccount;
+use bitsage_core::wallet::FeltHex;
+use bitsage_core::PayerLedger;
 
 const BACKEND: &str = "postgres";
 
@@ -127,7 +131,8 @@ fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
 
 const JOB_COLUMNS: &str = "id::text AS id, spec::text AS spec, payment::text AS payment, status, \
      attempts, max_attempts, lease_id::text AS lease_id, lease_node, leased_at, \
-     lease_expires_at, result::text AS result, completed_by, last_error, submitted_at, updated_at";
+     lease_expires_at, result::text AS result, completed_by, last_error, submitted_at, updated_at, \
+     payer";
 
 fn job_from_row(row: &PgRow) -> Result<JobRecord> {
     let id = JobId::parse(&row.try_get::<String, _>("id").map_err(db_err)?)?;
@@ -176,7 +181,76 @@ fn job_from_row(row: &PgRow) -> Result<JobRecord> {
         last_error: row.try_get("last_error").map_err(db_err)?,
         submitted_at: row.try_get("submitted_at").map_err(db_err)?,
         updated_at: row.try_get("updated_at").map_err(db_err)?,
+        payer: row
+            .try_get::<Option<String>, _>("payer")
+            .map_err(db_err)?
+            .map(|p| bitsage_core::WalletAddress::parse(&p))
+            .transpose()?,
     })
+}
+
+const PAYER_COLUMNS: &str = "account, public_key, credit::text AS credit, \
+     reserved::text AS reserved, unsettled::text AS unsettled, spent::text AS spent, updated_at";
+
+fn payer_from_row(row: &PgRow) -> Result<PayerAccount> {
+    let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+    Ok(PayerAccount {
+        account: bitsage_core::WalletAddress::parse(&g("account")?)?,
+        public_key: row
+            .try_get::<Option<String>, _>("public_key")
+            .map_err(db_err)?
+            .map(|k| FeltHex::parse(&k))
+            .transpose()?,
+        credit: amount(&g("credit")?)?,
+        reserved: amount(&g("reserved")?)?,
+        unsettled: amount(&g("unsettled")?)?,
+        spent: amount(&g("spent")?)?,
+        updated_at: row.try_get("updated_at").map_err(db_err)?,
+    })
+}
+
+/// A payer's books, locked for this transaction (created empty first when new, so that
+/// concurrent first submissions of one account serialise on its row).
+async fn lock_payer(
+    tx: &mut Transaction<'_, Postgres>,
+    account: &bitsage_core::WalletAddress,
+    at: Timestamp,
+) -> Result<PayerAccount> {
+    sqlx::query(
+        "INSERT INTO payers (account, credit, reserved, unsettled, spent, updated_at) \
+         VALUES ($1, 0, 0, 0, 0, $2) ON CONFLICT (account) DO NOTHING",
+    )
+    .bind(account.to_string())
+    .bind(at)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let row = sqlx::query(&format!(
+        "SELECT {PAYER_COLUMNS} FROM payers WHERE account = $1 FOR UPDATE"
+    ))
+    .bind(account.to_string())
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    payer_from_row(&row)
+}
+
+async fn save_payer(tx: &mut Transaction<'_, Postgres>, p: &PayerAccount) -> Result<()> {
+    sqlx::query(
+        "UPDATE payers SET public_key = $2, credit = $3::numeric, reserved = $4::numeric, \
+         unsettled = $5::numeric, spent = $6::numeric, updated_at = $7 WHERE account = $1",
+    )
+    .bind(p.account.to_string())
+    .bind(p.public_key.as_ref().map(|k| k.to_string()))
+    .bind(p.credit.to_string())
+    .bind(p.reserved.to_string())
+    .bind(p.unsettled.to_string())
+    .bind(p.spent.to_string())
+    .bind(p.updated_at)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 async fn load_job_for_update(tx: &mut Transaction<'_, Postgres>, id: &JobId) -> Result<JobRecord> {
@@ -191,7 +265,18 @@ async fn load_job_for_update(tx: &mut Transaction<'_, Postgres>, id: &JobId) -> 
     job_from_row(&row)
 }
 
-async fn save_job(tx: &mut Transaction<'_, Postgres>, job: &JobRecord) -> Result<()> {
+/// Writes back the mutable part of a job after a state change (moved from `before`), and
+/// what the move does to its payer's books.
+async fn save_job(
+    tx: &mut Transaction<'_, Postgres>,
+    before: JobStatus,
+    job: &JobRecord,
+) -> Result<()> {
+    if let (Some(effect), Some(payer)) = (payer_effect(before, job), job.payer) {
+        let mut account = lock_payer(tx, &payer, job.updated_at).await?;
+        apply_payer_effect(&mut account, effect, job, job.updated_at)?;
+        save_payer(tx, &account).await?;
+    }
     let result = job
         .result
         .as_ref()
@@ -543,10 +628,11 @@ impl JobStore for PgStore {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
             let mut job = load_job_for_update(&mut tx, &c.lease.job_id).await?;
+            let before = job.status;
             let mut events = Vec::new();
             if !c.already_applied_to(&job) {
                 complete(&mut job, &c.lease, &c.result, now)?;
-                save_job(&mut tx, &job).await?;
+                save_job(&mut tx, before, &job).await?;
                 events.push(event::job_completed(&job));
             }
             if insert_receipt_tx(&mut tx, &c.receipt).await? == Inserted::New {
@@ -558,6 +644,42 @@ impl JobStore for PgStore {
         }
         .await;
         finish(tx, result).await
+    }
+}
+
+#[async_trait]
+impl PayerLedger for PgStore {
+    async fn set_payer(
+        &self,
+        account: &bitsage_core::WalletAddress,
+        public_key: Option<&FeltHex>,
+        credit: TokenAmount,
+        at: Timestamp,
+    ) -> Result<PayerAccount> {
+        let mut tx = self.begin().await?;
+        let result: Result<PayerAccount> = async {
+            let mut p = lock_payer(&mut tx, account, at).await?;
+            p.credit = credit;
+            p.public_key = public_key.cloned();
+            p.updated_at = at;
+            save_payer(&mut tx, &p).await?;
+            Ok(p)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn payer(&self, account: &bitsage_core::WalletAddress) -> Result<Option<PayerAccount>> {
+        sqlx::query(&format!(
+            "SELECT {PAYER_COLUMNS} FROM payers WHERE account = $1"
+        ))
+        .bind(account.to_string())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(payer_from_row)
+        .transpose()
     }
 }
 
@@ -889,10 +1011,16 @@ impl JobQueue for PgStore {
         let rec = new_job_record(job)?;
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
+            if let Some(f) = &job.funding {
+                let mut account = lock_payer(&mut tx, &f.payer, job.submitted_at).await?;
+                account.reserve(job.payment, &f.limit)?;
+                account.updated_at = job.submitted_at;
+                save_payer(&mut tx, &account).await?;
+            }
             let done = sqlx::query(
                 "INSERT INTO jobs (id, kind, spec, payment, status, attempts, max_attempts, \
-             submitted_at, updated_at) \
-             VALUES ($1::uuid, $2, $3::jsonb, $4::numeric, $5, 0, $6, $7, $8) \
+             submitted_at, updated_at, payer) \
+             VALUES ($1::uuid, $2, $3::jsonb, $4::numeric, $5, 0, $6, $7, $8, $9) \
              ON CONFLICT (id) DO NOTHING",
             )
             .bind(rec.spec.id.to_string())
@@ -906,6 +1034,7 @@ impl JobQueue for PgStore {
             )
             .bind(rec.submitted_at)
             .bind(rec.updated_at)
+            .bind(rec.payer.map(|p| p.to_string()))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -1026,9 +1155,10 @@ impl JobQueue for PgStore {
             let mut events = Vec::new();
             for row in &rows {
                 let mut job = job_from_row(row)?;
+                let before = job.status;
                 let reason = expiry_error(job.lease.as_ref());
                 settle_failure(&mut job, reason, now, &mut sweep);
-                save_job(&mut tx, &job).await?;
+                save_job(&mut tx, before, &job).await?;
                 events.push(event::job_attempt_failed(&job));
             }
             append_events(&mut tx, &events, now).await?;
@@ -1047,8 +1177,9 @@ impl JobQueue for PgStore {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
             let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
+            let before = job.status;
             complete(&mut job, lease, result, now)?;
-            save_job(&mut tx, &job).await?;
+            save_job(&mut tx, before, &job).await?;
             append_events(&mut tx, &[event::job_completed(&job)], now).await?;
             Ok(job)
         }
@@ -1060,6 +1191,7 @@ impl JobQueue for PgStore {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
             let mut job = load_job_for_update(&mut tx, &lease.job_id).await?;
+            let before = job.status;
             check_lease(&job, lease, now)?;
             settle_failure(
                 &mut job,
@@ -1067,7 +1199,7 @@ impl JobQueue for PgStore {
                 now,
                 &mut ExpirySweep::default(),
             );
-            save_job(&mut tx, &job).await?;
+            save_job(&mut tx, before, &job).await?;
             append_events(&mut tx, &[event::job_attempt_failed(&job)], now).await?;
             Ok(job)
         }

@@ -35,10 +35,14 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::common::{
-    check_lease, collector_json, complete, expiry_error, job_filter_sql, lease_until,
-    new_job_record, new_node_record, replay_or_missing, reported_collector, settle_failure,
+    apply_payer_effect, check_lease, collector_json, complete, expiry_error, job_filter_sql,
+    lease_until, new_job_record, new_node_record, payer_effect, replay_or_missing,
+    reported_collector, settle_failure,
 };
 use crate::events::LocalEventBus;
+use bitsage_core::funding::PayerAccount;
+use bitsage_core::wallet::FeltHex;
+use bitsage_core::PayerLedger;
 
 const BACKEND: &str = "sqlite";
 /// The database file's name inside the data directory.
@@ -432,7 +436,7 @@ fn node_from_row(row: &SqliteRow) -> Result<NodeRecord> {
 
 const JOB_COLUMNS: &str = "id, spec, payment, status, attempts, max_attempts, lease_id, \
      lease_node, leased_at, lease_expires_at, result, completed_by, last_error, submitted_at, \
-     updated_at";
+     updated_at, payer";
 
 fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
     let id = JobId::parse(&row.try_get::<String, _>("id").map_err(db_err)?)?;
@@ -481,7 +485,67 @@ fn job_from_row(row: &SqliteRow) -> Result<JobRecord> {
         last_error: row.try_get("last_error").map_err(db_err)?,
         submitted_at: time_of(row.try_get("submitted_at").map_err(db_err)?)?,
         updated_at: time_of(row.try_get("updated_at").map_err(db_err)?)?,
+        payer: row
+            .try_get::<Option<String>, _>("payer")
+            .map_err(db_err)?
+            .map(|p| bitsage_core::WalletAddress::parse(&p))
+            .transpose()?,
     })
+}
+
+fn payer_from_row(row: &SqliteRow) -> Result<PayerAccount> {
+    let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
+    Ok(PayerAccount {
+        account: bitsage_core::WalletAddress::parse(&g("account")?)?,
+        public_key: row
+            .try_get::<Option<String>, _>("public_key")
+            .map_err(db_err)?
+            .map(|k| FeltHex::parse(&k))
+            .transpose()?,
+        credit: amount(&g("credit")?)?,
+        reserved: amount(&g("reserved")?)?,
+        unsettled: amount(&g("unsettled")?)?,
+        spent: amount(&g("spent")?)?,
+        updated_at: time_of(row.try_get("updated_at").map_err(db_err)?)?,
+    })
+}
+
+/// A payer's books inside a write transaction (an empty account when it has none yet; the
+/// single writer connection serialises writers).
+async fn load_payer(
+    tx: &mut Transaction<'_, Sqlite>,
+    account: &bitsage_core::WalletAddress,
+    at: Timestamp,
+) -> Result<PayerAccount> {
+    let row = sqlx::query("SELECT * FROM payers WHERE account = ?")
+        .bind(account.to_string())
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    match row {
+        Some(r) => payer_from_row(&r),
+        None => Ok(PayerAccount::empty(*account, at)),
+    }
+}
+
+async fn save_payer(tx: &mut Transaction<'_, Sqlite>, p: &PayerAccount) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO payers (account, public_key, credit, reserved, unsettled, spent, updated_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (account) DO UPDATE SET \
+         public_key = excluded.public_key, credit = excluded.credit, reserved = excluded.reserved, \
+         unsettled = excluded.unsettled, spent = excluded.spent, updated_at = excluded.updated_at",
+    )
+    .bind(p.account.to_string())
+    .bind(p.public_key.as_ref().map(|k| k.to_string()))
+    .bind(p.credit.to_string())
+    .bind(p.reserved.to_string())
+    .bind(p.unsettled.to_string())
+    .bind(p.spent.to_string())
+    .bind(to_micros(p.updated_at))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 async fn load_job(tx: &mut Transaction<'_, Sqlite>, id: &JobId) -> Result<JobRecord> {
@@ -495,7 +559,18 @@ async fn load_job(tx: &mut Transaction<'_, Sqlite>, id: &JobId) -> Result<JobRec
 }
 
 /// Writes back the mutable part of a job after a state change.
-async fn save_job(tx: &mut Transaction<'_, Sqlite>, job: &JobRecord) -> Result<()> {
+/// Writes back the mutable part of a job after a state change (moved from `before`), and
+/// what the move does to its payer's books.
+async fn save_job(
+    tx: &mut Transaction<'_, Sqlite>,
+    before: JobStatus,
+    job: &JobRecord,
+) -> Result<()> {
+    if let (Some(effect), Some(payer)) = (payer_effect(before, job), job.payer) {
+        let mut account = load_payer(tx, &payer, job.updated_at).await?;
+        apply_payer_effect(&mut account, effect, job, job.updated_at)?;
+        save_payer(tx, &account).await?;
+    }
     let result = job
         .result
         .as_ref()
@@ -673,9 +748,10 @@ impl JobStore for SqliteStore {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
             let mut job = load_job(&mut tx, &c.lease.job_id).await?;
+            let before = job.status;
             if !c.already_applied_to(&job) {
                 complete(&mut job, &c.lease, &c.result, now)?;
-                save_job(&mut tx, &job).await?;
+                save_job(&mut tx, before, &job).await?;
                 append_events(&mut tx, &[event::job_completed(&job)], now).await?;
             }
             insert_receipt_tx(&mut tx, &c.receipt).await?;
@@ -684,6 +760,40 @@ impl JobStore for SqliteStore {
         }
         .await;
         self.notified(finish(tx, result).await)
+    }
+}
+
+#[async_trait]
+impl PayerLedger for SqliteStore {
+    async fn set_payer(
+        &self,
+        account: &bitsage_core::WalletAddress,
+        public_key: Option<&FeltHex>,
+        credit: TokenAmount,
+        at: Timestamp,
+    ) -> Result<PayerAccount> {
+        let mut tx = self.begin().await?;
+        let result: Result<PayerAccount> = async {
+            let mut p = load_payer(&mut tx, account, at).await?;
+            p.credit = credit;
+            p.public_key = public_key.cloned();
+            p.updated_at = at;
+            save_payer(&mut tx, &p).await?;
+            Ok(p)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn payer(&self, account: &bitsage_core::WalletAddress) -> Result<Option<PayerAccount>> {
+        sqlx::query("SELECT * FROM payers WHERE account = ?")
+            .bind(account.to_string())
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(db_err)?
+            .as_ref()
+            .map(payer_from_row)
+            .transpose()
     }
 }
 
@@ -1000,9 +1110,15 @@ impl JobQueue for SqliteStore {
         let rec = new_job_record(job)?;
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
+            if let Some(f) = &job.funding {
+                let mut account = load_payer(&mut tx, &f.payer, job.submitted_at).await?;
+                account.reserve(job.payment, &f.limit)?;
+                account.updated_at = job.submitted_at;
+                save_payer(&mut tx, &account).await?;
+            }
             let done = sqlx::query(
                 "INSERT INTO jobs (id, kind, spec, payment, status, attempts, max_attempts, \
-             submitted_at, updated_at) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?) \
+             submitted_at, updated_at, payer) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?) \
              ON CONFLICT (id) DO NOTHING",
             )
             .bind(rec.spec.id.to_string())
@@ -1013,6 +1129,7 @@ impl JobQueue for SqliteStore {
             .bind(i64::from(rec.max_attempts))
             .bind(to_micros(rec.submitted_at))
             .bind(to_micros(rec.updated_at))
+            .bind(rec.payer.map(|p| p.to_string()))
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -1132,9 +1249,10 @@ impl JobQueue for SqliteStore {
             let mut sweep = ExpirySweep::default();
             for row in &rows {
                 let mut job = job_from_row(row)?;
+                let before = job.status;
                 let reason = expiry_error(job.lease.as_ref());
                 settle_failure(&mut job, reason, now, &mut sweep);
-                save_job(&mut tx, &job).await?;
+                save_job(&mut tx, before, &job).await?;
                 append_events(&mut tx, &[event::job_attempt_failed(&job)], now).await?;
             }
             Ok(sweep)
@@ -1152,8 +1270,9 @@ impl JobQueue for SqliteStore {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
             let mut job = load_job(&mut tx, &lease.job_id).await?;
+            let before = job.status;
             complete(&mut job, lease, result, now)?;
-            save_job(&mut tx, &job).await?;
+            save_job(&mut tx, before, &job).await?;
             append_events(&mut tx, &[event::job_completed(&job)], now).await?;
             Ok(job)
         }
@@ -1165,6 +1284,7 @@ impl JobQueue for SqliteStore {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
             let mut job = load_job(&mut tx, &lease.job_id).await?;
+            let before = job.status;
             check_lease(&job, lease, now)?;
             settle_failure(
                 &mut job,
@@ -1172,7 +1292,7 @@ impl JobQueue for SqliteStore {
                 now,
                 &mut ExpirySweep::default(),
             );
-            save_job(&mut tx, &job).await?;
+            save_job(&mut tx, before, &job).await?;
             append_events(&mut tx, &[event::job_attempt_failed(&job)], now).await?;
             Ok(job)
         }

@@ -22,7 +22,7 @@ use bitsage_core::GpuSource;
 use bitsage_core::{JobId, WalletAddress};
 use bitsage_core::{JobKind, JobSpec, JobStatus, NodeId, NodeStatus, Prover, TokenAmount};
 use bitsage_gpu::{HostOnlySource, HostSource};
-use bitsage_http::api::{ReceiptListQuery, RegisterRequest, SubmitJobRequest};
+use bitsage_http::api::{ReceiptListQuery, RegisterRequest};
 use bitsage_http::client::CoordinatorClient;
 use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
@@ -57,15 +57,19 @@ impl TestCoordinator {
             stale_after: Duration::from_secs(30),
             ..CoordinatorPolicy::default()
         };
+        let store = Arc::new(InMemoryStore::new());
         let state = AppState::new(
-            Arc::new(InMemoryStore::new()),
+            store.clone(),
             Arc::new(StwoProver::new()),
             Arc::new(bitsage_store::InMemoryProofStore::new()),
             bitsage_core::deployment::DeploymentKey::new(coordinator_key(), "test")
                 .expect("deployment key"),
             HttpConfig::default(),
         )
-        .with_policy(policy);
+        .with_policy(policy)
+        .with_payer_verifier(Arc::new(bitsage_chain::StoredKeyVerifier::new(
+            store.clone(),
+        )));
         let app = router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -75,6 +79,20 @@ impl TestCoordinator {
                 .build()
                 .expect("runtime");
             rt.block_on(async move {
+                // The test client's local credit and key (as `credit set` gives them).
+                use bitsage_core::PayerLedger;
+                let public = starknet::signers::SigningKey::from_secret_scalar(payer_key())
+                    .verifying_key()
+                    .scalar();
+                store
+                    .set_payer(
+                        &payer(),
+                        Some(&bitsage_chain::snip12::hex_of_felt(&public)),
+                        TokenAmount::from_u128(u128::MAX),
+                        bitsage_core::time::now(),
+                    )
+                    .await
+                    .expect("fund the test client");
                 let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
                 tokio::select! {
                     _ = axum::serve(listener, app) => {}
@@ -162,16 +180,26 @@ async fn wait(
     }
 }
 
+fn payer_key() -> starknet::core::types::Felt {
+    starknet::core::types::Felt::from(0xa9e47_u64)
+}
+
+fn payer() -> WalletAddress {
+    WalletAddress::parse("0xc11e9").expect("payer")
+}
+
 async fn submit(client: &CoordinatorClient, seed: u64) -> JobId {
-    client
-        .submit_job(&SubmitJobRequest {
-            job: JobKind::Poseidon2Chain { seed, length: 64 },
-            payment: TokenAmount::from(1_000_000u64),
-            max_attempts: Some(3),
-        })
-        .await
-        .expect("submitted")
-        .id
+    let req = bitsage_chain::snip12::signed_submission(
+        &payer_key(),
+        payer(),
+        JobKind::Poseidon2Chain { seed, length: 64 },
+        TokenAmount::from(1_000_000u64),
+        Some(3),
+        "test",
+        bitsage_chain::LOCAL_CHAIN_ID,
+    )
+    .expect("sign");
+    client.submit_job(&req).await.expect("submitted").id
 }
 
 async fn finish(

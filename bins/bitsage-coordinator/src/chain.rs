@@ -71,11 +71,16 @@ pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState,
         indexer: indexer.status_handle(),
     };
     // Node wallets are proven by their account contracts on this chain.
-    let wallets = StarknetWalletVerifier::new(&chain.rpc_url, std::time::Duration::from_secs(5))?;
+    let wallets: bitsage_core::wallet::DynWalletVerifier = Arc::new(StarknetWalletVerifier::new(
+        &chain.rpc_url,
+        std::time::Duration::from_secs(5),
+    )?);
     let state = state
         .with_chain(source.clone())
         .with_chain_info(Arc::new(info))
-        .with_wallet_verifier(Arc::new(wallets))
+        .with_wallet_verifier(wallets.clone())
+        // Payers sign with their account contracts too.
+        .with_payer_verifier(wallets)
         // Nodes work only while their stake meets their tier's minimum.
         .with_stake_gate(source);
     Ok((state, indexer))

@@ -17,7 +17,6 @@ use bitsage_agent::WalletSigner;
 use bitsage_core::job::JobFilter;
 use bitsage_core::page::PageRequest;
 use bitsage_core::{JobKind, JobStatus, TokenAmount, WalletAddress};
-use bitsage_http::api::SubmitJobRequest;
 use bitsage_http::client::CoordinatorClient;
 use bitsage_prover::StwoProver;
 use rand::Rng;
@@ -38,6 +37,19 @@ pub const DEMO_PAYMENT: u128 = 1_000_000_000_000_000_000;
 /// Queued jobs the feeder keeps waiting at most.
 pub const DEMO_QUEUE_DEPTH: u64 = 2;
 
+/// The demo client's account without a devnet (the bytes of "bitsage dev-client").
+pub const DEMO_PAYER: &str = "0x62697473616765206465762d636c69656e74";
+
+/// Local credit the demo client gets at every start, whole SAGE.
+pub const DEMO_CREDIT_SAGE: u128 = 1_000_000;
+
+/// The account that pays for the demo jobs and its Stark key.
+#[derive(Clone)]
+struct DemoPayer {
+    account: WalletAddress,
+    key: Felt,
+}
+
 /// Settings of `dev`.
 #[derive(Debug, Clone)]
 pub struct DevOptions {
@@ -56,14 +68,20 @@ pub struct DevOptions {
 pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let mut options = options;
     let mut wallet_signer = WalletSigner::None;
+    // The demo client: a fresh key for a local account, or a predeployed devnet account.
+    let mut payer = DemoPayer {
+        account: WalletAddress::parse(DEMO_PAYER).context("demo payer")?,
+        key: starknet_key(),
+    };
     // A real local chain when starknet-devnet is installed; otherwise the chain fields say
     // `unavailable` with the reason (never a number).
     let devnet = match Devnet::binary() {
         Some(_) => match start_chain().await {
-            Ok((devnet, chain, wallet, wallet_key)) => {
+            Ok((devnet, chain, wallet, wallet_key, client)) => {
                 options.coordinator.chain = Some(chain);
                 options.wallet = wallet;
                 wallet_signer = WalletSigner::Key(wallet_key);
+                payer = client;
                 Some(devnet)
             }
             Err(e) => {
@@ -77,6 +95,22 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
         }
     };
     let running = serve(options.coordinator.clone()).await?;
+    // The demo client's local credit (and, without a chain, the key its submissions are
+    // checked with): the same as `bitsage-coordinator credit set`.
+    let public = starknet::signers::SigningKey::from_secret_scalar(payer.key)
+        .verifying_key()
+        .scalar();
+    running
+        .state
+        .store
+        .set_payer(
+            &payer.account,
+            Some(&bitsage_chain::snip12::hex_of_felt(&public)),
+            TokenAmount::from_u128(DEMO_CREDIT_SAGE * 1_000_000_000_000_000_000),
+            bitsage_core::time::now(),
+        )
+        .await
+        .context("funding the demo client")?;
     let url = running.url();
     print_banner(&url, &options, devnet.as_ref());
 
@@ -95,6 +129,7 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
 
     let feeder = tokio::spawn(feed(
         url.clone(),
+        payer,
         running.state.store.clone(),
         options.feed_every,
         options.chain_length,
@@ -125,7 +160,7 @@ async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
 
 /// Starts a devnet, deploys our contracts, and stakes for predeployed account 1, which becomes
 /// the local agent's wallet.
-async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Felt)> {
+async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Felt, DemoPayer)> {
     let devnet = Devnet::start().await?;
     let deployment = deploy_contracts(&devnet).await?;
     let accounts = devnet.predeployed_accounts().await?;
@@ -143,7 +178,14 @@ async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Fe
         contracts: deployment.contract_addresses(),
         start_block: 0,
     };
-    Ok((devnet, chain, worker.wallet, worker.private_key))
+    let client = accounts
+        .get(2)
+        .context("devnet has no third predeployed account")?;
+    let payer = DemoPayer {
+        account: client.wallet,
+        key: client.private_key,
+    };
+    Ok((devnet, chain, worker.wallet, worker.private_key, payer))
 }
 
 fn print_banner(url: &str, options: &DevOptions, devnet: Option<&Devnet>) {
@@ -182,6 +224,7 @@ fn print_banner(url: &str, options: &DevOptions, devnet: Option<&Devnet>) {
 /// public API like any client would.
 async fn feed(
     url: String,
+    payer: DemoPayer,
     store: bitsage_core::DynJobStore,
     every: Duration,
     chain_length: u32,
@@ -201,13 +244,28 @@ async fn feed(
     loop {
         match store.count_jobs(&queued).await {
             Ok(queued) if queued < DEMO_QUEUE_DEPTH => {
-                let req = SubmitJobRequest {
-                    job: JobKind::Poseidon2Chain {
-                        seed: rand::thread_rng().gen(),
-                        length: chain_length,
-                    },
-                    payment: TokenAmount::from_u128(DEMO_PAYMENT),
-                    max_attempts: Some(3),
+                let signed = match client.coordinator_info().await {
+                    Ok(info) => bitsage_chain::snip12::signed_submission(
+                        &payer.key,
+                        payer.account,
+                        JobKind::Poseidon2Chain {
+                            seed: rand::thread_rng().gen(),
+                            length: chain_length,
+                        },
+                        TokenAmount::from_u128(DEMO_PAYMENT),
+                        Some(3),
+                        &info.network,
+                        info.payment_chain_id.as_deref().unwrap_or_default(),
+                    )
+                    .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                };
+                let req = match signed {
+                    Ok(r) => r,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "demo job cannot be signed");
+                        continue;
+                    }
                 };
                 match client.submit_job(&req).await {
                     Ok(job) => {
@@ -259,4 +317,13 @@ async fn report(store: bitsage_core::DynJobStore, mut stop: watch::Receiver<bool
             _ => tracing::warn!("progress report: store query failed"),
         }
     }
+}
+
+/// A fresh random Stark private key (below the curve order).
+fn starknet_key() -> Felt {
+    let mut bytes: [u8; 32] = rand::random();
+    // Clearing the top 5 bits keeps it below 2^251, under the curve order.
+    bytes[0] &= 0x07;
+    bytes[31] |= 1;
+    Felt::from_bytes_be(&bytes)
 }

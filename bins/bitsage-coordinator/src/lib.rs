@@ -260,6 +260,9 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
     let deployment =
         load_deployment_key(&config.deployment_key, &config.data_dir, &config.network)?;
     let stores = open_stores(&config).await?;
+    // Without a chain, payers sign with the key stored with their local credit (a chain
+    // replaces this with the account contracts, see `chain::attach`).
+    let payers: Arc<dyn bitsage_core::PayerLedger> = stores.store.clone();
     let state = AppState::new(
         stores.store,
         Arc::new(StwoProver::new()),
@@ -267,6 +270,7 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
         deployment,
         config.http.clone(),
     )
+    .with_payer_verifier(Arc::new(bitsage_chain::StoredKeyVerifier::new(payers)))
     .with_policy(config.policy.clone())
     .with_live_events(Some(stores.bus), config.live.clone());
     serve_state(config, state).await

@@ -45,6 +45,12 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Local credit of paying accounts (a coordinator without a chain): jobs are accepted only
+    /// within it, signed with the account's Stark key.
+    Credit {
+        #[command(subcommand)]
+        action: CreditAction,
+    },
     /// Open the store (creating it if needed), apply migrations and report what it holds.
     Migrate {
         /// SQLite data directory (the embedded default).
@@ -53,6 +59,45 @@ enum Command {
         /// PostgreSQL URL (`postgres://…`); overrides `--data-dir`.
         #[arg(long, env = "BITSAGE_DATABASE_URL")]
         database_url: Option<String>,
+    },
+}
+
+/// Which store a command works on.
+#[derive(Debug, Args)]
+struct StoreArgs {
+    /// SQLite data directory (the embedded default).
+    #[arg(long, default_value = ".bitsage", conflicts_with = "database_url")]
+    data_dir: PathBuf,
+    /// PostgreSQL URL (`postgres://…`); overrides `--data-dir`.
+    #[arg(long, env = "BITSAGE_DATABASE_URL")]
+    database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum CreditAction {
+    /// Set an account's credit (replacing it; what its jobs reserved and spent is kept) and
+    /// the Stark public key its submissions are checked with.
+    Set {
+        /// The paying account (`0x…`).
+        #[arg(long)]
+        account: String,
+        /// The credit in SAGE (decimals allowed, e.g. `1,000.5`).
+        #[arg(long)]
+        sage: String,
+        /// The account's Stark public key (`0x…`); without it the account cannot submit
+        /// to a coordinator without a chain.
+        #[arg(long)]
+        public_key: Option<String>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Show an account's credit, reservations and spending.
+    Show {
+        /// The paying account (`0x…`).
+        #[arg(long)]
+        account: String,
+        #[command(flatten)]
+        store: StoreArgs,
     },
 }
 
@@ -258,6 +303,7 @@ async fn main() -> ExitCode {
             data_dir,
             database_url,
         }) => migrate(data_dir, database_url).await,
+        Some(Command::Credit { action }) => credit(action).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -329,6 +375,61 @@ fn keygen(out: PathBuf) -> anyhow::Result<()> {
         out.display(),
         public,
         bitsage_core::deployment::key_id(&public)
+    );
+    Ok(())
+}
+
+async fn credit(action: CreditAction) -> anyhow::Result<()> {
+    let (account, store_args) = match &action {
+        CreditAction::Set { account, store, .. } | CreditAction::Show { account, store } => {
+            (account, store)
+        }
+    };
+    let account = WalletAddress::parse(account).context("--account")?;
+    let mut config = CoordinatorConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        store_args.data_dir.clone(),
+    );
+    if let Some(url) = &store_args.database_url {
+        config.store = StoreConfig::Postgres(url.clone());
+    }
+    let store = bitsage_coordinator::open_store(&config).await?;
+    let books = match &action {
+        CreditAction::Set {
+            sage, public_key, ..
+        } => {
+            let credit = bitsage_core::TokenAmount::parse_units(sage, 18).context("--sage")?;
+            let key = public_key
+                .as_deref()
+                .map(bitsage_core::wallet::FeltHex::parse)
+                .transpose()
+                .context("--public-key")?;
+            store
+                .set_payer(&account, key.as_ref(), credit, bitsage_core::time::now())
+                .await?
+        }
+        CreditAction::Show { .. } => store
+            .payer(&account)
+            .await?
+            .with_context(|| format!("account {account} has no credit and no jobs"))?,
+    };
+    let available = books.available(&bitsage_core::funding::FundingLimit::LocalCredit);
+    println!(
+        "account    {}
+public key {}
+credit     {}
+reserved   {}
+spent      {}
+available  {}",
+        books.account,
+        books
+            .public_key
+            .as_ref()
+            .map_or("none (cannot submit)".to_string(), |k| k.to_string()),
+        books.credit.format_sage(),
+        books.reserved.format_sage(),
+        books.spent.format_sage(),
+        available.format_sage()
     );
     Ok(())
 }

@@ -17,7 +17,6 @@ use bitsage_core::node::HardwareReport;
 use bitsage_core::{JobId, JobKind, JobStatus, NodeId, NodeStatus, TokenAmount, WalletAddress};
 use bitsage_http::api::{
     Assignment, CompleteRequest, HeartbeatRequest, LeaseRequest, ReceiptListQuery, RegisterRequest,
-    SubmitJobRequest,
 };
 use bitsage_http::client::CoordinatorClient;
 use bitsage_prover::StwoProver;
@@ -29,15 +28,12 @@ const LONG: Duration = Duration::from_secs(120);
 async fn submit_jobs(client: &CoordinatorClient, n: usize, payment: u128) -> Vec<JobId> {
     let mut ids = Vec::new();
     for i in 0..n {
+        let job = JobKind::Poseidon2Chain {
+            seed: 1000 + i as u64,
+            length: 64,
+        };
         let job = client
-            .submit_job(&SubmitJobRequest {
-                job: JobKind::Poseidon2Chain {
-                    seed: 1000 + i as u64,
-                    length: 64,
-                },
-                payment: TokenAmount::from_u128(payment),
-                max_attempts: Some(3),
-            })
+            .submit_job(&submission(client, job, payment, Some(3)).await)
             .await
             .expect("submit");
         ids.push(job.id);

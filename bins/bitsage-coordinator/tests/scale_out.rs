@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use bitsage_core::deployment::DeploymentInfo;
 use bitsage_core::node::HardwareReport;
-use bitsage_core::{JobId, JobKind, JobStatus, NodeId, ReceiptId, TokenAmount, WalletAddress};
-use bitsage_http::api::{HeartbeatRequest, LeaseRequest, RegisterRequest, SubmitJobRequest};
+use bitsage_core::{JobId, JobKind, JobStatus, NodeId, ReceiptId, WalletAddress};
+use bitsage_http::api::{HeartbeatRequest, LeaseRequest, RegisterRequest};
 use bitsage_http::client::CoordinatorClient;
 use ed25519_dalek::SigningKey;
 use support::*;
@@ -26,15 +26,12 @@ const LONG: Duration = Duration::from_secs(180);
 async fn submit(client: &CoordinatorClient, n: usize, seed: u64) -> Vec<JobId> {
     let mut ids = Vec::new();
     for i in 0..n {
+        let job = JobKind::Poseidon2Chain {
+            seed: seed + i as u64,
+            length: 64,
+        };
         let job = client
-            .submit_job(&SubmitJobRequest {
-                job: JobKind::Poseidon2Chain {
-                    seed: seed + i as u64,
-                    length: 64,
-                },
-                payment: TokenAmount::from_u128(1_000_000 + i as u128),
-                max_attempts: Some(5),
-            })
+            .submit_job(&submission(client, job, 1_000_000 + i as u128, Some(5)).await)
             .await
             .expect("submit");
         ids.push(job.id);

@@ -57,7 +57,9 @@ pub use breaker::BreakerState;
 use breaker::{Admission, Breaker, Permit, Refused};
 use cache::Cache;
 use decode::{felt_hex, DecodeError};
-pub use wallet::{PinnedKeyWalletVerifier, StarknetWalletVerifier};
+pub use wallet::{
+    PinnedKeyWalletVerifier, StarknetWalletVerifier, StoredKeyVerifier, LOCAL_CHAIN_ID,
+};
 
 /// The source name in errors and logs.
 pub const SOURCE_NAME: &str = "starknet";

@@ -1,14 +1,15 @@
-//! [`WalletVerifier`] implementations: [`StarknetWalletVerifier`] asks the wallet's account
-//! contract (`is_valid_signature`, so any account contract works); [`PinnedKeyWalletVerifier`]
-//! checks plain Stark-key signatures against keys pinned per wallet (for deployments whose
-//! wallets are known keys, and tests without a chain).
+//! [`WalletVerifier`] implementations: [`StarknetWalletVerifier`] asks the account contract
+//! (`is_valid_signature`, so any account contract works); [`PinnedKeyWalletVerifier`] checks
+//! plain Stark-key signatures against keys pinned per account (tests, known keys);
+//! [`StoredKeyVerifier`] checks payers' signatures against the keys an operator stored with
+//! their local credit (a coordinator without a chain).
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bitsage_core::wallet::{FeltHex, WalletCheck, WalletClaim, WalletVerifier};
-use bitsage_core::{Error, Result, WalletAddress};
+use bitsage_core::wallet::{AccountMessage, FeltHex, WalletCheck, WalletVerifier};
+use bitsage_core::{Error, PayerLedger, Result, WalletAddress};
 use starknet::core::crypto::Signature;
 use starknet::core::types::{BlockId, BlockTag, Felt, FunctionCall, StarknetError};
 use starknet::macros::selector;
@@ -19,7 +20,7 @@ use tokio::sync::OnceCell;
 use url::Url;
 
 use super::{classify, ReadError, SOURCE_NAME};
-use crate::snip12::{felt_of_address, felt_of_hex, node_wallet_hash};
+use crate::snip12::{felt_of_address, felt_of_hex, message_hash};
 
 /// `'VALID'` as a Cairo short string: what SNIP-6 accounts answer for a valid signature.
 const VALID: Felt = Felt::from_hex_unchecked("0x56414c4944");
@@ -91,19 +92,19 @@ impl WalletVerifier for StarknetWalletVerifier {
             .cloned()
     }
 
-    async fn check(&self, claim: &WalletClaim, signature: &[FeltHex]) -> Result<WalletCheck> {
+    async fn check(&self, message: &AccountMessage, signature: &[FeltHex]) -> Result<WalletCheck> {
         let chain_id = self.chain_id().await?;
         let sig = match felts(signature) {
             Ok(s) => s,
             Err(why) => return Ok(WalletCheck::Refused(why)),
         };
-        let hash = node_wallet_hash(claim, &chain_id)?;
+        let hash = message_hash(message, &chain_id)?;
         let mut calldata = Vec::with_capacity(2 + sig.len());
         calldata.push(hash);
         calldata.push(Felt::from(sig.len() as u64));
         calldata.extend(sig);
         let call = FunctionCall {
-            contract_address: felt_of_address(&claim.wallet),
+            contract_address: felt_of_address(&message.account()),
             entry_point_selector: selector!("is_valid_signature"),
             calldata,
         };
@@ -180,27 +181,86 @@ impl WalletVerifier for PinnedKeyWalletVerifier {
         Ok(self.chain_id.clone())
     }
 
-    async fn check(&self, claim: &WalletClaim, signature: &[FeltHex]) -> Result<WalletCheck> {
-        let Some(key) = self.keys.get(&claim.wallet) else {
+    async fn check(&self, claim: &AccountMessage, signature: &[FeltHex]) -> Result<WalletCheck> {
+        let Some(key) = self.keys.get(&claim.account()) else {
             return Ok(WalletCheck::Refused(
                 "no key is pinned for this wallet".into(),
             ));
         };
-        let sig = match felts(signature) {
-            Ok(s) if s.len() == 2 => Signature { r: s[0], s: s[1] },
-            Ok(_) => {
-                return Ok(WalletCheck::Refused(
-                    "a Stark signature has two elements (r, s)".into(),
-                ))
-            }
-            Err(why) => return Ok(WalletCheck::Refused(why)),
-        };
-        let hash = node_wallet_hash(claim, &self.chain_id)?;
-        match VerifyingKey::from_scalar(*key).verify(&hash, &sig) {
-            Ok(true) => Ok(WalletCheck::Valid),
-            _ => Ok(WalletCheck::Refused(
-                "the signature does not verify with the wallet's key".into(),
-            )),
+        check_with_key(*key, claim, signature, &self.chain_id)
+    }
+}
+
+/// Checks a `[r, s]` Stark signature of `message` against `key`.
+fn check_with_key(
+    key: Felt,
+    message: &AccountMessage,
+    signature: &[FeltHex],
+    chain_id: &str,
+) -> Result<WalletCheck> {
+    let sig = match felts(signature) {
+        Ok(s) if s.len() == 2 => Signature { r: s[0], s: s[1] },
+        Ok(_) => {
+            return Ok(WalletCheck::Refused(
+                "a Stark signature has two elements (r, s)".into(),
+            ))
         }
+        Err(why) => return Ok(WalletCheck::Refused(why)),
+    };
+    let hash = message_hash(message, chain_id)?;
+    match VerifyingKey::from_scalar(key).verify(&hash, &sig) {
+        Ok(true) => Ok(WalletCheck::Valid),
+        _ => Ok(WalletCheck::Refused(
+            "the signature does not verify with the account's key".into(),
+        )),
+    }
+}
+
+/// The chain id payers sign for when a coordinator has no chain (SNIP-12 `chainId`).
+pub const LOCAL_CHAIN_ID: &str = "BITSAGE_LOCAL";
+
+/// Checks job payers' signatures against the Stark public key stored with their local credit
+/// (`bitsage-coordinator credit set --public-key`), for chain id [`LOCAL_CHAIN_ID`]. Node
+/// wallet claims are refused: without a chain a wallet cannot be proven.
+#[derive(Debug, Clone)]
+pub struct StoredKeyVerifier {
+    payers: std::sync::Arc<dyn PayerLedger>,
+}
+
+impl StoredKeyVerifier {
+    /// A verifier reading keys from `payers`.
+    pub fn new(payers: std::sync::Arc<dyn PayerLedger>) -> Self {
+        Self { payers }
+    }
+}
+
+#[async_trait]
+impl WalletVerifier for StoredKeyVerifier {
+    async fn chain_id(&self) -> Result<String> {
+        Ok(LOCAL_CHAIN_ID.to_string())
+    }
+
+    async fn check(&self, message: &AccountMessage, signature: &[FeltHex]) -> Result<WalletCheck> {
+        if matches!(message, AccountMessage::NodeWallet(_)) {
+            return Ok(WalletCheck::Refused(
+                "without a chain a wallet cannot be proven".into(),
+            ));
+        }
+        let account = message.account();
+        let key = match self.payers.payer(&account).await? {
+            Some(p) => p.public_key,
+            None => None,
+        };
+        let Some(key) = key else {
+            return Ok(WalletCheck::Refused(
+                "no public key is stored for this account (bitsage-coordinator credit set --public-key)"
+                    .into(),
+            ));
+        };
+        let key = match felt_of_hex(&key) {
+            Ok(k) => k,
+            Err(e) => return Ok(WalletCheck::Refused(e.to_string())),
+        };
+        check_with_key(key, message, signature, LOCAL_CHAIN_ID)
     }
 }

@@ -16,6 +16,7 @@ use primitive_types::U256;
 
 use crate::chain::{ChainEvent, IndexerCursor};
 use crate::crypto::{Hash32, PublicKey};
+use crate::funding::{Funding, FundingLimit, PayerAccount};
 use crate::gpu::{DeviceState, GpuDevice, GpuSample, GpuTier, HostInfo, XidEvent};
 use crate::job::{JobFilter, JobResult, NewJob};
 use crate::ledger::EarningEntry;
@@ -23,6 +24,7 @@ use crate::lifecycle::{transition, LifecycleEvent};
 use crate::node::{HardwareReport, Heartbeat, NewNode, NodeFilter};
 use crate::page::PageRequest;
 use crate::receipt::{Receipt, ReceiptBody, ReceiptFilter};
+use crate::wallet::FeltHex;
 use crate::{
     DynJobStore, EntryId, Error, Inserted, JobId, JobKind, JobSpec, JobStatus, JobStoreExt, NodeId,
     NodeStatus, ReceiptId, TimeWindow, Timestamp, TokenAmount, WalletAddress,
@@ -39,6 +41,176 @@ where
     run_job_queue(&fresh).await;
     run_receipt_ledger(&fresh).await;
     run_chain_events(&fresh).await;
+    run_payers(&fresh).await;
+}
+
+/// The [`crate::PayerLedger`] checks: credit and keys, reservations moving with their jobs,
+/// refusals storing nothing, concurrent submissions of one account never over-reserving.
+pub async fn run_payers<F, Fut>(fresh: &F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = DynJobStore>,
+{
+    payer_reservations_follow_their_jobs(fresh().await).await;
+    payer_reservations_hold_under_concurrency(fresh().await, 40, 10).await;
+}
+
+fn assert_books(p: &PayerAccount, reserved: u64, unsettled: u64, spent: u64, what: &str) {
+    assert_eq!(
+        (p.reserved, p.unsettled, p.spent),
+        (
+            TokenAmount::from(reserved),
+            TokenAmount::from(unsettled),
+            TokenAmount::from(spent)
+        ),
+        "{what}: (reserved, unsettled, spent)"
+    );
+}
+
+/// Credit and key round-trip; a job reserves, completion spends, a final failure releases; a
+/// payment beyond the limit is refused and stores nothing; an escrow limit counts what is
+/// spent but unsettled.
+pub async fn payer_reservations_follow_their_jobs(store: DynJobStore) {
+    let payer = wallet(77);
+    assert!(store.payer(&payer).await.expect("payer").is_none());
+    let key = FeltHex::parse("0x1234").expect("key");
+    let set = store
+        .set_payer(&payer, Some(&key), TokenAmount::from(100u64), t(0))
+        .await
+        .expect("set payer");
+    assert_eq!(set.credit, TokenAmount::from(100u64));
+    let got = store.payer(&payer).await.expect("payer").expect("exists");
+    assert_eq!(got.public_key.as_ref(), Some(&key));
+    assert_books(&got, 0, 0, 0, "fresh");
+
+    let a = store
+        .enqueue_job(&funded_job(1, 60, payer, FundingLimit::LocalCredit))
+        .await
+        .expect("within credit");
+    assert_eq!(a.payer, Some(payer));
+    let p = store.payer(&payer).await.expect("payer").expect("exists");
+    assert_books(&p, 60, 0, 0, "after a reservation");
+    // 60 + 60 > 100: refused, nothing stored.
+    let refused = funded_job(2, 60, payer, FundingLimit::LocalCredit);
+    match store.enqueue_job(&refused).await {
+        Err(Error::InsufficientFunds(_)) => {}
+        other => panic!("over credit: expected InsufficientFunds, got {other:?}"),
+    }
+    assert!(store
+        .get_job(&refused.spec.id)
+        .await
+        .expect("get")
+        .is_none());
+    let p = store.payer(&payer).await.expect("payer").expect("exists");
+    assert_books(&p, 60, 0, 0, "after a refusal");
+
+    // Completion spends (and is unsettled until an epoch settles it).
+    store
+        .create_node(&new_node(1, 1, t(0)))
+        .await
+        .expect("node");
+    let lease = store
+        .lease_job(&node_id(1), t(10), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("the funded job");
+    let result = JobResult {
+        output: "ab".into(),
+        proof_hash: Hash32([3; 32]),
+        proof_ref: "proofs/ab".into(),
+        completed_at: t(11),
+    };
+    store
+        .complete_job(&lease.reference(), &result, t(11))
+        .await
+        .expect("complete");
+    let p = store.payer(&payer).await.expect("payer").expect("exists");
+    assert_books(&p, 0, 60, 60, "after completion");
+    // Setting the credit again keeps the books.
+    let p = store
+        .set_payer(&payer, None, TokenAmount::from(200u64), t(12))
+        .await
+        .expect("set again");
+    assert_books(&p, 0, 60, 60, "after a credit change");
+    assert!(p.public_key.is_none());
+
+    // A job that fails for good releases its reservation (max_attempts 1).
+    store
+        .enqueue_job(&funded_job(3, 100, payer, FundingLimit::LocalCredit))
+        .await
+        .expect("within the new credit");
+    let lease = store
+        .lease_job(&node_id(1), t(20), Duration::from_secs(60))
+        .await
+        .expect("lease")
+        .expect("job");
+    store
+        .fail_job(&lease.reference(), "prover error", t(21))
+        .await
+        .expect("fail");
+    let p = store.payer(&payer).await.expect("payer").expect("exists");
+    assert_books(&p, 0, 60, 60, "after a final failure");
+
+    // An escrow limit: spendable less reserved less unsettled.
+    let escrow = FundingLimit::Escrow {
+        spendable: TokenAmount::from(100u64),
+    };
+    match store
+        .enqueue_job(&funded_job(4, 41, payer, escrow.clone()))
+        .await
+    {
+        Err(Error::InsufficientFunds(_)) => {}
+        other => panic!("over escrow: expected InsufficientFunds, got {other:?}"),
+    }
+    store
+        .enqueue_job(&funded_job(5, 40, payer, escrow))
+        .await
+        .expect("within escrow");
+    // An expired lease at the attempt limit releases too.
+    let lease = store
+        .lease_job(&node_id(1), t(30), Duration::from_secs(1))
+        .await
+        .expect("lease")
+        .expect("job");
+    assert_eq!(lease.payment, TokenAmount::from(40u64));
+    store.sweep_expired_leases(t(40)).await.expect("sweep");
+    let p = store.payer(&payer).await.expect("payer").expect("exists");
+    assert_books(&p, 0, 60, 60, "after an expired final lease");
+}
+
+/// `submissions` concurrent jobs of one account, each paying 10 against a credit of
+/// `10 × accepted`: exactly `accepted` are queued and reserved.
+pub async fn payer_reservations_hold_under_concurrency(
+    store: DynJobStore,
+    submissions: u64,
+    accepted: u64,
+) {
+    let payer = wallet(88);
+    store
+        .set_payer(&payer, None, TokenAmount::from(10 * accepted), t(0))
+        .await
+        .expect("set payer");
+    let tasks: Vec<_> = (0..submissions)
+        .map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .enqueue_job(&funded_job(100 + i, 10, payer, FundingLimit::LocalCredit))
+                    .await
+            })
+        })
+        .collect();
+    let mut ok = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(Error::InsufficientFunds(_)) => {}
+            Err(e) => panic!("unexpected error {e}"),
+        }
+    }
+    assert_eq!(ok, accepted, "accepted submissions");
+    let p = store.payer(&payer).await.expect("payer").expect("exists");
+    assert_books(&p, 10 * accepted, 0, 0, "after concurrent submissions");
 }
 
 /// The [`crate::NodeStore`] checks.
@@ -161,6 +333,15 @@ pub fn new_job(seed: u64, payment: u64, max_attempts: u32, at: Timestamp) -> New
         payment: TokenAmount::from(payment),
         max_attempts,
         submitted_at: at,
+        funding: None,
+    }
+}
+
+/// A job `payer` pays for under `limit`.
+pub fn funded_job(seed: u64, payment: u64, payer: WalletAddress, limit: FundingLimit) -> NewJob {
+    NewJob {
+        funding: Some(Funding { payer, limit }),
+        ..new_job(seed, payment, 1, t(seed as i64))
     }
 }
 

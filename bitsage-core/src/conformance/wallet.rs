@@ -8,8 +8,9 @@ use ed25519_dalek::SigningKey;
 
 use crate::attestation::AttestationChallenge;
 use crate::crypto::PublicKey;
-use crate::wallet::{FeltHex, WalletCheck, WalletClaim, WalletVerifier};
-use crate::WalletAddress;
+use crate::funding::{job_digest, PaymentClaim};
+use crate::wallet::{AccountMessage, FeltHex, WalletCheck, WalletClaim, WalletVerifier};
+use crate::{JobKind, TokenAmount, WalletAddress};
 
 /// What the suite needs besides the verifier.
 #[derive(Debug, Clone)]
@@ -22,7 +23,7 @@ pub struct WalletFixture {
     pub no_account: WalletAddress,
 }
 
-fn claim(wallet: WalletAddress, node: u8, nonce: u8, network: &str) -> WalletClaim {
+fn claim(wallet: WalletAddress, node: u8, nonce: u8, network: &str) -> AccountMessage {
     let deployment = SigningKey::from_bytes(&[200; 32]);
     let node_key = PublicKey::of(&SigningKey::from_bytes(&[node; 32]));
     let challenge = AttestationChallenge::signed(
@@ -31,7 +32,19 @@ fn claim(wallet: WalletAddress, node: u8, nonce: u8, network: &str) -> WalletCla
         [nonce; 32],
         crate::time::now() + chrono::Duration::minutes(5),
     );
-    WalletClaim::new(wallet, &challenge, network).expect("claim")
+    AccountMessage::NodeWallet(WalletClaim::new(wallet, &challenge, network).expect("claim"))
+}
+
+fn payment(payer: WalletAddress, seed: u64, payment: u64, nonce: u64) -> AccountMessage {
+    AccountMessage::JobPayment(PaymentClaim {
+        payer,
+        network: "conformance".into(),
+        job_digest: job_digest(&JobKind::Poseidon2Chain { seed, length: 64 }),
+        payment: TokenAmount::from(payment),
+        max_attempts: 3,
+        nonce,
+        sent_at: crate::time::now(),
+    })
 }
 
 fn refused(check: WalletCheck, what: &str) {
@@ -41,12 +54,54 @@ fn refused(check: WalletCheck, what: &str) {
     }
 }
 
-/// Runs every check: the account's own signature is valid; a signature over another node
-/// key, nonce or network, another account's signature, a tampered or malformed signature
-/// and an address without an account are refused (never an error, never a panic).
+/// Runs both message kinds' checks ([`run_node_wallet`], [`run_job_payment`]).
 pub async fn run_all<F, Fut>(verifier: &dyn WalletVerifier, fx: &WalletFixture, sign: F)
 where
-    F: Fn(WalletClaim, String) -> Fut,
+    F: Fn(AccountMessage, String) -> Fut,
+    Fut: Future<Output = Vec<FeltHex>>,
+{
+    run_node_wallet(verifier, fx, &sign).await;
+    run_job_payment(verifier, fx, &sign).await;
+}
+
+/// Payment claims: the payer's own signature is valid; the same signature for another job,
+/// payment, nonce or payer, or presented as a node wallet claim, is refused.
+pub async fn run_job_payment<F, Fut>(verifier: &dyn WalletVerifier, fx: &WalletFixture, sign: &F)
+where
+    F: Fn(AccountMessage, String) -> Fut,
+    Fut: Future<Output = Vec<FeltHex>>,
+{
+    let chain_id = verifier.chain_id().await.expect("chain id");
+    let good = payment(fx.wallet, 1, 100, 1);
+    let sig = sign(good.clone(), chain_id).await;
+    assert_eq!(
+        verifier.check(&good, &sig).await.expect("check"),
+        WalletCheck::Valid,
+        "the payer's own signature"
+    );
+    let AccountMessage::JobPayment(base) = good else {
+        unreachable!()
+    };
+    let mut at_other_time = base.clone();
+    at_other_time.sent_at = base.sent_at + chrono::Duration::seconds(1);
+    for (what, other) in [
+        ("another job", payment(fx.wallet, 2, 100, 1)),
+        ("another payment", payment(fx.wallet, 1, 101, 1)),
+        ("another nonce", payment(fx.wallet, 1, 100, 2)),
+        ("another payer", payment(fx.other_wallet, 1, 100, 1)),
+        ("another time", AccountMessage::JobPayment(at_other_time)),
+        ("a node wallet claim", claim(fx.wallet, 1, 1, "conformance")),
+    ] {
+        refused(verifier.check(&other, &sig).await.expect(what), what);
+    }
+}
+
+/// Node wallet claims: the account's own signature is valid; a signature over another node
+/// key, nonce or network, another account's signature, a tampered or malformed signature
+/// and an address without an account are refused (never an error, never a panic).
+pub async fn run_node_wallet<F, Fut>(verifier: &dyn WalletVerifier, fx: &WalletFixture, sign: &F)
+where
+    F: Fn(AccountMessage, String) -> Fut,
     Fut: Future<Output = Vec<FeltHex>>,
 {
     let chain_id = verifier.chain_id().await.expect("chain id");

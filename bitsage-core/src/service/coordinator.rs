@@ -11,6 +11,7 @@ use serde_json::json;
 
 use crate::deployment::DeploymentKey;
 use crate::event::{NewEvent, Topic};
+use crate::funding::{DynFundingSource, LocalCredit};
 use crate::job::ExpirySweep;
 use crate::message::NodeSignedMessage;
 use crate::node::{NodeFilter, NodeRecord};
@@ -171,6 +172,8 @@ pub struct Coordinator {
     pub(crate) tally: Arc<Mutex<HeartbeatTally>>,
     pub(crate) wallets: Option<DynWalletVerifier>,
     pub(crate) stake_gate: Option<DynChainSource>,
+    pub(crate) payers: Option<DynWalletVerifier>,
+    pub(crate) funding: DynFundingSource,
     /// When this process last re-checked stakes (a schedule, not state: every coordinator
     /// re-checks, and a restart only re-checks sooner).
     pub(crate) last_stake_check: Arc<Mutex<Option<Timestamp>>>,
@@ -210,6 +213,8 @@ impl Coordinator {
             tally: Arc::default(),
             wallets: None,
             stake_gate: None,
+            payers: None,
+            funding: Arc::new(LocalCredit),
             last_stake_check: Arc::default(),
         }
     }
@@ -228,6 +233,35 @@ impl Coordinator {
     pub fn with_wallet_verifier(mut self, wallets: DynWalletVerifier) -> Self {
         self.wallets = Some(wallets);
         self
+    }
+
+    /// The same use cases checking job submissions' payer signatures with `payers` (with a
+    /// chain, the account contracts; without, the keys stored with local credit). Without
+    /// one, submissions are refused: a payment is never accepted unsigned.
+    pub fn with_payer_verifier(mut self, payers: DynWalletVerifier) -> Self {
+        self.payers = Some(payers);
+        self
+    }
+
+    /// The same use cases reading payers' limits from `funding` (default [`LocalCredit`];
+    /// with a chain, the escrow).
+    pub fn with_funding(mut self, funding: DynFundingSource) -> Self {
+        self.funding = funding;
+        self
+    }
+
+    /// The chain id payer signatures must be made for; `None` when submissions cannot be
+    /// checked (no payer verifier).
+    pub async fn payment_chain_id(&self) -> Result<Option<String>, Error> {
+        match &self.payers {
+            Some(p) => p.chain_id().await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The deployment's network name.
+    pub fn network(&self) -> &str {
+        self.deployment.network()
     }
 
     /// The chain id wallet signatures must be made for; `None` when wallets are not checked

@@ -29,6 +29,8 @@ use crate::{
 
 use super::coordinator::{Coordinator, ServiceError, ServiceResult};
 use super::stake::StakeVerdict;
+use crate::funding::{Funding, PaymentClaim};
+use crate::wallet::{AccountMessage, WalletCheck, MAX_WALLET_SIGNATURE_FELTS};
 
 /// Attempts a job gets when the client does not say.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
@@ -81,7 +83,11 @@ impl Coordinator {
         crate::ledger::split_payment(payment, self.policy.fee_bps)
     }
 
-    /// Queues a job. When the policy has a submit token, `bearer` must equal it.
+    /// Queues a funded job: (with a submit token, `bearer` must equal it) the payer's
+    /// signature over the [`PaymentClaim`] verifies with its account, the signed submission
+    /// was not accepted before, and the payer's funds ([`crate::funding::FundingSource`])
+    /// cover the payment, which is reserved in the same transaction as the job is queued —
+    /// otherwise nothing is stored (`InsufficientFunds` → 402).
     pub async fn submit(
         &self,
         req: SubmitJobRequest,
@@ -117,16 +123,66 @@ impl Coordinator {
         // Refused here, not at every lease: the fee must be computable for this payment.
         self.split_payment(req.payment)
             .map_err(|_| Error::invalid("payment", "too large for the network fee arithmetic"))?;
+        req.job.validate()?;
+        check_skew(req.sent_at, now, self.policy.max_clock_skew)?;
+        if req.signature.is_empty() || req.signature.len() > MAX_WALLET_SIGNATURE_FELTS {
+            return Err(Error::invalid(
+                "signature",
+                format!("must have 1 to {MAX_WALLET_SIGNATURE_FELTS} elements"),
+            )
+            .into());
+        }
+        // The payer signed exactly this: the job, the payment, the attempt limit, the network.
+        let claim = PaymentClaim::of(&req, self.deployment.network(), max_attempts);
+        let Some(payers) = &self.payers else {
+            return Err(Error::Unavailable {
+                source_name: "payer verifier".into(),
+                reason: "this coordinator cannot check payer signatures".into(),
+            }
+            .into());
+        };
+        match payers
+            .check(&AccountMessage::JobPayment(claim.clone()), &req.signature)
+            .await?
+        {
+            WalletCheck::Valid => {}
+            WalletCheck::Refused(why) => {
+                return Err(ServiceError::Unauthorized(format!(
+                    "payment signature of account {} refused: {why}",
+                    req.payer
+                )))
+            }
+        }
+        // Each signed submission is accepted once, by every coordinator of the deployment.
+        crate::replay::accept_once(
+            &*self.store,
+            &claim.canonical_bytes(),
+            req.sent_at,
+            self.policy.max_clock_skew,
+        )
+        .await
+        .map_err(|_| {
+            ServiceError::Unauthorized(
+                "this signed submission was already accepted (replay)".into(),
+            )
+        })?;
+        let limit = self.funding.limit(&req.payer).await?;
         let spec = JobSpec::new(JobId::new(), req.job)?;
-        Ok(self
+        let job = self
             .store
             .enqueue_job(&NewJob {
                 spec,
                 payment: req.payment,
                 max_attempts,
                 submitted_at: now,
+                funding: Some(Funding {
+                    payer: req.payer,
+                    limit,
+                }),
             })
-            .await?)
+            .await?;
+        tracing::info!(job = %job.spec.id, payer = %req.payer, payment = %req.payment, "job accepted and its payment reserved");
+        Ok(job)
     }
 
     /// Authenticates a signed agent request: the node exists, the signature verifies with its

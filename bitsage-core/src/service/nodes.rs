@@ -9,7 +9,7 @@ use crate::gpu::GpuSample;
 use crate::message::{HeartbeatRequest, RegisterRequest, MAX_AGENT_VERSION_LEN};
 use crate::node::{Heartbeat, NewNode, NodeRecord};
 use crate::time::check_skew;
-use crate::wallet::{WalletCheck, WalletClaim};
+use crate::wallet::{AccountMessage, WalletCheck, WalletClaim};
 use crate::{Error, LifecycleEvent, NodeStatus, Timestamp};
 
 use super::coordinator::{Coordinator, ServiceError, ServiceResult};
@@ -169,7 +169,10 @@ impl Coordinator {
             ));
         }
         let claim = WalletClaim::new(req.wallet, &proof.challenge, self.deployment.network())?;
-        match verifier.check(&claim, &proof.signature).await? {
+        match verifier
+            .check(&AccountMessage::NodeWallet(claim), &proof.signature)
+            .await?
+        {
             WalletCheck::Valid => Ok(Some(now)),
             WalletCheck::Refused(why) => Err(rejected(format!("account {}: {why}", req.wallet))),
         }

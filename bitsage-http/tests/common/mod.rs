@@ -40,17 +40,67 @@ fn state_over(
     proofs: Arc<bitsage_store::InMemoryProofStore>,
 ) -> AppState {
     AppState::new(
-        store,
+        store.clone(),
         Arc::new(StwoProver::new()),
         proofs,
         bitsage_core::deployment::DeploymentKey::new(SigningKey::from_bytes(&[42; 32]), "test")
             .expect("deployment key"),
         HttpConfig::default(),
     )
+    // No chain: payers sign with the key stored with their local credit.
+    .with_payer_verifier(Arc::new(bitsage_chain::StoredKeyVerifier::new(store)))
+}
+
+/// The test payer's Stark private key.
+pub fn payer_key() -> starknet::core::types::Felt {
+    starknet::core::types::Felt::from(0xc0ffee_u64)
+}
+
+/// The test payer's account.
+pub fn payer() -> WalletAddress {
+    WalletAddress::parse("0x9a7e4").expect("payer")
+}
+
+/// Gives the test payer `credit` base units of local credit, with its public key.
+pub async fn fund(store: &InMemoryStore, credit: u128) {
+    use bitsage_core::PayerLedger;
+    let public = starknet::signers::SigningKey::from_secret_scalar(payer_key())
+        .verifying_key()
+        .scalar();
+    let key = bitsage_core::wallet::FeltHex::from_be_bytes(&public.to_bytes_be());
+    store
+        .set_payer(
+            &payer(),
+            Some(&key),
+            bitsage_core::TokenAmount::from_u128(credit),
+            bitsage_core::time::now(),
+        )
+        .await
+        .expect("fund the payer");
+}
+
+/// A submission of `job` paying `payment`, signed by the test payer (network `test`, no chain).
+pub fn submission(
+    job: bitsage_core::JobKind,
+    payment: u128,
+    max_attempts: Option<u32>,
+) -> bitsage_http::api::SubmitJobRequest {
+    bitsage_chain::snip12::signed_submission(
+        &payer_key(),
+        payer(),
+        job,
+        bitsage_core::TokenAmount::from_u128(payment),
+        max_attempts,
+        "test",
+        bitsage_chain::LOCAL_CHAIN_ID,
+    )
+    .expect("sign the submission")
 }
 
 pub fn app() -> TestApp {
     let store = Arc::new(InMemoryStore::new());
+    // The test payer can pay for a great many jobs.
+    futures::executor::block_on(fund(&store, 1_000_000_000_000_000_000_000_000));
     let proofs = Arc::new(bitsage_store::InMemoryProofStore::new());
     let state = state_over(store.clone(), proofs.clone());
     TestApp {

@@ -82,6 +82,8 @@ fn job(seed: u64) -> anyhow::Result<NewJob> {
         payment: TokenAmount::from_u128(1),
         max_attempts: 1,
         submitted_at: bitsage_core::time::now(),
+        // The load generator measures the queue, not payments.
+        funding: None,
     })
 }
 

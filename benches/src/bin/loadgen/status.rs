@@ -376,6 +376,8 @@ async fn seed(
                 payment: TokenAmount::from(1_000_000u64),
                 max_attempts: 3,
                 submitted_at: bitsage_core::time::now(),
+                // The load generator measures the queue, not payments.
+                funding: None,
             })
             .await
             .context("enqueueing a job")?;

@@ -122,6 +122,7 @@ pub fn start_coordinator_with(
     pg: Option<&str>,
     extra: &[&str],
 ) -> Proc {
+    fund_test_payer(data_dir, pg);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitsage-coordinator"));
     cmd.arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
@@ -142,6 +143,70 @@ pub fn start_coordinator_with(
         child: cmd.spawn().expect("spawn bitsage-coordinator"),
         name: "coordinator",
     }
+}
+
+/// The test client's Stark private key.
+pub fn payer_key() -> starknet::core::types::Felt {
+    starknet::core::types::Felt::from(0xe2e_u64)
+}
+
+/// The test client's account.
+pub fn payer() -> bitsage_core::WalletAddress {
+    bitsage_core::WalletAddress::parse("0xc11e27").expect("payer")
+}
+
+/// Gives the test client 1,000,000 SAGE of local credit with its public key, as an operator
+/// does: `bitsage-coordinator credit set`.
+pub fn fund_test_payer(data_dir: &Path, pg: Option<&str>) {
+    let public = starknet::signers::SigningKey::from_secret_scalar(payer_key())
+        .verifying_key()
+        .scalar();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_bitsage-coordinator"));
+    cmd.args([
+        "credit",
+        "set",
+        "--account",
+        &payer().to_string(),
+        "--sage",
+        "1000000",
+    ])
+    .arg("--public-key")
+    .arg(format!("{public:#x}"))
+    .env_remove("BITSAGE_DATABASE_URL")
+    .env("RUST_LOG", "warn");
+    match pg {
+        Some(url) => cmd.arg("--database-url").arg(url),
+        None => cmd.arg("--data-dir").arg(data_dir),
+    };
+    let out = cmd.output().expect("run credit set");
+    assert!(
+        out.status.success(),
+        "credit set: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A submission of `job` paying `payment`, signed by the test client for the coordinator
+/// `client` talks to (its network and payment chain id).
+pub async fn submission(
+    client: &bitsage_http::client::CoordinatorClient,
+    job: bitsage_core::JobKind,
+    payment: u128,
+    max_attempts: Option<u32>,
+) -> bitsage_http::api::SubmitJobRequest {
+    let info = client.coordinator_info().await.expect("coordinator info");
+    bitsage_chain::snip12::signed_submission(
+        &payer_key(),
+        payer(),
+        job,
+        bitsage_core::TokenAmount::from_u128(payment),
+        max_attempts,
+        &info.network,
+        info.payment_chain_id
+            .as_deref()
+            .expect("the coordinator accepts submissions"),
+    )
+    .expect("sign")
 }
 
 /// Starts an agent for `url` with its key in `key_file`.
