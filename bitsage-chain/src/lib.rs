@@ -18,10 +18,12 @@
 pub mod devnet;
 pub mod indexer;
 mod memory;
+mod settlement_memory;
 pub mod snip12;
 pub mod starknet_source;
 
 pub use memory::InMemoryChain;
+pub use settlement_memory::InMemorySettlement;
 pub use starknet_source::{
     ContractAddresses, PinnedKeyWalletVerifier, StarknetChainSource, StarknetConfig,
     StarknetWalletVerifier, StoredKeyVerifier, LOCAL_CHAIN_ID,

@@ -64,3 +64,25 @@ async fn outage_is_unavailable_not_zero() {
     let stake = chain.stake(&wallet("0x5a6e")).await.expect("recovered");
     assert!(stake.at.block_number > 0);
 }
+
+#[tokio::test]
+async fn in_memory_settlement_conforms() {
+    use bitsage_core::settlement::EpochBatch;
+    let s = bitsage_chain::InMemorySettlement::new();
+    let payer = wallet("0x9a1");
+    let worker = wallet("0x3041");
+    let batch = EpochBatch {
+        epoch_id: 1,
+        receipts_root: bitsage_core::crypto::Hash32([1; 32]),
+        jobs: 1,
+        debits: vec![(payer, TokenAmount::from(1_000u64))],
+        payouts: vec![(worker, TokenAmount::from(975u64))],
+        fee: TokenAmount::from(25u64),
+        successes: vec![(worker, bitsage_core::JobId::new())],
+        slashes: vec![],
+    };
+    bitsage_core::conformance::settlement::run_all(&s, &batch).await;
+    assert_eq!(s.paid_to(&worker), TokenAmount::from(975u64), "paid once");
+    assert_eq!(s.debited_from(&payer), TokenAmount::from(1_000u64));
+    assert_eq!(s.fees(), TokenAmount::from(25u64));
+}

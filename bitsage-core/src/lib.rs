@@ -31,6 +31,7 @@ pub mod proof;
 pub mod receipt;
 pub mod replay;
 pub mod service;
+pub mod settlement;
 pub mod time;
 pub mod wallet;
 
@@ -46,6 +47,7 @@ pub use ports::{
     EventBus, EventLog, GpuSource, Inserted, JobQueue, JobStore, JobStoreExt, NodeStore,
     PayerLedger, ProofStore, Prover, ReceiptLedger, ReplayLog, TelemetryStore,
 };
+pub use settlement::{Settlement, SettlementLedger};
 
 /// The store ports' methods in scope at once (`use bitsage_core::store_prelude::*;`): a
 /// [`DynJobStore`] is a bundle of focused ports, and calling a port's method needs the port's
@@ -55,5 +57,6 @@ pub mod store_prelude {
         ChainEventStore as _, JobQueue as _, JobStore as _, JobStoreExt as _, NodeStore as _,
         PayerLedger as _, ReceiptLedger as _, TelemetryStore as _,
     };
+    pub use crate::settlement::SettlementLedger as _;
 }
 pub use time::{TimeWindow, Timestamp};

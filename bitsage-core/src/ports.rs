@@ -143,7 +143,13 @@ pub enum Inserted {
 /// - Absent records are `Ok(None)`; `NotFound` is for writes that name a missing record.
 #[async_trait]
 pub trait JobStore:
-    NodeStore + TelemetryStore + JobQueue + ReceiptLedger + ChainEventStore + PayerLedger
+    NodeStore
+    + TelemetryStore
+    + JobQueue
+    + ReceiptLedger
+    + ChainEventStore
+    + PayerLedger
+    + crate::settlement::SettlementLedger
 {
     /// The backend's name (`"memory"`, `"sqlite"`, `"postgres"`).
     fn backend(&self) -> &'static str;

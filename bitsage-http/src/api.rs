@@ -304,6 +304,9 @@ impl From<Receipt> for ReceiptView {
 pub struct ReceiptQuery {
     /// Include the proof envelope the receipt's `proof_hash` names (default `false`).
     pub with_proof: Option<bool>,
+    /// Include the receipt's inclusion proof in its settlement epoch, when it has one
+    /// (default `false`).
+    pub with_inclusion: Option<bool>,
 }
 
 /// `GET /api/receipts/{id}`: the receipt, and with `?with_proof=true` the proof envelope it
@@ -317,6 +320,9 @@ pub struct ReceiptBundle {
     /// The proof envelope (only when asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope: Option<ProofEnvelope>,
+    /// The inclusion proof in its settlement epoch (only when asked for and assigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inclusion: Option<bitsage_core::settlement::InclusionProof>,
 }
 
 // ---------------------------------------------------------------- earnings

@@ -482,10 +482,12 @@ impl CoordinatorClient {
             .await
     }
 
-    /// `GET /api/receipts/{id}?with_proof=true`: the receipt and the proof envelope it names.
+    /// `GET /api/receipts/{id}?with_proof=true&with_inclusion=true`: the receipt, the proof
+    /// envelope it names and (once it is in a settlement epoch) its inclusion proof.
     pub async fn receipt_with_proof(&self, id: &ReceiptId) -> Result<ReceiptBundle, ClientError> {
         let query = ReceiptQuery {
             with_proof: Some(true),
+            with_inclusion: Some(true),
         };
         let (_, bytes) = self
             .send::<(), _>(
@@ -497,6 +499,16 @@ impl CoordinatorClient {
             )
             .await?;
         decode(&bytes)
+    }
+
+    /// `GET /api/receipts/{id}/inclusion`: the receipt's epoch, Merkle path and settlement
+    /// transaction (409 `conflict` while it is pending settlement).
+    pub async fn receipt_inclusion(
+        &self,
+        id: &ReceiptId,
+    ) -> Result<bitsage_core::settlement::InclusionProof, ClientError> {
+        self.call::<(), _>(Method::GET, &format!("api/receipts/{id}/inclusion"), None)
+            .await
     }
 
     /// `GET /api/nodes/{id}`.

@@ -194,6 +194,13 @@ impl AppState {
         self
     }
 
+    /// The same state settling verified work through `settlement`
+    /// ([`bitsage_core::service::settle`]).
+    pub fn with_settlement(mut self, settlement: bitsage_core::settlement::DynSettlement) -> Self {
+        self.coordinator = self.coordinator.with_settlement(settlement);
+        self
+    }
+
     /// The deployment's policy.
     pub fn policy(&self) -> &CoordinatorPolicy {
         self.coordinator.policy()
@@ -275,6 +282,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/jobs/fail", post(routes::fail))
         .route("/api/receipts", get(routes::list_receipts))
         .route("/api/receipts/{id}", get(routes::receipt))
+        .route(
+            "/api/receipts/{id}/inclusion",
+            get(routes::receipt_inclusion),
+        )
         .route("/api/earnings/{node}", get(routes::earnings))
         .route("/api/network/stats", get(routes::network_stats))
         .route("/api/contracts", get(routes::contracts))

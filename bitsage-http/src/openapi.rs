@@ -334,8 +334,14 @@ fn paths() -> Value {
             "/api/receipts/{id}": { "get": op("receipts", "getReceipt",
                 "A receipt, verifiable offline with its two keys; `with_proof=true` adds the proof envelope (`envelope`).",
                 vec![path("id", "The receipt id (UUID)."),
-                     query("with_proof", json!({ "type": "boolean", "default": false }), "Include the proof envelope.")], None,
+                     query("with_proof", json!({ "type": "boolean", "default": false }), "Include the proof envelope."),
+                     query("with_inclusion", json!({ "type": "boolean", "default": false }), "Include the inclusion proof in its settlement epoch (`inclusion`), once it has one.")], None,
                 &[("200", "The receipt", Some("ReceiptView")), bad, not_found]) },
+            "/api/receipts/{id}/inclusion": { "get": op("receipts", "getReceiptInclusion",
+                "Where a receipt is anchored: its settlement epoch (state, transaction, block), its leaf and Merkle path to the epoch's receipts root (BLAKE2s-256, root with its top 6 bits cleared, as `JobEscrow.get_epoch(epoch_id).receipts_root`). Check it with `bitsage-agent verify-receipt --rpc URL --escrow ADDRESS`.",
+                vec![path("id", "The receipt id (UUID).")], None,
+                &[("200", "The inclusion proof", Some("InclusionProof")), bad, not_found,
+                  ("409", "Pending settlement: not yet in an epoch", None)]) },
             "/api/earnings/{node}": { "get": {
                 "tags": ["receipts"], "operationId": "nodeEarnings",
                 "summary": "A node's exact earnings, total and per UTC day (JSON, or CSV with `format=csv`).",
@@ -893,6 +899,17 @@ fn schemas() -> Value {
                 "at": r("Timestamp"),
                 "data": { "type": "object", "description": "The event's payload." }
             }), &[]),
+            "InclusionProof": obj("A receipt's place in a settlement epoch.", json!({
+                "epoch_id": integer("The epoch."),
+                "state": { "type": "string", "enum": ["pending", "sent", "accepted", "failed"], "description": "The epoch's state; the root is anchored once `accepted`." },
+                "tx_hash": string("The settlement transaction (sent, accepted)."),
+                "block": integer("The block it was accepted in."),
+                "reason": string("Why the last attempt failed (failed)."),
+                "leaf_index": integer("The receipt's position among the epoch's leaves."),
+                "leaf": r("Hex"),
+                "path": arr(obj("A sibling on the way up.", json!({ "sibling": r("Hex"), "left": boolean("The sibling is on the left.") }), &[])),
+                "receipts_root": r("Hex")
+            }), &["tx_hash", "block", "reason"]),
             "DeploymentInfo": obj("The deployment's published identity: pin `public_key` before trusting a receipt.", json!({
                 "network": string("The network's name."),
                 "public_key": { "allOf": [r("Hex")], "description": "The deployment key every coordinator of the network countersigns receipts with (ed25519, hex)." },

@@ -162,8 +162,22 @@ pub async fn receipt(
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> ApiResult<Response> {
-    let bundle = service::receipt(&state, &id, q.with_proof.unwrap_or(false)).await?;
+    let bundle = service::receipt(
+        &state,
+        &id,
+        q.with_proof.unwrap_or(false),
+        q.with_inclusion.unwrap_or(false),
+    )
+    .await?;
     Ok(Json(bundle).into_response())
+}
+
+/// `GET /api/receipts/{id}/inclusion`: where the receipt is anchored on chain.
+pub async fn receipt_inclusion(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Response> {
+    Ok(Json(service::receipt_inclusion(&state, &id).await?).into_response())
 }
 
 /// `GET /api/earnings/{node}` (`?format=csv` for CSV).

@@ -196,7 +196,12 @@ pub async fn list_receipts(state: &AppState, q: ReceiptListQuery) -> ApiResult<P
 }
 
 /// `GET /api/receipts/{id}` (with the proof envelope when `with_proof`).
-pub async fn receipt(state: &AppState, id: &str, with_proof: bool) -> ApiResult<ReceiptBundle> {
+pub async fn receipt(
+    state: &AppState,
+    id: &str,
+    with_proof: bool,
+    with_inclusion: bool,
+) -> ApiResult<ReceiptBundle> {
     let id = ReceiptId::parse(id)?;
     let receipt = state
         .store
@@ -214,9 +219,49 @@ pub async fn receipt(state: &AppState, id: &str, with_proof: bool) -> ApiResult<
     } else {
         None
     };
+    let inclusion = if with_inclusion {
+        inclusion_of(state, &id).await?
+    } else {
+        None
+    };
     Ok(ReceiptBundle {
         receipt: ReceiptView::from(receipt),
         envelope,
+        inclusion,
+    })
+}
+
+/// A receipt's inclusion proof, once it is in an epoch.
+async fn inclusion_of(
+    state: &AppState,
+    id: &ReceiptId,
+) -> ApiResult<Option<bitsage_core::settlement::InclusionProof>> {
+    let Some(epoch_id) = state.store.receipt_epoch(id).await? else {
+        return Ok(None);
+    };
+    let epoch = state.store.epoch(epoch_id).await?.ok_or_else(|| {
+        ApiError::internal(&format!("epoch {epoch_id} of receipt {id} is missing"))
+    })?;
+    Ok(epoch.inclusion(id))
+}
+
+/// `GET /api/receipts/{id}/inclusion`: the epoch, Merkle path and settlement transaction of
+/// a receipt; 409 while it waits for an epoch.
+pub async fn receipt_inclusion(
+    state: &AppState,
+    id: &str,
+) -> ApiResult<bitsage_core::settlement::InclusionProof> {
+    let id = ReceiptId::parse(id)?;
+    let receipt = state
+        .store
+        .get_receipt(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("receipt {id} not found")))?;
+    inclusion_of(state, &id).await?.ok_or_else(|| {
+        ApiError::conflict(format!(
+            "receipt {id} is pending settlement (completed {}, not yet in an epoch)",
+            receipt.body.completed_at.to_rfc3339()
+        ))
     })
 }
 

@@ -918,6 +918,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/jobs/fail"),
     ("GET", "/api/receipts"),
     ("GET", "/api/receipts/{id}"),
+    ("GET", "/api/receipts/{id}/inclusion"),
     ("GET", "/api/earnings/{node}"),
     ("GET", "/api/network/stats"),
     ("GET", "/metrics"),

@@ -688,3 +688,174 @@ async fn a_job_leased_on_one_coordinator_completes_on_another_with_one_deploymen
         );
     }
 }
+
+/// Proves and completes the next job leased to `id`; returns its receipt.
+async fn work_one(t: &TestApp, k: &SigningKey, id: &str) -> bitsage_core::receipt::Receipt {
+    let l = lease(t, k, id).await;
+    let a = l.assignment.expect("a queued job");
+    let env = prove(a.spec());
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/jobs/complete",
+            &job_completion(k, id, &a, env, |_| {}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let c: CompleteResponse = r.parse();
+    c.receipt.expect("a receipt").receipt
+}
+
+#[tokio::test]
+async fn verified_work_settles_in_epochs_exactly_once_with_inclusion_proofs() {
+    use bitsage_core::service::settle::SettleOutcome;
+    use bitsage_core::settlement::InclusionProof;
+    use bitsage_core::PayerLedger;
+    let chain = std::sync::Arc::new(bitsage_chain::InMemorySettlement::new());
+    let mut t = app();
+    let policy = bitsage_core::service::CoordinatorPolicy {
+        epoch_max_jobs: 2,
+        ..Default::default()
+    };
+    t.state = t
+        .state
+        .clone()
+        .with_policy(policy)
+        .with_settlement(chain.clone());
+    t.app = bitsage_http::router(t.state.clone());
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let now = bitsage_core::time::now;
+
+    // One receipt: not due yet (2 per epoch, the oldest not 60 s old); it is pending.
+    submit(&t, 64, 1_000_000).await;
+    let r1 = work_one(&t, &k, "node-1").await;
+    assert_eq!(
+        t.state.coordinator.settle_round(now()).await.unwrap(),
+        SettleOutcome::Idle
+    );
+    send(
+        &t.app,
+        get(&format!("/api/receipts/{}/inclusion", r1.body.id)),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "conflict");
+    // A second: an epoch is due, sent, then accepted.
+    submit(&t, 64, 2_000_000).await;
+    let r2 = work_one(&t, &k, "node-1").await;
+    let sent = t.state.coordinator.settle_round(now()).await.unwrap();
+    assert!(
+        matches!(sent, SettleOutcome::Sent { epoch: 1, .. }),
+        "{sent:?}"
+    );
+    let accepted = t.state.coordinator.settle_round(now()).await.unwrap();
+    assert!(
+        matches!(accepted, SettleOutcome::Accepted { epoch: 1, .. }),
+        "{accepted:?}"
+    );
+    assert_eq!(
+        t.state.coordinator.settle_round(now()).await.unwrap(),
+        SettleOutcome::Idle
+    );
+
+    // Paid exactly once: the worker got both nets, the payer's escrow both payments.
+    let net = r1.body.net.checked_add(r2.body.net).unwrap();
+    assert_eq!(chain.paid_to(&wallet()), net);
+    assert_eq!(
+        chain.debited_from(&payer()),
+        TokenAmount::from(3_000_000u64)
+    );
+    assert_eq!(chain.successes().len(), 2);
+    let books = t.store.payer(&payer()).await.unwrap().unwrap();
+    assert_eq!(books.unsettled, TokenAmount::ZERO, "settled on chain");
+
+    // Anyone re-checks a receipt against the root anchored on chain.
+    for r in [&r1, &r2] {
+        let reply = send(
+            &t.app,
+            get(&format!("/api/receipts/{}/inclusion", r.body.id)),
+        )
+        .await;
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.json()["state"], "accepted");
+        let proof: InclusionProof = reply.parse();
+        proof
+            .check(r, &chain.root(1).expect("anchored"))
+            .expect("included");
+        assert!(proof.check(&r1_other(r), &chain.root(1).unwrap()).is_err());
+    }
+
+    // A node caught with a forged proof is slashed in the next epoch.
+    let cheat = key(9);
+    active_node(&t, &cheat, "node-9").await;
+    submit(&t, 64, 5).await;
+    let l = lease(&t, &cheat, "node-9").await;
+    let a = l.assignment.expect("a job");
+    let mut env = prove(a.spec());
+    env.proof[10] ^= 1;
+    let req = job_completion(&cheat, "node-9", &a, env, |_| {});
+    let r = send(&t.app, post_json("/api/jobs/complete", &req)).await;
+    assert!(r.status.is_client_error());
+    let _ = t.state.coordinator.settle_round(now()).await.unwrap();
+    let _ = t.state.coordinator.settle_round(now()).await.unwrap();
+    let slashes = chain.slashes();
+    assert_eq!(slashes.len(), 1, "{slashes:?}");
+    assert_eq!(slashes[0].2, "invalid proof");
+}
+
+/// The same receipt with its output changed (a different leaf).
+fn r1_other(r: &bitsage_core::receipt::Receipt) -> bitsage_core::receipt::Receipt {
+    let mut other = r.clone();
+    other.body.output.push('0');
+    other
+}
+
+#[tokio::test]
+async fn a_settlement_outage_queues_epochs_and_pays_them_once_when_back() {
+    use bitsage_core::service::settle::SettleOutcome;
+    let chain = std::sync::Arc::new(bitsage_chain::InMemorySettlement::new());
+    let mut t = app();
+    let policy = bitsage_core::service::CoordinatorPolicy {
+        epoch_max_jobs: 1,
+        ..Default::default()
+    };
+    t.state = t
+        .state
+        .clone()
+        .with_policy(policy)
+        .with_settlement(chain.clone());
+    t.app = bitsage_http::router(t.state.clone());
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    submit(&t, 64, 1_000).await;
+    let r = work_one(&t, &k, "node-1").await;
+    chain.set_unavailable(Some("RPC down".into()));
+    let out = t
+        .state
+        .coordinator
+        .settle_round(bitsage_core::time::now())
+        .await
+        .unwrap();
+    assert!(
+        matches!(&out, SettleOutcome::Failed { epoch: 1, reason } if reason.contains("RPC down")),
+        "{out:?}"
+    );
+    let backlog = t.store.settlement_backlog().await.unwrap();
+    assert_eq!(backlog.receipts, 1, "nothing lost");
+    chain.set_unavailable(None);
+    for _ in 0..3 {
+        t.state
+            .coordinator
+            .settle_round(bitsage_core::time::now())
+            .await
+            .unwrap();
+    }
+    assert_eq!(chain.paid_to(&wallet()), r.body.net, "paid once");
+    assert_eq!(t.store.settlement_backlog().await.unwrap().receipts, 0);
+}

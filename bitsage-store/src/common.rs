@@ -47,6 +47,52 @@ pub(crate) fn new_job_record(job: &NewJob) -> Result<JobRecord> {
     })
 }
 
+/// An epoch's state from its columns (`state`, `tx_hash`, `block`, `reason`).
+pub(crate) fn epoch_state(
+    state: &str,
+    tx_hash: Option<String>,
+    block: Option<i64>,
+    reason: Option<String>,
+) -> Result<bitsage_core::settlement::EpochState> {
+    use bitsage_core::settlement::EpochState;
+    let bad = || {
+        Error::backend(
+            "store",
+            format!("epoch in state {state:?} lacks its details"),
+        )
+    };
+    Ok(match state {
+        "pending" => EpochState::Pending,
+        "sent" => EpochState::Sent {
+            tx_hash: tx_hash.ok_or_else(bad)?,
+        },
+        "accepted" => EpochState::Accepted {
+            tx_hash: tx_hash.ok_or_else(bad)?,
+            block: block.and_then(|b| u64::try_from(b).ok()).ok_or_else(bad)?,
+        },
+        "failed" => EpochState::Failed {
+            reason: reason.unwrap_or_default(),
+        },
+        other => {
+            return Err(Error::backend(
+                "store",
+                format!("unknown epoch state {other:?}"),
+            ))
+        }
+    })
+}
+
+/// Takes `payment` out of a payer's unsettled amount (an accepted epoch paid it).
+pub(crate) fn settle_payer(
+    account: &mut bitsage_core::funding::PayerAccount,
+    payment: bitsage_core::TokenAmount,
+    at: Timestamp,
+) -> Result<()> {
+    account.unsettled = account.unsettled.checked_sub(payment)?;
+    account.updated_at = at;
+    Ok(())
+}
+
 /// What a job's move does to its payer's books.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PayerEffect {

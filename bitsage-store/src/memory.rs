@@ -26,10 +26,13 @@ use bitsage_core::{
 
 use crate::common::{
     apply_payer_effect, check_lease, complete, expiry_error, lease_until, new_job_record,
-    new_node_record, paginate, payer_effect, settle_failure,
+    new_node_record, paginate, payer_effect, settle_failure, settle_payer,
 };
 use crate::events::LocalEventBus;
 use bitsage_core::funding::PayerAccount;
+use bitsage_core::settlement::{
+    Backlog, Epoch, EpochState, SettlementItem, SettlementLedger, SlashItem,
+};
 use bitsage_core::PayerLedger;
 
 #[derive(Debug, Default)]
@@ -45,6 +48,9 @@ struct State {
     cursors: HashMap<String, IndexerCursor>,
     replay: HashMap<Hash32, Timestamp>,
     payers: HashMap<bitsage_core::WalletAddress, PayerAccount>,
+    epochs: Vec<MemEpoch>,
+    receipt_epochs: HashMap<ReceiptId, u64>,
+    slashes: Vec<(SlashItem, Option<u64>)>,
     outbox: Vec<StoredEvent>,
     last_event_id: u64,
     /// Events of the write in progress: kept when it succeeds, dropped when it fails.
@@ -80,6 +86,70 @@ impl State {
             data: e.data,
         });
         id
+    }
+}
+
+/// An epoch's row: its state and which receipts and slashes it holds.
+#[derive(Debug, Clone)]
+struct MemEpoch {
+    id: u64,
+    state: EpochState,
+    receipts: Vec<ReceiptId>,
+    created_at: Timestamp,
+    updated_at: Timestamp,
+}
+
+impl State {
+    fn settlement_item(&self, id: &ReceiptId) -> Result<SettlementItem> {
+        let receipt = self
+            .receipts
+            .iter()
+            .find(|r| r.body.id == *id)
+            .cloned()
+            .ok_or_else(|| Error::not_found("receipt", id))?;
+        let payer = self
+            .jobs
+            .iter()
+            .find(|j| j.spec.id == receipt.body.job_id)
+            .and_then(|j| j.payer);
+        let worker = self
+            .nodes
+            .iter()
+            .find(|n| n.id == receipt.body.node_id)
+            .map(|n| n.wallet)
+            .ok_or_else(|| Error::not_found("node", &receipt.body.node_id))?;
+        Ok(SettlementItem {
+            receipt,
+            payer,
+            worker,
+        })
+    }
+
+    fn epoch_view(&self, e: &MemEpoch) -> Result<Epoch> {
+        Ok(Epoch {
+            id: e.id,
+            state: e.state.clone(),
+            items: e
+                .receipts
+                .iter()
+                .map(|r| self.settlement_item(r))
+                .collect::<Result<_>>()?,
+            slashes: self
+                .slashes
+                .iter()
+                .filter(|(_, ep)| *ep == Some(e.id))
+                .map(|(s, _)| s.clone())
+                .collect(),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        })
+    }
+
+    fn epoch_mut(&mut self, id: u64) -> Result<&mut MemEpoch> {
+        self.epochs
+            .iter_mut()
+            .find(|e| e.id == id)
+            .ok_or_else(|| Error::not_found("epoch", id))
     }
 }
 
@@ -602,6 +672,163 @@ impl PayerLedger for InMemoryStore {
 
     async fn payer(&self, account: &bitsage_core::WalletAddress) -> Result<Option<PayerAccount>> {
         self.with(|s| Ok(s.payers.get(account).cloned()))
+    }
+}
+
+#[async_trait]
+impl SettlementLedger for InMemoryStore {
+    async fn next_epoch(&self, max_items: u32, now: Timestamp) -> Result<Option<Epoch>> {
+        self.with(|s| {
+            if let Some(open) = s
+                .epochs
+                .iter()
+                .find(|e| !matches!(e.state, EpochState::Accepted { .. }))
+            {
+                return s.epoch_view(open).map(Some);
+            }
+            let mut waiting: Vec<&Receipt> = s
+                .receipts
+                .iter()
+                .filter(|r| !s.receipt_epochs.contains_key(&r.body.id))
+                .collect();
+            waiting.sort_by_key(|r| (r.body.completed_at, r.body.id));
+            let ids: Vec<ReceiptId> = waiting
+                .iter()
+                .take(max_items as usize)
+                .map(|r| r.body.id)
+                .collect();
+            let slashes_waiting = s.slashes.iter().any(|(_, e)| e.is_none());
+            if ids.is_empty() && !slashes_waiting {
+                return Ok(None);
+            }
+            let id = s.epochs.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+            for r in &ids {
+                s.receipt_epochs.insert(*r, id);
+            }
+            for (_, e) in s.slashes.iter_mut().filter(|(_, e)| e.is_none()) {
+                *e = Some(id);
+            }
+            let epoch = MemEpoch {
+                id,
+                state: EpochState::Pending,
+                receipts: ids,
+                created_at: now,
+                updated_at: now,
+            };
+            let view = s.epoch_view(&epoch)?;
+            s.epochs.push(epoch);
+            Ok(Some(view))
+        })
+    }
+
+    async fn unfinished_epoch(&self) -> Result<Option<Epoch>> {
+        self.with(|s| {
+            match s
+                .epochs
+                .iter()
+                .find(|e| !matches!(e.state, EpochState::Accepted { .. }))
+            {
+                Some(e) => s.epoch_view(e).map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn epoch_sent(&self, id: u64, tx_hash: &str, now: Timestamp) -> Result<()> {
+        self.with(|s| {
+            let e = s.epoch_mut(id)?;
+            if matches!(e.state, EpochState::Accepted { .. }) {
+                return Err(Error::Conflict(format!("epoch {id} is already accepted")));
+            }
+            e.state = EpochState::Sent {
+                tx_hash: tx_hash.to_string(),
+            };
+            e.updated_at = now;
+            Ok(())
+        })
+    }
+
+    async fn epoch_accepted(
+        &self,
+        id: u64,
+        tx_hash: &str,
+        block: u64,
+        now: Timestamp,
+    ) -> Result<()> {
+        self.with(|s| {
+            let e = s.epoch_mut(id)?.clone();
+            if matches!(e.state, EpochState::Accepted { .. }) {
+                return Ok(());
+            }
+            let view = s.epoch_view(&e)?;
+            let mut books = s.payers.clone();
+            for item in &view.items {
+                if let Some(payer) = item.payer {
+                    let account = books
+                        .entry(payer)
+                        .or_insert_with(|| PayerAccount::empty(payer, now));
+                    settle_payer(account, item.receipt.body.payment, now)?;
+                }
+            }
+            s.payers = books;
+            let e = s.epoch_mut(id)?;
+            e.state = EpochState::Accepted {
+                tx_hash: tx_hash.to_string(),
+                block,
+            };
+            e.updated_at = now;
+            Ok(())
+        })
+    }
+
+    async fn epoch_failed(&self, id: u64, reason: &str, now: Timestamp) -> Result<()> {
+        self.with(|s| {
+            let e = s.epoch_mut(id)?;
+            if matches!(e.state, EpochState::Accepted { .. }) {
+                return Err(Error::Conflict(format!("epoch {id} is already accepted")));
+            }
+            e.state = EpochState::Failed {
+                reason: reason.to_string(),
+            };
+            e.updated_at = now;
+            Ok(())
+        })
+    }
+
+    async fn epoch(&self, id: u64) -> Result<Option<Epoch>> {
+        self.with(|s| match s.epochs.iter().find(|e| e.id == id) {
+            Some(e) => s.epoch_view(e).map(Some),
+            None => Ok(None),
+        })
+    }
+
+    async fn receipt_epoch(&self, receipt: &ReceiptId) -> Result<Option<u64>> {
+        self.with(|s| Ok(s.receipt_epochs.get(receipt).copied()))
+    }
+
+    async fn record_slash(&self, slash: &SlashItem) -> Result<()> {
+        self.with(|s| {
+            s.slashes.push((slash.clone(), None));
+            Ok(())
+        })
+    }
+
+    async fn settlement_backlog(&self) -> Result<Backlog> {
+        self.with(|s| {
+            let settled = |r: &Receipt| {
+                s.receipt_epochs.get(&r.body.id).is_some_and(|id| {
+                    s.epochs
+                        .iter()
+                        .any(|e| e.id == *id && matches!(e.state, EpochState::Accepted { .. }))
+                })
+            };
+            let waiting: Vec<&Receipt> = s.receipts.iter().filter(|r| !settled(r)).collect();
+            Ok(Backlog {
+                receipts: waiting.len() as u64,
+                oldest: waiting.iter().map(|r| r.body.completed_at).min(),
+                slashes: s.slashes.iter().filter(|(_, e)| e.is_none()).count() as u64,
+            })
+        })
     }
 }
 

@@ -35,12 +35,13 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::common::{
-    apply_payer_effect, check_lease, collector_json, complete, expiry_error, job_filter_sql,
-    lease_until, new_job_record, new_node_record, payer_effect, replay_or_missing,
-    reported_collector, settle_failure,
+    apply_payer_effect, check_lease, collector_json, complete, epoch_state, expiry_error,
+    job_filter_sql, lease_until, new_job_record, new_node_record, payer_effect, replay_or_missing,
+    reported_collector, settle_failure, settle_payer,
 };
 use crate::events::LocalEventBus;
 use bitsage_core::funding::PayerAccount;
+use bitsage_core::settlement::{Epoch, SettlementItem, SettlementLedger, SlashItem};
 use bitsage_core::wallet::FeltHex;
 use bitsage_core::PayerLedger;
 
@@ -760,6 +761,311 @@ impl JobStore for SqliteStore {
         }
         .await;
         self.notified(finish(tx, result).await)
+    }
+}
+
+/// An epoch with its items and slashes, read inside `tx`.
+async fn load_epoch(tx: &mut Transaction<'_, Sqlite>, id: u64) -> Result<Option<Epoch>> {
+    let id_i = to_i64(id, "epoch id")?;
+    let Some(row) = sqlx::query("SELECT * FROM epochs WHERE id = ?")
+        .bind(id_i)
+        .fetch_optional(&mut **tx)
+        .await
+        .map_err(db_err)?
+    else {
+        return Ok(None);
+    };
+    let state = epoch_state(
+        &row.try_get::<String, _>("state").map_err(db_err)?,
+        row.try_get("tx_hash").map_err(db_err)?,
+        row.try_get("block").map_err(db_err)?,
+        row.try_get("reason").map_err(db_err)?,
+    )?;
+    let rows = sqlx::query(
+        "SELECT r.receipt AS receipt, j.payer AS payer, n.wallet AS wallet FROM receipts r \
+         LEFT JOIN jobs j ON j.id = r.job_id LEFT JOIN nodes n ON n.id = r.node_id \
+         WHERE r.epoch_id = ? ORDER BY r.completed_at, r.id",
+    )
+    .bind(id_i)
+    .fetch_all(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    let items = rows
+        .iter()
+        .map(|r| {
+            let receipt: Receipt =
+                serde_json::from_str(&r.try_get::<String, _>("receipt").map_err(db_err)?)
+                    .map_err(json_err)?;
+            let payer = r
+                .try_get::<Option<String>, _>("payer")
+                .map_err(db_err)?
+                .map(|p| bitsage_core::WalletAddress::parse(&p))
+                .transpose()?;
+            let wallet = r
+                .try_get::<Option<String>, _>("wallet")
+                .map_err(db_err)?
+                .ok_or_else(|| Error::not_found("node", &receipt.body.node_id))?;
+            Ok(SettlementItem {
+                payer,
+                worker: bitsage_core::WalletAddress::parse(&wallet)?,
+                receipt,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let slash_rows = sqlx::query("SELECT * FROM slashes WHERE epoch_id = ? ORDER BY seq")
+        .bind(id_i)
+        .fetch_all(&mut **tx)
+        .await
+        .map_err(db_err)?;
+    let slashes = slash_rows
+        .iter()
+        .map(|r| {
+            let g = |c: &str| r.try_get::<String, _>(c).map_err(db_err);
+            Ok(SlashItem {
+                node_id: NodeId::parse(&g("node_id")?)?,
+                worker: bitsage_core::WalletAddress::parse(&g("worker")?)?,
+                job_id: JobId::parse(&g("job_id")?)?,
+                reason: g("reason")?,
+                at: time_of(r.try_get("at").map_err(db_err)?)?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(Epoch {
+        id,
+        state,
+        items,
+        slashes,
+        created_at: time_of(row.try_get("created_at").map_err(db_err)?)?,
+        updated_at: time_of(row.try_get("updated_at").map_err(db_err)?)?,
+    }))
+}
+
+#[async_trait]
+impl SettlementLedger for SqliteStore {
+    async fn next_epoch(&self, max_items: u32, now: Timestamp) -> Result<Option<Epoch>> {
+        let mut tx = self.begin().await?;
+        let result: Result<Option<Epoch>> = async {
+            let open: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM epochs WHERE state <> 'accepted' ORDER BY id LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if let Some(id) = open {
+                return load_epoch(&mut tx, id as u64).await;
+            }
+            let waiting: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM receipts WHERE epoch_id IS NULL ORDER BY completed_at, id LIMIT ?",
+            )
+            .bind(i64::from(max_items))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            let slashes: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM slashes WHERE epoch_id IS NULL")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if waiting.is_empty() && slashes == 0 {
+                return Ok(None);
+            }
+            let id: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) + 1 FROM epochs")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO epochs (id, state, created_at, updated_at) VALUES (?, 'pending', ?, ?)",
+            )
+            .bind(id)
+            .bind(to_micros(now))
+            .bind(to_micros(now))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            for r in &waiting {
+                sqlx::query("UPDATE receipts SET epoch_id = ? WHERE id = ?")
+                    .bind(id)
+                    .bind(r)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            }
+            sqlx::query("UPDATE slashes SET epoch_id = ? WHERE epoch_id IS NULL")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            load_epoch(&mut tx, id as u64).await
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn unfinished_epoch(&self) -> Result<Option<Epoch>> {
+        let mut tx = self.begin().await?;
+        let result: Result<Option<Epoch>> = async {
+            let open: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM epochs WHERE state <> 'accepted' ORDER BY id LIMIT 1",
+            )
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            match open {
+                Some(id) => load_epoch(&mut tx, id as u64).await,
+                None => Ok(None),
+            }
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn epoch_sent(&self, id: u64, tx_hash: &str, now: Timestamp) -> Result<()> {
+        self.set_epoch_state(id, "sent", Some(tx_hash), None, None, now)
+            .await
+    }
+
+    async fn epoch_accepted(
+        &self,
+        id: u64,
+        tx_hash: &str,
+        block: u64,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let result: Result<()> = async {
+            let Some(epoch) = load_epoch(&mut tx, id).await? else {
+                return Err(Error::not_found("epoch", id));
+            };
+            if matches!(
+                epoch.state,
+                bitsage_core::settlement::EpochState::Accepted { .. }
+            ) {
+                return Ok(());
+            }
+            for item in &epoch.items {
+                if let Some(payer) = item.payer {
+                    let mut account = load_payer(&mut tx, &payer, now).await?;
+                    settle_payer(&mut account, item.receipt.body.payment, now)?;
+                    save_payer(&mut tx, &account).await?;
+                }
+            }
+            sqlx::query(
+                "UPDATE epochs SET state = 'accepted', tx_hash = ?, block = ?, reason = NULL, \
+                 updated_at = ? WHERE id = ?",
+            )
+            .bind(tx_hash)
+            .bind(to_i64(block, "block")?)
+            .bind(to_micros(now))
+            .bind(to_i64(id, "epoch id")?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn epoch_failed(&self, id: u64, reason: &str, now: Timestamp) -> Result<()> {
+        self.set_epoch_state(id, "failed", None, None, Some(reason), now)
+            .await
+    }
+
+    async fn epoch(&self, id: u64) -> Result<Option<Epoch>> {
+        let mut tx = self.begin().await?;
+        let result = load_epoch(&mut tx, id).await;
+        finish(tx, result).await
+    }
+
+    async fn receipt_epoch(&self, receipt: &ReceiptId) -> Result<Option<u64>> {
+        let v: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT epoch_id FROM receipts WHERE id = ?")
+                .bind(receipt.to_string())
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db_err)?;
+        Ok(v.flatten().map(|e| e as u64))
+    }
+
+    async fn record_slash(&self, slash: &SlashItem) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let result: Result<()> = async {
+            sqlx::query(
+                "INSERT INTO slashes (node_id, worker, job_id, reason, at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(slash.node_id.as_str())
+            .bind(slash.worker.to_string())
+            .bind(slash.job_id.to_string())
+            .bind(&slash.reason)
+            .bind(to_micros(slash.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn settlement_backlog(&self) -> Result<bitsage_core::settlement::Backlog> {
+        let row = sqlx::query(
+            "SELECT COUNT(*) AS n, MIN(r.completed_at) AS oldest FROM receipts r \
+             LEFT JOIN epochs e ON e.id = r.epoch_id \
+             WHERE r.epoch_id IS NULL OR e.state <> 'accepted'",
+        )
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let n: i64 = row.try_get("n").map_err(db_err)?;
+        let oldest: Option<i64> = row.try_get("oldest").map_err(db_err)?;
+        let slashes: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM slashes WHERE epoch_id IS NULL")
+                .fetch_one(&self.reader)
+                .await
+                .map_err(db_err)?;
+        Ok(bitsage_core::settlement::Backlog {
+            receipts: n as u64,
+            oldest: oldest.map(time_of).transpose()?,
+            slashes: slashes as u64,
+        })
+    }
+}
+
+impl SqliteStore {
+    /// Sets a not-yet-accepted epoch's state.
+    async fn set_epoch_state(
+        &self,
+        id: u64,
+        state: &str,
+        tx_hash: Option<&str>,
+        block: Option<u64>,
+        reason: Option<&str>,
+        now: Timestamp,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let result: Result<()> = async {
+            let done = sqlx::query(
+                "UPDATE epochs SET state = ?, tx_hash = COALESCE(?, tx_hash), block = ?, \
+                 reason = ?, updated_at = ? WHERE id = ? AND state <> 'accepted'",
+            )
+            .bind(state)
+            .bind(tx_hash)
+            .bind(block.map(|b| b as i64))
+            .bind(reason)
+            .bind(to_micros(now))
+            .bind(to_i64(id, "epoch id")?)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::Conflict(format!(
+                    "epoch {id} is unknown or already accepted"
+                )));
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
     }
 }
 

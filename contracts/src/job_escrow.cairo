@@ -37,6 +37,7 @@ struct EpochView {
     paid: u256,
     fee: u256,
     settled_at: u64,
+    block: u64,
 }
 
 #[starknet::interface]
@@ -73,7 +74,11 @@ trait IJobEscrow<TContractState> {
 
 #[starknet::contract]
 mod JobEscrow {
-    use starknet::{ContractAddress, get_caller_address, get_block_timestamp, get_contract_address};
+    use starknet::{
+        ContractAddress, get_caller_address, get_block_timestamp, get_contract_address,
+        get_block_info
+    };
+    use box::BoxTrait;
     use array::ArrayTrait;
     use super::{
         Debit, Payout, EscrowAccount, EpochView, IERC20Dispatcher, IERC20DispatcherTrait
@@ -94,6 +99,7 @@ mod JobEscrow {
         paid: u256,
         fee: u256,
         settled_at: u64,
+        block: u64,
         seen: bool,
     }
 
@@ -298,6 +304,7 @@ mod JobEscrow {
             epoch.paid = paid;
             epoch.fee = fee;
             epoch.settled_at = get_block_timestamp();
+            epoch.block = get_block_info().unbox().block_number;
             epoch.seen = true;
             self.epochs.write(epoch_id, epoch);
             self
@@ -324,6 +331,7 @@ mod JobEscrow {
                 paid: e.paid,
                 fee: e.fee,
                 settled_at: e.settled_at,
+                block: e.block,
             }
         }
 

@@ -355,6 +355,10 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
         if let Err(e) = state.coordinator.sweep(now).await {
             tracing::warn!(error = %e, "coordinator sweep failed");
         }
+        // Settlement (with a chain): one round per tick; an epoch is sent when due.
+        if let Err(e) = state.coordinator.settle_round(now).await {
+            tracing::warn!(error = %e, "settlement round failed");
+        }
         if let Some(cutoff) = chrono::TimeDelta::from_std(config.gpu_retention)
             .ok()
             .and_then(|d| now.checked_sub_signed(d))

@@ -39,6 +39,182 @@ where
     bus_wakes_after_a_commit(fresh().await).await;
     retention_keeps_the_newest(fresh().await).await;
     a_lone_event_is_appended_in_order(fresh().await).await;
+    epochs_are_assembled_once_and_accepted_once(fresh().await).await;
+}
+
+/// Settles one funded job (node 1, wallet 1) paying `pay`; returns its receipt.
+async fn settle_funded(
+    s: &DynCoordinatorStore,
+    seed: u64,
+    pay: u64,
+    payer: crate::WalletAddress,
+    at: i64,
+) -> Receipt {
+    let job = super::store::funded_job(seed, pay, payer, crate::funding::FundingLimit::LocalCredit);
+    s.enqueue_job(&job).await.expect("enqueue");
+    let lease = s
+        .lease_job(&node_id(1), t(at), Duration::from_secs(600))
+        .await
+        .expect("lease")
+        .expect("a job");
+    let (mut receipt, mut entry) = paperwork(job.spec.id, TokenAmount::from(pay), seed as u8);
+    // Completion times order the epoch's leaves.
+    receipt.body.completed_at = t(at);
+    let sig = receipt.body.sign_as_node(&key(1)).expect("sign");
+    receipt = Receipt::countersign(receipt.body, sig, &key(200)).expect("countersign");
+    entry.credited_at = t(at);
+    let c = VerifiedCompletion {
+        lease: lease.reference(),
+        result: result(seed as u8),
+        receipt: receipt.clone(),
+        entry,
+    };
+    s.settle_completion(&c, t(at)).await.expect("settle");
+    receipt
+}
+
+/// Settlement epochs ([`crate::SettlementLedger`]): waiting receipts (completion order, at
+/// most `max_items`) and slashes go into one epoch with the next id; an unfinished epoch is
+/// handed out again (never a second one over the same receipts); acceptance is final and
+/// takes the payments out of the payers' unsettled amounts.
+pub async fn epochs_are_assembled_once_and_accepted_once(f: Fixture) {
+    use crate::settlement::{EpochState, SlashItem};
+    let s = &f.store;
+    assert!(
+        s.next_epoch(10, t(0)).await.expect("next").is_none(),
+        "nothing waits"
+    );
+    s.create_node(&new_node(1, 1, t(0))).await.expect("create");
+    let payer = crate::WalletAddress::parse("0xfee5").expect("payer");
+    s.set_payer(&payer, None, TokenAmount::from(10_000u64), t(0))
+        .await
+        .expect("payer");
+    let r1 = settle_funded(s, 1, 1_000, payer, 10).await;
+    let r2 = settle_funded(s, 2, 2_000, payer, 11).await;
+    let r3 = settle_funded(s, 3, 3_000, payer, 12).await;
+    let backlog = s.settlement_backlog().await.expect("backlog");
+    assert_eq!((backlog.receipts, backlog.oldest), (3, Some(t(10))));
+    assert!(s.unfinished_epoch().await.expect("unfinished").is_none());
+
+    let e1 = s
+        .next_epoch(2, t(20))
+        .await
+        .expect("next")
+        .expect("an epoch");
+    assert_eq!(e1.id, 1);
+    assert_eq!(e1.state, EpochState::Pending);
+    let ids: Vec<ReceiptId> = e1.items.iter().map(|i| i.receipt.body.id).collect();
+    assert_eq!(
+        ids,
+        vec![r1.body.id, r2.body.id],
+        "oldest first, at most max_items"
+    );
+    assert_eq!(e1.items[0].receipt, r1);
+    assert_eq!(e1.items[0].payer, Some(payer));
+    assert_eq!(
+        e1.items[0].worker,
+        super::store::new_node(1, 1, t(0)).wallet
+    );
+    assert_eq!(
+        s.receipt_epoch(&r1.body.id).await.expect("epoch of"),
+        Some(1)
+    );
+    assert_eq!(s.receipt_epoch(&r3.body.id).await.expect("epoch of"), None);
+    assert_eq!(
+        s.unfinished_epoch()
+            .await
+            .expect("unfinished")
+            .map(|e| e.id),
+        Some(1)
+    );
+    // Unfinished: handed out again, not a second epoch.
+    let again = s
+        .next_epoch(2, t(21))
+        .await
+        .expect("next")
+        .expect("the same");
+    assert_eq!((again.id, again.items.len()), (1, 2));
+    s.epoch_sent(1, "0xabc", t(22)).await.expect("sent");
+    let sent = s.epoch(1).await.expect("epoch").expect("exists");
+    assert_eq!(
+        sent.state,
+        EpochState::Sent {
+            tx_hash: "0xabc".into()
+        }
+    );
+    s.epoch_failed(1, "chain down", t(23))
+        .await
+        .expect("failed");
+    assert_eq!(
+        s.next_epoch(2, t(24))
+            .await
+            .expect("next")
+            .expect("retry")
+            .id,
+        1,
+        "a failed epoch is retried under its id"
+    );
+    let books = s.payer(&payer).await.expect("payer").expect("exists");
+    assert_eq!(books.unsettled, TokenAmount::from(6_000u64));
+    s.epoch_accepted(1, "0xabc", 77, t(25))
+        .await
+        .expect("accepted");
+    // Accepting again changes nothing; an accepted epoch cannot be sent or failed.
+    s.epoch_accepted(1, "0xabc", 77, t(26))
+        .await
+        .expect("idempotent");
+    assert!(matches!(
+        s.epoch_sent(1, "0xdef", t(27)).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        s.epoch_failed(1, "x", t(27)).await,
+        Err(Error::Conflict(_))
+    ));
+    let books = s.payer(&payer).await.expect("payer").expect("exists");
+    assert_eq!(
+        books.unsettled,
+        TokenAmount::from(3_000u64),
+        "epoch 1 paid 1,000 + 2,000"
+    );
+    let accepted = s.epoch(1).await.expect("epoch").expect("exists");
+    assert_eq!(
+        accepted.state,
+        EpochState::Accepted {
+            tx_hash: "0xabc".into(),
+            block: 77
+        }
+    );
+    let backlog = s.settlement_backlog().await.expect("backlog");
+    assert_eq!((backlog.receipts, backlog.oldest), (1, Some(t(12))));
+    assert!(s.unfinished_epoch().await.expect("unfinished").is_none());
+
+    // The rest, with a slash.
+    let slash = SlashItem {
+        node_id: node_id(1),
+        worker: super::store::new_node(1, 1, t(0)).wallet,
+        job_id: r3.body.job_id,
+        reason: "invalid proof".into(),
+        at: t(30),
+    };
+    s.record_slash(&slash).await.expect("slash");
+    assert_eq!(s.settlement_backlog().await.expect("backlog").slashes, 1);
+    let e2 = s
+        .next_epoch(10, t(31))
+        .await
+        .expect("next")
+        .expect("epoch 2");
+    assert_eq!(e2.id, 2);
+    assert_eq!(e2.items.len(), 1);
+    assert_eq!(e2.slashes, vec![slash]);
+    s.epoch_accepted(2, "0xdef", 78, t(32))
+        .await
+        .expect("accepted");
+    assert!(s.next_epoch(10, t(33)).await.expect("next").is_none());
+    assert_eq!(
+        s.settlement_backlog().await.expect("backlog"),
+        crate::settlement::Backlog::default()
+    );
 }
 
 async fn all_events(f: &Fixture) -> Vec<StoredEvent> {

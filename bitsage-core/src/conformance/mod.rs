@@ -7,6 +7,7 @@ pub mod chain;
 pub mod events;
 pub mod gpu;
 pub mod prover;
+pub mod settlement;
 pub mod shared;
 pub mod store;
 pub mod wallet;

@@ -55,6 +55,10 @@ pub struct CoordinatorPolicy {
     /// With a chain: how often every active node's stake is re-checked against its tier's
     /// minimum (default 60 s; chain reads are cached, at most 15 s stale).
     pub stake_recheck_every: Duration,
+    /// A settlement epoch is sent when this many receipts wait (default 100)…
+    pub epoch_max_jobs: u32,
+    /// …or when the oldest has waited this long (default 60 s).
+    pub epoch_every: Duration,
 }
 
 impl Default for CoordinatorPolicy {
@@ -73,6 +77,8 @@ impl Default for CoordinatorPolicy {
             offline_after: Duration::from_secs(5 * 60),
             heartbeat_summary_every: Duration::from_secs(30),
             stake_recheck_every: Duration::from_secs(60),
+            epoch_max_jobs: 100,
+            epoch_every: Duration::from_secs(60),
         }
     }
 }
@@ -102,6 +108,12 @@ impl CoordinatorPolicy {
             return Err(Error::invalid(
                 "coordinator policy",
                 "fee_bps must be at most 10000",
+            ));
+        }
+        if self.epoch_max_jobs == 0 || self.epoch_max_jobs > 10_000 {
+            return Err(Error::invalid(
+                "coordinator policy",
+                "epoch_max_jobs must be 1 ..= 10000",
             ));
         }
         if self.probe_chain_length == 0 {
@@ -174,6 +186,7 @@ pub struct Coordinator {
     pub(crate) stake_gate: Option<DynChainSource>,
     pub(crate) payers: Option<DynWalletVerifier>,
     pub(crate) funding: DynFundingSource,
+    pub(crate) settlement: Option<crate::settlement::DynSettlement>,
     /// When this process last re-checked stakes (a schedule, not state: every coordinator
     /// re-checks, and a restart only re-checks sooner).
     pub(crate) last_stake_check: Arc<Mutex<Option<Timestamp>>>,
@@ -215,6 +228,7 @@ impl Coordinator {
             stake_gate: None,
             payers: None,
             funding: Arc::new(LocalCredit),
+            settlement: None,
             last_stake_check: Arc::default(),
         }
     }

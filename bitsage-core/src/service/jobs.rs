@@ -295,6 +295,7 @@ impl Coordinator {
                     detail: detail.clone(),
                 };
                 self.apply_event(node, &event, now).await?;
+                self.record_slash(node, spec.id, "invalid proof", now).await;
                 Err(Error::ProofRejected(detail).into())
             }
             Err(e) => Err(e.into()),
@@ -478,6 +479,8 @@ impl Coordinator {
                 detail: format!("receipt signature for job {} does not verify", job.spec.id),
             };
             self.apply_event(&node, &event, now).await?;
+            self.record_slash(&node, job.spec.id, "forged receipt", now)
+                .await;
             return Err(ServiceError::Unauthorized(
                 "receipt signature does not verify; node quarantined".into(),
             ));

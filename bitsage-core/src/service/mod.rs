@@ -9,6 +9,8 @@
 //!   credit, one transaction), fail.
 //! - [`stake`]: the stake gate (with a chain, a node works only while its stake meets its
 //!   tier's minimum) and its periodic re-check.
+//! - [`settle`]: settlement rounds — epochs of verified work sent on chain exactly once,
+//!   slashes of nodes caught cheating.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
@@ -16,6 +18,7 @@ pub mod coordinator;
 pub mod jobs;
 pub mod lifecycle;
 pub mod nodes;
+pub mod settle;
 pub mod stake;
 
 pub use coordinator::{Coordinator, CoordinatorPolicy, ServiceError, ServiceResult, SweepReport};
