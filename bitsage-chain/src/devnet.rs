@@ -76,6 +76,9 @@ pub const LOCKUP_SECS: u64 = 60;
 /// Minimum stakes per tier (Consumer … Frontier), whole SAGE.
 pub const MIN_STAKES_SAGE: [u64; 5] = [100, 500, 1000, 5000, 10000];
 
+/// How long an escrow withdrawal waits after it is requested, seconds.
+pub const ESCROW_WITHDRAW_DELAY_SECS: u64 = 3600;
+
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 const RECEIPT_TIMEOUT: Duration = Duration::from_secs(30);
 const LOG_LINES_KEPT: usize = 40;
@@ -612,6 +615,8 @@ pub struct ContractClasses {
     pub prover_staking: String,
     /// `ReputationManager`.
     pub reputation_manager: String,
+    /// `JobEscrow`.
+    pub job_escrow: String,
 }
 
 impl std::fmt::Debug for ContractClasses {
@@ -620,6 +625,7 @@ impl std::fmt::Debug for ContractClasses {
             .field("sage_token", &self.sage_token.len())
             .field("prover_staking", &self.prover_staking.len())
             .field("reputation_manager", &self.reputation_manager.len())
+            .field("job_escrow", &self.job_escrow.len())
             .finish()
     }
 }
@@ -639,6 +645,8 @@ impl ContractClasses {
                 "../../contracts/build/reputation_manager.contract_class.json"
             )
             .to_string(),
+            job_escrow: include_str!("../../contracts/build/job_escrow.contract_class.json")
+                .to_string(),
         }
     }
 
@@ -655,6 +663,7 @@ impl ContractClasses {
             sage_token: read("sage_token")?,
             prover_staking: read("prover_staking")?,
             reputation_manager: read("reputation_manager")?,
+            job_escrow: read("job_escrow")?,
         })
     }
 }
@@ -726,6 +735,8 @@ pub struct Deployment {
     pub staking: Felt,
     /// `ReputationManager`'s address.
     pub reputation: Felt,
+    /// `JobEscrow` (settler and fee recipient: account 0).
+    pub escrow: Felt,
     /// Account 0: deployer, owner of all three, the staking verifier and a reputation updater.
     pub owner: PredeployedAccount,
     /// Every predeployed account (`accounts[0]` is the owner; the others are free to use as
@@ -798,6 +809,23 @@ pub async fn deploy_contracts_with(
         vec![owner.address],
     )
     .await?;
+    let escrow_class = declare(&account, "job_escrow", &classes.job_escrow).await?;
+    // owner, settler, token, fee recipient, withdrawal delay, deployment key (set later).
+    let escrow = deploy(
+        &account,
+        "job_escrow",
+        escrow_class,
+        vec![
+            owner.address,
+            owner.address,
+            token,
+            owner.address,
+            Felt::from(ESCROW_WITHDRAW_DELAY_SECS),
+            Felt::ZERO,
+            Felt::ZERO,
+        ],
+    )
+    .await?;
     let addresses = ContractAddresses {
         token: as_address("token address", &token)?,
         staking: as_address("staking address", &staking)?,
@@ -808,6 +836,7 @@ pub async fn deploy_contracts_with(
         token,
         staking,
         reputation,
+        escrow,
         owner,
         accounts,
         addresses,
@@ -978,6 +1007,68 @@ impl Deployment {
             calldata: vec![to, low, high],
         };
         self.invoke(&self.owner, "mint SAGE", vec![call]).await
+    }
+
+    /// The escrow's address.
+    pub fn escrow_address(&self) -> DevnetResult<WalletAddress> {
+        as_address("escrow address", &self.escrow)
+    }
+
+    /// Deposits `amount` SAGE of `client` into the escrow (approve + deposit, one transaction).
+    pub async fn deposit(
+        &self,
+        client: &PredeployedAccount,
+        amount: TokenAmount,
+    ) -> DevnetResult<Included> {
+        let [low, high] = u256_felts(amount);
+        let approve = Call {
+            to: self.token,
+            selector: selector("approve")?,
+            calldata: vec![self.escrow, low, high],
+        };
+        let deposit = Call {
+            to: self.escrow,
+            selector: selector("deposit")?,
+            calldata: vec![low, high],
+        };
+        self.invoke(client, "escrow deposit", vec![approve, deposit])
+            .await
+    }
+
+    /// Publishes the deployment's receipt key in the escrow (owner only).
+    pub async fn set_deployment_key(
+        &self,
+        key: &bitsage_core::crypto::PublicKey,
+    ) -> DevnetResult<Included> {
+        let b = key.to_bytes();
+        let high = Felt::from_bytes_be_slice(&b[..16]);
+        let low = Felt::from_bytes_be_slice(&b[16..]);
+        let call = Call {
+            to: self.escrow,
+            selector: selector("set_deployment_key")?,
+            calldata: vec![low, high],
+        };
+        self.invoke(&self.owner, "set deployment key", vec![call])
+            .await
+    }
+
+    /// A SAGE balance.
+    pub async fn sage_balance(&self, who: Felt) -> DevnetResult<TokenAmount> {
+        let f = self
+            .call(
+                self.token,
+                "balance_of",
+                vec![who],
+                BlockId::Tag(BlockTag::Latest),
+            )
+            .await?;
+        let limb = |x: &Felt| {
+            let b = x.to_bytes_be();
+            let mut l = [0u8; 16];
+            l.copy_from_slice(&b[16..]);
+            u128::from_be_bytes(l)
+        };
+        Ok(TokenAmount::from_limbs(limb(&f[0]), limb(&f[1])))
     }
 
     /// Stakes `amount` for `tier` from `worker`, approving the staking contract first — one

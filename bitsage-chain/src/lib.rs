@@ -8,6 +8,8 @@
 //!   retries with backoff, a circuit breaker and per-call timeouts.
 //! - [`StarknetWalletVerifier`] / [`PinnedKeyWalletVerifier`]: check a node's wallet claim
 //!   (SNIP-12 typed data, [`snip12`]) with the account contract or a pinned key.
+//! - [`escrow`]: the `JobEscrow` contract — payers' escrow as their funding limit
+//!   ([`escrow::EscrowFunding`]) and epochs settled on chain ([`escrow::StarknetSettlement`]).
 //! - [`indexer`]: follows our contracts' events into a [`bitsage_core::JobStore`], reorg-safe.
 //! - [`InMemoryChain`] holds chain state in process memory — for embedding, demos and tests; it
 //!   stands for a chain, it does not pretend to read one (its source name is `"memory"`).
@@ -16,6 +18,7 @@
 
 #[cfg(feature = "devnet")]
 pub mod devnet;
+pub mod escrow;
 pub mod indexer;
 mod memory;
 mod settlement_memory;

@@ -25,6 +25,10 @@ pub struct ReceiptFile {
     /// The proof envelope the receipt is for, when the file carries it.
     #[serde(default)]
     pub envelope: Option<ProofEnvelope>,
+    /// The receipt's inclusion proof in its settlement epoch, when the file carries it
+    /// (`?with_inclusion=true`).
+    #[serde(default)]
+    pub inclusion: Option<bitsage_core::settlement::InclusionProof>,
 }
 
 /// Why a receipt is not valid.

@@ -251,6 +251,7 @@ async fn joins_proves_a_probe_and_a_job_and_the_receipt_verifies() {
     let file = ReceiptFile {
         receipt,
         envelope: None,
+        inclusion: None,
     };
     check_receipt(&file, &PublicKey::of(&coordinator_key())).expect("receipt verifies");
 

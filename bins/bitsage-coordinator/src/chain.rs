@@ -4,6 +4,8 @@
 
 use std::sync::Arc;
 
+use anyhow::Context as _;
+use bitsage_chain::escrow::{EscrowFunding, EscrowReader, SettlementContracts, StarknetSettlement};
 use bitsage_chain::indexer::{Indexer, IndexerConfig, IndexerStatusHandle, StarknetEventSource};
 use bitsage_chain::{
     ContractAddresses, StarknetChainSource, StarknetConfig, StarknetWalletVerifier,
@@ -23,12 +25,36 @@ pub struct ChainConfig {
     pub contracts: ContractAddresses,
     /// The first block to index (the deployment block; 0 reads from genesis).
     pub start_block: u64,
+    /// The `JobEscrow` contract: with it, payers' limits are their escrow and (with a
+    /// settler) verified work settles on chain in epochs.
+    pub escrow: Option<bitsage_core::WalletAddress>,
+    /// The account that settles epochs (the escrow's settler, the staking verifier and a
+    /// reputation updater) and its owner key.
+    pub settler: Option<Settler>,
+}
+
+/// The settler account.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settler {
+    /// Its address.
+    pub address: bitsage_core::WalletAddress,
+    /// Its owner's Stark private key.
+    pub key: starknet::core::types::Felt,
+}
+
+impl std::fmt::Debug for Settler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settler")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What `GET /api/contracts` shows: the configured addresses and the indexer's live status.
 #[derive(Debug)]
 struct CoordinatorChainInfo {
     contracts: ContractAddresses,
+    escrow: Option<bitsage_core::WalletAddress>,
     indexer: IndexerStatusHandle,
 }
 
@@ -43,6 +69,9 @@ impl ChainInfo for CoordinatorChainInfo {
             ("staking".into(), self.contracts.staking.to_string()),
             ("reputation".into(), self.contracts.reputation.to_string()),
         ]
+        .into_iter()
+        .chain(self.escrow.map(|e| ("escrow".into(), e.to_string())))
+        .collect()
     }
 
     fn indexer(&self) -> Option<serde_json::Value> {
@@ -51,7 +80,7 @@ impl ChainInfo for CoordinatorChainInfo {
 }
 
 /// Adds the chain source and chain info to `state` and builds the indexer (not yet running).
-pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState, Indexer)> {
+pub async fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState, Indexer)> {
     // Under the dashboard's budget (default 2 s), so a slow chain is answered from the cache
     // with its age rather than cut off by the dashboard's own deadline.
     let config = StarknetConfig::new(&chain.rpc_url, chain.contracts)?
@@ -68,6 +97,7 @@ pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState,
     let indexer = Indexer::new(config, Arc::new(events), state.store.clone());
     let info = CoordinatorChainInfo {
         contracts: chain.contracts,
+        escrow: chain.escrow,
         indexer: indexer.status_handle(),
     };
     // Node wallets are proven by their account contracts on this chain.
@@ -83,5 +113,34 @@ pub fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(AppState,
         .with_payer_verifier(wallets)
         // Nodes work only while their stake meets their tier's minimum.
         .with_stake_gate(source);
+    let timeout = std::time::Duration::from_secs(10);
+    let state = match &chain.escrow {
+        Some(escrow) => {
+            let reader = EscrowReader::new(&chain.rpc_url, escrow, timeout)?;
+            let state = state.with_funding(Arc::new(EscrowFunding::new(reader)));
+            match &chain.settler {
+                Some(settler) => {
+                    let contracts = SettlementContracts {
+                        escrow: *escrow,
+                        staking: chain.contracts.staking,
+                        reputation: chain.contracts.reputation,
+                    };
+                    let settlement = StarknetSettlement::connect(
+                        &chain.rpc_url,
+                        &settler.address,
+                        settler.key,
+                        contracts,
+                        timeout,
+                    )
+                    .await
+                    .context("connecting the settler account")?;
+                    tracing::info!(escrow = %escrow, settler = %settler.address, "settling verified work on chain");
+                    state.with_settlement(Arc::new(settlement))
+                }
+                None => state,
+            }
+        }
+        None => state,
+    };
     Ok((state, indexer))
 }

@@ -75,8 +75,19 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
     };
     // A real local chain when starknet-devnet is installed; otherwise the chain fields say
     // `unavailable` with the reason (never a number).
+    std::fs::create_dir_all(&options.coordinator.data_dir)
+        .with_context(|| format!("creating {}", options.coordinator.data_dir.display()))?;
     let devnet = match Devnet::binary() {
-        Some(_) => match start_chain().await {
+        Some(_) => match start_chain(
+            crate::load_deployment_key(
+                &options.coordinator.deployment_key,
+                &options.coordinator.data_dir,
+                &options.coordinator.network,
+            )?
+            .public_key(),
+        )
+        .await
+        {
             Ok((devnet, chain, wallet, wallet_key, client)) => {
                 options.coordinator.chain = Some(chain);
                 options.wallet = wallet;
@@ -160,7 +171,9 @@ async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
 
 /// Starts a devnet, deploys our contracts, and stakes for predeployed account 1, which becomes
 /// the local agent's wallet.
-async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Felt, DemoPayer)> {
+async fn start_chain(
+    deployment_key: bitsage_core::crypto::PublicKey,
+) -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Felt, DemoPayer)> {
     let devnet = Devnet::start().await?;
     let deployment = deploy_contracts(&devnet).await?;
     let accounts = devnet.predeployed_accounts().await?;
@@ -173,14 +186,24 @@ async fn start_chain() -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Fe
     deployment
         .stake(&worker, sage(1_000), bitsage_core::gpu::GpuTier::DataCenter)
         .await?;
+    let client = accounts
+        .get(2)
+        .context("devnet has no third predeployed account")?;
+    // The demo client funds its jobs in the escrow; account 0 settles epochs; the escrow
+    // publishes the deployment key receipts are countersigned with.
+    deployment.mint_sage(client.address, sage(10_000)).await?;
+    deployment.deposit(client, sage(10_000)).await?;
+    deployment.set_deployment_key(&deployment_key).await?;
     let chain = ChainConfig {
         rpc_url: devnet.rpc_url().to_string(),
         contracts: deployment.contract_addresses(),
         start_block: 0,
+        escrow: Some(deployment.escrow_address()?),
+        settler: Some(crate::chain::Settler {
+            address: deployment.owner.wallet,
+            key: deployment.owner.private_key,
+        }),
     };
-    let client = accounts
-        .get(2)
-        .context("devnet has no third predeployed account")?;
     let payer = DemoPayer {
         account: client.wallet,
         key: client.private_key,

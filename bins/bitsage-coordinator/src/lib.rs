@@ -289,7 +289,7 @@ pub async fn serve_state(
     let (shutdown, rx) = watch::channel(false);
     let (state, indexer) = match &config.chain {
         Some(chain) => {
-            let (state, indexer) = chain::attach(state, chain)?;
+            let (state, indexer) = chain::attach(state, chain).await?;
             (state, Some(indexer))
         }
         None => (state, None),

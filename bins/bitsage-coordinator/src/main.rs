@@ -122,6 +122,12 @@ struct Tuning {
     /// How often accepted heartbeats are summarised on the live `workers` topic, seconds.
     #[arg(long, default_value_t = 30)]
     heartbeat_summary_secs: u64,
+    /// With a settler: send a settlement epoch once this many receipts wait…
+    #[arg(long, default_value_t = 100)]
+    epoch_max_jobs: u32,
+    /// …or once the oldest has waited this long, seconds.
+    #[arg(long, default_value_t = 60)]
+    epoch_secs: u64,
     /// How often the background services run, milliseconds.
     #[arg(long, default_value_t = 2000)]
     sweep_interval_ms: u64,
@@ -196,6 +202,16 @@ struct ChainArgs {
     /// First block to index (the contracts' deployment block).
     #[arg(long, default_value_t = 0)]
     chain_start_block: u64,
+    /// The JobEscrow contract: payers' funds are their escrow; with a settler, verified work
+    /// settles on chain in epochs.
+    #[arg(long, env = "BITSAGE_ESCROW_ADDRESS", requires = "starknet_rpc")]
+    escrow_address: Option<String>,
+    /// The settler account (escrow settler, staking verifier, reputation updater).
+    #[arg(long, env = "BITSAGE_SETTLER_ADDRESS", requires_all = ["escrow_address", "settler_key_file"])]
+    settler_address: Option<String>,
+    /// A file (mode 0600) holding the settler account owner's Stark private key (`0x…`).
+    #[arg(long, requires = "settler_address")]
+    settler_key_file: Option<std::path::PathBuf>,
 }
 
 impl ChainArgs {
@@ -208,10 +224,25 @@ impl ChainArgs {
         ) else {
             return Ok(None);
         };
+        let escrow = self
+            .escrow_address
+            .as_deref()
+            .map(WalletAddress::parse)
+            .transpose()
+            .context("--escrow-address")?;
+        let settler = match (&self.settler_address, &self.settler_key_file) {
+            (Some(address), Some(file)) => Some(bitsage_coordinator::chain::Settler {
+                address: WalletAddress::parse(address).context("--settler-address")?,
+                key: bitsage_agent::wallet::load_private_key(file)?,
+            }),
+            _ => None,
+        };
         Ok(Some(ChainConfig {
             rpc_url: rpc.clone(),
             contracts: ContractAddresses::parse(t, s, r)?,
             start_block: self.chain_start_block,
+            escrow,
+            settler,
         }))
     }
 }
@@ -254,6 +285,8 @@ fn config_from(
     c.policy.stale_after = Duration::from_secs(t.stale_after_secs);
     c.policy.offline_after = Duration::from_secs(t.offline_after_secs);
     c.policy.heartbeat_summary_every = Duration::from_secs(t.heartbeat_summary_secs.max(1));
+    c.policy.epoch_max_jobs = t.epoch_max_jobs;
+    c.policy.epoch_every = Duration::from_secs(t.epoch_secs);
     c.sweep_interval = Duration::from_millis(t.sweep_interval_ms);
     c
 }

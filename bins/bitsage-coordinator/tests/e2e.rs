@@ -494,7 +494,8 @@ async fn e2e_dev_mode_has_an_active_node_and_receipts_within_60s() {
             .await
             .expect("contracts JSON");
         assert_eq!(contracts["status"], "ok", "{contracts}");
-        assert_eq!(contracts["contracts"].as_array().map(Vec::len), Some(3));
+        // token, staking, reputation and the escrow.
+        assert_eq!(contracts["contracts"].as_array().map(Vec::len), Some(4));
         // The local agent proved its wallet with the predeployed account's signature.
         let nodes: serde_json::Value = reqwest::get(format!("{}api/nodes", client.base_url()))
             .await
