@@ -440,6 +440,12 @@ impl Devnet {
         }
     }
 
+    /// The devnet process id (`None` once killed): tests pause it (SIGSTOP) to stage an outage
+    /// that keeps the chain's state.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Kills the process (an outage); idempotent. The port is free again when this returns.
     pub async fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

@@ -398,6 +398,35 @@ pub trait SettlementLedger: Send + Sync + Debug {
     async fn record_slash(&self, slash: &SlashItem) -> Result<()>;
     /// What waits for settlement (receipts not in an accepted epoch, slashes not in any).
     async fn settlement_backlog(&self) -> Result<Backlog>;
+    /// A node's receipts not yet in an accepted epoch: how many, their net, the oldest.
+    async fn pending_settlement(&self, node: &NodeId) -> Result<PendingSettlement>;
+}
+
+/// A node's earnings that are verified but not yet settled on chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct PendingSettlement {
+    /// Receipts waiting.
+    pub receipts: u64,
+    /// Their net amounts, summed exactly.
+    pub net: TokenAmount,
+    /// When the oldest was completed.
+    pub oldest: Option<Timestamp>,
+}
+
+impl PendingSettlement {
+    /// The sums of `receipts`.
+    pub fn of<'a>(receipts: impl IntoIterator<Item = &'a Receipt>) -> Result<Self> {
+        let mut p = Self::default();
+        for r in receipts {
+            p.receipts += 1;
+            p.net = p.net.checked_add(r.body.net)?;
+            p.oldest = Some(
+                p.oldest
+                    .map_or(r.body.completed_at, |o| o.min(r.body.completed_at)),
+            );
+        }
+        Ok(p)
+    }
 }
 
 /// What waits for settlement.

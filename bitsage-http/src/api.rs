@@ -415,6 +415,25 @@ pub struct EarningsResponse {
     pub total: EarningsTotalView,
     /// Sums per UTC day, oldest first.
     pub days: Vec<DailyEarningsView>,
+    /// All-time net split into settled on chain and pending settlement.
+    pub settlement: SettlementSplitView,
+}
+
+/// A node's all-time net earnings: settled on chain, and verified but pending settlement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettlementSplitView {
+    /// Net of receipts in accepted epochs (paid on chain).
+    pub settled_net: TokenAmount,
+    /// `settled_net` for people.
+    pub settled_net_formatted: String,
+    /// Net of receipts not yet in an accepted epoch.
+    pub pending_net: TokenAmount,
+    /// `pending_net` for people.
+    pub pending_net_formatted: String,
+    /// How many receipts are pending.
+    pub pending_receipts: u64,
+    /// When the oldest pending receipt was completed.
+    pub oldest_pending_at: Option<Timestamp>,
 }
 
 // ---------------------------------------------------------------- network

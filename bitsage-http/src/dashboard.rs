@@ -238,17 +238,26 @@ pub struct WorkerCounts {
     pub total: u64,
     /// Nodes per status; every status is present (zero when none).
     pub by_status: BTreeMap<String, u64>,
+    /// A wallet's nodes by wallet proof: `proven` (the wallet account signed for the node
+    /// key, checked on chain) and `unverified` (named by the node only). Wallet views only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by_wallet_status: Option<BTreeMap<String, u64>>,
 }
 
 impl WorkerCounts {
     fn of(nodes: &[NodeRecord]) -> Self {
         let mut by_status = zero_counts(NodeStatus::ALL.iter().map(NodeStatus::as_str));
+        let mut by_wallet = zero_counts(["proven", "unverified"].into_iter());
         for n in nodes {
             *by_status.entry(n.status.as_str().to_string()).or_default() += 1;
+            *by_wallet
+                .entry(n.wallet_status().as_str().to_string())
+                .or_default() += 1;
         }
         Self {
             total: nodes.len() as u64,
             by_status,
+            by_wallet_status: Some(by_wallet),
         }
     }
 }
@@ -560,6 +569,21 @@ pub struct Summary {
     pub chain: Section<ChainReading<NetworkTotalsView>>,
     /// Whether the store answers, and how fast.
     pub store: ComponentHealth,
+    /// Verified work waiting to be settled on chain (store).
+    pub settlement: Section<SettlementSummary>,
+}
+
+/// What waits for settlement on chain.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SettlementSummary {
+    /// Receipts not yet in an accepted epoch.
+    pub pending_receipts: u64,
+    /// Slashes not yet sent.
+    pub pending_slashes: u64,
+    /// When the oldest pending receipt was completed.
+    pub oldest_pending_at: Option<Timestamp>,
+    /// Its age, seconds.
+    pub oldest_pending_age_secs: Option<i64>,
 }
 
 // ---------------------------------------------------------------- limits
@@ -920,6 +944,7 @@ async fn node_counts(store: &DynJobStore) -> Result<WorkerCounts, Error> {
     Ok(WorkerCounts {
         total: by_status.values().sum(),
         by_status,
+        by_wallet_status: None,
     })
 }
 
@@ -1318,12 +1343,24 @@ pub async fn summary(State(state): State<AppState>) -> Json<Summary> {
         state.chain.as_ref().map(|c| c.totals()),
         NetworkTotalsView::from,
     );
-    let (network, chain, store_health) = tokio::join!(network, totals, health);
+    let settlement = fetch(Source::Store, &budget, async {
+        let b = store.settlement_backlog().await?;
+        let now = bitsage_core::time::now();
+        Ok(SettlementSummary {
+            pending_receipts: b.receipts,
+            pending_slashes: b.slashes,
+            oldest_pending_at: b.oldest,
+            oldest_pending_age_secs: b.oldest.map(|at| (now - at).num_seconds().max(0)),
+        })
+    });
+    let (network, chain, store_health, settlement) =
+        tokio::join!(network, totals, health, settlement);
     Json(Summary {
         generated_at: bitsage_core::time::now(),
         network,
         chain,
         store: store_health,
+        settlement,
     })
 }
 

@@ -868,7 +868,13 @@ fn schemas() -> Value {
             "EarningsResponse": obj("A node's exact earnings.", json!({
                 "node_id": r("NodeId"),
                 "from": nullable(r("Timestamp")), "to": nullable(r("Timestamp")),
-                "total": r("EarningsTotal"), "days": arr(r("DailyEarnings"))
+                "total": r("EarningsTotal"), "days": arr(r("DailyEarnings")),
+                "settlement": obj("All-time net: settled on chain, and verified but pending settlement.", json!({
+                    "settled_net": r("TokenAmount"), "settled_net_formatted": string("For people."),
+                    "pending_net": r("TokenAmount"), "pending_net_formatted": string("For people."),
+                    "pending_receipts": integer("Receipts not yet in an accepted epoch."),
+                    "oldest_pending_at": nullable(r("Timestamp"))
+                }), &[])
             }), &[])
         }),
     );
@@ -950,8 +956,9 @@ fn schemas() -> Value {
             "ReputationReading": chain_reading("ReputationView"),
             "NetworkTotalsReading": chain_reading("NetworkTotalsView"),
             "WorkerCounts": obj("Nodes by status.", json!({
-                "total": integer("Nodes."), "by_status": counts("Per status; every status present.")
-            }), &[]),
+                "total": integer("Nodes."), "by_status": counts("Per status; every status present."),
+                "by_wallet_status": counts("A wallet's nodes by wallet proof (`proven`, `unverified`); wallet views only.")
+            }), &["by_wallet_status"]),
             "WalletJobs": obj("Jobs of a wallet's nodes.", json!({
                 "completed": integer("Completed by them."), "leased": integer("Leased to them now.")
             }), &[]),
@@ -1011,7 +1018,14 @@ fn schemas() -> Value {
             }), &[]),
             "Summary": obj("The dashboard's front page.", json!({
                 "generated_at": r("Timestamp"), "network": section("NetworkSummary"),
-                "chain": section("NetworkTotalsReading"), "store": r("ComponentHealth")
+                "chain": section("NetworkTotalsReading"), "store": r("ComponentHealth"),
+                "settlement": section("SettlementSummary")
+            }), &[]),
+            "SettlementSummary": obj("Verified work waiting to be settled on chain.", json!({
+                "pending_receipts": integer("Receipts not yet in an accepted epoch."),
+                "pending_slashes": integer("Slashes not yet sent."),
+                "oldest_pending_at": nullable(r("Timestamp")),
+                "oldest_pending_age_secs": { "type": ["integer", "null"], "description": "Age of the oldest pending receipt, seconds." }
             }), &[])
         }),
     );

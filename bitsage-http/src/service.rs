@@ -279,16 +279,27 @@ pub async fn earnings(
         from: window_start(),
         to: window_end(),
     };
-    let (total, days) = tokio::try_join!(
+    let (total, days, all_time, pending) = tokio::try_join!(
         state.store.earnings_total(node, window),
         state.store.earnings_by_day(node, window.unwrap_or(all)),
+        state.store.earnings_total(node, None),
+        state.store.pending_settlement(node),
     )?;
+    let settled = all_time.net.checked_sub(pending.net).unwrap_or_default();
     Ok(EarningsResponse {
         node_id: node.clone(),
         from: q.from,
         to: q.to,
         total: total.into(),
         days: days.into_iter().map(Into::into).collect(),
+        settlement: crate::api::SettlementSplitView {
+            settled_net: settled,
+            settled_net_formatted: settled.format_sage(),
+            pending_net: pending.net,
+            pending_net_formatted: pending.net.format_sage(),
+            pending_receipts: pending.receipts,
+            oldest_pending_at: pending.oldest,
+        },
     })
 }
 

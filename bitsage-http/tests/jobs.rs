@@ -746,6 +746,13 @@ async fn verified_work_settles_in_epochs_exactly_once_with_inclusion_proofs() {
     )
     .await
     .assert_error(StatusCode::CONFLICT, "conflict");
+    let earnings = send(&t.app, get("/api/earnings/node-1")).await.json();
+    assert_eq!(earnings["settlement"]["pending_receipts"], 1);
+    assert_eq!(
+        earnings["settlement"]["pending_net"],
+        r1.body.net.to_string()
+    );
+    assert_eq!(earnings["settlement"]["settled_net"], "0");
     // A second: an epoch is due, sent, then accepted.
     submit(&t, 64, 2_000_000).await;
     let r2 = work_one(&t, &k, "node-1").await;
@@ -774,6 +781,9 @@ async fn verified_work_settles_in_epochs_exactly_once_with_inclusion_proofs() {
     assert_eq!(chain.successes().len(), 2);
     let books = t.store.payer(&payer()).await.unwrap().unwrap();
     assert_eq!(books.unsettled, TokenAmount::ZERO, "settled on chain");
+    let earnings = send(&t.app, get("/api/earnings/node-1")).await.json();
+    assert_eq!(earnings["settlement"]["pending_receipts"], 0);
+    assert_eq!(earnings["settlement"]["settled_net"], net.to_string());
 
     // Anyone re-checks a receipt against the root anchored on chain.
     for r in [&r1, &r2] {
@@ -848,6 +858,11 @@ async fn a_settlement_outage_queues_epochs_and_pays_them_once_when_back() {
     );
     let backlog = t.store.settlement_backlog().await.unwrap();
     assert_eq!(backlog.receipts, 1, "nothing lost");
+    // The dashboard says so, with the age.
+    let summary = send(&t.app, get("/api/summary")).await.json();
+    assert_eq!(summary["settlement"]["status"], "ok");
+    assert_eq!(summary["settlement"]["pending_receipts"], 1);
+    assert!(summary["settlement"]["oldest_pending_age_secs"].is_i64());
     chain.set_unavailable(None);
     for _ in 0..3 {
         t.state

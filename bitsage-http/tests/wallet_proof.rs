@@ -94,6 +94,18 @@ async fn a_proven_wallet_registers_and_is_shown_proven() {
     assert!(stored.wallet_proven_at.is_some());
     let detail = send(&t.app, get("/api/nodes/node-1")).await.json();
     assert_eq!(detail["wallet_status"], "proven");
+    // The wallet's dashboard shows its nodes' proof status.
+    let r = send(
+        &t.app,
+        axum::http::Request::get("/api/validator/status")
+            .header("X-Wallet-Address", wallet().to_string())
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .json();
+    assert_eq!(r["workers"]["by_wallet_status"]["proven"], 1, "{r}");
+    assert_eq!(r["workers"]["by_wallet_status"]["unverified"], 0, "{r}");
 }
 
 #[tokio::test]

@@ -31,7 +31,7 @@ use crate::common::{
 use crate::events::LocalEventBus;
 use bitsage_core::funding::PayerAccount;
 use bitsage_core::settlement::{
-    Backlog, Epoch, EpochState, SettlementItem, SettlementLedger, SlashItem,
+    Backlog, Epoch, EpochState, PendingSettlement, SettlementItem, SettlementLedger, SlashItem,
 };
 use bitsage_core::PayerLedger;
 
@@ -810,6 +810,23 @@ impl SettlementLedger for InMemoryStore {
         self.with(|s| {
             s.slashes.push((slash.clone(), None));
             Ok(())
+        })
+    }
+
+    async fn pending_settlement(&self, node: &NodeId) -> Result<PendingSettlement> {
+        self.with(|s| {
+            let accepted = |r: &Receipt| {
+                s.receipt_epochs.get(&r.body.id).is_some_and(|id| {
+                    s.epochs
+                        .iter()
+                        .any(|e| e.id == *id && matches!(e.state, EpochState::Accepted { .. }))
+                })
+            };
+            PendingSettlement::of(
+                s.receipts
+                    .iter()
+                    .filter(|r| r.body.node_id == *node && !accepted(r)),
+            )
         })
     }
 

@@ -1007,6 +1007,25 @@ impl SettlementLedger for SqliteStore {
         finish(tx, result).await
     }
 
+    async fn pending_settlement(
+        &self,
+        node: &NodeId,
+    ) -> Result<bitsage_core::settlement::PendingSettlement> {
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT r.receipt FROM receipts r LEFT JOIN epochs e ON e.id = r.epoch_id \
+             WHERE r.node_id = ? AND (r.epoch_id IS NULL OR e.state <> 'accepted')",
+        )
+        .bind(node.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        let receipts = rows
+            .iter()
+            .map(|r| serde_json::from_str::<Receipt>(r).map_err(json_err))
+            .collect::<Result<Vec<_>>>()?;
+        bitsage_core::settlement::PendingSettlement::of(receipts.iter())
+    }
+
     async fn settlement_backlog(&self) -> Result<bitsage_core::settlement::Backlog> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MIN(r.completed_at) AS oldest FROM receipts r \

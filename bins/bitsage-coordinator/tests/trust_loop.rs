@@ -436,3 +436,202 @@ async fn chain_reputation(
     .unwrap();
     source.reputation(wallet).await.expect("reputation").value
 }
+
+/// Sends `signal` (`STOP`, `CONT`, `KILL`) to `pid` with the `kill` command (the workspace
+/// forbids the unsafe FFI call).
+fn signal(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -{signal} {pid}");
+}
+
+/// The coordinator binary on `port` over the devnet's contracts, settling every second.
+fn start_chain_coordinator(
+    dir: &std::path::Path,
+    port: u16,
+    devnet: &Devnet,
+    dep: &bitsage_chain::devnet::Deployment,
+    settler_key: &std::path::Path,
+    seed: &[u8; 32],
+) -> Proc {
+    let a = dep.contract_addresses();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_bitsage-coordinator"))
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data-dir")
+        .arg(dir)
+        .args(["--starknet-rpc", devnet.rpc_url().as_str()])
+        .args(["--token-address", &a.token.to_string()])
+        .args(["--staking-address", &a.staking.to_string()])
+        .args(["--reputation-address", &a.reputation.to_string()])
+        .args([
+            "--escrow-address",
+            &dep.escrow_address().unwrap().to_string(),
+        ])
+        .args(["--settler-address", &dep.owner.wallet.to_string()])
+        .arg("--settler-key-file")
+        .arg(settler_key)
+        .args([
+            "--epoch-secs",
+            "1",
+            "--epoch-max-jobs",
+            "1",
+            "--sweep-interval-ms",
+            "200",
+        ])
+        .args(["--heartbeat-interval-secs", "1", "--stale-after-secs", "30"])
+        .env("BITSAGE_DEPLOYMENT_KEY", hex::encode(seed))
+        .env_remove("BITSAGE_DATABASE_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn the coordinator");
+    Proc {
+        child,
+        name: "coordinator",
+    }
+}
+
+/// Writes a 0600 file holding `key`.
+fn key_file(dir: &std::path::Path, name: &str, key: &Felt) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{key:#x}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn epochs_are_paid_once_across_coordinator_sigkills_and_a_chain_outage() {
+    if !devnet_or_skip() {
+        return;
+    }
+    let devnet = Devnet::start().await.expect("devnet");
+    let dep = deploy_contracts(&devnet).await.expect("deploy");
+    let worker = dep.accounts[1].clone();
+    let payer = dep.accounts[2].clone();
+    dep.mint_sage(worker.address, sage(1_000))
+        .await
+        .expect("mint");
+    dep.stake(&worker, sage(1_000), GpuTier::DataCenter)
+        .await
+        .expect("stake");
+    dep.mint_sage(payer.address, sage(100)).await.expect("mint");
+    dep.deposit(&payer, sage(100)).await.expect("deposit");
+    let seed = [8u8; 32];
+    dep.set_deployment_key(&PublicKey::of(&SigningKey::from_bytes(&seed)))
+        .await
+        .expect("publish the key");
+    let dir = tempfile::tempdir().expect("dir");
+    let settler_key = key_file(dir.path(), "settler.key", &dep.owner.private_key);
+    let wallet_key = key_file(dir.path(), "wallet.key", &worker.private_key);
+    let port = free_port();
+    let data = dir.path().join("data");
+    let mut coordinator = start_chain_coordinator(&data, port, &devnet, &dep, &settler_key, &seed);
+    let client = ready_client(port).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let agent = std::process::Command::new(agent_bin())
+        .args([
+            "run",
+            "--coordinator",
+            &url,
+            "--wallet",
+            &worker.wallet.to_string(),
+        ])
+        .arg("--key-file")
+        .arg(dir.path().join("node.key"))
+        .arg("--wallet-key")
+        .arg(&wallet_key)
+        .args(["--max-backoff-secs", "1"])
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("spawn the agent");
+    let _agent = Proc {
+        child: agent,
+        name: "agent",
+    };
+    let info = client.coordinator_info().await.expect("info");
+    let balance_before = dep.sage_balance(worker.address).await.expect("balance");
+    let submit = |seed: u64| {
+        signed_submission(
+            &payer.private_key,
+            payer.wallet,
+            JobKind::Poseidon2Chain { seed, length: 64 },
+            sage(1),
+            None,
+            &info.network,
+            "SN_SEPOLIA",
+        )
+        .expect("sign")
+    };
+
+    // Jobs complete and settle while the coordinator is SIGKILLed at arbitrary points.
+    for round in 0..3u64 {
+        let c = ready_client(port).await;
+        let job = c.submit_job(&submit(round)).await.expect("submit").id;
+        wait_for("a completed job", LONG, || {
+            let c = c.clone();
+            async move { (c.job(&job).await.ok()?.status == JobStatus::Completed).then_some(()) }
+        })
+        .await;
+        // Let a settlement round start (epochs every second), then kill mid-way.
+        tokio::time::sleep(Duration::from_millis(700 + 300 * round)).await;
+        coordinator.kill9();
+        coordinator = start_chain_coordinator(&data, port, &devnet, &dep, &settler_key, &seed);
+    }
+
+    // The chain goes away (the devnet process paused, its state kept) while work completes.
+    let c = ready_client(port).await;
+    let pid = devnet.pid().expect("devnet pid");
+    let job = c.submit_job(&submit(10)).await.expect("submit").id;
+    wait_for("a completed job", LONG, || {
+        let c = c.clone();
+        async move { (c.job(&job).await.ok()?.status == JobStatus::Completed).then_some(()) }
+    })
+    .await;
+    signal(pid, "STOP");
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    // Pending settlement shows, nothing is lost.
+    let receipts = c
+        .receipts(&ReceiptListQuery::default())
+        .await
+        .expect("receipts");
+    assert_eq!(receipts.total, 4);
+    signal(pid, "CONT");
+
+    for r in &receipts.items {
+        wait_for("every epoch accepted on chain", LONG, || {
+            let c = c.clone();
+            let id = r.receipt.body.id;
+            async move {
+                let p = c.receipt_inclusion(&id).await.ok()?;
+                matches!(
+                    p.state,
+                    bitsage_core::settlement::EpochState::Accepted { .. }
+                )
+                .then_some(())
+            }
+        })
+        .await;
+    }
+    // Paid exactly once: the nets of the four receipts, four SAGE out of the escrow.
+    let net = TokenAmount::checked_sum(receipts.items.iter().map(|r| r.receipt.body.net)).unwrap();
+    let balance_after = dep.sage_balance(worker.address).await.expect("balance");
+    assert_eq!(balance_after.checked_sub(balance_before).unwrap(), net);
+    let reader = EscrowReader::new(
+        devnet.rpc_url().as_str(),
+        &dep.escrow_address().unwrap(),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let account = reader.account(&payer.wallet).await.expect("account");
+    assert_eq!(account.settled, sage(4), "each payment settled once");
+    assert_eq!(account.balance, sage(96));
+    drop(coordinator);
+}

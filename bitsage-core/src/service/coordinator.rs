@@ -22,6 +22,11 @@ use crate::{
     Timestamp, Transition,
 };
 
+/// The most receipts one settlement epoch may hold: one transaction must fit the chain's
+/// per-transaction gas (measured on starknet-devnet 0.10.1, `loadgen settle`: 400 jobs use
+/// 1.16 G L2 gas and are accepted, 600 are refused).
+pub const MAX_EPOCH_JOBS: u32 = 400;
+
 /// The rules of a deployment's coordinators — what a node must do and what a job costs —
 /// separate from any transport's settings (body limits, timeouts of a web request).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,7 +60,8 @@ pub struct CoordinatorPolicy {
     /// With a chain: how often every active node's stake is re-checked against its tier's
     /// minimum (default 60 s; chain reads are cached, at most 15 s stale).
     pub stake_recheck_every: Duration,
-    /// A settlement epoch is sent when this many receipts wait (default 100)…
+    /// A settlement epoch is sent when this many receipts wait (default 100, at most
+    /// [`MAX_EPOCH_JOBS`])…
     pub epoch_max_jobs: u32,
     /// …or when the oldest has waited this long (default 60 s).
     pub epoch_every: Duration,
@@ -110,10 +116,10 @@ impl CoordinatorPolicy {
                 "fee_bps must be at most 10000",
             ));
         }
-        if self.epoch_max_jobs == 0 || self.epoch_max_jobs > 10_000 {
+        if self.epoch_max_jobs == 0 || self.epoch_max_jobs > MAX_EPOCH_JOBS {
             return Err(Error::invalid(
                 "coordinator policy",
-                "epoch_max_jobs must be 1 ..= 10000",
+                format!("epoch_max_jobs must be 1 ..= {MAX_EPOCH_JOBS}"),
             ));
         }
         if self.probe_chain_length == 0 {

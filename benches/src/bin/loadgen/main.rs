@@ -14,12 +14,16 @@
 //! - `loadgen fanout --rate R --duration-secs S`: event fan-out latency from a commit on one
 //!   coordinator (PgStore) to delivery on another (its event hub), p50/p99.
 //!
+//! - `loadgen settle [--sizes 1,100,1000]`: one settlement transaction per epoch on
+//!   starknet-devnet with our contracts — fee, L2 gas, time to acceptance, per epoch size.
+//!
 //! Prints a summary for people, then one JSON line (the last line of stdout).
 //! Speed is measured here, never in tests.
 
 mod fanout;
 mod heartbeats;
 mod measure;
+mod settle;
 mod status;
 
 use std::io::Write as _;
@@ -55,6 +59,8 @@ enum Scenario {
     /// Event fan-out latency from a commit on one coordinator to delivery on another
     /// (PostgreSQL `LISTEN/NOTIFY` + outbox).
     Fanout(fanout::FanoutArgs),
+    /// What settling an epoch costs on starknet-devnet (fee, L2 gas, time), per epoch size.
+    Settle(settle::SettleArgs),
 }
 
 fn runtime(name: &str, threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -79,6 +85,10 @@ fn main() -> anyhow::Result<()> {
         }
         Scenario::Fanout(args) => {
             let r = fanout::run(&client_rt, args, environment)?;
+            (r.human(), serde_json::to_string(&r)?)
+        }
+        Scenario::Settle(args) => {
+            let r = settle::run(&client_rt, args, environment)?;
             (r.human(), serde_json::to_string(&r)?)
         }
         Scenario::Status(args) => {
