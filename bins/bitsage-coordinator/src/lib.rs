@@ -313,9 +313,12 @@ pub async fn serve_state(
         .start()
         .await
         .context("starting the live event hub")?;
-    let services = run_services(state.clone(), config.clone(), rx);
+    let services = run_services(state.clone(), config.clone(), rx.clone());
+    // Settlement waits on the chain: its own task, so an outage cannot delay the sweeps.
+    let settler = tokio::spawn(run_settlement(state.clone(), config.sweep_interval, rx));
     let sweeper = tokio::spawn(async move {
         services.await;
+        let _ = settler.await;
         if let Some(indexer) = indexer {
             let _ = indexer.await;
         }
@@ -342,6 +345,25 @@ pub async fn serve_state(
 /// ([`bitsage_core::service::Coordinator::sweep`]: lifecycle, lease expiry, heartbeat
 /// summary, replay-log purge), GPU-sample retention, outbox retention. A failing pass is logged and retried next
 /// time.
+/// Settlement rounds (with a settler): one per `every`; an epoch is sent when due.
+async fn run_settlement(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = state
+            .coordinator
+            .settle_round(bitsage_core::time::now())
+            .await
+        {
+            tracing::warn!(error = %e, "settlement round failed");
+        }
+    }
+}
+
 async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watch::Receiver<bool>) {
     let store = state.store.clone();
     let mut tick = tokio::time::interval(config.sweep_interval);
@@ -354,10 +376,6 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
         let now = bitsage_core::time::now();
         if let Err(e) = state.coordinator.sweep(now).await {
             tracing::warn!(error = %e, "coordinator sweep failed");
-        }
-        // Settlement (with a chain): one round per tick; an epoch is sent when due.
-        if let Err(e) = state.coordinator.settle_round(now).await {
-            tracing::warn!(error = %e, "settlement round failed");
         }
         if let Some(cutoff) = chrono::TimeDelta::from_std(config.gpu_retention)
             .ok()

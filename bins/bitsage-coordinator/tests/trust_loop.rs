@@ -586,23 +586,47 @@ async fn epochs_are_paid_once_across_coordinator_sigkills_and_a_chain_outage() {
         coordinator = start_chain_coordinator(&data, port, &devnet, &dep, &settler_key, &seed);
     }
 
-    // The chain goes away (the devnet process paused, its state kept) while work completes.
+    // The chain goes away (the devnet process paused, its state kept) for a minute while
+    // work completes: the job is accepted (its escrow read) just before, then proven,
+    // verified and receipted without the chain; its settlement waits.
     let c = ready_client(port).await;
     let pid = devnet.pid().expect("devnet pid");
     let job = c.submit_job(&submit(10)).await.expect("submit").id;
-    wait_for("a completed job", LONG, || {
+    signal(pid, "STOP");
+    let paused = std::time::Instant::now();
+    wait_for("a completed job without the chain", LONG, || {
         let c = c.clone();
         async move { (c.job(&job).await.ok()?.status == JobStatus::Completed).then_some(()) }
     })
     .await;
-    signal(pid, "STOP");
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    // Pending settlement shows, nothing is lost.
     let receipts = c
         .receipts(&ReceiptListQuery::default())
         .await
         .expect("receipts");
-    assert_eq!(receipts.total, 4);
+    assert_eq!(receipts.total, 4, "nothing lost");
+    tokio::time::sleep(Duration::from_secs(30)).await;
+    let summary: serde_json::Value = reqwest::get(format!("{url}/api/summary"))
+        .await
+        .expect("summary")
+        .json()
+        .await
+        .expect("summary JSON");
+    assert_eq!(summary["settlement"]["status"], "ok", "{summary}");
+    assert!(
+        summary["settlement"]["pending_receipts"].as_u64() >= Some(1),
+        "pending settlement shows: {summary}"
+    );
+    assert!(
+        summary["settlement"]["oldest_pending_age_secs"].as_i64() >= Some(25),
+        "{summary}"
+    );
+    // A new submission cannot be backed while the escrow cannot be read.
+    let e = c
+        .submit_job(&submit(11))
+        .await
+        .expect_err("no chain, no backing");
+    assert_eq!(e.status(), Some(503), "{e}");
+    tokio::time::sleep(Duration::from_secs(60).saturating_sub(paused.elapsed())).await;
     signal(pid, "CONT");
 
     for r in &receipts.items {
