@@ -34,7 +34,8 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
     }
 }
 
-fn provider(rpc_url: &str, timeout: Duration) -> Result<JsonRpcClient<HttpTransport>> {
+/// A JSON-RPC client for `rpc_url` whose every request is bounded by `timeout`.
+pub(crate) fn provider(rpc_url: &str, timeout: Duration) -> Result<JsonRpcClient<HttpTransport>> {
     let url = Url::parse(rpc_url.trim())
         .map_err(|e| Error::invalid("starknet rpc url", e.to_string()))?;
     let http = reqwest::Client::builder()

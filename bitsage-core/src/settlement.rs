@@ -44,6 +44,18 @@ pub fn root_as_felt(root: &Hash32) -> Hash32 {
     r
 }
 
+/// The level above `level`: pairs hashed, an odd last node carried up unchanged.
+fn next_level(level: &[Hash32]) -> Vec<Hash32> {
+    level
+        .chunks(2)
+        .map(|pair| match pair {
+            [l, r] => node_hash(l, r),
+            [one] => *one,
+            _ => unreachable!("chunks of two"),
+        })
+        .collect()
+}
+
 /// The Merkle root of `leaves` (an odd node is carried up unchanged); `None` for no leaves.
 pub fn merkle_root(leaves: &[Hash32]) -> Option<Hash32> {
     let mut level = leaves.to_vec();
@@ -51,14 +63,7 @@ pub fn merkle_root(leaves: &[Hash32]) -> Option<Hash32> {
         return None;
     }
     while level.len() > 1 {
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => node_hash(l, r),
-                [one] => *one,
-                _ => unreachable!("chunks of two"),
-            })
-            .collect();
+        level = next_level(&level);
     }
     level.pop()
 }
@@ -88,14 +93,7 @@ pub fn merkle_path(leaves: &[Hash32], index: usize) -> Option<Vec<PathStep>> {
                 left: sibling < i,
             });
         }
-        level = level
-            .chunks(2)
-            .map(|pair| match pair {
-                [l, r] => node_hash(l, r),
-                [one] => *one,
-                _ => unreachable!("chunks of two"),
-            })
-            .collect();
+        level = next_level(&level);
         i /= 2;
     }
     Some(path)

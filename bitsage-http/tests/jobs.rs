@@ -689,6 +689,25 @@ async fn a_job_leased_on_one_coordinator_completes_on_another_with_one_deploymen
     }
 }
 
+/// An app settling through an in-memory chain, an epoch per `epoch_max_jobs` receipts.
+fn settling_app(
+    epoch_max_jobs: u32,
+) -> (TestApp, std::sync::Arc<bitsage_chain::InMemorySettlement>) {
+    let chain = std::sync::Arc::new(bitsage_chain::InMemorySettlement::new());
+    let mut t = app();
+    let policy = bitsage_core::service::CoordinatorPolicy {
+        epoch_max_jobs,
+        ..Default::default()
+    };
+    t.state = t
+        .state
+        .clone()
+        .with_policy(policy)
+        .with_settlement(chain.clone());
+    t.app = bitsage_http::router(t.state.clone());
+    (t, chain)
+}
+
 /// Proves and completes the next job leased to `id`; returns its receipt.
 async fn work_one(t: &TestApp, k: &SigningKey, id: &str) -> bitsage_core::receipt::Receipt {
     let l = lease(t, k, id).await;
@@ -717,18 +736,7 @@ async fn verified_work_settles_in_epochs_exactly_once_with_inclusion_proofs() {
     use bitsage_core::service::settle::SettleOutcome;
     use bitsage_core::settlement::InclusionProof;
     use bitsage_core::PayerLedger;
-    let chain = std::sync::Arc::new(bitsage_chain::InMemorySettlement::new());
-    let mut t = app();
-    let policy = bitsage_core::service::CoordinatorPolicy {
-        epoch_max_jobs: 2,
-        ..Default::default()
-    };
-    t.state = t
-        .state
-        .clone()
-        .with_policy(policy)
-        .with_settlement(chain.clone());
-    t.app = bitsage_http::router(t.state.clone());
+    let (t, chain) = settling_app(2);
     let k = key(1);
     active_node(&t, &k, "node-1").await;
     let now = bitsage_core::time::now;
@@ -829,18 +837,7 @@ fn r1_other(r: &bitsage_core::receipt::Receipt) -> bitsage_core::receipt::Receip
 #[tokio::test]
 async fn a_settlement_outage_queues_epochs_and_pays_them_once_when_back() {
     use bitsage_core::service::settle::SettleOutcome;
-    let chain = std::sync::Arc::new(bitsage_chain::InMemorySettlement::new());
-    let mut t = app();
-    let policy = bitsage_core::service::CoordinatorPolicy {
-        epoch_max_jobs: 1,
-        ..Default::default()
-    };
-    t.state = t
-        .state
-        .clone()
-        .with_policy(policy)
-        .with_settlement(chain.clone());
-    t.app = bitsage_http::router(t.state.clone());
+    let (t, chain) = settling_app(1);
     let k = key(1);
     active_node(&t, &k, "node-1").await;
     submit(&t, 64, 1_000).await;

@@ -108,18 +108,21 @@ fn frontier_hardware() -> HardwareReport {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stake_wallet_funding_settlement_and_slashing_on_chain() {
-    if !devnet_or_skip() {
-        return;
-    }
+/// A devnet with our contracts: the worker (account 1) staked 1,000 SAGE for DataCenter, the
+/// client (account 2) deposited 100 SAGE in the escrow, and the deployment key of `seed`
+/// published there.
+struct World {
+    devnet: Devnet,
+    dep: bitsage_chain::devnet::Deployment,
+    worker: bitsage_chain::devnet::PredeployedAccount,
+    payer: bitsage_chain::devnet::PredeployedAccount,
+}
+
+async fn world(seed: &[u8; 32]) -> World {
     let devnet = Devnet::start().await.expect("devnet");
     let dep = deploy_contracts(&devnet).await.expect("deploy");
     let worker = dep.accounts[1].clone();
     let payer = dep.accounts[2].clone();
-    // Devnet has three accounts: the owner (settler) stands in for a stranger.
-    let stranger = dep.owner.clone();
-    // The worker stakes 1,000 SAGE (DataCenter); the client deposits 100 SAGE in the escrow.
     dep.mint_sage(worker.address, sage(1_000))
         .await
         .expect("mint");
@@ -128,12 +131,31 @@ async fn stake_wallet_funding_settlement_and_slashing_on_chain() {
         .expect("stake");
     dep.mint_sage(payer.address, sage(100)).await.expect("mint");
     dep.deposit(&payer, sage(100)).await.expect("deposit");
-    // The deployment key, published in the escrow.
-    let seed = [7u8; 32];
-    let deployment_public = PublicKey::of(&SigningKey::from_bytes(&seed));
-    dep.set_deployment_key(&deployment_public)
+    dep.set_deployment_key(&PublicKey::of(&SigningKey::from_bytes(seed)))
         .await
         .expect("publish the key");
+    World {
+        devnet,
+        dep,
+        worker,
+        payer,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stake_wallet_funding_settlement_and_slashing_on_chain() {
+    if !devnet_or_skip() {
+        return;
+    }
+    let seed = [7u8; 32];
+    let World {
+        devnet,
+        dep,
+        worker,
+        payer,
+    } = world(&seed).await;
+    // Devnet has three accounts: the owner (settler) stands in for a stranger.
+    let stranger = dep.owner.clone();
 
     let dir = tempfile::tempdir().expect("dir");
     let mut config =
@@ -510,22 +532,13 @@ async fn epochs_are_paid_once_across_coordinator_sigkills_and_a_chain_outage() {
     if !devnet_or_skip() {
         return;
     }
-    let devnet = Devnet::start().await.expect("devnet");
-    let dep = deploy_contracts(&devnet).await.expect("deploy");
-    let worker = dep.accounts[1].clone();
-    let payer = dep.accounts[2].clone();
-    dep.mint_sage(worker.address, sage(1_000))
-        .await
-        .expect("mint");
-    dep.stake(&worker, sage(1_000), GpuTier::DataCenter)
-        .await
-        .expect("stake");
-    dep.mint_sage(payer.address, sage(100)).await.expect("mint");
-    dep.deposit(&payer, sage(100)).await.expect("deposit");
     let seed = [8u8; 32];
-    dep.set_deployment_key(&PublicKey::of(&SigningKey::from_bytes(&seed)))
-        .await
-        .expect("publish the key");
+    let World {
+        devnet,
+        dep,
+        worker,
+        payer,
+    } = world(&seed).await;
     let dir = tempfile::tempdir().expect("dir");
     let settler_key = key_file(dir.path(), "settler.key", &dep.owner.private_key);
     let wallet_key = key_file(dir.path(), "wallet.key", &worker.private_key);

@@ -17,7 +17,6 @@ use starknet::providers::jsonrpc::HttpTransport;
 use starknet::providers::{JsonRpcClient, Provider, ProviderError};
 use starknet::signers::VerifyingKey;
 use tokio::sync::OnceCell;
-use url::Url;
 
 use super::{classify, ReadError, SOURCE_NAME};
 use crate::snip12::{felt_of_address, felt_of_hex, message_hash};
@@ -55,15 +54,8 @@ impl StarknetWalletVerifier {
     /// A verifier over the JSON-RPC endpoint `rpc_url`, each call bounded by `timeout`. Makes
     /// no call: the chain id is read on first use.
     pub fn new(rpc_url: &str, timeout: Duration) -> Result<Self> {
-        let url = Url::parse(rpc_url.trim())
-            .map_err(|e| Error::invalid("starknet rpc url", e.to_string()))?;
-        let http = reqwest::Client::builder()
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .build()
-            .map_err(|e| Error::backend(SOURCE_NAME, e))?;
         Ok(Self {
-            provider: JsonRpcClient::new(HttpTransport::new_with_client(url, http)),
+            provider: crate::escrow::provider(rpc_url, timeout)?,
             timeout,
             chain_id: OnceCell::new(),
         })
