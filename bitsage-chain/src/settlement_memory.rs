@@ -25,7 +25,8 @@ struct Books {
     unavailable: Option<String>,
 }
 
-/// Settlement books in memory (see the [module documentation](self)).
+/// Settlement books in memory: epochs refused once seen, one "block" per accepted epoch,
+/// payouts, debits, fees, successes and slashes recorded — for embedding, demos and tests.
 #[derive(Debug, Default)]
 pub struct InMemorySettlement {
     books: Mutex<Books>,

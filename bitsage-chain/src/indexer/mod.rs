@@ -3,8 +3,8 @@
 //!
 //! An [`Indexer`] reads blocks and events from an [`EventSource`] (Starknet JSON-RPC:
 //! [`StarknetEventSource`]) and writes them with the store's chain-event methods
-//! ([`append_chain_events`](bitsage_core::JobStore::append_chain_events),
-//! [`rewind_chain`](bitsage_core::JobStore::rewind_chain)). Each [`Indexer::step`]:
+//! ([`append_chain_events`](bitsage_core::ChainEventStore::append_chain_events),
+//! [`rewind_chain`](bitsage_core::ChainEventStore::rewind_chain)). Each [`Indexer::step`]:
 //!
 //! 1. **Reorg check.** If the chain's hash at the stored cursor's block differs from the stored
 //!    one (or the block is gone), walks back to the newest block whose stored hash the chain
