@@ -198,6 +198,9 @@ pub trait NodeStore: Send + Sync + Debug {
     ) -> Result<NodeRecord>;
     /// A node's status changes, oldest first.
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>>;
+    /// Records that a node's wallet was proven at `at` (a node registered unverified proving
+    /// it later). `NotFound` for an unknown node.
+    async fn set_wallet_proven(&self, id: &NodeId, at: Timestamp) -> Result<NodeRecord>;
     /// Sets the status reason of a node that is in `status`, without a move (e.g. why a
     /// pending node waits). `Ok(false)`: unknown node, another status, or the same reason
     /// already — nothing written.

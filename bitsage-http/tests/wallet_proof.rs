@@ -211,6 +211,54 @@ async fn missing_forged_foreign_and_stale_proofs_are_refused_and_store_nothing()
 }
 
 #[tokio::test]
+async fn a_node_registered_unverified_works_only_once_it_proves_its_wallet() {
+    // Registered while the deployment had no chain: unverified.
+    let unchecked = app();
+    let node = key(5);
+    register(&unchecked.app, &node, "node-5").await;
+    // The deployment gets a chain (same store): no work until the wallet is proven.
+    let mut t = unchecked;
+    t.state = t.state.clone().with_wallet_verifier(Arc::new(verifier()));
+    t.app = bitsage_http::router(t.state.clone());
+    let lease = bitsage_http::api::LeaseRequest::signed(
+        &node,
+        node_id("node-5"),
+        1,
+        bitsage_core::time::now(),
+    );
+    let r = send(&t.app, post_json("/api/jobs/lease", &lease)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = r.json();
+    assert!(v["assignment"].is_null(), "{v}");
+    assert!(
+        v["waiting_reason"]
+            .as_str()
+            .unwrap()
+            .contains("wallet not proven"),
+        "{v}"
+    );
+    // Re-registering with a proof upgrades it.
+    let c = challenge(&t, &node).await;
+    let req = with_proof(&node, "node-5", proof(&c, wallet(), wallet_key(), "test"));
+    let r = send(&t.app, post_json("/api/nodes/register", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["node"]["wallet_status"], "proven");
+    let lease = bitsage_http::api::LeaseRequest::signed(
+        &node,
+        node_id("node-5"),
+        2,
+        bitsage_core::time::now(),
+    );
+    let r = send(&t.app, post_json("/api/jobs/lease", &lease)).await;
+    assert!(!r.json()["assignment"].is_null(), "a probe once proven");
+}
+
+#[tokio::test]
 async fn without_a_chain_wallets_are_unverified_even_with_a_proof() {
     let t = app();
     let info = send(&t.app, get("/api/coordinator")).await.json();

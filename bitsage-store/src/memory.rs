@@ -357,6 +357,18 @@ impl NodeStore for InMemoryStore {
         })
     }
 
+    async fn set_wallet_proven(&self, id: &NodeId, at: Timestamp) -> Result<NodeRecord> {
+        self.with(|s| {
+            let node = s
+                .nodes
+                .iter_mut()
+                .find(|n| n.id == *id)
+                .ok_or_else(|| Error::not_found("node", id))?;
+            node.wallet_proven_at = Some(at);
+            Ok(node.clone())
+        })
+    }
+
     async fn set_status_reason(
         &self,
         id: &NodeId,

@@ -1133,6 +1133,19 @@ impl NodeStore for PgStore {
         finish(tx, result).await
     }
 
+    async fn set_wallet_proven(&self, id: &NodeId, at: Timestamp) -> Result<NodeRecord> {
+        let row = sqlx::query(&format!(
+            "UPDATE nodes SET wallet_proven_at = $1 WHERE id = $2 RETURNING {NODE_COLUMNS}"
+        ))
+        .bind(at)
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found("node", id))?;
+        node_from_row(&row)
+    }
+
     async fn set_status_reason(
         &self,
         id: &NodeId,

@@ -1245,6 +1245,22 @@ impl NodeStore for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    async fn set_wallet_proven(&self, id: &NodeId, at: Timestamp) -> Result<NodeRecord> {
+        let mut tx = self.begin().await?;
+        let result: Result<NodeRecord> = async {
+            let row = sqlx::query("UPDATE nodes SET wallet_proven_at = ? WHERE id = ? RETURNING *")
+                .bind(to_micros(at))
+                .bind(id.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(|| Error::not_found("node", id))?;
+            node_from_row(&row)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
     async fn set_status_reason(
         &self,
         id: &NodeId,

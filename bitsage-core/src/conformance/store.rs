@@ -401,6 +401,25 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
         .expect("history")
         .is_empty());
 
+    // A wallet proven later.
+    let later = store
+        .set_wallet_proven(&node_id(3), t(30))
+        .await
+        .expect("prove later");
+    assert_eq!(later.wallet_proven_at, Some(t(30)));
+    assert_eq!(
+        store
+            .get_node(&node_id(3))
+            .await
+            .expect("get")
+            .expect("node 3")
+            .wallet_proven_at,
+        Some(t(30))
+    );
+    assert!(matches!(
+        store.set_wallet_proven(&node_id(99), t(30)).await,
+        Err(Error::NotFound { .. })
+    ));
     // A proven wallet keeps its proof time; the others stay unverified.
     let mut proven = new_node(4, 3, t(4));
     proven.wallet_proven_at = Some(t(4));

@@ -39,6 +39,10 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
 /// bad signature), so it does not tell whether a node id exists.
 pub const REQUEST_REJECTED: &str = "request rejected: unknown node or bad signature";
 
+/// Why an unverified node gets no work from a coordinator that checks wallets.
+pub const WALLET_NOT_PROVEN: &str = "wallet not proven: register again with the wallet \
+account's signature (bitsage-agent run --wallet-key FILE, or --wallet-proof FILE)";
+
 /// What a lease request gets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeaseOutcome {
@@ -211,6 +215,18 @@ impl Coordinator {
     pub async fn lease(&self, req: LeaseRequest, now: Timestamp) -> ServiceResult<LeaseOutcome> {
         let node = self.authenticate(&req, now).await?;
         forbidden_if_quarantined(&node)?;
+        // With a chain, only a proven wallet earns (a node registered before the chain was
+        // configured proves it by registering again with the wallet's signature).
+        if self.wallets.is_some() && node.wallet_proven_at.is_none() {
+            self.store
+                .set_status_reason(&node.id, node.status, WALLET_NOT_PROVEN)
+                .await?;
+            return Ok(LeaseOutcome {
+                assignment: None,
+                node_status: node.status,
+                waiting_reason: Some(WALLET_NOT_PROVEN.into()),
+            });
+        }
         let mut waiting_reason = None;
         let assignment = match node.status {
             NodeStatus::Pending => match self.stake_verdict(&node).await {

@@ -105,7 +105,8 @@ impl Coordinator {
             }
         };
         if let Some(existing) = self.store.get_node(&req.node_id).await? {
-            return same_key(existing);
+            let registered = same_key(existing)?;
+            return self.prove_later(registered, &req, now).await;
         }
         let wallet_proven_at = self.check_wallet(&req, now).await?;
         let new = NewNode {
@@ -132,6 +133,34 @@ impl Coordinator {
             },
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A known node registered unverified (e.g. before this deployment had a chain) that now
+    /// presents a proof of the same wallet: the proof is checked like a new registration's
+    /// and, when it holds, the node's wallet is proven from now on.
+    async fn prove_later(
+        &self,
+        registered: Registered,
+        req: &RegisterRequest,
+        now: Timestamp,
+    ) -> ServiceResult<Registered> {
+        let node = &registered.node;
+        let upgrade = self.wallets.is_some()
+            && node.wallet_proven_at.is_none()
+            && req.wallet_proof.is_some()
+            && req.wallet == node.wallet;
+        if !upgrade {
+            return Ok(registered);
+        }
+        let Some(at) = self.check_wallet(req, now).await? else {
+            return Ok(registered);
+        };
+        let node = self.store.set_wallet_proven(&node.id, at).await?;
+        tracing::info!(node = %node.id, wallet = %node.wallet, "wallet proven on re-registration");
+        Ok(Registered {
+            node,
+            created: false,
+        })
     }
 
     /// The wallet check of a new registration: `Some(now)` when the wallet account signed the
