@@ -312,21 +312,7 @@ async fn stake_wallet_funding_settlement_and_slashing_on_chain() {
         .await
         .expect("receipts");
     assert_eq!(receipts.total, 3);
-    for r in &receipts.items {
-        wait_for("the receipt's epoch accepted on chain", LONG, || {
-            let c = client.clone();
-            let id = r.receipt.body.id;
-            async move {
-                let p = c.receipt_inclusion(&id).await.ok()?;
-                matches!(
-                    p.state,
-                    bitsage_core::settlement::EpochState::Accepted { .. }
-                )
-                .then_some(())
-            }
-        })
-        .await;
-    }
+    wait_settled(&client, &receipts.items).await;
     // Exactly the expected amounts moved.
     let net = TokenAmount::checked_sum(receipts.items.iter().map(|r| r.receipt.body.net)).unwrap();
     let balance_after = dep.sage_balance(worker.address).await.expect("balance");
@@ -642,21 +628,7 @@ async fn epochs_are_paid_once_across_coordinator_sigkills_and_a_chain_outage() {
     tokio::time::sleep(Duration::from_secs(60).saturating_sub(paused.elapsed())).await;
     signal(pid, "CONT");
 
-    for r in &receipts.items {
-        wait_for("every epoch accepted on chain", LONG, || {
-            let c = c.clone();
-            let id = r.receipt.body.id;
-            async move {
-                let p = c.receipt_inclusion(&id).await.ok()?;
-                matches!(
-                    p.state,
-                    bitsage_core::settlement::EpochState::Accepted { .. }
-                )
-                .then_some(())
-            }
-        })
-        .await;
-    }
+    wait_settled(&c, &receipts.items).await;
     // Paid exactly once: the nets of the four receipts, four SAGE out of the escrow.
     let net = TokenAmount::checked_sum(receipts.items.iter().map(|r| r.receipt.body.net)).unwrap();
     let balance_after = dep.sage_balance(worker.address).await.expect("balance");
@@ -671,4 +643,23 @@ async fn epochs_are_paid_once_across_coordinator_sigkills_and_a_chain_outage() {
     assert_eq!(account.settled, sage(4), "each payment settled once");
     assert_eq!(account.balance, sage(96));
     drop(coordinator);
+}
+
+/// Waits until every receipt's epoch is accepted on chain.
+async fn wait_settled(client: &CoordinatorClient, receipts: &[bitsage_http::api::ReceiptView]) {
+    for r in receipts {
+        wait_for("the receipt's epoch accepted on chain", LONG, || {
+            let c = client.clone();
+            let id = r.receipt.body.id;
+            async move {
+                let p = c.receipt_inclusion(&id).await.ok()?;
+                matches!(
+                    p.state,
+                    bitsage_core::settlement::EpochState::Accepted { .. }
+                )
+                .then_some(())
+            }
+        })
+        .await;
+    }
 }
