@@ -44,7 +44,8 @@ impl Prover for NoProver {
     }
 }
 
-fn app(chain: DynChainSource) -> Router {
+/// The router with `x-wallet-address` reads signed in as the deployment's admin.
+async fn app(chain: DynChainSource) -> Router {
     let state = AppState::new(
         Arc::new(InMemoryStore::new()),
         Arc::new(NoProver),
@@ -57,7 +58,30 @@ fn app(chain: DynChainSource) -> Router {
         HttpConfig::default(),
     )
     .with_chain(chain);
-    router(state)
+    let now = bitsage_core::time::now();
+    let (name, password) = ("admin", "test admin password");
+    state
+        .accounts
+        .bootstrap_admin(name, password, now)
+        .await
+        .expect("admin");
+    let token = state
+        .accounts
+        .login(name, password, now)
+        .await
+        .expect("login")
+        .access_token;
+    let value = axum::http::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    router(state).layer(axum::middleware::map_request(
+        move |mut req: axum::http::Request<Body>| {
+            let value = value.clone();
+            async move {
+                req.headers_mut()
+                    .insert(axum::http::header::AUTHORIZATION, value);
+                req
+            }
+        },
+    ))
 }
 
 async fn status(app: &Router, wallet: &WalletAddress) -> Value {
@@ -85,7 +109,7 @@ async fn devnet_dashboard_shows_stake() {
     let worker = dep.accounts[1].clone();
     // No cache hits: each request reads the chain.
     let chain: DynChainSource = Arc::new(source(&devnet, &dep, Duration::ZERO));
-    let app = app(chain);
+    let app = app(chain).await;
 
     let before = status(&app, &worker.wallet).await;
     assert_eq!(before["stake"]["status"], "ok", "{before}");

@@ -72,6 +72,7 @@ impl Attestation {
 
 /// One device's attestation, keyed by its UUID.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DeviceAttestation {
     /// The device's UUID.
     pub uuid: String,
@@ -181,6 +182,7 @@ impl AttestationChallenge {
 
 /// What a node registers with: the challenge it answered and the per-device outcomes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RegistrationAttestation {
     /// The coordinator's challenge.
     pub challenge: AttestationChallenge,

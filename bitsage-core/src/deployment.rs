@@ -72,6 +72,18 @@ impl DeploymentKey {
         &self.key
     }
 
+    /// A 32-byte secret for `purpose` derived from the deployment key (BLAKE2s-256 of a
+    /// domain tag, the purpose and the secret key), the same on every coordinator of the
+    /// deployment — e.g. the key access tokens are signed with.
+    pub fn derive_secret(&self, purpose: &str) -> [u8; 32] {
+        let mut h = Blake2s256::new();
+        h.update(b"bitsage/derived-secret/v1\0");
+        h.update(purpose.as_bytes());
+        h.update([0u8]);
+        h.update(self.key.to_bytes());
+        h.finalize().into()
+    }
+
     /// The public key.
     pub fn public_key(&self) -> PublicKey {
         PublicKey::of(&self.key)

@@ -90,6 +90,7 @@ pub enum DeviceState {
 
 /// One GPU's identity and static properties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct GpuDevice {
     /// NVML index on the host.
     pub index: u32,
@@ -289,6 +290,7 @@ impl GpuSample {
 
 /// The host a worker runs on, so a GPU-less worker is shown as such.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HostInfo {
     /// CPU model name, when the OS reports it.
     #[serde(default)]

@@ -143,3 +143,13 @@ uuid_id!(
     EntryId,
     "ledger entry id"
 );
+uuid_id!(
+    /// A user account's identifier.
+    UserId,
+    "user id"
+);
+uuid_id!(
+    /// An organisation's identifier.
+    OrgId,
+    "organisation id"
+);

@@ -6,6 +6,7 @@
 //! [`ChainSource`], [`JobStore`], [`ReplayLog`], [`ProofStore`], [`Prover`]). With the `conformance` feature, the
 //! [`conformance`] module holds one test suite per port; a backend is done when it passes.
 
+pub mod access;
 pub mod address;
 pub mod amount;
 pub mod attestation;
@@ -38,7 +39,7 @@ pub mod wallet;
 pub use address::WalletAddress;
 pub use amount::TokenAmount;
 pub use error::{Error, Result};
-pub use ids::{EntryId, JobId, LeaseId, NodeId, ReceiptId};
+pub use ids::{EntryId, JobId, LeaseId, NodeId, OrgId, ReceiptId, UserId};
 pub use job::{JobKind, JobSpec, JobStatus};
 pub use lifecycle::{LifecycleEvent, NodeStatus, Transition};
 pub use ports::{

@@ -9,8 +9,10 @@ use crate::ids::NodeId;
 use crate::lifecycle::NodeStatus;
 use crate::time::Timestamp;
 
-/// What a node reports about its hardware when it registers.
+/// What a node reports about its hardware when it registers. Unknown fields are refused
+/// (it is stored as sent); [`HardwareReport::validate`] bounds every field.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct HardwareReport {
     /// Its GPUs (empty on a GPU-less host).
     #[serde(default)]
@@ -37,7 +39,67 @@ pub struct HardwareReport {
     pub attestation: Option<crate::attestation::RegistrationAttestation>,
 }
 
+/// Most GPUs one registration may report.
+pub const MAX_GPUS: usize = 64;
+/// Longest identifier-like text in a hardware report (UUID, name, PCI bus id, versions, CPU
+/// model), characters.
+pub const MAX_HARDWARE_TEXT_LEN: usize = 256;
+
+/// Checks that `value` has at most `max` characters and no control characters.
+pub(crate) fn check_text(what: &'static str, value: &str, max: usize) -> crate::Result<()> {
+    if value.chars().count() > max {
+        return Err(crate::Error::invalid(
+            what,
+            format!("is longer than {max} characters"),
+        ));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(crate::Error::invalid(what, "contains control characters"));
+    }
+    Ok(())
+}
+
 impl HardwareReport {
+    /// Bounds every field, so what a registration stores is small whatever a client sends:
+    /// at most [`MAX_GPUS`] GPUs, texts up to [`MAX_HARDWARE_TEXT_LEN`] characters (reasons
+    /// up to [`crate::attestation::MAX_REASON_LEN`]). The attestation evidence is bounded by
+    /// [`crate::attestation::RegistrationAttestation::check`].
+    pub fn validate(&self) -> crate::Result<()> {
+        if self.gpus.len() > MAX_GPUS {
+            return Err(crate::Error::invalid(
+                "hardware report",
+                format!("lists {} GPUs; at most {MAX_GPUS}", self.gpus.len()),
+            ));
+        }
+        for g in &self.gpus {
+            check_text("GPU uuid", &g.uuid, MAX_HARDWARE_TEXT_LEN)?;
+            check_text("GPU name", &g.name, MAX_HARDWARE_TEXT_LEN)?;
+            if let Some(p) = &g.pci_bus_id {
+                check_text("GPU PCI bus id", p, MAX_HARDWARE_TEXT_LEN)?;
+            }
+        }
+        if let Some(h) = &self.host {
+            if let Some(m) = &h.cpu_model {
+                check_text("CPU model", m, MAX_HARDWARE_TEXT_LEN)?;
+            }
+        }
+        if let Some(r) = &self.gpu_unavailable_reason {
+            check_text(
+                "GPU unavailable reason",
+                r,
+                crate::attestation::MAX_REASON_LEN,
+            )?;
+        }
+        if let Some(v) = &self.driver_version {
+            check_text("driver version", v, MAX_HARDWARE_TEXT_LEN)?;
+        }
+        if let Some(v) = &self.cuda_version {
+            check_text("CUDA version", v, MAX_HARDWARE_TEXT_LEN)?;
+        }
+        // Attestation evidence is bounded by its own check (`RegistrationAttestation::check`).
+        Ok(())
+    }
+
     /// What the coordinator checked of the attestation this report carries
     /// (`not_requested` when it carries none).
     pub fn attestation_summary(&self) -> crate::attestation::AttestationSummary {

@@ -474,12 +474,24 @@ pub trait EventBus: Send + Sync + Debug {
     async fn wait_changed(&self, seen: u64) -> Result<u64>;
 }
 
-/// What a coordinator needs from its store: the [`JobStore`], the [`ReplayLog`] and the
-/// [`EventLog`] that coordinators sharing it must agree on. Implemented by every type that
-/// implements all three.
-pub trait CoordinatorStore: JobStore + ReplayLog + EventLog {}
+/// What a coordinator needs from its store: the [`JobStore`], the [`ReplayLog`], the
+/// [`EventLog`], the [`crate::access::AccountStore`] and the [`crate::access::AuditLog`] that
+/// coordinators sharing it must agree on. Implemented by every type that implements them all.
+pub trait CoordinatorStore:
+    JobStore + ReplayLog + EventLog + crate::access::AccountStore + crate::access::AuditLog
+{
+}
 
-impl<T: JobStore + ReplayLog + EventLog + ?Sized> CoordinatorStore for T {}
+impl<
+        T: JobStore
+            + ReplayLog
+            + EventLog
+            + crate::access::AccountStore
+            + crate::access::AuditLog
+            + ?Sized,
+    > CoordinatorStore for T
+{
+}
 
 /// Conveniences over [`JobStore`], implemented for every store (blanket impl), so a wrapper
 /// store can never skip or diverge from them.

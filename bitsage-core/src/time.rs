@@ -60,9 +60,36 @@ pub struct TimeWindow {
     pub to: Timestamp,
 }
 
+/// The earliest time a window may name: the Unix epoch.
+pub fn earliest() -> Timestamp {
+    DateTime::<Utc>::UNIX_EPOCH
+}
+
+/// The latest time a window may name: the end of year 9999 (within every store's range).
+pub fn latest() -> Timestamp {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// Checks that `t` lies between [`earliest`] and [`latest`] (what every store can hold), so an
+/// extreme value is a 400 naming `what` rather than an error deep in a database.
+pub fn check_range(what: &'static str, t: Timestamp) -> crate::Result<()> {
+    if t < earliest() || t > latest() {
+        return Err(crate::Error::invalid(
+            what,
+            format!(
+                "{} is outside 1970-01-01T00:00:00Z ..= 9999-12-31T23:59:59Z",
+                t.to_rfc3339()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl TimeWindow {
-    /// A window; `from` must not be after `to`.
+    /// A window; `from` must not be after `to`, both within [`earliest`] ..= [`latest`].
     pub fn new(from: Timestamp, to: Timestamp) -> crate::Result<Self> {
+        check_range("start of the time window (from)", from)?;
+        check_range("end of the time window (to)", to)?;
         if from > to {
             return Err(crate::Error::invalid(
                 "time window",

@@ -258,7 +258,8 @@ impl CoordinatorClient {
         self
     }
 
-    /// The same client sending `Authorization: Bearer <token>` with job submissions.
+    /// The same client sending `Authorization: Bearer <token>` (an access token or an API
+    /// key) with every request.
     pub fn with_bearer_token(mut self, token: impl Into<String>) -> Self {
         self.bearer_token = Some(token.into());
         self
@@ -352,10 +353,10 @@ impl CoordinatorClient {
         if let Some(b) = body {
             req = req.json(b);
         }
-        if bearer {
-            if let Some(token) = &self.bearer_token {
-                req = req.bearer_auth(token);
-            }
+        // Node-signed routes ignore it; every other route needs it (see `auth::ROUTES`).
+        let _ = bearer;
+        if let Some(token) = &self.bearer_token {
+            req = req.bearer_auth(token);
         }
         let resp = req.send().await.map_err(ClientError::Transport)?;
         let status = resp.status();

@@ -612,15 +612,28 @@ pub const MAX_RECENT_JOBS: u32 = 100;
 /// The header naming the validator's wallet.
 pub const WALLET_HEADER: &str = "x-wallet-address";
 
-/// The wallet named by the `X-Wallet-Address` header, validated as a Starknet address.
+/// The wallet named by the `X-Wallet-Address` header, validated as a Starknet address and
+/// visible to the caller (admins: any; operators: their organisation's — 404 otherwise).
 /// Missing or malformed → 400 `invalid_request` in the API shape.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WalletHeader(pub WalletAddress);
 
-impl<S: Send + Sync> FromRequestParts<S> for WalletHeader {
+impl FromRequestParts<AppState> for WalletHeader {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let wallet = Self::parse(parts)?;
+        let caller = crate::auth::Caller::from_request_parts(parts, state).await?;
+        crate::auth::ensure_wallet_visible(state, &caller, &wallet.0, "wallet").await?;
+        Ok(wallet)
+    }
+}
+
+impl WalletHeader {
+    fn parse(parts: &Parts) -> Result<Self, ApiError> {
         let value = parts
             .headers
             .get(WALLET_HEADER)
@@ -1232,9 +1245,11 @@ pub async fn network_workers(
 /// does not answer within the budget.
 pub async fn worker_uptime(
     State(state): State<AppState>,
+    caller: crate::auth::Caller,
     ApiQuery(q): ApiQuery<UptimeQuery>,
 ) -> ApiResult<Json<WorkerUptime>> {
     let node_id = service::parse_node_id(&q.node)?;
+    crate::auth::ensure_node_visible(&state, &caller, &node_id).await?;
     let window_secs = q.window_secs.unwrap_or(DEFAULT_UPTIME_WINDOW_SECS);
     if !(1..=MAX_UPTIME_WINDOW_SECS).contains(&window_secs) {
         return Err(ApiError::invalid(format!(

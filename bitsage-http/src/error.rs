@@ -143,8 +143,93 @@ impl From<ServiceError> for ApiError {
     }
 }
 
+/// Rust type names in serde's messages and the words a client understands instead.
+fn type_words(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "u8" => "a whole number from 0 to 255",
+        "u16" => "a whole number from 0 to 65535",
+        "u32" => "a whole number from 0 to 4294967295",
+        "u64" | "usize" | "u128" => "a whole number from 0 to 18446744073709551615",
+        "i8" | "i16" | "i32" => "a whole number",
+        "i64" | "isize" | "i128" => "a whole number",
+        "f32" | "f64" => "a number",
+        _ => return None,
+    })
+}
+
+/// Rewrites a deserializer's message in words: no Rust type names (`expected struct Foo` →
+/// `expected an object`, `u64` → `a whole number from 0 to …`), no crate phrasing. The
+/// field path serde reports (`hardware.gpus[0].index: …`) is kept: it names the field.
+pub fn humanize(text: &str) -> String {
+    let text = text
+        .replace(
+            "Failed to deserialize the JSON body into the target type: ",
+            "",
+        )
+        .replace(
+            "Failed to parse the request body as JSON: ",
+            "the body is not valid JSON: ",
+        )
+        .replace("Failed to deserialize query string: ", "query string: ")
+        .replace("Failed to deserialize form: ", "")
+        .replace("Invalid URL: ", "path: ");
+    let mut out = String::with_capacity(text.len());
+    let mut words = text.split(' ').peekable();
+    let mut first = true;
+    while let Some(w) = words.next() {
+        if !first {
+            out.push(' ');
+        }
+        first = false;
+        // `struct Foo` / `tuple struct Foo` / `enum Foo` / `unit struct Foo`: drop the name.
+        if matches!(w, "struct" | "enum") {
+            let name = words.next().unwrap_or_default();
+            let trail: String = name
+                .chars()
+                .skip_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if out.ends_with("tuple ") || out.ends_with("unit ") {
+                let cut = out.trim_end().rfind(' ').map_or(0, |i| i + 1);
+                out.truncate(cut);
+            }
+            if out.ends_with("a ") {
+                out.truncate(out.len() - 2);
+            }
+            out.push_str(if w == "struct" {
+                "an object"
+            } else {
+                "one of the allowed values"
+            });
+            out.push_str(&trail);
+            continue;
+        }
+        // A type name, possibly quoted (`` `u64` ``) or followed by punctuation.
+        let core = w.trim_matches(|c: char| !c.is_alphanumeric());
+        if let Some(words) = type_words(core) {
+            let start = w.find(core).unwrap_or(0);
+            let (head, tail) = (&w[..start], &w[start + core.len()..]);
+            if out.ends_with("a ") {
+                out.truncate(out.len() - 2);
+            }
+            out.push_str(head.trim_matches('`'));
+            out.push_str(words);
+            out.push_str(tail.trim_start_matches('`'));
+            continue;
+        }
+        out.push_str(match w {
+            "map," => "object,",
+            "map" => "object",
+            "sequence," => "list,",
+            "sequence" => "list",
+            _ => w,
+        });
+    }
+    out
+}
+
 /// Maps an axum rejection (status + text) to the API shape: 413 and 415 keep their status,
-/// other client errors become 400 `invalid_request`, server-side ones a generic 500.
+/// other client errors become 400 `invalid_request` with [`humanize`]d text, server-side ones
+/// a generic 500.
 fn from_rejection(status: StatusCode, text: String) -> ApiError {
     match status {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
@@ -158,7 +243,7 @@ fn from_rejection(status: StatusCode, text: String) -> ApiError {
             "expected a body with `Content-Type: application/json`",
         ),
         s if s.is_server_error() => ApiError::internal(&text),
-        _ => ApiError::invalid(text),
+        _ => ApiError::invalid(humanize(&text)),
     }
 }
 
@@ -188,3 +273,41 @@ impl IntoResponse for ApiError {
 
 /// The result type of handlers.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::humanize;
+
+    #[test]
+    fn serde_messages_lose_rust_type_names() {
+        let cases = [
+            (
+                "Failed to deserialize the JSON body into the target type: invalid type: string \"x\", expected struct SubmitJobRequest at line 1 column 3",
+                "invalid type: string \"x\", expected an object at line 1 column 3",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: sequence: invalid type: floating point `1.5`, expected u64 at line 1 column 15",
+                "sequence: invalid type: floating point `1.5`, expected a whole number from 0 to 18446744073709551615 at line 1 column 15",
+            ),
+            (
+                "Failed to deserialize the JSON body into the target type: kind: invalid type: map, expected enum JobKind",
+                "kind: invalid type: object, expected one of the allowed values",
+            ),
+            (
+                "Invalid URL: Cannot parse `abc` to a `u64`",
+                "path: Cannot parse `abc` to a whole number from 0 to 18446744073709551615",
+            ),
+            (
+                "x: invalid value: integer `-1`, expected u32",
+                "x: invalid value: integer `-1`, expected a whole number from 0 to 4294967295",
+            ),
+            (
+                "invalid type: sequence, expected tuple struct Hash32",
+                "invalid type: list, expected an object",
+            ),
+        ];
+        for (input, want) in cases {
+            assert_eq!(humanize(input), want, "{input}");
+        }
+    }
+}

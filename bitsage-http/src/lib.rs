@@ -30,16 +30,21 @@
 //! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
 //!   `GET /openapi.json`, `GET /metrics` (Prometheus, see [`metrics`])
 
+pub mod accounts;
 pub mod api;
+pub mod auth;
 pub mod client;
 pub mod contracts;
 pub mod dashboard;
 pub mod error;
 pub mod extract;
+pub mod layers;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod ratelimit;
 pub mod routes;
+pub mod server;
 pub mod service;
 
 use std::fmt;
@@ -48,7 +53,7 @@ use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 use bitsage_core::crypto::PublicKey;
 use bitsage_core::deployment::DeploymentKey;
@@ -58,7 +63,8 @@ use bitsage_core::{
     DynProver,
 };
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::TraceLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::RequestBodyTimeoutLayer;
 
 pub use error::{ApiError, ApiResult};
 pub use extract::{ApiJson, ApiPath, ApiQuery};
@@ -79,6 +85,16 @@ pub struct HttpConfig {
     /// How long a dashboard response waits for its slowest source (default 2 s); a source
     /// that misses it is reported `unavailable` in its own field group.
     pub dashboard_budget: Duration,
+    /// Connection cap and timeouts ([`server::serve`] and the router's deadlines).
+    pub limits: server::ServerLimits,
+    /// Origins allowed to call the API from a browser (CORS); empty (the default): same
+    /// origin only.
+    pub cors_origins: Vec<String>,
+    /// Whether the public network overview (`GET /api/network/stats`, `/api/summary`,
+    /// `/api/contracts`, `/api/jobs/analytics`) answers anonymous callers (default on).
+    pub allow_anonymous_overview: bool,
+    /// Requests per minute per route class ([`ratelimit`]).
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 impl Default for HttpConfig {
@@ -89,6 +105,10 @@ impl Default for HttpConfig {
             register_body_limit_bytes: 1024 * 1024,
             readiness_timeout: Duration::from_secs(2),
             dashboard_budget: Duration::from_secs(2),
+            limits: server::ServerLimits::default(),
+            cors_origins: Vec::new(),
+            allow_anonymous_overview: true,
+            rate_limits: ratelimit::RateLimits::default(),
         }
     }
 }
@@ -122,6 +142,10 @@ pub struct AppState {
     pub events: live::EventHub,
     /// Settings of the HTTP surface.
     pub config: HttpConfig,
+    /// Users, sessions, API keys and the audit log ([`auth`] enforces who may call what).
+    pub accounts: bitsage_core::service::accounts::Accounts,
+    /// This coordinator's rate-limit buckets ([`ratelimit`]).
+    pub limiter: ratelimit::SharedLimiter,
 }
 
 impl AppState {
@@ -136,6 +160,11 @@ impl AppState {
         deployment: DeploymentKey,
         config: HttpConfig,
     ) -> Self {
+        let accounts = bitsage_core::service::accounts::Accounts::new(
+            store.clone(),
+            store.clone(),
+            &deployment,
+        );
         let deployment = Arc::new(deployment);
         let events = live::EventHub::new(store.clone(), None, live::LiveSettings::default());
         let coordinator = Coordinator::new(
@@ -154,7 +183,9 @@ impl AppState {
             chain_info: None,
             proofs,
             deployment,
+            limiter: Arc::new(ratelimit::Limiter::new(config.rate_limits.clone())),
             config,
+            accounts,
         }
     }
 
@@ -243,6 +274,7 @@ impl fmt::Debug for AppState {
             .field("chain", &self.chain)
             .field("chain_info", &self.chain_info)
             .field("config", &self.config)
+            .field("accounts", &self.accounts)
             .finish()
     }
 }
@@ -256,7 +288,10 @@ pub fn router(state: AppState) -> Router {
     let body_limit = state.config.body_limit_bytes;
     let proof_limit = state.config.proof_body_limit_bytes;
     let register_limit = state.config.register_body_limit_bytes;
-    Router::new()
+    let request_timeout = state.config.limits.request_timeout;
+    let body_timeout = state.config.limits.body_read_timeout;
+    let cors_origins = state.config.cors_origins.clone();
+    let mut app = Router::new()
         .route(
             "/api/nodes/register",
             post(routes::register).layer(DefaultBodyLimit::max(register_limit)),
@@ -302,11 +337,54 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(routes::readyz))
         .route("/health", get(routes::readyz))
         .route("/health/ready", get(routes::readyz))
+        .route("/api/auth/login", post(accounts::login))
+        .route("/api/auth/refresh", post(accounts::refresh))
+        .route("/api/auth/logout", post(accounts::logout))
+        .route("/api/users/me", get(accounts::me))
+        .route(
+            "/api/users",
+            get(accounts::list_users).post(accounts::create_user),
+        )
+        .route("/api/users/{id}", patch(accounts::update_user))
+        .route(
+            "/api/orgs",
+            get(accounts::list_orgs).post(accounts::create_org),
+        )
+        .route("/api/orgs/{id}/wallets", post(accounts::add_org_wallet))
+        .route(
+            "/api/orgs/{id}/wallets/{wallet}",
+            delete(accounts::remove_org_wallet),
+        )
+        .route(
+            "/api/keys",
+            get(accounts::list_keys).post(accounts::create_key),
+        )
+        .route("/api/keys/{id}", delete(accounts::revoke_key))
+        .route("/api/audit", get(accounts::audit))
         .merge(dashboard::routes())
+        // Inner: the limit (keyed by the caller `authorize` found); outer: `authorize`.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authorize,
+        ))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(move |req, next| {
+            layers::deadline(request_timeout, req, next)
+        }))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout));
+    for (name, value) in layers::security_headers() {
+        app = app.layer(SetResponseHeaderLayer::if_not_present(name, value));
+    }
+    if let Some(cors) = layers::cors(&cors_origins) {
+        app = app.layer(cors);
+    }
+    app.layer(axum::middleware::from_fn(layers::request_id))
         .with_state(state)
 }

@@ -469,7 +469,144 @@ fn paths() -> Value {
             } }
         }),
     );
+    let forbidden = (
+        "403",
+        "The caller's role or key scope may not do this",
+        None,
+    );
+    extend(
+        &mut m,
+        json!({
+            "/api/auth/login": { "post": op("auth", "login",
+                "Log in: an access token (JWT, ~15 min), a refresh token, and HttpOnly cookies for browsers.",
+                vec![], Some("LoginRequest"),
+                &[("200", "Logged in", Some("Session")), bad, unauthorized, ("403", "The account is disabled", None)]) },
+            "/api/auth/refresh": { "post": op("auth", "refresh",
+                "Exchange a refresh token (body or cookie) for the next session; a reused token revokes the whole login.",
+                vec![], None,
+                &[("200", "The next session", Some("Session")), bad, unauthorized]) },
+            "/api/auth/logout": { "post": op("auth", "logout",
+                "Revoke the login of a refresh token (body or cookie) and clear the cookies.",
+                vec![], None, &[("204", "Logged out", None), bad]) },
+            "/api/users/me": { "get": op("auth", "me", "Who the caller is.",
+                vec![], None, &[("200", "The caller", Some("Me")), unauthorized, forbidden]) },
+            "/api/users": {
+                "get": op("admin", "listUsers", "List users (admin).",
+                    vec![limit(1000, 100), offset()], None, &[("200", "A page of users", Some("UserPage")), bad, unauthorized, forbidden]),
+                "post": op("admin", "createUser", "Create a user (admin).",
+                    vec![], Some("CreateUserRequest"), &[("201", "Created", Some("User")), bad, unauthorized, forbidden, conflict])
+            },
+            "/api/users/{id}": { "patch": op("admin", "updateUser", "Change a user's role, organisation, password or disabled flag (admin).",
+                vec![path("id", "The user id.")], Some("UpdateUserRequest"),
+                &[("200", "Changed", Some("User")), bad, unauthorized, forbidden, not_found, conflict]) },
+            "/api/orgs": {
+                "get": op("admin", "listOrgs", "Organisations with their wallets (admin).",
+                    vec![], None, &[("200", "Organisations", Some("OrgList")), unauthorized, forbidden]),
+                "post": op("admin", "createOrg", "Create an organisation (admin).",
+                    vec![], Some("CreateOrgRequest"), &[("201", "Created", Some("Organisation")), bad, unauthorized, forbidden, conflict])
+            },
+            "/api/orgs/{id}/wallets": { "post": op("admin", "addOrgWallet", "Give a wallet (and its nodes) to an organisation (admin).",
+                vec![path("id", "The organisation id.")], Some("AddWalletRequest"),
+                &[("204", "Added", None), bad, unauthorized, forbidden, not_found, conflict]) },
+            "/api/orgs/{id}/wallets/{wallet}": { "delete": op("admin", "removeOrgWallet", "Take a wallet from an organisation (admin).",
+                vec![path("id", "The organisation id."), path("wallet", "The wallet.")], None,
+                &[("204", "Removed", None), bad, unauthorized, forbidden, not_found]) },
+            "/api/keys": {
+                "get": op("auth", "listKeys", "API keys the caller may see (admin: all; operator: their organisation's).",
+                    vec![], None, &[("200", "Keys (never their secrets)", Some("ApiKeyList")), unauthorized, forbidden]),
+                "post": op("auth", "createKey", "Create an API key; its secret is in this answer only.",
+                    vec![], Some("CreateKeyRequest"), &[("201", "Created", Some("CreatedKey")), bad, unauthorized, forbidden])
+            },
+            "/api/keys/{id}": { "delete": op("auth", "revokeKey", "Revoke an API key.",
+                vec![path("id", "The key id (bsa_…).")], None, &[("204", "Revoked", None), unauthorized, forbidden, not_found]) },
+            "/api/audit": { "get": op("admin", "audit", "The audit log, newest first (admin).",
+                vec![query("actor", json!({ "type": "string" }), "Only this actor."),
+                     query("action", json!({ "type": "string" }), "Only actions starting with this."),
+                     query("outcome", json!({ "type": "string", "enum": ["success", "denied", "failed"] }), "Only this outcome."),
+                     time_query("from", "From this time."), time_query("to", "Before this time."),
+                     limit(1000, 100), offset()],
+                None, &[("200", "A page of entries", Some("AuditPage")), bad, unauthorized, forbidden]) }
+        }),
+    );
     Value::Object(m)
+}
+
+fn account_schemas() -> Value {
+    let role = json!({ "type": "string", "enum": ["admin", "operator", "viewer"] });
+    let scope = json!({ "type": "string", "enum": ["jobs:submit", "jobs:read", "nodes:read", "network:read", "metrics:read"] });
+    let user = obj(
+        "A user account.",
+        json!({
+            "id": string("Its id (UUID)."), "username": string("The login name."), "role": role,
+            "org": nullable(string("Its organisation's id.")), "disabled": boolean("A disabled user cannot log in."),
+            "created_at": r("Timestamp"), "updated_at": r("Timestamp")
+        }),
+        &[],
+    );
+    let key = obj(
+        "An API key (never its secret).",
+        json!({
+            "id": string("Its id (bsa_…)."), "name": string("Its name."), "created_by": string("The creating user's id."),
+            "role": role, "org": nullable(string("The organisation it acts for.")), "scopes": arr(scope.clone()),
+            "created_at": r("Timestamp"), "expires_at": nullable(r("Timestamp")),
+            "last_used_at": nullable(r("Timestamp")), "revoked_at": nullable(r("Timestamp"))
+        }),
+        &[],
+    );
+    let org = obj(
+        "An organisation.",
+        json!({
+            "id": string("Its id (UUID)."), "name": string("Its name."), "created_at": r("Timestamp")
+        }),
+        &[],
+    );
+    let audit = obj(
+        "An audit entry.",
+        json!({
+            "id": integer("Its position in the log."), "at": r("Timestamp"), "actor": string("User id, key id, node id, `anonymous` or `system`."),
+            "actor_kind": { "type": "string", "enum": ["user", "api_key", "node", "anonymous", "system"] },
+            "role": nullable(role.clone()), "action": string("`METHOD /route` or a named action."),
+            "target": nullable(string("What it was done to.")),
+            "outcome": { "type": "string", "enum": ["success", "denied", "failed"] },
+            "status": { "type": ["integer", "null"] }, "request_id": nullable(string("The request's id.")),
+            "source": nullable(string("The client's address."))
+        }),
+        &[],
+    );
+    json!({
+        "LoginRequest": strict("Credentials.", json!({ "username": string("The username."), "password": string("The password.") }), &[]),
+        "Session": obj("A session.", json!({
+            "access_token": string("JWT for `Authorization: Bearer`."), "token_type": { "const": "Bearer" },
+            "access_expires_at": r("Timestamp"), "expires_in": integer("Seconds until the access token expires."),
+            "refresh_token": string("Single-use refresh token."), "refresh_expires_at": r("Timestamp"), "user": user.clone()
+        }), &[]),
+        "Me": obj("The caller.", json!({
+            "kind": { "type": "string", "enum": ["user", "api_key"] }, "id": string("User or key id."),
+            "username": string("For a user."), "role": role.clone(), "org": nullable(string("Organisation id.")),
+            "scopes": arr(scope.clone())
+        }), &["username", "scopes"]),
+        "User": user.clone(),
+        "UserPage": obj("A page of users.", json!({ "items": arr(user), "total": integer("Users in all pages."), "next_offset": { "type": ["integer", "null"] } }), &[]),
+        "CreateUserRequest": strict("A user to create.", json!({
+            "username": string("3 to 64 of a-z, 0-9, '.', '_', '-', '@'."), "password": string("12 to 128 characters."),
+            "role": role.clone(), "org": nullable(string("Organisation id (required for operators)."))
+        }), &["org"]),
+        "UpdateUserRequest": strict("Changes to a user.", json!({
+            "role": role.clone(), "org": nullable(string("Organisation id; null removes it.")),
+            "disabled": boolean("Disable or enable."), "password": string("A new password.")
+        }), &["role", "org", "disabled", "password"]),
+        "Organisation": org.clone(),
+        "OrgList": arr(json!({ "allOf": [org, { "type": "object", "properties": { "wallets": arr(r("WalletAddress")) } }] })),
+        "CreateOrgRequest": strict("An organisation to create.", json!({ "name": string("1 to 100 characters.") }), &[]),
+        "AddWalletRequest": strict("A wallet to add.", json!({ "wallet": r("WalletAddress") }), &[]),
+        "ApiKeyList": arr(key.clone()),
+        "CreateKeyRequest": strict("A key to create.", json!({
+            "name": string("A name."), "scopes": arr(scope), "role": role,
+            "expires_at": r("Timestamp"), "org": string("For admins: the organisation it acts for.")
+        }), &["role", "expires_at", "org"]),
+        "CreatedKey": obj("A new key.", json!({ "secret": string("`Authorization: Bearer <secret>`; shown once."), "key": key }), &[]),
+        "AuditPage": obj("A page of audit entries.", json!({ "items": arr(audit), "total": integer("Entries in all pages."), "next_offset": { "type": ["integer", "null"] } }), &[])
+    })
 }
 
 // ---------------------------------------------------------------- schemas
@@ -1029,6 +1166,7 @@ fn schemas() -> Value {
             }), &[])
         }),
     );
+    extend(&mut m, account_schemas());
     Value::Object(m)
 }
 
@@ -1056,7 +1194,8 @@ fn build() -> Value {
         },
         "tags": [
             { "name": "nodes" }, { "name": "jobs" }, { "name": "receipts" },
-            { "name": "network" }, { "name": "dashboard" }, { "name": "ops" }, { "name": "deployment" }, { "name": "live" }
+            { "name": "network" }, { "name": "dashboard" }, { "name": "ops" }, { "name": "deployment" }, { "name": "live" },
+            { "name": "auth" }, { "name": "admin" }
         ],
         "paths": paths(),
         "components": {

@@ -13,6 +13,7 @@ use crate::api::{
     HeartbeatRequest, JobView, LeaseRequest, LiveResponse, NodeListQuery, ReceiptListQuery,
     ReceiptQuery, RegisterRequest, SubmitJobRequest,
 };
+use crate::auth::{self, Caller};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::{contracts, metrics, service, AppState};
@@ -49,17 +50,21 @@ pub async fn heartbeat(
 /// `GET /api/nodes`.
 pub async fn list_nodes(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<NodeListQuery>,
 ) -> ApiResult<Response> {
-    Ok(Json(service::list_nodes(&state, q).await?).into_response())
+    let wallets = auth::visible_wallets(&state, &caller).await?;
+    Ok(Json(service::list_nodes(&state, q, wallets).await?).into_response())
 }
 
 /// `GET /api/nodes/{id}`.
 pub async fn node_detail(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let id = service::parse_node_id(&id)?;
+    auth::ensure_node_visible(&state, &caller, &id).await?;
     Ok(Json(service::node_detail(&state, &id).await?).into_response())
 }
 
@@ -77,18 +82,23 @@ pub async fn attestation_challenge(
 /// `GET /api/nodes/{id}/attestation`.
 pub async fn attestation_evidence(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
     let id = service::parse_node_id(&id)?;
+    auth::ensure_node_visible(&state, &caller, &id).await?;
     Ok(Json(service::attestation_evidence(&state, &id).await?).into_response())
 }
 
-/// The token of an `Authorization: Bearer <token>` header, if there is one.
-fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+/// The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 9110
+/// §11.1), if there is one.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// `POST /api/jobs`: 201 with the queued job.
@@ -151,17 +161,26 @@ pub async fn fail(
 /// `GET /api/receipts`.
 pub async fn list_receipts(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<ReceiptListQuery>,
 ) -> ApiResult<Response> {
+    if !caller.required()?.is_admin() {
+        let node = q.node.as_ref().ok_or_else(|| {
+            ApiError::invalid("node is required: operators list receipts one node at a time")
+        })?;
+        auth::ensure_node_visible(&state, &caller, node).await?;
+    }
     Ok(Json(service::list_receipts(&state, q).await?).into_response())
 }
 
 /// `GET /api/receipts/{id}` (`?with_proof=true` adds the proof envelope).
 pub async fn receipt(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<ReceiptQuery>,
 ) -> ApiResult<Response> {
+    auth::ensure_receipt_visible(&state, &caller, &id).await?;
     let bundle = service::receipt(
         &state,
         &id,
@@ -175,8 +194,10 @@ pub async fn receipt(
 /// `GET /api/receipts/{id}/inclusion`: where the receipt is anchored on chain.
 pub async fn receipt_inclusion(
     State(state): State<AppState>,
+    caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
+    auth::ensure_receipt_visible(&state, &caller, &id).await?;
     Ok(Json(service::receipt_inclusion(&state, &id).await?).into_response())
 }
 
@@ -185,8 +206,10 @@ pub async fn earnings(
     State(state): State<AppState>,
     ApiPath(node): ApiPath<String>,
     ApiQuery(q): ApiQuery<EarningsQuery>,
+    caller: Caller,
 ) -> ApiResult<Response> {
     let node = service::parse_node_id(&node)?;
+    auth::ensure_node_visible(&state, &caller, &node).await?;
     let e = service::earnings(&state, &node, &q).await?;
     Ok(match q.format.unwrap_or_default() {
         EarningsFormat::Json => Json(e).into_response(),

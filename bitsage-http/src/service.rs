@@ -11,8 +11,9 @@ use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::ReceiptFilter;
 use bitsage_core::service::jobs::{Completion, LeaseOutcome};
 use bitsage_core::service::nodes::Registered;
-use bitsage_core::{Error, JobId, JobStatus, NodeId, NodeStatus, ReceiptId, TimeWindow, Timestamp};
-use chrono::{DateTime, Utc};
+use bitsage_core::{
+    Error, JobId, JobStatus, JobStoreExt as _, NodeId, NodeStatus, ReceiptId, TimeWindow, Timestamp,
+};
 
 use crate::api::{
     AttestationEvidence, CompleteResponse, ComponentHealth, EarningsQuery, EarningsResponse,
@@ -23,16 +24,6 @@ use crate::api::{
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
 
-/// The start of an open-ended time window (the Unix epoch).
-fn window_start() -> Timestamp {
-    DateTime::<Utc>::UNIX_EPOCH
-}
-
-/// The end of an open-ended time window (year 9999, within every store's range).
-fn window_end() -> Timestamp {
-    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
 /// A window from optional bounds: `None` when neither is given.
 pub fn window_of(
     from: Option<Timestamp>,
@@ -42,8 +33,8 @@ pub fn window_of(
         return Ok(None);
     }
     TimeWindow::new(
-        from.unwrap_or_else(window_start),
-        to.unwrap_or_else(window_end),
+        from.unwrap_or_else(bitsage_core::time::earliest),
+        to.unwrap_or_else(bitsage_core::time::latest),
     )
     .map(Some)
 }
@@ -106,19 +97,81 @@ pub fn parse_node_id(s: &str) -> ApiResult<NodeId> {
     NodeId::parse(s).map_err(ApiError::from)
 }
 
-/// `GET /api/nodes`.
-pub async fn list_nodes(state: &AppState, q: NodeListQuery) -> ApiResult<Page<NodeView>> {
+/// Most bytes of items one list page answers with; a page that would be larger ends early
+/// and its `next_offset` points at the first item left out.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// `items` (from offset `page.offset`) cut to at most [`MAX_PAGE_BYTES`] of JSON, at least
+/// one item.
+pub fn byte_capped<T: serde::Serialize>(
+    items: Vec<T>,
+    page: PageRequest,
+    total: u64,
+    next_offset: Option<u64>,
+) -> Page<T> {
+    let mut used = 0usize;
+    let mut keep = items.len();
+    for (i, item) in items.iter().enumerate() {
+        used += serde_json::to_vec(item).map_or(0, |v| v.len() + 1);
+        if used > MAX_PAGE_BYTES && i > 0 {
+            keep = i;
+            break;
+        }
+    }
+    let cut = keep < items.len();
+    let mut items = items;
+    items.truncate(keep);
+    Page {
+        next_offset: if cut {
+            Some(page.offset + keep as u64)
+        } else {
+            next_offset
+        },
+        items,
+        total,
+    }
+}
+
+/// `GET /api/nodes`, limited to `wallets` when given (an operator's organisation: its few
+/// wallets' nodes are gathered and paged here).
+pub async fn list_nodes(
+    state: &AppState,
+    q: NodeListQuery,
+    wallets: Option<Vec<bitsage_core::WalletAddress>>,
+) -> ApiResult<Page<NodeView>> {
     let page = page_of(q.limit, q.offset)?;
     let filter = NodeFilter {
         status: q.status,
         wallet: q.wallet,
     };
+    if let Some(wallets) = wallets {
+        let mut nodes = Vec::new();
+        for w in wallets.iter().filter(|w| q.wallet.is_none_or(|q| q == **w)) {
+            let f = NodeFilter {
+                status: q.status,
+                wallet: Some(*w),
+            };
+            nodes.extend(state.store.all_nodes(&f).await?);
+        }
+        nodes.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
+        let total = nodes.len() as u64;
+        let items: Vec<NodeView> = nodes
+            .into_iter()
+            .skip(usize::try_from(page.offset).unwrap_or(usize::MAX))
+            .take(page.limit as usize)
+            .map(NodeView::from)
+            .collect();
+        let end = page.offset + items.len() as u64;
+        let next = (end < total).then_some(end);
+        return Ok(byte_capped(items, page, total, next));
+    }
     let p = state.store.list_nodes(&filter, page).await?;
-    Ok(Page {
-        items: p.items.into_iter().map(NodeView::from).collect(),
-        total: p.total,
-        next_offset: p.next_offset,
-    })
+    Ok(byte_capped(
+        p.items.into_iter().map(NodeView::from).collect(),
+        page,
+        p.total,
+        p.next_offset,
+    ))
 }
 
 /// `GET /api/nodes/{id}`.
@@ -188,11 +241,12 @@ pub async fn list_receipts(state: &AppState, q: ReceiptListQuery) -> ApiResult<P
         kind: q.kind,
     };
     let p = state.store.list_receipts(&filter, page).await?;
-    Ok(Page {
-        items: p.items.into_iter().map(ReceiptView::from).collect(),
-        total: p.total,
-        next_offset: p.next_offset,
-    })
+    Ok(byte_capped(
+        p.items.into_iter().map(ReceiptView::from).collect(),
+        page,
+        p.total,
+        p.next_offset,
+    ))
 }
 
 /// `GET /api/receipts/{id}` (with the proof envelope when `with_proof`).
@@ -276,8 +330,8 @@ pub async fn earnings(
         return Err(ApiError::not_found(format!("node {node} not found")));
     }
     let all = TimeWindow {
-        from: window_start(),
-        to: window_end(),
+        from: bitsage_core::time::earliest(),
+        to: bitsage_core::time::latest(),
     };
     let (total, days, all_time, pending) = tokio::try_join!(
         state.store.earnings_total(node, window),

@@ -41,6 +41,7 @@ fn app_with(chain: Option<DynChainSource>, budget: Duration) -> TestApp {
     let store = Arc::new(InMemoryStore::new());
     let config = HttpConfig {
         dashboard_budget: budget,
+        rate_limits: bitsage_http::ratelimit::RateLimits::disabled(),
         ..HttpConfig::default()
     };
     let proofs = Arc::new(bitsage_store::InMemoryProofStore::new());
@@ -55,10 +56,14 @@ fn app_with(chain: Option<DynChainSource>, budget: Duration) -> TestApp {
     if let Some(chain) = chain {
         state = state.with_chain(chain);
     }
+    let admin_token = futures::executor::block_on(common::admin_token(&state));
+    let bare = router(state.clone());
     TestApp {
         store,
         proofs,
-        app: router(state.clone()),
+        app: common::as_user(bare.clone(), &admin_token),
+        bare,
+        admin_token,
         state,
     }
 }
@@ -903,56 +908,21 @@ async fn summary_reads_chain_totals_when_a_chain_is_configured() {
 
 // ---------------------------------------------------------------- OpenAPI
 
-/// Every route `bitsage_http::router()` registers, with its methods.
-const ROUTES: &[(&str, &str)] = &[
-    ("POST", "/api/nodes/register"),
-    ("POST", "/api/nodes/heartbeat"),
-    ("GET", "/api/nodes"),
-    ("GET", "/api/nodes/{id}"),
-    ("POST", "/api/jobs"),
-    ("GET", "/api/jobs/{id}"),
-    ("GET", "/api/nodes/attestation-challenge"),
-    ("GET", "/api/nodes/{id}/attestation"),
-    ("POST", "/api/jobs/lease"),
-    ("POST", "/api/jobs/complete"),
-    ("POST", "/api/jobs/fail"),
-    ("GET", "/api/receipts"),
-    ("GET", "/api/receipts/{id}"),
-    ("GET", "/api/receipts/{id}/inclusion"),
-    ("GET", "/api/earnings/{node}"),
-    ("GET", "/api/network/stats"),
-    ("GET", "/metrics"),
-    ("GET", "/api/contracts"),
-    ("GET", "/api/coordinator"),
-    ("GET", "/api/events"),
-    ("GET", "/ws"),
-    ("GET", "/ws/jobs"),
-    ("GET", "/ws/workers"),
-    ("GET", "/ws/staking"),
-    ("GET", "/.well-known/bitsage.json"),
-    ("GET", "/livez"),
-    ("GET", "/health/live"),
-    ("GET", "/readyz"),
-    ("GET", "/health"),
-    ("GET", "/health/ready"),
-    ("GET", "/api/validator/status"),
-    ("GET", "/api/validator/gpus"),
-    ("GET", "/api/validator/rewards"),
-    ("GET", "/api/validator/history"),
-    ("GET", "/api/network/workers"),
-    ("GET", "/api/worker/uptime"),
-    ("GET", "/api/jobs/analytics"),
-    ("GET", "/api/jobs/recent"),
-    ("GET", "/api/summary"),
-    ("GET", "/openapi.json"),
-];
+/// Every route `bitsage_http::router()` registers, with its methods: the access table.
+fn routes() -> Vec<(&'static str, &'static str)> {
+    bitsage_http::auth::ROUTES
+        .iter()
+        .map(|r| (r.method, r.path))
+        .collect()
+}
 
 /// Whether the router has a handler for `method path` (not the unknown-route fallback, not
 /// "method not allowed"). Path parameters are filled with a placeholder.
 async fn is_routed(app: &Router, method: &str, path: &str) -> bool {
     let uri = path
         .replace("{id}", "placeholder")
-        .replace("{node}", "placeholder");
+        .replace("{node}", "placeholder")
+        .replace("{wallet}", "placeholder");
     let method = Method::from_bytes(method.as_bytes()).expect("method");
     let req = Request::builder()
         .method(method)
@@ -988,7 +958,8 @@ async fn openapi_document_lists_every_route_and_resolves_its_references() {
     assert!(doc["info"]["title"].as_str().is_some());
     let paths = doc["paths"].as_object().expect("paths");
 
-    for (method, path) in ROUTES {
+    let routes = routes();
+    for (method, path) in &routes {
         assert!(
             is_routed(&t.app, method, path).await,
             "{method} {path} is not routed"
@@ -1008,7 +979,7 @@ async fn openapi_document_lists_every_route_and_resolves_its_references() {
         for method in item.as_object().expect("path item").keys() {
             let m = method.to_uppercase();
             assert!(
-                ROUTES.contains(&(m.as_str(), path.as_str())),
+                routes.contains(&(m.as_str(), path.as_str())),
                 "{m} {path} is documented but not in the route list"
             );
         }

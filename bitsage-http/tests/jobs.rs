@@ -704,7 +704,7 @@ fn settling_app(
         .clone()
         .with_policy(policy)
         .with_settlement(chain.clone());
-    t.app = bitsage_http::router(t.state.clone());
+    t.app = common::as_user(bitsage_http::router(t.state.clone()), &t.admin_token);
     (t, chain)
 }
 

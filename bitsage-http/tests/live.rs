@@ -47,7 +47,8 @@ async fn server(settings: LiveSettings) -> Server {
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    let app = router(state.clone());
+    let token = common::admin_token(&state).await;
+    let app = common::as_user(router(state.clone()), &token);
     tokio::spawn(async move { axum::serve(listener, app).await });
     Server { addr, store, state }
 }

@@ -44,7 +44,7 @@ fn stake(amount: TokenAmount) -> StakeInfo {
 fn gated_app(chain: Arc<InMemoryChain>) -> TestApp {
     let mut t = app();
     t.state = t.state.clone().with_stake_gate(chain);
-    t.app = bitsage_http::router(t.state.clone());
+    t.app = common::as_user(bitsage_http::router(t.state.clone()), &t.admin_token);
     t
 }
 

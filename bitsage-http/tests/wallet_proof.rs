@@ -39,7 +39,7 @@ fn verifier() -> PinnedKeyWalletVerifier {
 fn checked_app() -> TestApp {
     let mut t = app();
     t.state = t.state.clone().with_wallet_verifier(Arc::new(verifier()));
-    t.app = bitsage_http::router(t.state.clone());
+    t.app = common::as_user(bitsage_http::router(t.state.clone()), &t.admin_token);
     t
 }
 
@@ -219,7 +219,7 @@ async fn a_node_registered_unverified_works_only_once_it_proves_its_wallet() {
     // The deployment gets a chain (same store): no work until the wallet is proven.
     let mut t = unchecked;
     t.state = t.state.clone().with_wallet_verifier(Arc::new(verifier()));
-    t.app = bitsage_http::router(t.state.clone());
+    t.app = common::as_user(bitsage_http::router(t.state.clone()), &t.admin_token);
     let lease = bitsage_http::api::LeaseRequest::signed(
         &node,
         node_id("node-5"),

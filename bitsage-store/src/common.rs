@@ -262,3 +262,284 @@ pub(crate) fn job_filter_sql(
         binds,
     )
 }
+
+// ----------------------------------------------------------------------------------------
+// Accounts and the audit log (bitsage_core::access)
+
+/// A refresh token's state at `now`, from its columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenState {
+    /// Unspent, unrevoked, unexpired: it may rotate.
+    Live,
+    /// Spent by an earlier rotation (and neither revoked nor expired): presenting it again is
+    /// reuse.
+    Spent,
+    /// Revoked or expired: presenting it changes nothing.
+    Dead,
+}
+
+/// Classifies a refresh token. Revocation and expiry come first: a spent token of an already
+/// revoked family is `Dead` (the family has nothing left to revoke), and an expired token is
+/// `Dead` whether or not it was spent ("changing nothing").
+pub(crate) fn token_state(
+    used_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+    expires_at: Timestamp,
+    now: Timestamp,
+) -> TokenState {
+    if revoked_at.is_some() || expires_at <= now {
+        TokenState::Dead
+    } else if used_at.is_some() {
+        TokenState::Spent
+    } else {
+        TokenState::Live
+    }
+}
+
+/// How long a recorded API key use stands before another use is recorded.
+pub(crate) const KEY_TOUCH_INTERVAL: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// Whether a use of a key at `now` updates its `last_used_at`.
+pub(crate) fn touch_due(last_used_at: Option<Timestamp>, now: Timestamp) -> bool {
+    last_used_at.is_none_or(|t| t < now - KEY_TOUCH_INTERVAL)
+}
+
+/// Applies `update` to `rec` at `now` (the caller checked that a new organisation exists).
+pub(crate) fn apply_user_update(
+    rec: &mut bitsage_core::access::UserRecord,
+    update: &bitsage_core::access::UserUpdate,
+    now: Timestamp,
+) {
+    let u = &mut rec.user;
+    if let Some(role) = update.role {
+        u.role = role;
+    }
+    if let Some(org) = update.org {
+        u.org = org;
+    }
+    if let Some(disabled) = update.disabled {
+        u.disabled = disabled;
+    }
+    if let Some(hash) = &update.password_hash {
+        rec.password_hash.clone_from(hash);
+    }
+    u.updated_at = now;
+}
+
+/// An API key's scopes as stored (a JSON array of wire names).
+pub(crate) fn scopes_json(
+    scopes: &[bitsage_core::access::Scope],
+    backend: &'static str,
+) -> Result<String> {
+    serde_json::to_string(scopes).map_err(|e| Error::backend(backend, e))
+}
+
+/// Stored scopes back as values.
+pub(crate) fn parse_scopes(
+    json: &str,
+    backend: &'static str,
+) -> Result<Vec<bitsage_core::access::Scope>> {
+    serde_json::from_str(json).map_err(|e| Error::backend(backend, e))
+}
+
+/// The stored name of an actor kind.
+pub(crate) fn actor_kind_str(k: bitsage_core::access::ActorKind) -> &'static str {
+    use bitsage_core::access::ActorKind;
+    match k {
+        ActorKind::User => "user",
+        ActorKind::ApiKey => "api_key",
+        ActorKind::Node => "node",
+        ActorKind::Anonymous => "anonymous",
+        ActorKind::System => "system",
+    }
+}
+
+/// Parses [`actor_kind_str`].
+pub(crate) fn parse_actor_kind(
+    s: &str,
+    backend: &'static str,
+) -> Result<bitsage_core::access::ActorKind> {
+    use bitsage_core::access::ActorKind;
+    Ok(match s {
+        "user" => ActorKind::User,
+        "api_key" => ActorKind::ApiKey,
+        "node" => ActorKind::Node,
+        "anonymous" => ActorKind::Anonymous,
+        "system" => ActorKind::System,
+        other => {
+            return Err(Error::backend(
+                backend,
+                format!("unknown actor kind {other:?}"),
+            ))
+        }
+    })
+}
+
+/// Parses [`bitsage_core::access::Outcome::as_str`].
+pub(crate) fn parse_outcome(
+    s: &str,
+    backend: &'static str,
+) -> Result<bitsage_core::access::Outcome> {
+    use bitsage_core::access::Outcome;
+    Ok(match s {
+        "success" => Outcome::Success,
+        "denied" => Outcome::Denied,
+        "failed" => Outcome::Failed,
+        other => {
+            return Err(Error::backend(
+                backend,
+                format!("unknown outcome {other:?}"),
+            ))
+        }
+    })
+}
+
+/// A stored role back as a value (a bad one is the store's fault, not the caller's).
+pub(crate) fn parse_role(s: &str, backend: &'static str) -> Result<bitsage_core::access::Role> {
+    bitsage_core::access::Role::parse(s)
+        .map_err(|_| Error::backend(backend, format!("unknown role {s:?}")))
+}
+
+/// A value to bind in an audit query.
+#[derive(Debug, Clone)]
+pub(crate) enum AuditBind {
+    /// Text (actor, pattern, outcome).
+    Text(String),
+    /// A time (the window's ends).
+    Time(Timestamp),
+}
+
+/// The SQL dialects of [`audit_filter_sql`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    /// `?n` placeholders; prefixes as `GLOB` patterns (case-sensitive, unlike SQLite's LIKE).
+    Sqlite,
+    /// `$n` placeholders; prefixes as `LIKE` patterns (backslash escapes).
+    Postgres,
+}
+
+/// The `WHERE` clause of an audit listing and its bind values, in order (only the filters
+/// that are set appear, so each can use its index). Prefixes are escaped: pattern characters
+/// in them match themselves.
+pub(crate) fn audit_filter_sql(
+    filter: &bitsage_core::access::AuditFilter,
+    dialect: Dialect,
+) -> (String, Vec<AuditBind>) {
+    let mut terms = Vec::new();
+    let mut binds = Vec::new();
+    let mut push = |term: &str, bind: AuditBind| {
+        binds.push(bind);
+        let p = match dialect {
+            Dialect::Sqlite => format!("?{}", binds.len()),
+            Dialect::Postgres => format!("${}", binds.len()),
+        };
+        terms.push(term.replace('#', &p));
+    };
+    if let Some(actor) = &filter.actor {
+        push("actor = #", AuditBind::Text(actor.clone()));
+    }
+    if let Some(prefix) = &filter.action_prefix {
+        match dialect {
+            Dialect::Sqlite => push("action GLOB #", AuditBind::Text(glob_prefix(prefix))),
+            Dialect::Postgres => push("action LIKE #", AuditBind::Text(like_prefix(prefix))),
+        }
+    }
+    if let Some(outcome) = filter.outcome {
+        push("outcome = #", AuditBind::Text(outcome.as_str().to_string()));
+    }
+    if let Some(w) = filter.window {
+        push("at >= #", AuditBind::Time(w.from));
+        push("at < #", AuditBind::Time(w.to));
+    }
+    if terms.is_empty() {
+        (String::new(), binds)
+    } else {
+        (format!("WHERE {}", terms.join(" AND ")), binds)
+    }
+}
+
+/// A SQLite `GLOB` pattern matching text that starts with `prefix` (`*`, `?` and `[` are
+/// wrapped in brackets to match themselves).
+fn glob_prefix(prefix: &str) -> String {
+    let mut p = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        match c {
+            '*' | '?' | '[' => {
+                p.push('[');
+                p.push(c);
+                p.push(']');
+            }
+            c => p.push(c),
+        }
+    }
+    p.push('*');
+    p
+}
+
+/// A PostgreSQL `LIKE` pattern matching text that starts with `prefix` (`%`, `_` and the
+/// escape character `\` are escaped).
+fn like_prefix(prefix: &str) -> String {
+    let mut p = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// A database error as the domain sees it: the database not answering (no connection within
+/// the pool's wait, a closed pool, a broken socket, the server shutting down or refusing
+/// connections) is [`Error::Unavailable`] — the caller answers 503 at once — and anything
+/// else a backend error (its text stays in the logs).
+pub(crate) fn unavailable_or(backend: &'static str, e: sqlx::Error) -> Error {
+    let reason = match &e {
+        sqlx::Error::PoolTimedOut => Some("no database connection became free in time".into()),
+        sqlx::Error::PoolClosed => Some("the connection pool is closed".into()),
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+            Some("the database connection failed".to_string())
+        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // Class 08 (connection exception), 57P01..57P03 (shutdown, cannot connect now).
+            Some(code) if code.starts_with("08") || code.starts_with("57P") => {
+                Some(format!("the database refused the connection ({code})"))
+            }
+            _ => None,
+        },
+        _ => None,
+    };
+    match reason {
+        Some(reason) => {
+            tracing::warn!(backend, error = %e, "database unavailable");
+            Error::Unavailable {
+                source_name: backend.to_string(),
+                reason,
+            }
+        }
+        None => Error::backend(backend, e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_escape_pattern_characters() {
+        assert_eq!(glob_prefix("a*b?c[d]e%_"), "a[*]b[?]c[[]d]e%_*");
+        assert_eq!(like_prefix(r"a%b_c\d*"), r"a\%b\_c\\d*%");
+    }
+
+    #[test]
+    fn touch_interval_is_strict() {
+        let t = bitsage_core::time::now();
+        assert!(touch_due(None, t));
+        assert!(!touch_due(Some(t - KEY_TOUCH_INTERVAL), t));
+        assert!(touch_due(
+            Some(t - KEY_TOUCH_INTERVAL - chrono::TimeDelta::microseconds(1)),
+            t
+        ));
+    }
+}

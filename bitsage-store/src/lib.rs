@@ -11,19 +11,25 @@
 //!   shared proof store of PostgreSQL deployments).
 //!
 //! Every store is also a [`bitsage_core::ReplayLog`] (signed node messages accepted once across
-//! coordinators and restarts). All three pass the same conformance suite (`bitsage_core::conformance::store`). Each SQL store
+//! coordinators and restarts), a [`bitsage_core::access::AccountStore`] (organisations, users,
+//! refresh tokens, API keys) and a [`bitsage_core::access::AuditLog`] (append-only: the SQL
+//! stores' triggers refuse to change or delete an entry). All three pass the same conformance
+//! suites (`bitsage_core::conformance::store`, `bitsage_core::conformance::access`). Each SQL store
 //! owns its schema: migrations live in `migrations/<dialect>/` and are applied on connect.
 
 mod common;
 mod events;
 mod memory;
+mod memory_access;
 mod pg;
+mod pg_access;
 mod proofs;
 mod sqlite;
+mod sqlite_access;
 pub mod testing;
 
 pub use events::{LocalEventBus, PgEventBus, PG_EVENT_CHANNEL};
 pub use memory::InMemoryStore;
-pub use pg::PgStore;
+pub use pg::{PgStore, ACQUIRE_TIMEOUT as PG_ACQUIRE_TIMEOUT};
 pub use proofs::{FsProofStore, InMemoryProofStore};
 pub use sqlite::SqliteStore;

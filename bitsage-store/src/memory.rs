@@ -158,6 +158,9 @@ impl State {
 pub struct InMemoryStore {
     state: Mutex<State>,
     bus: LocalEventBus,
+    /// Accounts and the audit log (`memory_access`), apart from the job state: no method
+    /// touches both.
+    pub(crate) access: Mutex<crate::memory_access::AccessState>,
 }
 
 impl InMemoryStore {

@@ -43,17 +43,21 @@ use bitsage_core::settlement::{Epoch, EpochState, SettlementItem, SettlementLedg
 use bitsage_core::wallet::FeltHex;
 use bitsage_core::PayerLedger;
 
-const BACKEND: &str = "postgres";
+pub(crate) const BACKEND: &str = "postgres";
 
-fn db_err(e: sqlx::Error) -> Error {
-    Error::backend(BACKEND, e)
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    crate::common::unavailable_or(BACKEND, e)
 }
+
+/// How long a request waits for a database connection before it is answered `unavailable`
+/// (default of [`PgStore::connect_with`]).
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 fn json_err(e: serde_json::Error) -> Error {
     Error::backend(BACKEND, e)
 }
 
-fn to_i64(v: u64, what: &'static str) -> Result<i64> {
+pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::invalid(what, "exceeds 2^63 - 1"))
 }
 
@@ -88,9 +92,20 @@ impl PgStore {
 
     /// Connects with explicit options and pool size, and applies migrations.
     pub async fn connect_with(opts: PgConnectOptions, max_connections: u32) -> Result<Self> {
+        Self::connect_with_timeout(opts, max_connections, ACQUIRE_TIMEOUT).await
+    }
+
+    /// Connects with explicit options, pool size and connection wait (`acquire_timeout`: how
+    /// long a call waits for a connection before failing `Unavailable`), and applies
+    /// migrations.
+    pub async fn connect_with_timeout(
+        opts: PgConnectOptions,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self> {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(acquire_timeout)
             .connect_with(opts)
             .await
             .map_err(db_err)?;
@@ -111,7 +126,7 @@ impl PgStore {
         self.pool.close().await;
     }
 
-    async fn begin(&self) -> Result<Transaction<'_, Postgres>> {
+    pub(crate) async fn begin(&self) -> Result<Transaction<'_, Postgres>> {
         self.pool.begin().await.map_err(db_err)
     }
 }
@@ -501,7 +516,7 @@ async fn credit_tx(tx: &mut Transaction<'_, Postgres>, entry: &EarningEntry) -> 
 /// Ends a transaction: commits on success, rolls back on error. A dropped sqlx transaction
 /// only rolls back when its connection is next used, keeping its row locks until then, so
 /// every transaction here ends explicitly.
-async fn finish<T>(tx: Transaction<'_, Postgres>, result: Result<T>) -> Result<T> {
+pub(crate) async fn finish<T>(tx: Transaction<'_, Postgres>, result: Result<T>) -> Result<T> {
     match result {
         Ok(v) => {
             tx.commit().await.map_err(db_err)?;

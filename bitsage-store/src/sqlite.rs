@@ -45,12 +45,12 @@ use bitsage_core::settlement::{Epoch, SettlementItem, SettlementLedger, SlashIte
 use bitsage_core::wallet::FeltHex;
 use bitsage_core::PayerLedger;
 
-const BACKEND: &str = "sqlite";
+pub(crate) const BACKEND: &str = "sqlite";
 /// The database file's name inside the data directory.
 pub const DB_FILE: &str = "bitsage.db";
 
-fn db_err(e: sqlx::Error) -> Error {
-    Error::backend(BACKEND, e)
+pub(crate) fn db_err(e: sqlx::Error) -> Error {
+    crate::common::unavailable_or(BACKEND, e)
 }
 
 fn json_err(e: serde_json::Error) -> Error {
@@ -196,11 +196,11 @@ async fn insert_samples(
     Ok(())
 }
 
-fn time_of(us: i64) -> Result<Timestamp> {
+pub(crate) fn time_of(us: i64) -> Result<Timestamp> {
     from_micros(us).ok_or_else(|| Error::backend(BACKEND, format!("stored time {us} out of range")))
 }
 
-fn to_i64(v: u64, what: &'static str) -> Result<i64> {
+pub(crate) fn to_i64(v: u64, what: &'static str) -> Result<i64> {
     i64::try_from(v).map_err(|_| Error::invalid(what, "exceeds 2^63 - 1"))
 }
 
@@ -211,8 +211,8 @@ fn amount(s: &str) -> Result<TokenAmount> {
 /// The embedded SQLite store.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    writer: SqlitePool,
-    reader: SqlitePool,
+    pub(crate) writer: SqlitePool,
+    pub(crate) reader: SqlitePool,
     path: PathBuf,
     bus: LocalEventBus,
 }
@@ -274,7 +274,7 @@ impl SqliteStore {
         self.reader.close().await;
     }
 
-    async fn begin(&self) -> Result<Transaction<'_, Sqlite>> {
+    pub(crate) async fn begin(&self) -> Result<Transaction<'_, Sqlite>> {
         self.writer.begin().await.map_err(db_err)
     }
 
@@ -648,7 +648,7 @@ async fn node_exists(tx: &mut Transaction<'_, Sqlite>, id: &NodeId) -> Result<bo
 /// Ends a transaction: commits on success, rolls back on error. A dropped sqlx transaction
 /// only rolls back when its connection is next used, keeping its row locks until then, so
 /// every transaction here ends explicitly.
-async fn finish<T>(tx: Transaction<'_, Sqlite>, result: Result<T>) -> Result<T> {
+pub(crate) async fn finish<T>(tx: Transaction<'_, Sqlite>, result: Result<T>) -> Result<T> {
     match result {
         Ok(v) => {
             tx.commit().await.map_err(db_err)?;

@@ -1,10 +1,11 @@
-//! Every store runs the same conformance suite and the same exactly-once lease test.
+//! Every store runs the same conformance suites (jobs, accounts and audit) and the same
+//! exactly-once lease test.
 
 mod support;
 
 use std::sync::{Arc, Mutex};
 
-use bitsage_core::conformance::store;
+use bitsage_core::conformance::{access, store};
 use bitsage_core::DynJobStore;
 use bitsage_store::InMemoryStore;
 
@@ -57,4 +58,31 @@ async fn lease_exactly_once_postgres() {
         return;
     };
     store::lease_exactly_once(support::fresh_pg(&url).await, LEASE_JOBS, LEASERS).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_access_memory() {
+    access::run_all(|| async { Arc::new(InMemoryStore::new()) }).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_access_sqlite() {
+    let dirs = Arc::new(Mutex::new(Vec::new()));
+    access::run_all(|| {
+        let dirs = dirs.clone();
+        async move {
+            let (s, dir) = support::fresh_sqlite_store().await;
+            dirs.lock().expect("lock").push(dir);
+            s
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conformance_access_postgres() {
+    let Some(url) = support::pg_url_or_skip("conformance_access_postgres") else {
+        return;
+    };
+    access::run_all(|| support::fresh_pg_store(&url)).await;
 }

@@ -41,6 +41,8 @@ fn coordinator_key() -> SigningKey {
 /// as a process exit would.
 struct TestCoordinator {
     addr: SocketAddr,
+    /// The test admin's access token.
+    token: String,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -70,6 +72,34 @@ impl TestCoordinator {
         .with_payer_verifier(Arc::new(bitsage_chain::StoredKeyVerifier::new(
             store.clone(),
         )));
+        // The test's own client acts as the deployment's admin.
+        // (On a thread of its own: the caller may be inside a runtime.)
+        let token = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime")
+                        .block_on(async {
+                            let now = bitsage_core::time::now();
+                            let (name, password) = ("admin", "test admin password");
+                            state
+                                .accounts
+                                .bootstrap_admin(name, password, now)
+                                .await
+                                .expect("admin");
+                            state
+                                .accounts
+                                .login(name, password, now)
+                                .await
+                                .expect("login")
+                                .access_token
+                        })
+                })
+                .join()
+                .expect("admin set-up")
+        });
         let app = router(state);
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -103,6 +133,7 @@ impl TestCoordinator {
         });
         Self {
             addr,
+            token,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -113,7 +144,9 @@ impl TestCoordinator {
     }
 
     fn client(&self) -> CoordinatorClient {
-        CoordinatorClient::new(&self.url()).expect("client")
+        CoordinatorClient::new(&self.url())
+            .expect("client")
+            .with_bearer_token(self.token.clone())
     }
 
     fn stop(mut self) {

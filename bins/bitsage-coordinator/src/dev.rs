@@ -105,6 +105,8 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
             None
         }
     };
+    // The admin exists before the API listens, so a login right after start works.
+    let admin = dev_admin(&options.coordinator).await?;
     let running = serve(options.coordinator.clone()).await?;
     // The demo client's local credit (and, without a chain, the key its submissions are
     // checked with): the same as `bitsage-coordinator credit set`.
@@ -123,7 +125,13 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
         .await
         .context("funding the demo client")?;
     let url = running.url();
+    let feeder_key = feeder_key(&running, &admin.0).await?;
     print_banner(&url, &options, devnet.as_ref());
+    println!(
+        "  admin         {} / password in {}  (POST {url}/api/auth/login)",
+        admin.0.username,
+        admin.1.display()
+    );
 
     let (agent_stop_tx, agent_stop) = watch::channel(false);
     let gpu = bitsage_gpu::LocalGpu::detect().await;
@@ -140,6 +148,7 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
 
     let feeder = tokio::spawn(feed(
         url.clone(),
+        feeder_key.secret.clone(),
         payer,
         running.state.store.clone(),
         options.feed_every,
@@ -158,9 +167,108 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
     }
     let _ = feeder.await;
     let _ = reporter.await;
+    // The feeder's key lives as long as this run.
+    if let Err(e) = running
+        .state
+        .accounts
+        .store()
+        .revoke_api_key(&feeder_key.key.id, bitsage_core::time::now())
+        .await
+    {
+        tracing::warn!(error = %e, "could not revoke the demo feeder's key");
+    }
     let result = shutdown(running).await;
     drop(devnet);
     result
+}
+
+/// The dev network's admin: created on the first run with a random password written to
+/// `<data dir>/dev-admin.txt` (mode 0600); later runs keep it.
+async fn dev_admin(
+    config: &CoordinatorConfig,
+) -> anyhow::Result<(bitsage_core::access::User, std::path::PathBuf)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating {}", config.data_dir.display()))?;
+    let path = config.data_dir.join("dev-admin.txt");
+    let store = crate::open_store(config).await?;
+    if let Some(existing) = store.user_by_name(DEV_ADMIN).await? {
+        return Ok((existing.user, path));
+    }
+    // An unattended run may set the password; otherwise a random one, written down.
+    let given = std::env::var("BITSAGE_ADMIN_PASSWORD").ok();
+    let password = given.clone().unwrap_or_else(|| {
+        let mut bytes = [0u8; 12];
+        rand::thread_rng().fill(&mut bytes);
+        hex::encode(bytes)
+    });
+    let user = bitsage_core::service::accounts::bootstrap_admin(
+        store.as_ref(),
+        store.as_ref(),
+        DEV_ADMIN,
+        &password,
+        bitsage_core::time::now(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("creating the dev admin: {e}"))?;
+    let written = match given {
+        Some(_) => "(from BITSAGE_ADMIN_PASSWORD)".to_string(),
+        None => password,
+    };
+    write_private(
+        &path,
+        &format!("username {DEV_ADMIN}\npassword {written}\n"),
+    )?;
+    Ok((user, path))
+}
+
+/// The dev admin's username.
+const DEV_ADMIN: &str = "admin";
+
+fn write_private(path: &std::path::Path, text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    Ok(())
+}
+
+/// An API key for the demo feeder (job submission and reads), created by the dev admin.
+async fn feeder_key(
+    running: &RunningCoordinator,
+    admin: &bitsage_core::access::User,
+) -> anyhow::Result<bitsage_core::service::accounts::CreatedKey> {
+    use bitsage_core::access::Scope;
+    use bitsage_core::service::accounts::{Actor, NewKeyInput, Principal};
+    let by = Principal {
+        actor: Actor::User {
+            id: admin.id,
+            username: admin.username.clone(),
+        },
+        role: admin.role,
+        org: admin.org,
+        scopes: None,
+    };
+    running
+        .state
+        .accounts
+        .create_key(
+            &by,
+            NewKeyInput {
+                name: "dev demo feeder".into(),
+                role: Some(bitsage_core::access::Role::Viewer),
+                scopes: vec![Scope::JobsSubmit, Scope::JobsRead],
+                expires_at: None,
+                org: None,
+            },
+            bitsage_core::time::now(),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the demo feeder's key: {e}"))
 }
 
 async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
@@ -247,6 +355,7 @@ fn print_banner(url: &str, options: &DevOptions, devnet: Option<&Devnet>) {
 /// public API like any client would.
 async fn feed(
     url: String,
+    key: String,
     payer: DemoPayer,
     store: bitsage_core::DynJobStore,
     every: Duration,
@@ -254,7 +363,7 @@ async fn feed(
     mut stop: watch::Receiver<bool>,
 ) {
     let client = match CoordinatorClient::new(&url) {
-        Ok(c) => c,
+        Ok(c) => c.with_bearer_token(key),
         Err(e) => {
             tracing::error!(error = %e, "demo feeder cannot build its client");
             return;

@@ -125,6 +125,9 @@ pub struct CoordinatorConfig {
     /// Events older than this are deleted from the outbox (default 7 days; clients resuming
     /// from an older id get what is left).
     pub event_retention: Duration,
+    /// An admin (username, password) to create at start when the deployment has none (for
+    /// unattended installs; `admin create` does the same by hand).
+    pub bootstrap_admin: Option<(String, String)>,
 }
 
 impl CoordinatorConfig {
@@ -143,6 +146,7 @@ impl CoordinatorConfig {
             network: DEFAULT_NETWORK.to_string(),
             live: LiveSettings::default(),
             event_retention: Duration::from_secs(7 * 24 * 3600),
+            bootstrap_admin: None,
         }
     }
 
@@ -260,6 +264,24 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
     let deployment =
         load_deployment_key(&config.deployment_key, &config.data_dir, &config.network)?;
     let stores = open_stores(&config).await?;
+    if let Some((username, password)) = &config.bootstrap_admin {
+        match bitsage_core::service::accounts::bootstrap_admin(
+            stores.store.as_ref(),
+            stores.store.as_ref(),
+            username,
+            password,
+            bitsage_core::time::now(),
+        )
+        .await
+        {
+            Ok(user) => tracing::info!(username = %user.username, "first admin created"),
+            // An admin exists, or another coordinator of the deployment created it just now.
+            Err(bitsage_core::service::ServiceError::Domain(
+                bitsage_core::Error::Conflict(_) | bitsage_core::Error::AlreadyExists { .. },
+            )) => {}
+            Err(e) => anyhow::bail!("creating the first admin: {e}"),
+        }
+    }
     // Without a chain, payers sign with the key stored with their local credit (a chain
     // replaces this with the account contracts, see `chain::attach`).
     let payers: Arc<dyn bitsage_core::PayerLedger> = stores.store.clone();
@@ -274,6 +296,22 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
     .with_policy(config.policy.clone())
     .with_live_events(Some(stores.bus), config.live.clone());
     serve_state(config, state).await
+}
+
+/// Descriptors kept free for the store, proof files and the chain client.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// How many connections the process can hold: raises its soft file limit to the hard one
+/// (once) and leaves [`RESERVED_DESCRIPTORS`] for everything else.
+fn connection_budget() -> usize {
+    let soft = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => n,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not raise the open-file limit");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(16)).unwrap_or(usize::MAX)
 }
 
 /// Starts serving an already built state (tests use this with other stores or verifiers).
@@ -298,15 +336,16 @@ pub async fn serve_state(
     let app = router(state.clone());
     let mut server_rx = rx.clone();
     let live = state.events.clone();
+    let mut limits = state.config.limits.clone();
+    limits.max_connections = limits.max_connections.min(connection_budget());
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = server_rx.wait_for(|s| *s).await;
-                // Live streams never end on their own: end them so the shutdown can finish.
-                live.close();
-            })
-            .await
-            .context("HTTP server")
+        bitsage_http::server::serve(listener, app, limits, Default::default(), async move {
+            let _ = server_rx.wait_for(|s| *s).await;
+            // Live streams never end on their own: end them so the shutdown can finish.
+            live.close();
+        })
+        .await
+        .context("HTTP server")
     });
     state
         .events

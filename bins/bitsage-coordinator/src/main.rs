@@ -27,10 +27,27 @@ use tokio::sync::watch;
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Log lines as `text` (the default) or `json` (one object per line, for collectors).
+    #[arg(
+        long,
+        global = true,
+        env = "BITSAGE_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     serve: ServeArgs,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (colour only on a terminal).
+    Text,
+    /// One JSON object per line with the span fields (request id, route).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,6 +67,12 @@ enum Command {
     Credit {
         #[command(subcommand)]
         action: CreditAction,
+    },
+    /// Accounts: create the deployment's first admin (more users, organisations and API keys
+    /// are then managed through the API as that admin).
+    Admin {
+        #[command(subcommand)]
+        action: AdminAction,
     },
     /// Open the store (creating it if needed), apply migrations and report what it holds.
     Migrate {
@@ -71,6 +94,23 @@ struct StoreArgs {
     /// PostgreSQL URL (`postgres://…`); overrides `--data-dir`.
     #[arg(long, env = "BITSAGE_DATABASE_URL")]
     database_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminAction {
+    /// Create the first admin; refused when an admin exists. The password is read from
+    /// `--password-file` or the `BITSAGE_ADMIN_PASSWORD` environment variable, never from
+    /// the command line (which other users of the machine can see).
+    Create {
+        /// The admin's username.
+        #[arg(long)]
+        username: String,
+        /// A file holding the password (12 to 128 characters; one trailing newline ignored).
+        #[arg(long)]
+        password_file: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +171,24 @@ struct Tuning {
     /// How often the background services run, milliseconds.
     #[arg(long, default_value_t = 2000)]
     sweep_interval_ms: u64,
+    /// A browser origin allowed to call the API (CORS), e.g. `https://console.example`;
+    /// repeat for several. None: same origin only.
+    #[arg(
+        long = "cors-origin",
+        env = "BITSAGE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// Whether anonymous callers see the public network overview (`/api/network/stats`,
+    /// `/api/summary`, `/api/contracts`, `/api/jobs/analytics`).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    anonymous_overview: bool,
+    /// Multiplies every rate limit (1 = the documented table; 0 turns limiting off).
+    #[arg(long, default_value_t = 1.0)]
+    rate_limit_scale: f64,
+    /// Most connections open at once (also capped by the process's file limit).
+    #[arg(long, default_value_t = 4096)]
+    max_connections: usize,
 }
 
 #[derive(Debug, Args)]
@@ -144,9 +202,22 @@ struct ServeArgs {
     /// PostgreSQL URL (`postgres://…`); without it the store is SQLite in `--data-dir`.
     #[arg(long, env = "BITSAGE_DATABASE_URL")]
     database_url: Option<String>,
-    /// Bearer token required to submit jobs (`POST /api/jobs`); without it submission is open.
+    /// Bearer token required to submit jobs (`POST /api/jobs`), on top of an API key with
+    /// the `jobs:submit` scope.
     #[arg(long, env = "BITSAGE_SUBMIT_TOKEN")]
     submit_token: Option<String>,
+    /// Create this admin at start when the deployment has none; the password comes from
+    /// `BITSAGE_ADMIN_PASSWORD` (never a flag). `admin create` does the same by hand.
+    #[arg(long, requires = "admin_password")]
+    bootstrap_admin: Option<String>,
+    /// The bootstrap admin's password (from the environment only).
+    #[arg(
+        long,
+        env = "BITSAGE_ADMIN_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
+    admin_password: Option<String>,
     #[command(flatten)]
     deployment: DeploymentArgs,
     #[command(flatten)]
@@ -288,6 +359,14 @@ fn config_from(
     c.policy.epoch_max_jobs = t.epoch_max_jobs;
     c.policy.epoch_every = Duration::from_secs(t.epoch_secs);
     c.sweep_interval = Duration::from_millis(t.sweep_interval_ms);
+    c.http.cors_origins = t.cors_origins.clone();
+    c.http.allow_anonymous_overview = t.anonymous_overview;
+    c.http.rate_limits = if t.rate_limit_scale > 0.0 {
+        bitsage_http::ratelimit::RateLimits::default().scaled(t.rate_limit_scale)
+    } else {
+        bitsage_http::ratelimit::RateLimits::disabled()
+    };
+    c.http.limits.max_connections = t.max_connections.max(1);
     c
 }
 
@@ -318,16 +397,23 @@ fn stop_signal() -> watch::Receiver<bool> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,stwo=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        // Colour codes only for a terminal: logs sent to a file or a collector stay plain.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
     let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,stwo=warn".into());
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Json => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+        // Colour codes only for a terminal: logs sent to a file or a collector stay plain.
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     let result = match cli.command {
         None => run_server(cli.serve).await,
         Some(Command::Dev(args)) => run_dev(args).await,
@@ -337,6 +423,7 @@ async fn main() -> ExitCode {
             database_url,
         }) => migrate(data_dir, database_url).await,
         Some(Command::Credit { action }) => credit(action).await,
+        Some(Command::Admin { action }) => admin(action).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -354,6 +441,7 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
     };
     let mut config = config_from(args.listen, args.data_dir, store, &args.tuning);
     config.policy.submit_token = args.submit_token;
+    config.bootstrap_admin = args.bootstrap_admin.zip(args.admin_password);
     config.chain = args.chain.config()?;
     config.deployment_key = args.deployment.source()?;
     config.network = args.deployment.network.clone();
@@ -463,6 +551,47 @@ available  {}",
         books.reserved.format_sage(),
         books.spent.format_sage(),
         available.format_sage()
+    );
+    Ok(())
+}
+
+async fn admin(action: AdminAction) -> anyhow::Result<()> {
+    let AdminAction::Create {
+        username,
+        password_file,
+        store: store_args,
+    } = action;
+    let password = match (&password_file, std::env::var("BITSAGE_ADMIN_PASSWORD")) {
+        (Some(path), _) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading {}", path.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_string(),
+        (None, Ok(p)) => p,
+        (None, Err(_)) => anyhow::bail!(
+            "give the password with --password-file FILE or the BITSAGE_ADMIN_PASSWORD \
+             environment variable"
+        ),
+    };
+    let mut config = CoordinatorConfig::new(
+        SocketAddr::from(([127, 0, 0, 1], 0)),
+        store_args.data_dir.clone(),
+    );
+    if let Some(url) = &store_args.database_url {
+        config.store = StoreConfig::Postgres(url.clone());
+    }
+    let store = bitsage_coordinator::open_store(&config).await?;
+    let user = bitsage_core::service::accounts::bootstrap_admin(
+        store.as_ref(),
+        store.as_ref(),
+        &username,
+        &password,
+        bitsage_core::time::now(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "admin {} created (id {}); log in with POST /api/auth/login",
+        user.username, user.id
     );
     Ok(())
 }

@@ -194,12 +194,7 @@ async fn jobs_are_proven_verified_and_receipted(pg: Option<String>) {
 
     // The ledger: 5 credits of payment − 2.5 %.
     let url = format!("{}api/earnings/{node}", client.base_url());
-    let earnings: serde_json::Value = reqwest::get(&url)
-        .await
-        .expect("earnings")
-        .json()
-        .await
-        .expect("earnings JSON");
+    let earnings: serde_json::Value = support::admin_get(&url).await;
     let fee = TokenAmount::from_u128(payment).mul_bps(250).expect("fee");
     let net = TokenAmount::from_u128(payment)
         .checked_sub(fee)
@@ -433,12 +428,7 @@ async fn coordinator_sigkill_restart_loses_nothing(pg: Option<String>) {
     assert_eq!(receipts.total, all.len() as u64, "one receipt per job");
     let node = receipts.items[0].receipt.body.node_id.clone();
     let url = format!("{}api/earnings/{node}", client.base_url());
-    let earnings: serde_json::Value = reqwest::get(&url)
-        .await
-        .expect("earnings")
-        .json()
-        .await
-        .expect("earnings JSON");
+    let earnings: serde_json::Value = support::admin_get(&url).await;
     assert_eq!(
         earnings["total"]["entries"],
         all.len(),
@@ -468,6 +458,7 @@ async fn e2e_dev_mode_has_an_active_node_and_receipts_within_60s() {
         .args(["dev", "--port", &port.to_string(), "--data-dir"])
         .arg(dir.path())
         .args(["--chain-length", "256", "--run-for-secs", "300"])
+        .env("BITSAGE_ADMIN_PASSWORD", support::ADMIN.1)
         .env("RUST_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .spawn()
@@ -497,12 +488,8 @@ async fn e2e_dev_mode_has_an_active_node_and_receipts_within_60s() {
         // token, staking, reputation and the escrow.
         assert_eq!(contracts["contracts"].as_array().map(Vec::len), Some(4));
         // The local agent proved its wallet with the predeployed account's signature.
-        let nodes: serde_json::Value = reqwest::get(format!("{}api/nodes", client.base_url()))
-            .await
-            .expect("nodes")
-            .json()
-            .await
-            .expect("nodes JSON");
+        let nodes: serde_json::Value =
+            support::admin_get(&format!("{}api/nodes", client.base_url())).await;
         assert_eq!(nodes["items"][0]["wallet_status"], "proven", "{nodes}");
         let info: serde_json::Value = reqwest::get(format!("{}api/coordinator", client.base_url()))
             .await

@@ -306,7 +306,16 @@ struct LiveWs {
 impl LiveWs {
     async fn connect(port: u16, topics: &[&str]) -> Self {
         use futures::SinkExt;
-        let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/ws"))
+        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+        let token = support::admin_token(&format!("http://127.0.0.1:{port}")).await;
+        let mut req = format!("ws://127.0.0.1:{port}/ws")
+            .into_client_request()
+            .expect("request");
+        req.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(req)
             .await
             .expect("websocket");
         let sub = serde_json::json!({ "type": "subscribe", "topics": topics });
@@ -351,8 +360,10 @@ struct LiveSse {
 
 impl LiveSse {
     async fn open(port: u16, last_event_id: Option<u64>) -> Self {
-        let mut req =
-            reqwest::Client::new().get(format!("http://127.0.0.1:{port}/api/events?topics=jobs"));
+        let token = support::admin_token(&format!("http://127.0.0.1:{port}")).await;
+        let mut req = reqwest::Client::new()
+            .get(format!("http://127.0.0.1:{port}/api/events?topics=jobs"))
+            .bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
         }

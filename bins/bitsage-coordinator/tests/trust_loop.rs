@@ -176,9 +176,12 @@ async fn stake_wallet_funding_settlement_and_slashing_on_chain() {
             key: dep.owner.private_key,
         }),
     });
+    config.bootstrap_admin = Some((support::ADMIN.0.into(), support::ADMIN.1.into()));
     let running = serve(config).await.expect("coordinator");
     let url = running.url();
-    let client = CoordinatorClient::new(&url).expect("client");
+    let client = CoordinatorClient::new(&url)
+        .expect("client")
+        .with_bearer_token(support::admin_token(&url).await);
     let info = client.coordinator_info().await.expect("info");
     assert_eq!(info.payment_chain_id.as_deref(), Some("SN_SEPOLIA"));
 
@@ -491,6 +494,13 @@ fn start_chain_coordinator(
             "200",
         ])
         .args(["--heartbeat-interval-secs", "1", "--stale-after-secs", "30"])
+        .args([
+            "--bootstrap-admin",
+            support::ADMIN.0,
+            "--rate-limit-scale",
+            "20",
+        ])
+        .env("BITSAGE_ADMIN_PASSWORD", support::ADMIN.1)
         .env("BITSAGE_DEPLOYMENT_KEY", hex::encode(seed))
         .env_remove("BITSAGE_DATABASE_URL")
         .env("RUST_LOG", "warn")

@@ -3,6 +3,7 @@
 //!
 //! Checks panic with a message naming what failed, like ordinary test assertions.
 
+pub mod access;
 pub mod chain;
 pub mod events;
 pub mod gpu;

@@ -65,11 +65,6 @@ pub struct Completion {
     pub security_bits: u32,
 }
 
-/// Compares two byte strings in time independent of where they differ.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 fn forbidden_if_quarantined(node: &NodeRecord) -> ServiceResult<()> {
     if node.status == NodeStatus::Quarantined {
         return Err(ServiceError::Forbidden(format!(
@@ -99,7 +94,8 @@ impl Coordinator {
         now: Timestamp,
     ) -> ServiceResult<JobRecord> {
         if let Some(token) = &self.policy.submit_token {
-            let ok = bearer.is_some_and(|b| constant_time_eq(b.as_bytes(), token.as_bytes()));
+            let ok = bearer
+                .is_some_and(|b| crate::crypto::constant_time_eq(b.as_bytes(), token.as_bytes()));
             if !ok {
                 return Err(ServiceError::Unauthorized(
                     "job submission needs `Authorization: Bearer <token>`".into(),

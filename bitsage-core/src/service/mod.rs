@@ -11,9 +11,12 @@
 //!   tier's minimum) and its periodic re-check.
 //! - [`settle`]: settlement rounds — epochs of verified work sent on chain exactly once,
 //!   slashes of nodes caught cheating.
+//! - [`accounts`]: logins, refresh rotation, bearer authentication, organisations, users and
+//!   API keys.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
+pub mod accounts;
 pub mod coordinator;
 pub mod jobs;
 pub mod lifecycle;

@@ -85,6 +85,7 @@ impl Coordinator {
         req.verify()?;
         check_skew(req.sent_at, now, self.policy.max_clock_skew)?;
         check_agent_version(&req.agent_version)?;
+        req.hardware.validate()?;
         if let Some(attestation) = &req.hardware.attestation {
             let uuids: Vec<&str> = req.hardware.gpus.iter().map(|g| g.uuid.as_str()).collect();
             attestation

@@ -21,18 +21,58 @@ use tower::ServiceExt;
 pub struct TestApp {
     pub store: Arc<InMemoryStore>,
     pub proofs: Arc<bitsage_store::InMemoryProofStore>,
+    /// The router, signed in as the test admin: requests without `Authorization` get the
+    /// admin's access token (tests of access control use `bare`).
     pub app: Router,
+    /// The router as it is served: no credentials added.
+    pub bare: Router,
+    /// The test admin's access token.
+    pub admin_token: String,
     /// The state behind `app` (its core coordinator service).
     pub state: AppState,
 }
 
+/// The test admin's username and password.
+pub const ADMIN: (&str, &str) = ("admin", "test admin password");
+
 impl TestApp {
     /// Another coordinator of the same deployment: its own router (and process state) over
     /// the same store, proof store and deployment key — as after a restart, or behind a load
-    /// balancer.
+    /// balancer. Signed in as the test admin, like `app`.
     pub fn sibling(&self) -> Router {
-        router(state_over(self.store.clone(), self.proofs.clone()))
+        as_user(
+            router(state_over(self.store.clone(), self.proofs.clone())),
+            &self.admin_token,
+        )
     }
+}
+
+/// `app` with `token` added to every request that has no `Authorization` header.
+pub fn as_user(app: Router, token: &str) -> Router {
+    let value = header::HeaderValue::from_str(&format!("Bearer {token}")).expect("header");
+    app.layer(axum::middleware::map_request(
+        move |mut req: Request<Body>| {
+            let value = value.clone();
+            async move {
+                if !req.headers().contains_key(header::AUTHORIZATION) {
+                    req.headers_mut().insert(header::AUTHORIZATION, value);
+                }
+                req
+            }
+        },
+    ))
+}
+
+/// Creates the test admin (once per store) and returns an access token for it.
+pub async fn admin_token(state: &AppState) -> String {
+    let now = bitsage_core::time::now();
+    let _ = state.accounts.bootstrap_admin(ADMIN.0, ADMIN.1, now).await;
+    state
+        .accounts
+        .login(ADMIN.0, ADMIN.1, now)
+        .await
+        .expect("admin login")
+        .access_token
 }
 
 fn state_over(
@@ -45,7 +85,11 @@ fn state_over(
         proofs,
         bitsage_core::deployment::DeploymentKey::new(SigningKey::from_bytes(&[42; 32]), "test")
             .expect("deployment key"),
-        HttpConfig::default(),
+        HttpConfig {
+            // Tests that are not about limits send many requests from one address.
+            rate_limits: bitsage_http::ratelimit::RateLimits::disabled(),
+            ..HttpConfig::default()
+        },
     )
     // No chain: payers sign with the key stored with their local credit.
     .with_payer_verifier(Arc::new(bitsage_chain::StoredKeyVerifier::new(store)))
@@ -103,8 +147,12 @@ pub fn app() -> TestApp {
     futures::executor::block_on(fund(&store, 1_000_000_000_000_000_000_000_000));
     let proofs = Arc::new(bitsage_store::InMemoryProofStore::new());
     let state = state_over(store.clone(), proofs.clone());
+    let admin_token = futures::executor::block_on(admin_token(&state));
+    let bare = router(state.clone());
     TestApp {
-        app: router(state.clone()),
+        app: as_user(bare.clone(), &admin_token),
+        bare,
+        admin_token,
         state,
         store,
         proofs,

@@ -308,6 +308,8 @@ pub fn run(
         std::net::SocketAddr::from_str("127.0.0.1:0")?,
         dir.path().join("coordinator"),
     );
+    // The ingest path is measured, not the limiter (every simulated node shares one address).
+    config.http.rate_limits = bitsage_http::ratelimit::RateLimits::disabled();
     if let Some(ms) = args.sweep_interval_ms {
         config.sweep_interval = Duration::from_millis(ms.max(1));
     }

@@ -238,9 +238,58 @@ fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
     hay.windows(needle.len()).filter(|w| *w == needle).count()
 }
 
+/// The API key every request carries (ours needs it; the bare server ignores it), set once
+/// the coordinator is up.
+static API_KEY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// An admin API key (scope `nodes:read`) on the coordinator of `running`: the dashboard read
+/// is measured as an operator's tool calls it, authenticated.
+async fn api_key(running: &bitsage_coordinator::RunningCoordinator) -> anyhow::Result<String> {
+    use bitsage_core::access::{Role, Scope};
+    use bitsage_core::service::accounts::{Actor, NewKeyInput, Principal};
+    let now = bitsage_core::time::now();
+    let accounts = &running.state.accounts;
+    let admin = accounts
+        .bootstrap_admin("loadgen", "loadgen admin password", now)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let by = Principal {
+        actor: Actor::User {
+            id: admin.id,
+            username: admin.username,
+        },
+        role: Role::Admin,
+        org: None,
+        scopes: None,
+    };
+    let key = accounts
+        .create_key(
+            &by,
+            NewKeyInput {
+                name: "loadgen".into(),
+                role: None,
+                scopes: vec![Scope::NodesRead],
+                expires_at: None,
+                org: None,
+            },
+            now,
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok(key.secret)
+}
+
 /// The HTTP client both servers are loaded with (a fresh pool per phase, same settings).
 fn http_client(connections: usize) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(key) = API_KEY.get() {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {key}").parse().context("API key header")?,
+        );
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(connections)
         .connect_timeout(Duration::from_secs(10))
         .timeout(Duration::from_secs(30))
@@ -459,6 +508,10 @@ fn parse_wrk(out: &str) -> WrkFigures {
 /// Runs `wrk` against `url` (a warm-up run first, not counted).
 fn run_wrk(args: &StatusArgs, url: &str) -> anyhow::Result<(String, WrkFigures)> {
     let header = format!("X-Wallet-Address: {WALLET}");
+    let auth = format!(
+        "Authorization: Bearer {}",
+        API_KEY.get().map_or("", |k| k.as_str())
+    );
     let threads = args.wrk_threads.clamp(1, args.connections.max(1));
     let base = |secs: u64| {
         let mut c = std::process::Command::new("wrk");
@@ -468,6 +521,8 @@ fn run_wrk(args: &StatusArgs, url: &str) -> anyhow::Result<(String, WrkFigures)>
             .arg("--latency")
             .arg("-H")
             .arg(&header)
+            .arg("-H")
+            .arg(&auth)
             .arg(url);
         c
     };
@@ -534,13 +589,17 @@ pub fn run(
         .prefix("bitsage-loadgen-")
         .tempdir()
         .context("creating a temp data directory")?;
-    let config = CoordinatorConfig::new(
+    let mut config = CoordinatorConfig::new(
         SocketAddr::from_str("127.0.0.1:0")?,
         dir.path().join("coordinator"),
     );
+    // The read path is measured, not the limiter (one client key sends every request).
+    config.http.rate_limits = bitsage_http::ratelimit::RateLimits::disabled();
     let running = server_rt
         .block_on(serve(config))
         .context("starting the coordinator")?;
+    let key = server_rt.block_on(api_key(&running))?;
+    let _ = API_KEY.set(key);
     let (bare_addr, bare_stop) = server_rt.block_on(serve_bare())?;
     let ours_url = format!("{}{ROUTE}", running.url());
     let bare_url = format!("http://{bare_addr}{ROUTE}");

@@ -129,6 +129,11 @@ pub fn start_coordinator_with(
         .arg("--data-dir")
         .arg(data_dir)
         .args(FAST)
+        // The deployment's admin (created at start when missing), for the test client.
+        .args(["--bootstrap-admin", ADMIN.0])
+        .env("BITSAGE_ADMIN_PASSWORD", ADMIN.1)
+        // Limits stay on, generous enough for clients that poll every 100 ms.
+        .args(["--rate-limit-scale", "20"])
         .args(extra)
         .env_remove("BITSAGE_DATABASE_URL")
         .env_remove("BITSAGE_DEPLOYMENT_KEY")
@@ -247,7 +252,38 @@ where
     }
 }
 
-/// A client for `http://127.0.0.1:<port>`, once `/readyz` answers ok.
+/// The test deployment's admin (username, password).
+pub const ADMIN: (&str, &str) = ("admin", "e2e admin password");
+
+/// An access token of the test admin at `base` (`http://127.0.0.1:<port>`).
+pub async fn admin_token(base: &str) -> String {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/auth/login", base.trim_end_matches('/')))
+        .json(&serde_json::json!({ "username": ADMIN.0, "password": ADMIN.1 }))
+        .send()
+        .await
+        .expect("login");
+    assert!(r.status().is_success(), "admin login: {}", r.status());
+    let v: serde_json::Value = r.json().await.expect("session");
+    v["access_token"].as_str().expect("token").to_string()
+}
+
+/// `GET url` as the test admin; the JSON body.
+pub async fn admin_get(url: &str) -> serde_json::Value {
+    let base = url.split('/').take(3).collect::<Vec<_>>().join("/");
+    reqwest::Client::new()
+        .get(url)
+        .bearer_auth(admin_token(&base).await)
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// A client for `http://127.0.0.1:<port>` signed in as the test admin, once `/readyz`
+/// answers ok.
 pub async fn ready_client(port: u16) -> CoordinatorClient {
     let client =
         CoordinatorClient::new(&format!("http://127.0.0.1:{port}")).expect("client for loopback");
@@ -265,5 +301,6 @@ pub async fn ready_client(port: u16) -> CoordinatorClient {
         },
     )
     .await;
-    client
+    let token = admin_token(&format!("http://127.0.0.1:{port}")).await;
+    client.with_bearer_token(token)
 }
