@@ -27,7 +27,7 @@ use crate::snip12::felt_of_address;
 const SOURCE: &str = "escrow";
 
 fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
-    tracing::warn!(source = SOURCE, what, error = %e, "escrow call failed");
+    tracing::warn!(source = SOURCE, what, error = %crate::starknet_source::scrub_urls(&e.to_string()), "escrow call failed");
     Error::Unavailable {
         source_name: SOURCE.into(),
         reason: format!("{what}: the Starknet RPC endpoint did not answer usably"),
@@ -383,7 +383,7 @@ impl Settlement for StarknetSettlement {
         let sent = self.account.execute_v3(calls).send().await.map_err(|e| {
             // A transaction the chain would revert (a seen epoch id, an escrow too low)
             // fails here, at fee estimation; its text stays in the logs.
-            tracing::warn!(epoch = batch.epoch_id, error = %e, "settlement transaction refused");
+            tracing::warn!(epoch = batch.epoch_id, error = %crate::starknet_source::scrub_urls(&e.to_string()), "settlement transaction refused");
             Error::Conflict(format!(
                 "the chain refused the settlement of epoch {} (see the coordinator log)",
                 batch.epoch_id

@@ -533,6 +533,7 @@ pub(crate) async fn finish<T>(tx: Transaction<'_, Postgres>, result: Result<T>) 
 
 #[async_trait]
 impl EventLog for PgStore {
+    #[tracing::instrument(name = "store.events_after", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query(
             "SELECT id, topic, kind, at, data::text AS data FROM events WHERE id > $1 \
@@ -546,6 +547,7 @@ impl EventLog for PgStore {
         rows.iter().map(stored_event_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.last_event_id", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn last_event_id(&self) -> Result<u64> {
         // The newest event is never purged, so MAX(id) never goes back.
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
@@ -555,6 +557,7 @@ impl EventLog for PgStore {
         Ok(id.and_then(|i| u64::try_from(i).ok()).unwrap_or(0))
     }
 
+    #[tracing::instrument(name = "store.purge_events", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn purge_events(&self, before: Timestamp) -> Result<u64> {
         Ok(
             sqlx::query("DELETE FROM events WHERE at < $1 AND id < (SELECT MAX(id) FROM events)")
@@ -566,6 +569,7 @@ impl EventLog for PgStore {
         )
     }
 
+    #[tracing::instrument(name = "store.append_event", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         append_events(&mut tx, std::slice::from_ref(event), at).await?;
@@ -580,6 +584,7 @@ impl EventLog for PgStore {
 
 #[async_trait]
 impl ReplayLog for PgStore {
+    #[tracing::instrument(name = "store.remember_message", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn remember_message(&self, digest: &Hash32, keep_until: Timestamp) -> Result<bool> {
         let inserted = sqlx::query(
             "INSERT INTO replay_log (digest, keep_until) VALUES ($1, $2) \
@@ -594,6 +599,7 @@ impl ReplayLog for PgStore {
         Ok(inserted == 1)
     }
 
+    #[tracing::instrument(name = "store.purge_messages", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn purge_messages(&self, before: Timestamp) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM replay_log WHERE keep_until < $1")
             .bind(before)
@@ -611,6 +617,7 @@ impl ProofStore for PgStore {
         BACKEND
     }
 
+    #[tracing::instrument(name = "store.put_proof", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn put_proof(&self, envelope: &ProofEnvelope) -> Result<String> {
         let bytes = serde_json::to_vec(envelope).map_err(json_err)?;
         sqlx::query(
@@ -625,6 +632,7 @@ impl ProofStore for PgStore {
         Ok(format!("postgres:proofs/{}", envelope.proof_hash.to_hex()))
     }
 
+    #[tracing::instrument(name = "store.get_proof", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn get_proof(&self, hash: &Hash32) -> Result<Option<ProofEnvelope>> {
         let row: Option<Vec<u8>> =
             sqlx::query_scalar("SELECT envelope FROM proofs WHERE proof_hash = $1")
@@ -643,6 +651,7 @@ impl JobStore for PgStore {
         BACKEND
     }
 
+    #[tracing::instrument(name = "store.settle_completion", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
         c.check()?;
         c.entry.validate()?;
@@ -746,6 +755,7 @@ async fn load_epoch(tx: &mut Transaction<'_, Postgres>, id: u64) -> Result<Optio
 
 #[async_trait]
 impl SettlementLedger for PgStore {
+    #[tracing::instrument(name = "store.next_epoch", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn next_epoch(&self, max_items: u32, now: Timestamp) -> Result<Option<Epoch>> {
         let mut tx = self.begin().await?;
         let result: Result<Option<Epoch>> = async {
@@ -810,6 +820,7 @@ impl SettlementLedger for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.unfinished_epoch", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn unfinished_epoch(&self) -> Result<Option<Epoch>> {
         let mut tx = self.begin().await?;
         let result: Result<Option<Epoch>> = async {
@@ -828,11 +839,13 @@ impl SettlementLedger for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.epoch_sent", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn epoch_sent(&self, id: u64, tx_hash: &str, now: Timestamp) -> Result<()> {
         self.set_epoch_state(id, "sent", Some(tx_hash), None, now)
             .await
     }
 
+    #[tracing::instrument(name = "store.epoch_accepted", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn epoch_accepted(
         &self,
         id: u64,
@@ -877,17 +890,20 @@ impl SettlementLedger for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.epoch_failed", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn epoch_failed(&self, id: u64, reason: &str, now: Timestamp) -> Result<()> {
         self.set_epoch_state(id, "failed", None, Some(reason), now)
             .await
     }
 
+    #[tracing::instrument(name = "store.epoch", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn epoch(&self, id: u64) -> Result<Option<Epoch>> {
         let mut tx = self.begin().await?;
         let result = load_epoch(&mut tx, id).await;
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.receipt_epoch", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn receipt_epoch(&self, receipt: &bitsage_core::ReceiptId) -> Result<Option<u64>> {
         let v: Option<Option<i64>> =
             sqlx::query_scalar("SELECT epoch_id FROM receipts WHERE id = $1::uuid")
@@ -898,6 +914,7 @@ impl SettlementLedger for PgStore {
         Ok(v.flatten().map(|e| e as u64))
     }
 
+    #[tracing::instrument(name = "store.record_slash", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn record_slash(&self, slash: &SlashItem) -> Result<()> {
         sqlx::query(
             "INSERT INTO slashes (node_id, worker, job_id, reason, at) VALUES ($1, $2, $3, $4, $5)",
@@ -913,6 +930,7 @@ impl SettlementLedger for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.pending_settlement", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn pending_settlement(
         &self,
         node: &NodeId,
@@ -932,6 +950,7 @@ impl SettlementLedger for PgStore {
         bitsage_core::settlement::PendingSettlement::of(receipts.iter())
     }
 
+    #[tracing::instrument(name = "store.settlement_backlog", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn settlement_backlog(&self) -> Result<bitsage_core::settlement::Backlog> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MIN(r.completed_at) AS oldest FROM receipts r \
@@ -988,6 +1007,7 @@ impl PgStore {
 
 #[async_trait]
 impl PayerLedger for PgStore {
+    #[tracing::instrument(name = "store.set_payer", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn set_payer(
         &self,
         account: &bitsage_core::WalletAddress,
@@ -1008,6 +1028,7 @@ impl PayerLedger for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.payer", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn payer(&self, account: &bitsage_core::WalletAddress) -> Result<Option<PayerAccount>> {
         sqlx::query(&format!(
             "SELECT {PAYER_COLUMNS} FROM payers WHERE account = $1"
@@ -1024,6 +1045,7 @@ impl PayerLedger for PgStore {
 
 #[async_trait]
 impl NodeStore for PgStore {
+    #[tracing::instrument(name = "store.create_node", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
         let rec = new_node_record(node);
         let mut tx = self.begin().await?;
@@ -1059,6 +1081,7 @@ impl NodeStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.get_node", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>> {
         sqlx::query(&format!("SELECT {NODE_COLUMNS} FROM nodes WHERE id = $1"))
             .bind(id.as_str())
@@ -1070,6 +1093,7 @@ impl NodeStore for PgStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_nodes", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
         let status = filter.status.map(|s| s.as_str());
         let wallet = filter.wallet.map(|w| w.to_string());
@@ -1096,6 +1120,7 @@ impl NodeStore for PgStore {
         Ok(Page::new(items, page, total as u64))
     }
 
+    #[tracing::instrument(name = "store.apply_transition", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn apply_transition(
         &self,
         id: &NodeId,
@@ -1148,6 +1173,7 @@ impl NodeStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.set_wallet_proven", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn set_wallet_proven(&self, id: &NodeId, at: Timestamp) -> Result<NodeRecord> {
         let row = sqlx::query(&format!(
             "UPDATE nodes SET wallet_proven_at = $1 WHERE id = $2 RETURNING {NODE_COLUMNS}"
@@ -1161,6 +1187,7 @@ impl NodeStore for PgStore {
         node_from_row(&row)
     }
 
+    #[tracing::instrument(name = "store.set_status_reason", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn set_status_reason(
         &self,
         id: &NodeId,
@@ -1180,6 +1207,7 @@ impl NodeStore for PgStore {
         Ok(done.rows_affected() == 1)
     }
 
+    #[tracing::instrument(name = "store.status_history", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
         let rows = sqlx::query(
             "SELECT from_status, to_status, reason, at FROM node_status_history \
@@ -1207,6 +1235,7 @@ impl NodeStore for PgStore {
 
 #[async_trait]
 impl TelemetryStore for PgStore {
+    #[tracing::instrument(name = "store.append_heartbeat", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
         let collector_json = collector_json(hb, BACKEND)?;
@@ -1256,6 +1285,7 @@ impl TelemetryStore for PgStore {
         Err(replay_or_missing(&hb.node_id, seq, last))
     }
 
+    #[tracing::instrument(name = "store.gpu_collector", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>> {
         let row: Option<(Option<String>, Option<Timestamp>)> =
             sqlx::query_as("SELECT gpu_collector::text, gpu_collector_at FROM nodes WHERE id = $1")
@@ -1269,6 +1299,7 @@ impl TelemetryStore for PgStore {
         reported_collector(json, at, BACKEND)
     }
 
+    #[tracing::instrument(name = "store.last_seen", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
         sqlx::query_scalar("SELECT MAX(at) FROM heartbeats WHERE node_id = $1")
             .bind(id.as_str())
@@ -1277,6 +1308,7 @@ impl TelemetryStore for PgStore {
             .map_err(db_err)
     }
 
+    #[tracing::instrument(name = "store.heartbeat_times", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>> {
         sqlx::query_scalar(
             "SELECT at FROM heartbeats WHERE node_id = $1 AND at >= $2 AND at < $3 ORDER BY at",
@@ -1289,6 +1321,7 @@ impl TelemetryStore for PgStore {
         .map_err(db_err)
     }
 
+    #[tracing::instrument(name = "store.append_gpu_samples", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()> {
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
@@ -1320,6 +1353,7 @@ impl TelemetryStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.latest_gpu_samples", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>> {
         let rows = sqlx::query(
             "SELECT DISTINCT ON (device_uuid) sample::text AS sample FROM gpu_samples \
@@ -1332,6 +1366,7 @@ impl TelemetryStore for PgStore {
         rows.iter().map(sample_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.gpu_samples", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn gpu_samples(&self, node: &NodeId, window: TimeWindow) -> Result<Vec<GpuSample>> {
         let rows = sqlx::query(
             "SELECT sample::text AS sample FROM gpu_samples WHERE node_id = $1 \
@@ -1346,6 +1381,7 @@ impl TelemetryStore for PgStore {
         rows.iter().map(sample_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.delete_gpu_samples_before", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM gpu_samples WHERE sampled_at < $1")
             .bind(cutoff)
@@ -1358,6 +1394,7 @@ impl TelemetryStore for PgStore {
 
 #[async_trait]
 impl JobQueue for PgStore {
+    #[tracing::instrument(name = "store.enqueue_job", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
         job.spec.kind.validate()?;
         let rec = new_job_record(job)?;
@@ -1403,6 +1440,7 @@ impl JobQueue for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.get_job", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>> {
         sqlx::query(&format!(
             "SELECT {JOB_COLUMNS} FROM jobs WHERE id = $1::uuid"
@@ -1416,6 +1454,7 @@ impl JobQueue for PgStore {
         .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_jobs", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>> {
         let total = self.count_jobs(filter).await?;
         let (where_sql, binds) = job_filter_sql(filter, |n| format!("${n}"));
@@ -1440,6 +1479,7 @@ impl JobQueue for PgStore {
         Ok(Page::new(items, page, total))
     }
 
+    #[tracing::instrument(name = "store.count_jobs", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn count_jobs(&self, filter: &JobFilter) -> Result<u64> {
         let (where_sql, binds) = job_filter_sql(filter, |n| format!("${n}"));
         let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
@@ -1451,6 +1491,7 @@ impl JobQueue for PgStore {
         u64::try_from(total).map_err(|_| Error::backend(BACKEND, "negative count"))
     }
 
+    #[tracing::instrument(name = "store.lease_job", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn lease_job(
         &self,
         node: &NodeId,
@@ -1492,6 +1533,7 @@ impl JobQueue for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.sweep_expired_leases", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
         let mut tx = self.begin().await?;
         let result: Result<ExpirySweep> = async {
@@ -1520,6 +1562,7 @@ impl JobQueue for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.complete_job", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn complete_job(
         &self,
         lease: &LeaseRef,
@@ -1539,6 +1582,7 @@ impl JobQueue for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.fail_job", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord> {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
@@ -1562,6 +1606,7 @@ impl JobQueue for PgStore {
 
 #[async_trait]
 impl ReceiptLedger for PgStore {
+    #[tracing::instrument(name = "store.insert_receipt", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
         let result: Result<Inserted> = async {
@@ -1576,6 +1621,7 @@ impl ReceiptLedger for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.get_receipt", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>> {
         sqlx::query("SELECT receipt::text AS receipt FROM receipts WHERE id = $1::uuid")
             .bind(id.to_string())
@@ -1587,6 +1633,7 @@ impl ReceiptLedger for PgStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_receipts", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_receipts(
         &self,
         filter: &ReceiptFilter,
@@ -1624,6 +1671,7 @@ impl ReceiptLedger for PgStore {
         Ok(Page::new(items, page, total as u64))
     }
 
+    #[tracing::instrument(name = "store.credit_earning", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
         entry.validate()?;
         let mut tx = self.begin().await?;
@@ -1631,6 +1679,7 @@ impl ReceiptLedger for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.earnings_total", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn earnings_total(
         &self,
         node: &NodeId,
@@ -1652,6 +1701,7 @@ impl ReceiptLedger for PgStore {
         totals_from_row(&row)
     }
 
+    #[tracing::instrument(name = "store.earnings_by_day", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn earnings_by_day(
         &self,
         node: &NodeId,
@@ -1682,6 +1732,7 @@ impl ReceiptLedger for PgStore {
 
 #[async_trait]
 impl ChainEventStore for PgStore {
+    #[tracing::instrument(name = "store.append_chain_events", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn append_chain_events(
         &self,
         indexer: &str,
@@ -1725,6 +1776,7 @@ impl ChainEventStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.chain_events", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>> {
         let rows = sqlx::query(&format!(
             "SELECT {EVENT_COLUMNS} FROM chain_events WHERE block_number >= $1 \
@@ -1738,6 +1790,7 @@ impl ChainEventStore for PgStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.rewind_chain", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn rewind_chain(&self, indexer: &str, to: &IndexerCursor) -> Result<u64> {
         let mut tx = self.begin().await?;
         let result: Result<u64> = async {
@@ -1756,6 +1809,7 @@ impl ChainEventStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.indexer_cursor", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {
         let row =
             sqlx::query("SELECT block_number, block_hash FROM indexer_cursors WHERE indexer = $1")

@@ -223,6 +223,7 @@ fn bind_audit<'q>(
 
 #[async_trait]
 impl AccountStore for PgStore {
+    #[tracing::instrument(name = "store.create_org", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn create_org(&self, org: &Organisation) -> Result<()> {
         let done = sqlx::query(
             "INSERT INTO orgs (id, name, created_at) VALUES ($1::uuid, $2, $3) \
@@ -243,6 +244,7 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.org", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn org(&self, id: &OrgId) -> Result<Option<Organisation>> {
         sqlx::query(&format!(
             "SELECT {ORG_COLUMNS} FROM orgs WHERE id = $1::uuid"
@@ -256,6 +258,7 @@ impl AccountStore for PgStore {
         .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_orgs", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_orgs(&self) -> Result<Vec<Organisation>> {
         sqlx::query(&format!(
             "SELECT {ORG_COLUMNS} FROM orgs ORDER BY created_at, id"
@@ -268,6 +271,7 @@ impl AccountStore for PgStore {
         .collect()
     }
 
+    #[tracing::instrument(name = "store.add_org_wallet", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn add_org_wallet(
         &self,
         org: &OrgId,
@@ -313,6 +317,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.remove_org_wallet", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn remove_org_wallet(&self, org: &OrgId, wallet: &WalletAddress) -> Result<()> {
         let done = sqlx::query("DELETE FROM org_wallets WHERE wallet = $1 AND org_id = $2::uuid")
             .bind(wallet.to_string())
@@ -326,6 +331,7 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.org_wallets", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn org_wallets(&self, org: &OrgId) -> Result<Vec<WalletAddress>> {
         let rows: Vec<String> = sqlx::query_scalar(
             "SELECT wallet FROM org_wallets WHERE org_id = $1::uuid ORDER BY seq",
@@ -337,6 +343,7 @@ impl AccountStore for PgStore {
         rows.iter().map(|w| WalletAddress::parse(w)).collect()
     }
 
+    #[tracing::instrument(name = "store.wallet_org", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn wallet_org(&self, wallet: &WalletAddress) -> Result<Option<OrgId>> {
         let org: Option<String> =
             sqlx::query_scalar("SELECT org_id::text FROM org_wallets WHERE wallet = $1")
@@ -347,6 +354,7 @@ impl AccountStore for PgStore {
         org.map(|o| stored_uuid(&o, OrgId::parse)).transpose()
     }
 
+    #[tracing::instrument(name = "store.create_user", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn create_user(&self, user: &UserRecord) -> Result<()> {
         let u = &user.user;
         let mut tx = self.begin().await?;
@@ -380,6 +388,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.user", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>> {
         sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE id = $1::uuid"
@@ -393,6 +402,7 @@ impl AccountStore for PgStore {
         .transpose()
     }
 
+    #[tracing::instrument(name = "store.user_by_name", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
         sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE username = $1"
@@ -406,6 +416,7 @@ impl AccountStore for PgStore {
         .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_users", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_users(&self, page: PageRequest) -> Result<Page<User>> {
         let offset = to_i64(page.offset, "page offset")?;
         let mut tx = begin_snapshot(self).await?;
@@ -432,6 +443,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.update_user", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn update_user(&self, id: &UserId, update: &UserUpdate, now: Timestamp) -> Result<User> {
         let mut tx = self.begin().await?;
         let result: Result<User> = async {
@@ -485,6 +497,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.count_users", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn count_users(&self, role: Role) -> Result<u64> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = $1 AND NOT disabled")
@@ -495,6 +508,7 @@ impl AccountStore for PgStore {
         Ok(n as u64)
     }
 
+    #[tracing::instrument(name = "store.insert_refresh_token", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()> {
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
@@ -505,6 +519,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.rotate_refresh_token", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn rotate_refresh_token(
         &self,
         presented: &Hash32,
@@ -575,6 +590,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.revoke_refresh_family", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn revoke_refresh_family(&self, presented: &Hash32, now: Timestamp) -> Result<bool> {
         let mut tx = self.begin().await?;
         let result: Result<bool> = async {
@@ -594,6 +610,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.create_api_key", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn create_api_key(&self, key: &ApiKey) -> Result<()> {
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
@@ -630,6 +647,7 @@ impl AccountStore for PgStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.api_key", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn api_key(&self, id: &str) -> Result<Option<ApiKey>> {
         sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = $1"))
             .bind(id)
@@ -641,6 +659,7 @@ impl AccountStore for PgStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_api_keys", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_api_keys(&self, org: Option<&OrgId>) -> Result<Vec<ApiKey>> {
         let rows = match org {
             Some(org) => {
@@ -664,6 +683,7 @@ impl AccountStore for PgStore {
         rows.iter().map(key_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.touch_api_key", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
         // Conditional, so most uses of a busy key write nothing.
         let done = sqlx::query(
@@ -691,6 +711,7 @@ impl AccountStore for PgStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.revoke_api_key", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
         let found: Option<i32> = sqlx::query_scalar(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, $1) WHERE id = $2 RETURNING 1",
@@ -709,6 +730,7 @@ impl AccountStore for PgStore {
 
 #[async_trait]
 impl AuditLog for PgStore {
+    #[tracing::instrument(name = "store.append_audit", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
         let mut tx = self.begin().await?;
         let result: Result<i64> = async {
@@ -745,6 +767,7 @@ impl AuditLog for PgStore {
         })
     }
 
+    #[tracing::instrument(name = "store.list_audit", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_audit(
         &self,
         filter: &AuditFilter,

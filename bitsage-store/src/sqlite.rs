@@ -665,6 +665,7 @@ pub(crate) async fn finish<T>(tx: Transaction<'_, Sqlite>, result: Result<T>) ->
 
 #[async_trait]
 impl EventLog for SqliteStore {
+    #[tracing::instrument(name = "store.events_after", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn events_after(&self, after: u64, limit: u32) -> Result<Vec<StoredEvent>> {
         let rows = sqlx::query("SELECT * FROM events WHERE id > ? ORDER BY id LIMIT ?")
             .bind(i64::try_from(after).unwrap_or(i64::MAX))
@@ -675,6 +676,7 @@ impl EventLog for SqliteStore {
         rows.iter().map(stored_event_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.last_event_id", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn last_event_id(&self) -> Result<u64> {
         // AUTOINCREMENT keeps the largest id ever used in sqlite_sequence, also after purges.
         let seq: Option<i64> =
@@ -685,6 +687,7 @@ impl EventLog for SqliteStore {
         Ok(seq.and_then(|s| u64::try_from(s).ok()).unwrap_or(0))
     }
 
+    #[tracing::instrument(name = "store.purge_events", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn purge_events(&self, before: Timestamp) -> Result<u64> {
         Ok(
             sqlx::query("DELETE FROM events WHERE at < ? AND id < (SELECT MAX(id) FROM events)")
@@ -696,6 +699,7 @@ impl EventLog for SqliteStore {
         )
     }
 
+    #[tracing::instrument(name = "store.append_event", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn append_event(&self, event: &NewEvent, at: Timestamp) -> Result<u64> {
         let mut tx = self.begin().await?;
         let result: Result<i64> = async {
@@ -713,6 +717,7 @@ impl EventLog for SqliteStore {
 
 #[async_trait]
 impl ReplayLog for SqliteStore {
+    #[tracing::instrument(name = "store.remember_message", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn remember_message(&self, digest: &Hash32, keep_until: Timestamp) -> Result<bool> {
         let inserted = sqlx::query(
             "INSERT INTO replay_log (digest, keep_until) VALUES (?, ?) \
@@ -727,6 +732,7 @@ impl ReplayLog for SqliteStore {
         Ok(inserted == 1)
     }
 
+    #[tracing::instrument(name = "store.purge_messages", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn purge_messages(&self, before: Timestamp) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM replay_log WHERE keep_until < ?")
             .bind(to_micros(before))
@@ -743,6 +749,7 @@ impl JobStore for SqliteStore {
         BACKEND
     }
 
+    #[tracing::instrument(name = "store.settle_completion", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn settle_completion(&self, c: &VerifiedCompletion, now: Timestamp) -> Result<JobRecord> {
         c.check()?;
         c.entry.validate()?;
@@ -842,6 +849,7 @@ async fn load_epoch(tx: &mut Transaction<'_, Sqlite>, id: u64) -> Result<Option<
 
 #[async_trait]
 impl SettlementLedger for SqliteStore {
+    #[tracing::instrument(name = "store.next_epoch", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn next_epoch(&self, max_items: u32, now: Timestamp) -> Result<Option<Epoch>> {
         let mut tx = self.begin().await?;
         let result: Result<Option<Epoch>> = async {
@@ -901,6 +909,7 @@ impl SettlementLedger for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.unfinished_epoch", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn unfinished_epoch(&self) -> Result<Option<Epoch>> {
         let mut tx = self.begin().await?;
         let result: Result<Option<Epoch>> = async {
@@ -919,11 +928,13 @@ impl SettlementLedger for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.epoch_sent", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn epoch_sent(&self, id: u64, tx_hash: &str, now: Timestamp) -> Result<()> {
         self.set_epoch_state(id, "sent", Some(tx_hash), None, None, now)
             .await
     }
 
+    #[tracing::instrument(name = "store.epoch_accepted", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn epoch_accepted(
         &self,
         id: u64,
@@ -966,17 +977,20 @@ impl SettlementLedger for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.epoch_failed", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn epoch_failed(&self, id: u64, reason: &str, now: Timestamp) -> Result<()> {
         self.set_epoch_state(id, "failed", None, None, Some(reason), now)
             .await
     }
 
+    #[tracing::instrument(name = "store.epoch", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn epoch(&self, id: u64) -> Result<Option<Epoch>> {
         let mut tx = self.begin().await?;
         let result = load_epoch(&mut tx, id).await;
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.receipt_epoch", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn receipt_epoch(&self, receipt: &ReceiptId) -> Result<Option<u64>> {
         let v: Option<Option<i64>> =
             sqlx::query_scalar("SELECT epoch_id FROM receipts WHERE id = ?")
@@ -987,6 +1001,7 @@ impl SettlementLedger for SqliteStore {
         Ok(v.flatten().map(|e| e as u64))
     }
 
+    #[tracing::instrument(name = "store.record_slash", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn record_slash(&self, slash: &SlashItem) -> Result<()> {
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
@@ -1007,6 +1022,7 @@ impl SettlementLedger for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.pending_settlement", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn pending_settlement(
         &self,
         node: &NodeId,
@@ -1026,6 +1042,7 @@ impl SettlementLedger for SqliteStore {
         bitsage_core::settlement::PendingSettlement::of(receipts.iter())
     }
 
+    #[tracing::instrument(name = "store.settlement_backlog", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn settlement_backlog(&self) -> Result<bitsage_core::settlement::Backlog> {
         let row = sqlx::query(
             "SELECT COUNT(*) AS n, MIN(r.completed_at) AS oldest FROM receipts r \
@@ -1090,6 +1107,7 @@ impl SqliteStore {
 
 #[async_trait]
 impl PayerLedger for SqliteStore {
+    #[tracing::instrument(name = "store.set_payer", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn set_payer(
         &self,
         account: &bitsage_core::WalletAddress,
@@ -1110,6 +1128,7 @@ impl PayerLedger for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.payer", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn payer(&self, account: &bitsage_core::WalletAddress) -> Result<Option<PayerAccount>> {
         sqlx::query("SELECT * FROM payers WHERE account = ?")
             .bind(account.to_string())
@@ -1124,6 +1143,7 @@ impl PayerLedger for SqliteStore {
 
 #[async_trait]
 impl NodeStore for SqliteStore {
+    #[tracing::instrument(name = "store.create_node", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn create_node(&self, node: &NewNode) -> Result<NodeRecord> {
         let rec = new_node_record(node);
         let mut tx = self.begin().await?;
@@ -1159,6 +1179,7 @@ impl NodeStore for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.get_node", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>> {
         sqlx::query("SELECT * FROM nodes WHERE id = ?")
             .bind(id.as_str())
@@ -1170,6 +1191,7 @@ impl NodeStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_nodes", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
         let status = filter.status.map(|s| s.as_str());
         let wallet = filter.wallet.map(|w| w.to_string());
@@ -1194,6 +1216,7 @@ impl NodeStore for SqliteStore {
         Ok(Page::new(items, page, total as u64))
     }
 
+    #[tracing::instrument(name = "store.apply_transition", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn apply_transition(
         &self,
         id: &NodeId,
@@ -1245,6 +1268,7 @@ impl NodeStore for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.set_wallet_proven", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn set_wallet_proven(&self, id: &NodeId, at: Timestamp) -> Result<NodeRecord> {
         let mut tx = self.begin().await?;
         let result: Result<NodeRecord> = async {
@@ -1261,6 +1285,7 @@ impl NodeStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.set_status_reason", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn set_status_reason(
         &self,
         id: &NodeId,
@@ -1286,6 +1311,7 @@ impl NodeStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.status_history", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn status_history(&self, id: &NodeId) -> Result<Vec<StatusChange>> {
         let rows = sqlx::query(
             "SELECT from_status, to_status, reason, at FROM node_status_history \
@@ -1313,6 +1339,7 @@ impl NodeStore for SqliteStore {
 
 #[async_trait]
 impl TelemetryStore for SqliteStore {
+    #[tracing::instrument(name = "store.append_heartbeat", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
         let seq = to_i64(hb.sequence, "heartbeat sequence")?;
         let collector_json = collector_json(hb, BACKEND)?;
@@ -1359,6 +1386,7 @@ impl TelemetryStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.gpu_collector", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>> {
         let row: Option<(Option<String>, Option<i64>)> =
             sqlx::query_as("SELECT gpu_collector, gpu_collector_at FROM nodes WHERE id = ?")
@@ -1372,6 +1400,7 @@ impl TelemetryStore for SqliteStore {
         reported_collector(json, at.map(time_of).transpose()?, BACKEND)
     }
 
+    #[tracing::instrument(name = "store.last_seen", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
         let at: Option<i64> =
             sqlx::query_scalar("SELECT MAX(at) FROM heartbeats WHERE node_id = ?")
@@ -1382,6 +1411,7 @@ impl TelemetryStore for SqliteStore {
         at.map(time_of).transpose()
     }
 
+    #[tracing::instrument(name = "store.heartbeat_times", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>> {
         let times: Vec<i64> = sqlx::query_scalar(
             "SELECT at FROM heartbeats WHERE node_id = ? AND at >= ? AND at < ? ORDER BY at",
@@ -1395,6 +1425,7 @@ impl TelemetryStore for SqliteStore {
         times.into_iter().map(time_of).collect()
     }
 
+    #[tracing::instrument(name = "store.append_gpu_samples", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()> {
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
@@ -1407,6 +1438,7 @@ impl TelemetryStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.latest_gpu_samples", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>> {
         let rows = sqlx::query(
             "SELECT sample FROM (SELECT sample, device_uuid, ROW_NUMBER() OVER \
@@ -1420,6 +1452,7 @@ impl TelemetryStore for SqliteStore {
         rows.iter().map(sample_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.gpu_samples", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn gpu_samples(&self, node: &NodeId, window: TimeWindow) -> Result<Vec<GpuSample>> {
         let rows = sqlx::query(
             "SELECT sample FROM gpu_samples WHERE node_id = ? AND sampled_at >= ? \
@@ -1434,6 +1467,7 @@ impl TelemetryStore for SqliteStore {
         rows.iter().map(sample_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.delete_gpu_samples_before", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64> {
         Ok(sqlx::query("DELETE FROM gpu_samples WHERE sampled_at < ?")
             .bind(to_micros(cutoff))
@@ -1446,6 +1480,7 @@ impl TelemetryStore for SqliteStore {
 
 #[async_trait]
 impl JobQueue for SqliteStore {
+    #[tracing::instrument(name = "store.enqueue_job", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn enqueue_job(&self, job: &NewJob) -> Result<JobRecord> {
         job.spec.kind.validate()?;
         let rec = new_job_record(job)?;
@@ -1487,6 +1522,7 @@ impl JobQueue for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.get_job", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn get_job(&self, id: &JobId) -> Result<Option<JobRecord>> {
         sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
             .bind(id.to_string())
@@ -1498,6 +1534,7 @@ impl JobQueue for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_jobs", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn list_jobs(&self, filter: &JobFilter, page: PageRequest) -> Result<Page<JobRecord>> {
         let total = self.count_jobs(filter).await?;
         let (where_sql, binds) = job_filter_sql(filter, |n| format!("?{n}"));
@@ -1522,6 +1559,7 @@ impl JobQueue for SqliteStore {
         Ok(Page::new(items, page, total))
     }
 
+    #[tracing::instrument(name = "store.count_jobs", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn count_jobs(&self, filter: &JobFilter) -> Result<u64> {
         let (where_sql, binds) = job_filter_sql(filter, |n| format!("?{n}"));
         let sql = format!("SELECT COUNT(*) FROM jobs {where_sql}");
@@ -1533,6 +1571,7 @@ impl JobQueue for SqliteStore {
         u64::try_from(total).map_err(|_| Error::backend(BACKEND, "negative count"))
     }
 
+    #[tracing::instrument(name = "store.lease_job", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn lease_job(
         &self,
         node: &NodeId,
@@ -1576,6 +1615,7 @@ impl JobQueue for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.sweep_expired_leases", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn sweep_expired_leases(&self, now: Timestamp) -> Result<ExpirySweep> {
         let mut tx = self.begin().await?;
         let result: Result<ExpirySweep> = async {
@@ -1602,6 +1642,7 @@ impl JobQueue for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.complete_job", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn complete_job(
         &self,
         lease: &LeaseRef,
@@ -1621,6 +1662,7 @@ impl JobQueue for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.fail_job", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn fail_job(&self, lease: &LeaseRef, reason: &str, now: Timestamp) -> Result<JobRecord> {
         let mut tx = self.begin().await?;
         let result: Result<JobRecord> = async {
@@ -1644,12 +1686,14 @@ impl JobQueue for SqliteStore {
 
 #[async_trait]
 impl ReceiptLedger for SqliteStore {
+    #[tracing::instrument(name = "store.insert_receipt", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn insert_receipt(&self, receipt: &Receipt) -> Result<Inserted> {
         let mut tx = self.begin().await?;
         let result = insert_receipt_tx(&mut tx, receipt).await;
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.get_receipt", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn get_receipt(&self, id: &ReceiptId) -> Result<Option<Receipt>> {
         sqlx::query("SELECT receipt FROM receipts WHERE id = ?")
             .bind(id.to_string())
@@ -1661,6 +1705,7 @@ impl ReceiptLedger for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_receipts", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn list_receipts(
         &self,
         filter: &ReceiptFilter,
@@ -1695,6 +1740,7 @@ impl ReceiptLedger for SqliteStore {
         Ok(Page::new(items, page, total as u64))
     }
 
+    #[tracing::instrument(name = "store.credit_earning", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn credit_earning(&self, entry: &EarningEntry) -> Result<Inserted> {
         entry.validate()?;
         let mut tx = self.begin().await?;
@@ -1702,6 +1748,7 @@ impl ReceiptLedger for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.earnings_total", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn earnings_total(
         &self,
         node: &NodeId,
@@ -1730,6 +1777,7 @@ impl ReceiptLedger for SqliteStore {
         Ok(total)
     }
 
+    #[tracing::instrument(name = "store.earnings_by_day", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn earnings_by_day(
         &self,
         node: &NodeId,
@@ -1754,6 +1802,7 @@ impl ReceiptLedger for SqliteStore {
 
 #[async_trait]
 impl ChainEventStore for SqliteStore {
+    #[tracing::instrument(name = "store.append_chain_events", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn append_chain_events(
         &self,
         indexer: &str,
@@ -1793,6 +1842,7 @@ impl ChainEventStore for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.chain_events", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn chain_events(&self, from_block: u64, to_block: u64) -> Result<Vec<ChainEvent>> {
         let rows = sqlx::query(
             "SELECT * FROM chain_events WHERE block_number >= ? AND block_number <= ? \
@@ -1806,6 +1856,7 @@ impl ChainEventStore for SqliteStore {
         rows.iter().map(event_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.rewind_chain", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn rewind_chain(&self, indexer: &str, to: &IndexerCursor) -> Result<u64> {
         let mut tx = self.begin().await?;
         let result: Result<u64> = async {
@@ -1824,6 +1875,7 @@ impl ChainEventStore for SqliteStore {
         self.notified(finish(tx, result).await)
     }
 
+    #[tracing::instrument(name = "store.indexer_cursor", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn indexer_cursor(&self, indexer: &str) -> Result<Option<IndexerCursor>> {
         let row =
             sqlx::query("SELECT block_number, block_hash FROM indexer_cursors WHERE indexer = ?")

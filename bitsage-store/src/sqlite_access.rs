@@ -214,6 +214,7 @@ fn bind_audit<'q>(
 
 #[async_trait]
 impl AccountStore for SqliteStore {
+    #[tracing::instrument(name = "store.create_org", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn create_org(&self, org: &Organisation) -> Result<()> {
         let done = sqlx::query(
             "INSERT INTO orgs (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
@@ -233,6 +234,7 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.org", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn org(&self, id: &OrgId) -> Result<Option<Organisation>> {
         sqlx::query("SELECT id, name, created_at FROM orgs WHERE id = ?")
             .bind(id.to_string())
@@ -244,6 +246,7 @@ impl AccountStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_orgs", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn list_orgs(&self) -> Result<Vec<Organisation>> {
         sqlx::query("SELECT id, name, created_at FROM orgs ORDER BY created_at, id")
             .fetch_all(&self.reader)
@@ -254,6 +257,7 @@ impl AccountStore for SqliteStore {
             .collect()
     }
 
+    #[tracing::instrument(name = "store.add_org_wallet", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn add_org_wallet(
         &self,
         org: &OrgId,
@@ -295,6 +299,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.remove_org_wallet", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn remove_org_wallet(&self, org: &OrgId, wallet: &WalletAddress) -> Result<()> {
         let done = sqlx::query("DELETE FROM org_wallets WHERE wallet = ? AND org_id = ?")
             .bind(wallet.to_string())
@@ -308,6 +313,7 @@ impl AccountStore for SqliteStore {
         Ok(())
     }
 
+    #[tracing::instrument(name = "store.org_wallets", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn org_wallets(&self, org: &OrgId) -> Result<Vec<WalletAddress>> {
         let rows: Vec<String> =
             sqlx::query_scalar("SELECT wallet FROM org_wallets WHERE org_id = ? ORDER BY seq")
@@ -318,6 +324,7 @@ impl AccountStore for SqliteStore {
         rows.iter().map(|w| WalletAddress::parse(w)).collect()
     }
 
+    #[tracing::instrument(name = "store.wallet_org", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn wallet_org(&self, wallet: &WalletAddress) -> Result<Option<OrgId>> {
         let org: Option<String> =
             sqlx::query_scalar("SELECT org_id FROM org_wallets WHERE wallet = ?")
@@ -328,6 +335,7 @@ impl AccountStore for SqliteStore {
         org.map(|o| stored_uuid(&o, OrgId::parse)).transpose()
     }
 
+    #[tracing::instrument(name = "store.create_user", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn create_user(&self, user: &UserRecord) -> Result<()> {
         let u = &user.user;
         let mut tx = self.begin().await?;
@@ -360,6 +368,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.user", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn user(&self, id: &UserId) -> Result<Option<UserRecord>> {
         sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?"))
             .bind(id.to_string())
@@ -371,6 +380,7 @@ impl AccountStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.user_by_name", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn user_by_name(&self, username: &str) -> Result<Option<UserRecord>> {
         sqlx::query(&format!(
             "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
@@ -384,6 +394,7 @@ impl AccountStore for SqliteStore {
         .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_users", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn list_users(&self, page: PageRequest) -> Result<Page<User>> {
         // One read transaction, so the total and the page agree.
         let mut tx = self.reader.begin().await.map_err(db_err)?;
@@ -410,6 +421,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.update_user", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn update_user(&self, id: &UserId, update: &UserUpdate, now: Timestamp) -> Result<User> {
         let mut tx = self.begin().await?;
         let result: Result<User> = async {
@@ -461,6 +473,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.count_users", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn count_users(&self, role: Role) -> Result<u64> {
         let n: i64 =
             sqlx::query_scalar("SELECT COUNT(*) FROM users WHERE role = ? AND disabled = 0")
@@ -471,6 +484,7 @@ impl AccountStore for SqliteStore {
         Ok(n as u64)
     }
 
+    #[tracing::instrument(name = "store.insert_refresh_token", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn insert_refresh_token(&self, token: &RefreshToken) -> Result<()> {
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
@@ -481,6 +495,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.rotate_refresh_token", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn rotate_refresh_token(
         &self,
         presented: &Hash32,
@@ -550,6 +565,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.revoke_refresh_family", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn revoke_refresh_family(&self, presented: &Hash32, now: Timestamp) -> Result<bool> {
         let mut tx = self.begin().await?;
         let result: Result<bool> = async {
@@ -569,6 +585,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.create_api_key", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn create_api_key(&self, key: &ApiKey) -> Result<()> {
         let mut tx = self.begin().await?;
         let result: Result<()> = async {
@@ -604,6 +621,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.api_key", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn api_key(&self, id: &str) -> Result<Option<ApiKey>> {
         sqlx::query(&format!("SELECT {KEY_COLUMNS} FROM api_keys WHERE id = ?"))
             .bind(id)
@@ -615,6 +633,7 @@ impl AccountStore for SqliteStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.list_api_keys", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn list_api_keys(&self, org: Option<&OrgId>) -> Result<Vec<ApiKey>> {
         let rows = match org {
             Some(org) => {
@@ -637,6 +656,7 @@ impl AccountStore for SqliteStore {
         rows.iter().map(key_from_row).collect()
     }
 
+    #[tracing::instrument(name = "store.touch_api_key", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
         // Conditional, so most uses of a busy key write nothing.
         let mut tx = self.begin().await?;
@@ -660,6 +680,7 @@ impl AccountStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.revoke_api_key", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<()> {
         let found: Option<i64> = sqlx::query_scalar(
             "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE id = ? RETURNING 1",
@@ -678,6 +699,7 @@ impl AccountStore for SqliteStore {
 
 #[async_trait]
 impl AuditLog for SqliteStore {
+    #[tracing::instrument(name = "store.append_audit", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn append_audit(&self, entry: &NewAuditEntry) -> Result<AuditEntry> {
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO audit_log (at, actor, actor_kind, role, action, target, outcome, status, \
@@ -702,6 +724,7 @@ impl AuditLog for SqliteStore {
         })
     }
 
+    #[tracing::instrument(name = "store.list_audit", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn list_audit(
         &self,
         filter: &AuditFilter,

@@ -14,6 +14,7 @@
 
 pub mod chain;
 pub mod dev;
+pub mod telemetry;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -10,6 +10,7 @@ use anyhow::Context as _;
 use bitsage_chain::ContractAddresses;
 use bitsage_coordinator::chain::ChainConfig;
 use bitsage_coordinator::dev::{self, DevOptions};
+use bitsage_coordinator::telemetry::{self, LogFormat};
 use bitsage_coordinator::{serve, CoordinatorConfig, DeploymentKeySource, StoreConfig};
 use bitsage_core::node::NodeFilter;
 use bitsage_core::page::PageRequest;
@@ -35,19 +36,14 @@ struct Cli {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Export traces (a span per request and per store/chain call) over OTLP/HTTP to this
+    /// endpoint, e.g. `http://collector:4318/v1/traces`.
+    #[arg(long, global = true, env = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")]
+    otlp_endpoint: Option<String>,
     #[command(subcommand)]
     command: Option<Command>,
     #[command(flatten)]
     serve: ServeArgs,
-}
-
-/// How log lines are written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum LogFormat {
-    /// Human-readable lines (colour only on a terminal).
-    Text,
-    /// One JSON object per line with the span fields (request id, route).
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -398,22 +394,13 @@ fn stop_signal() -> watch::Receiver<bool> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,sqlx=warn,tower_http=warn,stwo=warn".into());
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match cli.log_format {
-        LogFormat::Json => logs
-            .json()
-            .with_current_span(true)
-            .with_span_list(false)
-            .init(),
-        // Colour codes only for a terminal: logs sent to a file or a collector stay plain.
-        LogFormat::Text => logs
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-    }
+    let telemetry = match telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: setting up logs and traces: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         None => run_server(cli.serve).await,
         Some(Command::Dev(args)) => run_dev(args).await,
@@ -425,6 +412,7 @@ async fn main() -> ExitCode {
         Some(Command::Credit { action }) => credit(action).await,
         Some(Command::Admin { action }) => admin(action).await,
     };
+    telemetry.shutdown();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -321,7 +321,7 @@ fn rpc_error(operation: &'static str, error: ProviderError) -> Error {
             reason: format!("{operation}: rate limited by the RPC endpoint"),
         },
         ProviderError::Other(_) => {
-            tracing::debug!(operation, error = %error, "starknet JSON-RPC transport error");
+            tracing::debug!(operation, error = %crate::starknet_source::scrub_urls(&error.to_string()), "starknet JSON-RPC transport error");
             Error::Unavailable {
                 source_name: "starknet".into(),
                 reason: format!(

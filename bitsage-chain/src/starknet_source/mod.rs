@@ -252,6 +252,30 @@ fn redacted_url(url: &Url) -> String {
     }
 }
 
+/// `text` with every URL in it cut to its scheme, host and port (an RPC provider's URL often
+/// carries an API key in its path, query or user part; error texts quote it).
+pub fn scrub_urls(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        // The scheme: the letters right before "://".
+        let scheme_start = rest[..i]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '-' || c == '.'))
+            .map_or(0, |j| j + 1);
+        let end = rest[i..]
+            .find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '>' | ','))
+            .map_or(rest.len(), |j| i + j);
+        out.push_str(&rest[..scheme_start]);
+        match Url::parse(&rest[scheme_start..end]) {
+            Ok(u) => out.push_str(&redacted_url(&u)),
+            Err(_) => out.push_str("<url>"),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// A duration for people: `3 s`, `250 ms`.
 fn human(d: Duration) -> String {
     if d.subsec_millis() == 0 && d.as_secs() > 0 {
@@ -343,7 +367,7 @@ impl ReadError {
 
 /// Classifies a provider error, logging its text (which never leaves this function).
 fn classify(function: &'static str, err: &ProviderError, timeout: Duration) -> ReadError {
-    tracing::warn!(source = SOURCE_NAME, function, error = %err, "starknet RPC request failed");
+    tracing::warn!(source = SOURCE_NAME, function, error = %scrub_urls(&err.to_string()), "starknet RPC request failed");
     let rejected = |reason: &str, retryable: bool| ReadError::Rejected {
         function,
         reason: reason.to_string(),
@@ -664,6 +688,7 @@ impl ChainSource for StarknetChainSource {
         SOURCE_NAME
     }
 
+    #[tracing::instrument(name = "chain.stake", level = "debug", skip_all, fields(rpc.system = "starknet"))]
     async fn stake(&self, wallet: &WalletAddress) -> Result<Observed<StakeInfo>> {
         self.read(
             &self.stakes,
@@ -675,6 +700,7 @@ impl ChainSource for StarknetChainSource {
     }
 
     /// From the same `get_stake` answer (and cache entry) as [`ChainSource::stake`].
+    #[tracing::instrument(name = "chain.rewards", level = "debug", skip_all, fields(rpc.system = "starknet"))]
     async fn rewards(&self, wallet: &WalletAddress) -> Result<Observed<RewardsInfo>> {
         let stake = self.stake(wallet).await?;
         Ok(Observed {
@@ -686,6 +712,7 @@ impl ChainSource for StarknetChainSource {
         })
     }
 
+    #[tracing::instrument(name = "chain.reputation", level = "debug", skip_all, fields(rpc.system = "starknet"))]
     async fn reputation(&self, wallet: &WalletAddress) -> Result<Observed<ReputationInfo>> {
         let call = ContractCall {
             function: "get_reputation",
@@ -697,6 +724,7 @@ impl ChainSource for StarknetChainSource {
             .await
     }
 
+    #[tracing::instrument(name = "chain.token_balance", level = "debug", skip_all, fields(rpc.system = "starknet"))]
     async fn token_balance(&self, wallet: &WalletAddress) -> Result<Observed<TokenAmount>> {
         let call = ContractCall {
             function: "balance_of",
@@ -708,6 +736,7 @@ impl ChainSource for StarknetChainSource {
             .await
     }
 
+    #[tracing::instrument(name = "chain.min_stake", level = "debug", skip_all, fields(rpc.system = "starknet"))]
     async fn min_stake(&self, tier: GpuTier) -> Result<Observed<TokenAmount>> {
         let call = ContractCall {
             function: "get_min_stake",
@@ -720,6 +749,7 @@ impl ChainSource for StarknetChainSource {
             .await
     }
 
+    #[tracing::instrument(name = "chain.is_eligible", level = "debug", skip_all, fields(rpc.system = "starknet"))]
     async fn is_eligible(&self, wallet: &WalletAddress) -> Result<Observed<bool>> {
         let call = ContractCall {
             function: "is_eligible",
@@ -731,6 +761,7 @@ impl ChainSource for StarknetChainSource {
             .await
     }
 
+    #[tracing::instrument(name = "chain.totals", level = "debug", skip_all, fields(rpc.system = "starknet"))]
     async fn totals(&self) -> Result<Observed<NetworkTotals>> {
         let call = ContractCall {
             function: "total_staked",
@@ -745,3 +776,19 @@ impl ChainSource for StarknetChainSource {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod scrub_tests {
+    use super::scrub_urls;
+
+    #[test]
+    fn urls_in_error_texts_lose_their_secrets() {
+        let text = "error sending request for url (https://user:pw@rpc.example.com:8443/v3/SECRETKEY?key=abc): timed out";
+        let scrubbed = scrub_urls(text);
+        assert_eq!(
+            scrubbed,
+            "error sending request for url (https://rpc.example.com:8443/…): timed out"
+        );
+        assert_eq!(scrub_urls("no url here"), "no url here");
+    }
+}
