@@ -311,3 +311,81 @@ async fn cors_answers_only_configured_origins() {
         .headers()
         .contains_key(header::ACCESS_CONTROL_ALLOW_ORIGIN));
 }
+
+#[tokio::test]
+async fn limited_answers_carry_the_headers_and_a_429_says_when_to_retry() {
+    let t = app();
+    let mut state = t.state.clone();
+    let limits = bitsage_http::ratelimit::RateLimits {
+        default_per_min: 3,
+        heartbeat_per_min: 2,
+        ..bitsage_http::ratelimit::RateLimits::default()
+    };
+    state.limiter = Arc::new(bitsage_http::ratelimit::Limiter::new(limits.clone()));
+    state.config.rate_limits = limits;
+    let limited = common::as_user(bitsage_http::router(state), &t.admin_token);
+    for left in (0..3).rev() {
+        let res = tower::ServiceExt::oneshot(limited.clone(), get("/api/nodes"))
+            .await
+            .expect("infallible");
+        assert_eq!(res.status(), StatusCode::OK);
+        assert_eq!(res.headers()["x-ratelimit-limit"], "3");
+        assert_eq!(
+            res.headers()["x-ratelimit-remaining"],
+            left.to_string().as_str()
+        );
+        assert!(res.headers().contains_key("x-ratelimit-reset"));
+    }
+    let res = tower::ServiceExt::oneshot(limited.clone(), get("/api/nodes"))
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = res.headers()[header::RETRY_AFTER]
+        .to_str()
+        .expect("retry-after")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .expect("body")
+        .to_bytes();
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_eq!(v["error"]["type"], "rate_limited");
+    // Another class has its own bucket.
+    let res = tower::ServiceExt::oneshot(limited.clone(), get("/livez"))
+        .await
+        .expect("infallible");
+    assert_eq!(res.status(), StatusCode::OK);
+    // Signed routes are limited per node: a third heartbeat of one node is refused, another
+    // node's first is not.
+    for (node, key_byte, want) in [
+        ("hb-a", 1u8, StatusCode::OK),
+        ("hb-a", 1, StatusCode::OK),
+        ("hb-a", 1, StatusCode::TOO_MANY_REQUESTS),
+        ("hb-b", 2, StatusCode::OK),
+    ] {
+        let k = key(key_byte);
+        let _ = send(
+            &t.app,
+            post_json("/api/nodes/register", &common::register_request(&k, node)),
+        )
+        .await;
+        let seq = bitsage_core::time::now().timestamp_micros() as u64;
+        let r = send(
+            &limited,
+            post_json(
+                "/api/nodes/heartbeat",
+                &common::heartbeat_request(&k, node, seq),
+            ),
+        )
+        .await;
+        assert_eq!(
+            r.status,
+            want,
+            "{node}: {}",
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+}

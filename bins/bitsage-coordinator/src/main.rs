@@ -92,6 +92,18 @@ struct StoreArgs {
     database_url: Option<String>,
 }
 
+impl StoreArgs {
+    /// Opens the store these arguments name (applying migrations).
+    async fn open(&self) -> anyhow::Result<bitsage_core::DynCoordinatorStore> {
+        let mut config =
+            CoordinatorConfig::new(SocketAddr::from(([127, 0, 0, 1], 0)), self.data_dir.clone());
+        if let Some(url) = &self.database_url {
+            config.store = StoreConfig::Postgres(url.clone());
+        }
+        bitsage_coordinator::open_store(&config).await
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum AdminAction {
     /// Create the first admin; refused when an admin exists. The password is read from
@@ -495,14 +507,7 @@ async fn credit(action: CreditAction) -> anyhow::Result<()> {
         }
     };
     let account = WalletAddress::parse(account).context("--account")?;
-    let mut config = CoordinatorConfig::new(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        store_args.data_dir.clone(),
-    );
-    if let Some(url) = &store_args.database_url {
-        config.store = StoreConfig::Postgres(url.clone());
-    }
-    let store = bitsage_coordinator::open_store(&config).await?;
+    let store = store_args.open().await?;
     let books = match &action {
         CreditAction::Set {
             sage, public_key, ..
@@ -560,14 +565,7 @@ async fn admin(action: AdminAction) -> anyhow::Result<()> {
              environment variable"
         ),
     };
-    let mut config = CoordinatorConfig::new(
-        SocketAddr::from(([127, 0, 0, 1], 0)),
-        store_args.data_dir.clone(),
-    );
-    if let Some(url) = &store_args.database_url {
-        config.store = StoreConfig::Postgres(url.clone());
-    }
-    let store = bitsage_coordinator::open_store(&config).await?;
+    let store = store_args.open().await?;
     let user = bitsage_core::service::accounts::bootstrap_admin(
         store.as_ref(),
         store.as_ref(),
