@@ -7,7 +7,8 @@
 #    ~/.cache/bitsage-tools: unpacked from a checksummed prebuilt binary in ../shared/tools when
 #    there is one, else cargo install --locked, ~16-45 min once; then reused; exported as
 #    STARKNET_DEVNET), the Cairo compiler from PyPI (cached) to check that contracts/build is
-#    reproducible.
+#    reproducible, and the API fuzzer schemathesis (PyPI, pinned, into a virtual environment in
+#    the tools cache; exported as BITSAGE_SCHEMATHESIS).
 # 2. Starts a throw-away PostgreSQL cluster in a temp directory on a free loopback port and
 #    exports its URL as BITSAGE_TEST_PG_URL (PostgreSQL refuses to run as root, so as root the
 #    cluster runs as the `postgres` user).
@@ -21,6 +22,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib/postgres.sh
 # shellcheck source=lib/devnet.sh
 source scripts/lib/devnet.sh
+# shellcheck source=lib/schemathesis.sh
+source scripts/lib/schemathesis.sh
 
 trap stop_postgres EXIT
 
@@ -32,6 +35,7 @@ fi
 
 ensure_devnet
 log "starknet-devnet: $STARKNET_DEVNET"
+ensure_schemathesis
 scripts/build-contracts.sh --check
 
 log "cargo test --workspace $*"

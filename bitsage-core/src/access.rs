@@ -21,6 +21,7 @@ use crate::{Error, Result, TimeWindow, Timestamp, WalletAddress};
 
 /// A user's role.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     /// Everything, including users, keys, the audit log and admin actions.
@@ -64,6 +65,7 @@ impl fmt::Display for Role {
 /// What an API key may be used for (each route names the scope it needs; see the HTTP
 /// crate's route table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Scope {
     /// Submit jobs (`POST /api/jobs`).
     #[serde(rename = "jobs:submit")]
@@ -128,12 +130,14 @@ pub const MAX_KEY_NAME_LEN: usize = 100;
 
 /// An organisation (a node operator's company or team).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organisation {
     /// Its id.
     pub id: OrgId,
     /// Its display name (unique, 1 to [`MAX_ORG_NAME_LEN`] printable characters).
     pub name: String,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub created_at: Timestamp,
 }
 
@@ -153,6 +157,7 @@ pub fn check_org_name(name: &str) -> Result<()> {
 
 /// A user account as the API shows it (never its password hash).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Its id.
     pub id: UserId,
@@ -165,8 +170,10 @@ pub struct User {
     /// A disabled user cannot log in, refresh or use its keys.
     pub disabled: bool,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub created_at: Timestamp,
     /// When it last changed.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub updated_at: Timestamp,
 }
 
@@ -340,6 +347,7 @@ pub enum Rotation {
 
 /// A stored API key (its secret's hash, never the secret; the hash is not serialized).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ApiKey {
     /// Its public id (`bsa_…`), the part of the secret before the dot.
     pub id: String,
@@ -357,12 +365,16 @@ pub struct ApiKey {
     /// What it may be used for.
     pub scopes: Vec<Scope>,
     /// When it was created.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub created_at: Timestamp,
     /// When it stops being accepted, if ever.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::TimestampSchema>))]
     pub expires_at: Option<Timestamp>,
     /// When it was last used (updated at most once a minute).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::TimestampSchema>))]
     pub last_used_at: Option<Timestamp>,
     /// When it was revoked.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::TimestampSchema>))]
     pub revoked_at: Option<Timestamp>,
 }
 
@@ -400,6 +412,7 @@ pub struct UserUpdate {
 
 /// Who acted, as the audit log records it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ActorKind {
     /// A logged-in user.
@@ -416,6 +429,7 @@ pub enum ActorKind {
 
 /// How an audited action ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// It was done.
@@ -439,8 +453,10 @@ impl Outcome {
 
 /// An audit entry to append.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NewAuditEntry {
     /// When it happened.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub at: Timestamp,
     /// Who: a user id, key id, node id, `anonymous` or `system`.
     pub actor: String,
@@ -464,6 +480,7 @@ pub struct NewAuditEntry {
 
 /// A stored audit entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     /// Its position in the log (increasing).
     pub id: u64,

@@ -39,6 +39,7 @@ const SPDM_REQUEST_LEN: usize = 4 + ATTESTATION_NONCE_LEN + 1;
 
 /// One device's attestation outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Attestation {
     /// NVML returned a report (confidential-compute mode is on).
@@ -72,6 +73,7 @@ impl Attestation {
 
 /// One device's attestation, keyed by its UUID.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DeviceAttestation {
     /// The device's UUID.
@@ -83,6 +85,7 @@ pub struct DeviceAttestation {
 /// A host's attestation answer: one outcome per device, or why there is none at all (no
 /// NVML).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum HostAttestation {
     /// NVML answered; each device has a report or its own reason.
@@ -110,12 +113,14 @@ impl HostAttestation {
 /// Stateless: the coordinator recognises its own challenges by the signature. Binding the
 /// key means a report made for one registering node cannot be reused by another.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttestationChallenge {
     /// The node key the challenge was issued to (the registration must be signed by it).
     pub public_key: PublicKey,
     /// The nonce, 64 lower-case hex digits.
     pub nonce_hex: String,
     /// The challenge is refused after this time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub expires_at: Timestamp,
     /// The coordinator's signature over [`AttestationChallenge::canonical_bytes`].
     pub coordinator_signature: SignatureBytes,
@@ -182,6 +187,7 @@ impl AttestationChallenge {
 
 /// What a node registers with: the challenge it answered and the per-device outcomes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegistrationAttestation {
     /// The coordinator's challenge.
@@ -204,6 +210,7 @@ pub fn report_nonce(report: &[u8]) -> Option<[u8; ATTESTATION_NONCE_LEN]> {
 
 /// The coordinator's reading of one device's attestation, as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeviceAttestationSummary {
     /// The device's UUID.
     pub uuid: String,
@@ -219,6 +226,7 @@ pub struct DeviceAttestationSummary {
 
 /// The coordinator's reading of a node's registration attestation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AttestationSummary {
     /// `report` (at least one device sent a report), `not_available` (none did, or the host
     /// has no NVML) or `not_requested` (the agent registered without answering a challenge).

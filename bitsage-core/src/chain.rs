@@ -67,12 +67,14 @@ pub struct RewardsInfo {
 
 /// A worker's reputation, as `ReputationManager::get_reputation` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReputationInfo {
     /// Score, 0–1000.
     pub score: u32,
     /// Level, 1–5.
     pub level: u8,
     /// Last update.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::TimestampSchema>))]
     pub last_updated: Option<Timestamp>,
     /// Jobs completed.
     pub total_jobs_completed: u64,

@@ -125,6 +125,7 @@ impl fmt::Debug for DeploymentKey {
 /// `GET /api/coordinator` (and `/.well-known/bitsage.json`): the deployment's published
 /// identity. Pin `public_key` (or check it against `key_id`) before trusting a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeploymentInfo {
     /// The network's name.
     pub network: String,

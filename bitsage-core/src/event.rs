@@ -22,6 +22,7 @@ use crate::{Error, JobStatus, NodeId, Timestamp};
 
 /// What an event is about; clients subscribe by topic.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Topic {
     /// Jobs queued, leased, completed, failed, re-queued.
@@ -95,6 +96,7 @@ pub struct NewEvent {
 
 /// An event as the outbox keeps it and clients receive it: `{id, topic, type, at, data}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredEvent {
     /// Strictly increasing in commit order; resume from it.
     pub id: u64,
@@ -104,6 +106,7 @@ pub struct StoredEvent {
     #[serde(rename = "type")]
     pub kind: String,
     /// When it was written.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub at: Timestamp,
     /// Its payload.
     pub data: Value,

@@ -13,6 +13,7 @@ use crate::Error;
 
 /// The hardware classes of the staking contract, from consumer cards to frontier accelerators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum GpuTier {
     /// Gaming / consumer cards.
@@ -77,6 +78,7 @@ impl fmt::Display for GpuTier {
 
 /// Health of one device as NVML sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DeviceState {
     /// The device answers.
@@ -90,6 +92,7 @@ pub enum DeviceState {
 
 /// One GPU's identity and static properties.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct GpuDevice {
     /// NVML index on the host.
@@ -133,15 +136,18 @@ pub struct GpuInventory {
 
 /// An XID error reported by the driver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct XidEvent {
     /// The XID code.
     pub code: u64,
     /// When it was observed.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub at: Timestamp,
 }
 
 /// A process running on a GPU.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuProcess {
     /// OS process id.
     pub pid: u32,
@@ -152,10 +158,12 @@ pub struct GpuProcess {
 
 /// One reading of one device's metrics.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuSample {
     /// The device's UUID (matches [`GpuDevice::uuid`]).
     pub uuid: String,
     /// When the reading was taken.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub at: Timestamp,
     /// Device state at the time of the reading.
     #[serde(default)]
@@ -290,6 +298,7 @@ impl GpuSample {
 
 /// The host a worker runs on, so a GPU-less worker is shown as such.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HostInfo {
     /// CPU model name, when the OS reports it.
@@ -310,6 +319,7 @@ pub struct HostInfo {
 /// The health of an agent's GPU collector (its background sampler), as the agent reports it
 /// in each heartbeat so the coordinator can export it (`bitsage_gpu_collector_*`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct GpuCollectorStatus {
     /// The sampled source's name (`"nvml"`, `"host"`, `"fixture"`, ...).
     pub source: String,
@@ -363,8 +373,10 @@ impl GpuCollectorStatus {
 /// A collector status as the coordinator stored it: the heartbeat's receive time and what it
 /// said.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReportedCollector {
     /// When the coordinator received the heartbeat that carried it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub at: Timestamp,
     /// The status.
     pub status: GpuCollectorStatus,

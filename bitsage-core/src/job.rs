@@ -20,6 +20,7 @@ pub const M31_MODULUS: u32 = (1 << 31) - 1;
 
 /// The computation a job asks for, with its parameters.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "kind", rename_all = "kebab-case", deny_unknown_fields)]
 pub enum JobKind {
     /// `digest = P^length(seed)`: a chain of Poseidon2 permutations over M31 (width 16).
@@ -103,6 +104,7 @@ impl JobKind {
 
 /// A job as given to a prover: its id and what to compute.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobSpec {
     /// The job's id (bound into its proof, so a proof cannot be replayed for another job).
     pub id: JobId,
@@ -121,6 +123,7 @@ impl JobSpec {
 
 /// Where a job is in its queue life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum JobStatus {
     /// Waiting for a node.
@@ -185,19 +188,23 @@ pub struct NewJob {
 
 /// The current holder of a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LeaseInfo {
     /// Which lease.
     pub lease_id: LeaseId,
     /// The node holding it.
     pub node_id: NodeId,
     /// When it was granted.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub leased_at: Timestamp,
     /// When it runs out (the job is re-queued after).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub expires_at: Timestamp,
 }
 
 /// What a completed job produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobResult {
     /// The public output (e.g. the chain digest), as the prover's envelope states it.
     pub output: String,
@@ -206,6 +213,7 @@ pub struct JobResult {
     /// Where the proof envelope is kept (a path or URI).
     pub proof_ref: String,
     /// When the coordinator accepted it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub completed_at: Timestamp,
 }
 
@@ -269,6 +277,7 @@ impl JobRecord {
 
 /// A lease granted to a node: the job plus the proof of holding it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Lease {
     /// The job to prove.
     pub spec: JobSpec,

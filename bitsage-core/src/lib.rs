@@ -25,6 +25,8 @@ pub mod ledger;
 pub mod lifecycle;
 pub mod message;
 pub mod node;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod page;
 pub mod ports;
 pub mod prometheus;

@@ -21,6 +21,7 @@ use crate::Error;
 
 /// Where a node is in its lifecycle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum NodeStatus {
     /// Registered (or back from offline); waiting for a valid probe proof.

@@ -95,6 +95,7 @@ fn option_f64_field(w: &mut CanonicalWriter, v: Option<f64>) {
 
 /// `POST /api/nodes/register`: a node introduces itself and proves it holds its key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RegisterRequest {
     /// The node's id.
@@ -108,6 +109,7 @@ pub struct RegisterRequest {
     /// The agent's version string (1 to [`MAX_AGENT_VERSION_LEN`] characters).
     pub agent_version: String,
     /// When the agent sent it (must lie within the server's clock-skew window).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub sent_at: Timestamp,
     /// The wallet account's signature over this node key and a coordinator nonce
     /// ([`crate::wallet`]); required by a coordinator with a chain, else the wallet is
@@ -176,6 +178,7 @@ impl RegisterRequest {
 
 /// `POST /api/nodes/heartbeat`: a node says it is alive, signed with its registered key.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeartbeatRequest {
     /// The node's id.
@@ -183,6 +186,7 @@ pub struct HeartbeatRequest {
     /// Strictly increasing per node (replay protection).
     pub sequence: u64,
     /// When the agent sent it (must lie within the server's clock-skew window).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub sent_at: Timestamp,
     /// The host's 1-minute load average, where the agent can read it.
     #[serde(default)]
@@ -289,6 +293,7 @@ pub const MAX_JOB_PAYMENT: TokenAmount = TokenAmount::from_u128(u128::MAX);
 
 /// `POST /api/jobs`: a client submits a job.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJobRequest {
     /// What to compute (`{"kind":"poseidon2-chain","seed":…,"length":…}` or
@@ -305,6 +310,7 @@ pub struct SubmitJobRequest {
     /// Any number, so that two otherwise equal submissions differ (each is accepted once).
     pub nonce: u64,
     /// When the payer signed it (must lie within the clock-skew window).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub sent_at: Timestamp,
     /// The payer account's SNIP-12 signature over the [`crate::funding::PaymentClaim`]
     /// (`[r, s]` for a standard account).
@@ -327,6 +333,7 @@ pub const MAX_FAIL_REASON_LEN: usize = 512;
 
 /// `POST /api/jobs/lease`: a node asks for work, signed with its key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LeaseRequest {
     /// The node.
@@ -334,6 +341,7 @@ pub struct LeaseRequest {
     /// A random value; with `sent_at` it makes each request unique (replay protection).
     pub nonce: u64,
     /// When the agent sent it (must lie within the server's clock-skew window).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub sent_at: Timestamp,
     /// ed25519 signature over [`LeaseRequest::canonical_bytes`] by the node's key.
     pub signature: SignatureBytes,
@@ -371,6 +379,7 @@ impl LeaseRequest {
 /// the coordinator's own signature over the probe, so any coordinator sharing its key can check
 /// a completed probe without remembering it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProbeTicket {
     /// The node the probe is for.
@@ -378,6 +387,7 @@ pub struct ProbeTicket {
     /// The probe job.
     pub spec: JobSpec,
     /// The probe must be completed before this time.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub expires_at: Timestamp,
     /// The coordinator's signature over [`ProbeTicket::canonical_bytes`].
     pub coordinator_signature: SignatureBytes,
@@ -418,6 +428,7 @@ impl ProbeTicket {
 
 /// Work handed to a node: a queued job under a lease, or a probe.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Assignment {
     /// A queued job, leased to this node until `lease.lease.expires_at`.
@@ -450,6 +461,7 @@ impl Assignment {
 /// `POST /api/jobs/complete`: a node hands in a proof, and (for a leased job) its signature
 /// over the receipt.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
     /// The node.
@@ -474,6 +486,7 @@ pub struct CompleteRequest {
     /// error (`transport_error`, send again), the latter goes to verification.
     pub envelope_digest: Hash32,
     /// When the agent sent it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub sent_at: Timestamp,
     /// ed25519 signature over [`CompleteRequest::canonical_bytes`] by the node's key.
     pub signature: SignatureBytes,
@@ -526,6 +539,7 @@ impl CompleteRequest {
 /// `POST /api/jobs/fail`: a node gives a leased job back (it could not prove it, or it is
 /// shutting down), signed with its key. The job is re-queued, or failed at its retry limit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FailRequest {
     /// The node.
@@ -537,6 +551,7 @@ pub struct FailRequest {
     /// Why (1 to [`MAX_FAIL_REASON_LEN`] characters).
     pub reason: String,
     /// When the agent sent it.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub sent_at: Timestamp,
     /// ed25519 signature over [`FailRequest::canonical_bytes`] by the node's key.
     pub signature: SignatureBytes,

@@ -12,6 +12,7 @@ use crate::time::Timestamp;
 /// What a node reports about its hardware when it registers. Unknown fields are refused
 /// (it is stored as sent); [`HardwareReport::validate`] bounds every field.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HardwareReport {
     /// Its GPUs (empty on a GPU-less host).
@@ -169,6 +170,7 @@ impl NodeRecord {
 
 /// One recorded status change.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusChange {
     /// The node.
     pub node_id: NodeId,
@@ -179,6 +181,7 @@ pub struct StatusChange {
     /// Why.
     pub reason: String,
     /// When.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub at: Timestamp,
 }
 
@@ -216,6 +219,7 @@ pub struct Heartbeat {
 
 /// How much of a window a node was up, from its heartbeats.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Uptime {
     /// The window.
     pub window: crate::time::TimeWindow,

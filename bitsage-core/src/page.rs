@@ -45,6 +45,7 @@ impl Default for PageRequest {
 
 /// One page of results.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     /// The items, in the list's stable order.
     pub items: Vec<T>,

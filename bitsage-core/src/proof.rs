@@ -14,6 +14,7 @@ pub const PROOF_FORMAT_VERSION: u16 = 1;
 
 /// The STARK parameters a proof was made with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecurityConfig {
     /// log2 of the FRI blowup factor.
@@ -34,6 +35,7 @@ impl SecurityConfig {
 
 /// Sizes of the serialized proof.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProofSizes {
     /// Serialized proof, bytes.
@@ -44,6 +46,7 @@ pub struct ProofSizes {
 
 /// How long proving took (not covered by the proof hash: timings differ run to run).
 #[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProverTimings {
     /// Trace generation, milliseconds.
@@ -61,6 +64,7 @@ pub struct ProverTimings {
 /// verification fail. `sizes` and `commitments` are checked against the proof bytes; `timings`
 /// are informational and covered by nothing.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ProofEnvelope {
     /// Envelope format version ([`PROOF_FORMAT_VERSION`]).
@@ -77,6 +81,7 @@ pub struct ProofEnvelope {
     pub config: SecurityConfig,
     /// The serialized stark proof (postcard), zstd-compressed.
     #[serde(with = "hex_bytes")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, pattern = "^[0-9a-f]*$"))]
     pub proof: Vec<u8>,
     /// Domain-separated BLAKE2s-256 over the envelope's canonical bytes (format version, job,
     /// public output, configuration, compressed proof; not the timings).

@@ -15,6 +15,7 @@ const COUNTERSIGN_DOMAIN: &str = "bitsage/receipt-countersign/v1";
 
 /// The signed content of a receipt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReceiptBody {
     /// The receipt's id.
     pub id: ReceiptId,
@@ -39,6 +40,7 @@ pub struct ReceiptBody {
     /// What the node earned (`payment − fee`), base units.
     pub net: TokenAmount,
     /// When the coordinator accepted the proof.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub completed_at: Timestamp,
 }
 
@@ -88,6 +90,7 @@ impl ReceiptBody {
 
 /// A receipt with both signatures.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Receipt {
     /// The signed content.
     #[serde(flatten)]

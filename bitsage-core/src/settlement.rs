@@ -70,6 +70,7 @@ pub fn merkle_root(leaves: &[Hash32]) -> Option<Hash32> {
 
 /// One step of an inclusion path: the sibling hash and on which side it sits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PathStep {
     /// The sibling's hash.
     pub sibling: Hash32,
@@ -138,6 +139,7 @@ pub struct SlashItem {
 
 /// Where an epoch is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum EpochState {
     /// Assembled, not sent yet.
@@ -284,6 +286,7 @@ pub struct EpochBatch {
 
 /// A receipt's place in an anchored epoch (`GET /api/receipts/{id}/inclusion`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InclusionProof {
     /// The epoch.
     pub epoch_id: u64,

@@ -53,10 +53,13 @@ pub fn check_skew(
 
 /// A half-open time interval `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TimeWindow {
     /// Inclusive start.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub from: Timestamp,
     /// Exclusive end.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub to: Timestamp,
 }
 

@@ -100,6 +100,7 @@ impl fmt::Debug for FeltHex {
 /// What a node presents to prove its wallet: the coordinator's challenge and the wallet
 /// account's signature over the [`WalletClaim`] it implies.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct WalletProof {
     /// The challenge the coordinator issued to the node key (its nonce and expiry are signed).
@@ -156,6 +157,7 @@ impl WalletClaim {
 
 /// Whether a node's wallet is proven.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum WalletStatus {
     /// The wallet account's signature was checked on chain.

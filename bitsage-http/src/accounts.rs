@@ -8,18 +8,28 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bitsage_core::access::{AuditEntry, AuditFilter, Organisation, Outcome, Role, Scope, User};
+use bitsage_core::openapi::TimestampSchema;
 use bitsage_core::page::Page;
-use bitsage_core::service::accounts::{NewKeyInput, NewUserInput, Session, UserChanges};
+use bitsage_core::service::accounts::{
+    Actor, NewKeyInput, NewUserInput, Principal, Session, UserChanges,
+};
 use bitsage_core::{OrgId, Timestamp, UserId, WalletAddress};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
-use crate::auth::{cookie, Caller, ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE};
+use crate::api::ErrorBody;
+use crate::auth::{
+    self, cookie, Caller, RequestContext, ACCESS_COOKIE, CSRF_COOKIE, REFRESH_COOKIE,
+};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::openapi::responses::*;
 use crate::AppState;
+use bitsage_core::access::ApiKey;
+use bitsage_core::service::accounts::CreatedKey;
 
 /// `POST /api/auth/login`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The username.
@@ -30,7 +40,7 @@ pub struct LoginRequest {
 
 /// `POST /api/auth/refresh` and `POST /api/auth/logout`: the refresh token, in the body for
 /// API clients (browsers send the cookie instead).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
     /// The refresh token (omit to use the `bitsage_refresh` cookie).
@@ -89,26 +99,101 @@ fn cleared_cookies(mut res: Response) -> Response {
 }
 
 /// `POST /api/auth/login`: a session (access token ~15 min, refresh token) and cookies.
+#[utoipa::path(
+    post,
+    path = "/api/auth/login",
+    tag = "auth",
+    operation_id = "login",
+    summary = "Log in",
+    description = "An access token (JWT, ~15 min), a single-use refresh token, and the browser \
+        cookies: `bitsage_access` and `bitsage_refresh` (HttpOnly) and `bitsage_csrf` (echo it \
+        in `X-CSRF-Token` on every change a cookie session makes).",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in.", body = Session),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The account is disabled (`forbidden`).", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
+    ctx: RequestContext,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> ApiResult<Response> {
-    let session = state
+    // Every attempt is audited; a failed one as `anonymous`, naming the username tried.
+    let result = state
         .accounts
         .login(&req.username, &req.password, bitsage_core::time::now())
-        .await?;
-    Ok(session_response(&state, session))
+        .await;
+    match result {
+        Ok(session) => {
+            let p = principal_of(&session.user);
+            let name = session.user.username.clone();
+            auth::record_session(
+                &state,
+                Some(&p),
+                "session.login",
+                &name,
+                StatusCode::OK,
+                &ctx,
+            )
+            .await;
+            Ok(session_response(&state, session))
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            let tried: String = req.username.chars().take(64).collect();
+            auth::record_session(&state, None, "session.login", &tried, e.status, &ctx).await;
+            Err(e)
+        }
+    }
 }
 
-fn refresh_token(headers: &HeaderMap, body: Option<RefreshRequest>) -> ApiResult<String> {
-    body.and_then(|b| b.refresh_token)
-        .or_else(|| cookie(headers, REFRESH_COOKIE).map(str::to_string))
+/// The refresh token of a request (the body's, else the cookie's) and whether it came from
+/// the cookie.
+fn refresh_token(headers: &HeaderMap, body: Option<RefreshRequest>) -> ApiResult<(String, bool)> {
+    if let Some(t) = body.and_then(|b| b.refresh_token).filter(|t| !t.is_empty()) {
+        return Ok((t, false));
+    }
+    cookie(headers, REFRESH_COOKIE)
         .filter(|t| !t.is_empty())
+        .map(|t| (t.to_string(), true))
         .ok_or_else(|| {
             ApiError::invalid(
                 "refresh_token is required (in the body or the bitsage_refresh cookie)",
             )
         })
+}
+
+/// Browsers refresh and log out with the cookie: such a change needs the CSRF header too.
+fn check_cookie_csrf(headers: &HeaderMap, from_cookie: bool) -> ApiResult<()> {
+    if from_cookie && !auth::csrf_ok(headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_rejected",
+            "a browser session must send the bitsage_csrf cookie's value in the x-csrf-token header",
+        ));
+    }
+    Ok(())
+}
+
+/// The principal of a session's user (for its audit entries).
+fn principal_of(user: &bitsage_core::access::User) -> Principal {
+    Principal {
+        actor: Actor::User {
+            id: user.id,
+            username: user.username.clone(),
+        },
+        role: user.role,
+        org: user.org,
+        scopes: None,
+    }
 }
 
 /// The optional JSON body of refresh/logout (browsers send none).
@@ -137,36 +222,103 @@ async fn optional_body(
 
 /// `POST /api/auth/refresh`: the next session; the presented refresh token is spent (a
 /// second use revokes the whole login).
+#[utoipa::path(
+    post,
+    path = "/api/auth/refresh",
+    tag = "auth",
+    operation_id = "refresh",
+    summary = "Exchange a refresh token for the next session",
+    description = "The token comes in the body (API clients) or the `bitsage_refresh` cookie \
+        (browsers, no body). It is spent: a second use revokes the whole login.",
+    request_body(content = Option<RefreshRequest>, description = "Optional: browsers send the \
+        cookie instead."),
+    responses(
+        (status = 200, description = "The next session.", body = Session),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "The account is disabled (`forbidden`).", body = ErrorBody),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub async fn refresh(
     State(state): State<AppState>,
+    ctx: RequestContext,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    let token = refresh_token(&headers, optional_body(&headers, body).await?)?;
+    let (token, from_cookie) = refresh_token(&headers, optional_body(&headers, body).await?)?;
+    check_cookie_csrf(&headers, from_cookie)?;
     let session = state
         .accounts
-        .refresh(&token, bitsage_core::time::now())
+        .refresh(&token, &ctx.0, bitsage_core::time::now())
         .await?;
+    let p = principal_of(&session.user);
+    let name = session.user.username.clone();
+    auth::record_session(
+        &state,
+        Some(&p),
+        "session.refresh",
+        &name,
+        StatusCode::OK,
+        &ctx,
+    )
+    .await;
     Ok(session_response(&state, session))
 }
 
 /// `POST /api/auth/logout`: revokes the login and clears the cookies (204).
+#[utoipa::path(
+    post,
+    path = "/api/auth/logout",
+    tag = "auth",
+    operation_id = "logout",
+    summary = "Revoke a login and clear the cookies",
+    description = "Revokes the login of the refresh token (body or cookie), if one is given.",
+    request_body(content = Option<RefreshRequest>, description = "Optional: browsers send the \
+        cookie instead."),
+    responses(
+        (status = 204, description = "Logged out; the cookies are cleared."),
+        (status = 400, response = BadRequest),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    )
+)]
 pub async fn logout(
     State(state): State<AppState>,
+    ctx: RequestContext,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> ApiResult<Response> {
-    if let Ok(token) = refresh_token(&headers, optional_body(&headers, body).await?) {
+    if let Ok((token, from_cookie)) = refresh_token(&headers, optional_body(&headers, body).await?)
+    {
+        check_cookie_csrf(&headers, from_cookie)?;
         state
             .accounts
             .logout(&token, bitsage_core::time::now())
             .await?;
+        let status = StatusCode::NO_CONTENT;
+        auth::record_session(
+            &state,
+            None,
+            "session.logout",
+            "refresh token",
+            status,
+            &ctx,
+        )
+        .await;
     }
     Ok(cleared_cookies(StatusCode::NO_CONTENT.into_response()))
 }
 
 /// `GET /api/users/me`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MeResponse {
     /// `user` or `api_key`.
     pub kind: &'static str,
@@ -185,6 +337,21 @@ pub struct MeResponse {
 }
 
 /// `GET /api/users/me`: who the caller is.
+#[utoipa::path(
+    get,
+    path = "/api/users/me",
+    tag = "auth",
+    operation_id = "me",
+    summary = "Who the caller is",
+    responses(
+        (status = 200, description = "The caller.", body = MeResponse),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn me(caller: Caller) -> ApiResult<Json<MeResponse>> {
     use bitsage_core::service::accounts::Actor;
     let p = caller.required()?;
@@ -203,7 +370,8 @@ pub async fn me(caller: Caller) -> ApiResult<Json<MeResponse>> {
 }
 
 /// Paging of the admin lists.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Page size (1 ..= 1000, default 100).
@@ -213,6 +381,24 @@ pub struct PageQuery {
 }
 
 /// `GET /api/users`.
+#[utoipa::path(
+    get,
+    path = "/api/users",
+    tag = "admin",
+    operation_id = "listUsers",
+    summary = "List users",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of users.", body = Page<User>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn list_users(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<PageQuery>,
@@ -222,7 +408,7 @@ pub async fn list_users(
 }
 
 /// `POST /api/users`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// The login name.
@@ -237,6 +423,28 @@ pub struct CreateUserRequest {
 }
 
 /// `POST /api/users`: 201 with the user.
+#[utoipa::path(
+    post,
+    path = "/api/users",
+    tag = "admin",
+    operation_id = "createUser",
+    summary = "Create a user",
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, description = "Created.", body = User),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn create_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -259,7 +467,7 @@ pub async fn create_user(
 }
 
 /// `PATCH /api/users/{id}`: every field optional.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateUserRequest {
     /// A new role.
@@ -267,6 +475,7 @@ pub struct UpdateUserRequest {
     pub role: Option<Role>,
     /// A new organisation; `null` removes it.
     #[serde(default, with = "double_option")]
+    #[schema(value_type = Option<OrgId>)]
     pub org: Option<Option<OrgId>>,
     /// Disable or enable.
     #[serde(default)]
@@ -289,6 +498,29 @@ mod double_option {
 }
 
 /// `PATCH /api/users/{id}`.
+#[utoipa::path(
+    patch,
+    path = "/api/users/{id}",
+    tag = "admin",
+    operation_id = "updateUser",
+    summary = "Change a user's role, organisation, password or disabled flag",
+    params(("id" = UserId, Path, description = "The user id (UUID).")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, description = "Changed.", body = User),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn update_user(
     State(state): State<AppState>,
     caller: Caller,
@@ -315,7 +547,7 @@ pub async fn update_user(
 }
 
 /// An organisation with its wallets.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct OrgView {
     /// The organisation.
     #[serde(flatten)]
@@ -325,6 +557,22 @@ pub struct OrgView {
 }
 
 /// `GET /api/orgs`.
+#[utoipa::path(
+    get,
+    path = "/api/orgs",
+    tag = "admin",
+    operation_id = "listOrgs",
+    summary = "Organisations with their wallets",
+    responses(
+        (status = 200, description = "The organisations.", body = Vec<OrgView>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn list_orgs(State(state): State<AppState>) -> ApiResult<Json<Vec<OrgView>>> {
     let store = state.accounts.store();
     let mut out = Vec::new();
@@ -336,7 +584,7 @@ pub async fn list_orgs(State(state): State<AppState>) -> ApiResult<Json<Vec<OrgV
 }
 
 /// `POST /api/orgs`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateOrgRequest {
     /// Its name.
@@ -344,6 +592,27 @@ pub struct CreateOrgRequest {
 }
 
 /// `POST /api/orgs`: 201 with the organisation.
+#[utoipa::path(
+    post,
+    path = "/api/orgs",
+    tag = "admin",
+    operation_id = "createOrg",
+    summary = "Create an organisation",
+    request_body = CreateOrgRequest,
+    responses(
+        (status = 201, description = "Created.", body = Organisation),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn create_org(
     State(state): State<AppState>,
     caller: Caller,
@@ -357,7 +626,7 @@ pub async fn create_org(
 }
 
 /// `POST /api/orgs/{id}/wallets`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddWalletRequest {
     /// The wallet.
@@ -365,6 +634,29 @@ pub struct AddWalletRequest {
 }
 
 /// `POST /api/orgs/{id}/wallets`: the wallet's nodes become the organisation's (204).
+#[utoipa::path(
+    post,
+    path = "/api/orgs/{id}/wallets",
+    tag = "admin",
+    operation_id = "addOrgWallet",
+    summary = "Give a wallet (and its nodes) to an organisation",
+    params(("id" = OrgId, Path, description = "The organisation id (UUID).")),
+    request_body = AddWalletRequest,
+    responses(
+        (status = 204, description = "Added."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn add_org_wallet(
     State(state): State<AppState>,
     caller: Caller,
@@ -385,6 +677,28 @@ pub async fn add_org_wallet(
 }
 
 /// `DELETE /api/orgs/{id}/wallets/{wallet}` (204).
+#[utoipa::path(
+    delete,
+    path = "/api/orgs/{id}/wallets/{wallet}",
+    tag = "admin",
+    operation_id = "removeOrgWallet",
+    summary = "Take a wallet from an organisation",
+    params(
+        ("id" = OrgId, Path, description = "The organisation id (UUID)."),
+        ("wallet" = WalletAddress, Path, description = "The wallet."),
+    ),
+    responses(
+        (status = 204, description = "Removed."),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn remove_org_wallet(
     State(state): State<AppState>,
     ApiPath((id, wallet)): ApiPath<(String, String)>,
@@ -400,7 +714,7 @@ pub async fn remove_org_wallet(
 }
 
 /// `POST /api/keys`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateKeyRequest {
     /// A name to recognise it by.
@@ -412,6 +726,7 @@ pub struct CreateKeyRequest {
     pub role: Option<Role>,
     /// When it expires.
     #[serde(default)]
+    #[schema(value_type = Option<TimestampSchema>)]
     pub expires_at: Option<Timestamp>,
     /// For admins: the organisation it acts for.
     #[serde(default)]
@@ -419,6 +734,28 @@ pub struct CreateKeyRequest {
 }
 
 /// `POST /api/keys`: 201 with the key and its secret (shown once).
+#[utoipa::path(
+    post,
+    path = "/api/keys",
+    tag = "auth",
+    operation_id = "createKey",
+    summary = "Create an API key",
+    description = "Its secret (`bsa_…`, for `Authorization: Bearer`) is in this answer only.",
+    request_body = CreateKeyRequest,
+    responses(
+        (status = 201, description = "Created.", body = CreatedKey),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn create_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -448,6 +785,23 @@ pub async fn create_key(
 }
 
 /// `GET /api/keys`: the keys the caller may see (never their secrets).
+#[utoipa::path(
+    get,
+    path = "/api/keys",
+    tag = "auth",
+    operation_id = "listKeys",
+    summary = "The API keys the caller may see (never their secrets)",
+    description = "Admins: all; operators: their organisation's.",
+    responses(
+        (status = 200, description = "The keys.", body = Vec<ApiKey>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -456,6 +810,24 @@ pub async fn list_keys(
 }
 
 /// `DELETE /api/keys/{id}` (204).
+#[utoipa::path(
+    delete,
+    path = "/api/keys/{id}",
+    tag = "auth",
+    operation_id = "revokeKey",
+    summary = "Revoke an API key",
+    params(("id" = String, Path, description = "The key id (`bsa_…`).")),
+    responses(
+        (status = 204, description = "Revoked."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn revoke_key(
     State(state): State<AppState>,
     caller: Caller,
@@ -469,7 +841,8 @@ pub async fn revoke_key(
 }
 
 /// Query of `GET /api/audit`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only this actor (user id, key id, `anonymous`, `system`).
@@ -479,8 +852,10 @@ pub struct AuditQuery {
     /// Only this outcome.
     pub outcome: Option<Outcome>,
     /// From this time.
+    #[param(value_type = Option<TimestampSchema>)]
     pub from: Option<Timestamp>,
     /// Before this time.
+    #[param(value_type = Option<TimestampSchema>)]
     pub to: Option<Timestamp>,
     /// Page size (1 ..= 1000, default 100).
     pub limit: Option<u32>,
@@ -489,6 +864,24 @@ pub struct AuditQuery {
 }
 
 /// `GET /api/audit`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/audit",
+    tag = "admin",
+    operation_id = "audit",
+    summary = "The audit log, newest first",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "A page of entries.", body = Page<AuditEntry>),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn audit(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,

@@ -7,6 +7,10 @@
 //! The signed node messages (registration, heartbeat, lease, completion, failure report, the
 //! probe ticket) live in [`bitsage_core::message`], next to the services that check them, and
 //! are re-exported here so the agent's client and the server name them in one place.
+//!
+//! Every type here derives `utoipa::ToSchema` (query structs `IntoParams`): the served OpenAPI
+//! document ([`crate::openapi`]) is generated from them, so their doc comments are its
+//! descriptions.
 
 use bitsage_core::attestation::{AttestationSummary, RegistrationAttestation};
 use bitsage_core::crypto::PublicKey;
@@ -14,10 +18,12 @@ use bitsage_core::gpu::ReportedCollector;
 use bitsage_core::job::{JobKind, JobRecord, JobResult, LeaseInfo};
 use bitsage_core::ledger::{DailyEarnings, EarningsTotal};
 use bitsage_core::node::{HardwareReport, NodeRecord, StatusChange};
+use bitsage_core::openapi::TimestampSchema;
 use bitsage_core::proof::ProofEnvelope;
 use bitsage_core::receipt::Receipt;
 use bitsage_core::{JobId, JobStatus, NodeId, NodeStatus, Timestamp, TokenAmount, WalletAddress};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 pub use bitsage_core::message::{
     Assignment, CompleteRequest, FailRequest, HeartbeatRequest, LeaseRequest, ProbeTicket,
@@ -30,14 +36,14 @@ pub use bitsage_core::page::Page;
 // ---------------------------------------------------------------- errors
 
 /// The body of every error response: `{"error":{"type":"…","message":"…"}}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
 }
 
 /// What went wrong, in a machine-readable `type` and a human-readable `message`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable snake_case category, e.g. `invalid_request`, `not_found`, `unauthorized`.
     #[serde(rename = "type")]
@@ -47,7 +53,7 @@ pub struct ErrorDetail {
 }
 
 /// The answer to a registration (201 when created, 200 when already registered).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RegisterResponse {
     /// The node as stored.
     pub node: NodeView,
@@ -58,7 +64,7 @@ pub struct RegisterResponse {
 }
 
 /// The answer to an accepted heartbeat.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HeartbeatResponse {
     /// The node's status after this heartbeat.
     pub status: NodeStatus,
@@ -67,7 +73,7 @@ pub struct HeartbeatResponse {
 }
 
 /// A job as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobView {
     /// The job's id.
     pub id: JobId,
@@ -92,8 +98,10 @@ pub struct JobView {
     /// Why the last attempt failed, if one did.
     pub last_error: Option<String>,
     /// Submission time.
+    #[schema(value_type = TimestampSchema)]
     pub submitted_at: Timestamp,
     /// Last change.
+    #[schema(value_type = TimestampSchema)]
     pub updated_at: Timestamp,
 }
 
@@ -118,7 +126,7 @@ impl From<JobRecord> for JobView {
 }
 
 /// The answer to a lease request.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct LeaseResponse {
     /// The work, or `null` when there is none for this node now.
     pub assignment: Option<Assignment>,
@@ -133,7 +141,7 @@ pub struct LeaseResponse {
 }
 
 /// The answer to an accepted completion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CompleteResponse {
     /// The countersigned receipt (`null` for a probe).
     pub receipt: Option<ReceiptView>,
@@ -146,7 +154,7 @@ pub struct CompleteResponse {
 // ---------------------------------------------------------------- nodes
 
 /// A node as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeView {
     /// Its id.
     pub id: NodeId,
@@ -159,6 +167,7 @@ pub struct NodeView {
     pub wallet_status: bitsage_core::wallet::WalletStatus,
     /// When the wallet was proven.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<TimestampSchema>)]
     pub wallet_proven_at: Option<Timestamp>,
     /// Its hardware as reported at registration (the raw attestation evidence is left out:
     /// see `attestation` and `GET /api/nodes/{id}/attestation`).
@@ -172,8 +181,10 @@ pub struct NodeView {
     /// Why it is in that status.
     pub status_reason: String,
     /// When the status last changed.
+    #[schema(value_type = TimestampSchema)]
     pub status_changed_at: Timestamp,
     /// When it registered.
+    #[schema(value_type = TimestampSchema)]
     pub registered_at: Timestamp,
 }
 
@@ -200,12 +211,13 @@ impl From<NodeRecord> for NodeView {
 }
 
 /// `GET /api/nodes/{id}`: a node with its latest heartbeat time and status history.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeDetail {
     /// The node.
     #[serde(flatten)]
     pub node: NodeView,
     /// When its latest heartbeat arrived (`null` before the first).
+    #[schema(value_type = Option<TimestampSchema>)]
     pub last_seen: Option<Timestamp>,
     /// Its GPU collector's health as its latest heartbeat reported it (`null` when that
     /// heartbeat carried none).
@@ -219,7 +231,8 @@ pub struct NodeDetail {
 pub type ChallengeResponse = bitsage_core::attestation::AttestationChallenge;
 
 /// Query of `GET /api/nodes/attestation-challenge`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ChallengeQuery {
     /// The key the node will register with (hex); the challenge is valid for it only.
@@ -228,7 +241,7 @@ pub struct ChallengeQuery {
 
 /// `GET /api/nodes/{id}/attestation`: the evidence a node registered with (the challenge and,
 /// per GPU, NVML's report in hex), for verification with NVIDIA's tools.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct AttestationEvidence {
     /// The node.
     pub node_id: NodeId,
@@ -239,7 +252,8 @@ pub struct AttestationEvidence {
 }
 
 /// Query of `GET /api/nodes`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NodeListQuery {
     /// Only nodes in this status.
@@ -255,7 +269,8 @@ pub struct NodeListQuery {
 // ---------------------------------------------------------------- receipts
 
 /// Query of `GET /api/receipts`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptListQuery {
     /// Only this node's receipts.
@@ -263,8 +278,10 @@ pub struct ReceiptListQuery {
     /// Only this job kind (e.g. `poseidon2-chain`).
     pub kind: Option<String>,
     /// Only receipts completed at or after this time.
+    #[param(value_type = Option<TimestampSchema>)]
     pub from: Option<Timestamp>,
     /// Only receipts completed before this time.
+    #[param(value_type = Option<TimestampSchema>)]
     pub to: Option<Timestamp>,
     /// Page size (1 ..= 1000, default 100).
     pub limit: Option<u32>,
@@ -274,7 +291,7 @@ pub struct ReceiptListQuery {
 
 /// A receipt as the API shows it: the signed receipt (verifiable offline with its two keys)
 /// plus formatted amounts.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptView {
     /// The signed receipt, exactly as stored.
     #[serde(flatten)]
@@ -299,7 +316,8 @@ impl From<Receipt> for ReceiptView {
 }
 
 /// Query of `GET /api/receipts/{id}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptQuery {
     /// Include the proof envelope the receipt's `proof_hash` names (default `false`).
@@ -312,7 +330,7 @@ pub struct ReceiptQuery {
 /// `GET /api/receipts/{id}`: the receipt, and with `?with_proof=true` the proof envelope it
 /// names, so the whole thing can be checked offline (`bitsage-agent verify-receipt FILE`:
 /// both signatures, the envelope's hash against the receipt, and the proof itself).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptBundle {
     /// The receipt with formatted amounts.
     #[serde(flatten)]
@@ -328,7 +346,7 @@ pub struct ReceiptBundle {
 // ---------------------------------------------------------------- earnings
 
 /// Response format of `GET /api/earnings/{node}`.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EarningsFormat {
     /// JSON ([`EarningsResponse`]).
@@ -339,19 +357,22 @@ pub enum EarningsFormat {
 }
 
 /// Query of `GET /api/earnings/{node}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EarningsQuery {
     /// Only entries credited at or after this time.
+    #[param(value_type = Option<TimestampSchema>)]
     pub from: Option<Timestamp>,
     /// Only entries credited before this time.
+    #[param(value_type = Option<TimestampSchema>)]
     pub to: Option<Timestamp>,
     /// `json` (default) or `csv`.
     pub format: Option<EarningsFormat>,
 }
 
 /// Exact sums of earnings, in base units and formatted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EarningsTotalView {
     /// Entries summed.
     pub entries: u64,
@@ -384,7 +405,7 @@ impl From<EarningsTotal> for EarningsTotalView {
 }
 
 /// Earnings of one UTC day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DailyEarningsView {
     /// The day, `YYYY-MM-DD` (UTC).
     pub day: chrono::NaiveDate,
@@ -403,13 +424,15 @@ impl From<DailyEarnings> for DailyEarningsView {
 }
 
 /// `GET /api/earnings/{node}`: a node's exact earnings, in total and per UTC day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EarningsResponse {
     /// The node.
     pub node_id: NodeId,
     /// The window's start as asked (`null`: from the beginning).
+    #[schema(value_type = Option<TimestampSchema>)]
     pub from: Option<Timestamp>,
     /// The window's end as asked (`null`: until now).
+    #[schema(value_type = Option<TimestampSchema>)]
     pub to: Option<Timestamp>,
     /// Sums over the window.
     pub total: EarningsTotalView,
@@ -420,7 +443,7 @@ pub struct EarningsResponse {
 }
 
 /// A node's all-time net earnings: settled on chain, and verified but pending settlement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SettlementSplitView {
     /// Net of receipts in accepted epochs (paid on chain).
     pub settled_net: TokenAmount,
@@ -433,13 +456,14 @@ pub struct SettlementSplitView {
     /// How many receipts are pending.
     pub pending_receipts: u64,
     /// When the oldest pending receipt was completed.
+    #[schema(value_type = Option<TimestampSchema>)]
     pub oldest_pending_at: Option<Timestamp>,
 }
 
 // ---------------------------------------------------------------- network
 
 /// `GET /api/network/stats`: counts read from the store.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NetworkStats {
     /// Nodes in status `active`.
     pub active_workers: u64,
@@ -452,7 +476,7 @@ pub struct NetworkStats {
 // ---------------------------------------------------------------- health
 
 /// The health of the service or of one component.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HealthStatus {
     /// Working.
@@ -462,14 +486,14 @@ pub enum HealthStatus {
 }
 
 /// `GET /livez`: the process answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LiveResponse {
     /// Always `ok`.
     pub status: HealthStatus,
 }
 
 /// `GET /readyz` (and `/health`, `/health/ready`): readiness with per-component detail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     /// `ok` when every component is.
     pub status: HealthStatus,
@@ -478,14 +502,14 @@ pub struct HealthResponse {
 }
 
 /// The components a readiness check looks at.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HealthComponents {
     /// The job store.
     pub store: ComponentHealth,
 }
 
 /// One component's health.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ComponentHealth {
     /// Whether it answered in time.
     pub status: HealthStatus,

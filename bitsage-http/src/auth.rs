@@ -349,7 +349,7 @@ async fn decide(
 }
 
 /// Whether the double-submit CSRF token matches.
-fn csrf_ok(headers: &HeaderMap) -> bool {
+pub(crate) fn csrf_ok(headers: &HeaderMap) -> bool {
     let cookie = cookie(headers, CSRF_COOKIE);
     let header = headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
     match (cookie, header) {
@@ -399,6 +399,45 @@ fn scope_ok(p: &Principal, scope: Option<Scope>) -> ApiResult<()> {
             format!("this API key lacks the {} scope", s.as_str()),
         )),
     }
+}
+
+/// Where a request came from (its id and the client's address), for audit entries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestContext(pub bitsage_core::service::accounts::AuditContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(bitsage_core::service::accounts::AuditContext {
+            request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
+            source: parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string()),
+        }))
+    }
+}
+
+/// Audits a session event (login, refresh, logout) by `p` (`None`: not known).
+pub(crate) async fn record_session(
+    state: &AppState,
+    p: Option<&Principal>,
+    action: &str,
+    target: &str,
+    status: StatusCode,
+    ctx: &RequestContext,
+) {
+    record(
+        state,
+        p,
+        action,
+        target,
+        status,
+        ctx.0.request_id.clone(),
+        ctx.0.source.clone(),
+    )
+    .await;
 }
 
 /// Appends an audit entry (a failure to write it is logged, not sent to the client).

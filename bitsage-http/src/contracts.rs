@@ -4,6 +4,7 @@
 use std::fmt::Debug;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// What the coordinator knows about the chain it reads, for `GET /api/contracts`.
 ///
@@ -22,7 +23,7 @@ pub trait ChainInfo: Send + Sync + Debug {
 }
 
 /// One contract in the answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ContractEntry {
     /// Its name (`token`, `staking`, `reputation`).
     pub name: String,
@@ -31,7 +32,7 @@ pub struct ContractEntry {
 }
 
 /// The answer of `GET /api/contracts`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ContractsResponse {
     /// A chain is configured.

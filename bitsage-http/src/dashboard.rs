@@ -36,6 +36,7 @@ use bitsage_core::gpu::{GpuDevice, GpuSample, GpuTier, HostInfo, ReportedCollect
 use bitsage_core::job::JobFilter;
 use bitsage_core::ledger::EarningsTotal;
 use bitsage_core::node::{NodeFilter, NodeRecord, StatusChange, Uptime};
+use bitsage_core::openapi::TimestampSchema;
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::{
     DynJobStore, Error, JobStatus, JobStoreExt, NodeId, NodeStatus, TimeWindow, Timestamp,
@@ -43,10 +44,13 @@ use bitsage_core::{
 };
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
+use utoipa::{IntoParams, ToSchema};
 
+use crate::api::ErrorBody;
 use crate::api::{ComponentHealth, DailyEarningsView, EarningsTotalView, HealthStatus, JobView};
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
+use crate::openapi::responses::*;
 use crate::{openapi, service, AppState, HttpConfig};
 
 // ---------------------------------------------------------------- field groups
@@ -61,7 +65,7 @@ pub const NO_CHAIN_SOURCE: &str = "no chain source configured";
 ///   or no answer within the dashboard budget). The reason is safe to show; details are logged.
 ///
 /// A group's own fields never include one named `status` (it is the tag).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Section<T> {
     /// The source answered; the value's fields sit next to the tag.
@@ -108,7 +112,7 @@ impl<T> Section<T> {
 
 /// A value read from the chain, with its provenance: the value's fields, then the block it was
 /// read at, when it was read (a cached answer keeps its original read time) and its age.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ChainReading<T> {
     /// The value.
     #[serde(flatten)]
@@ -118,6 +122,7 @@ pub struct ChainReading<T> {
     /// That block's hash (hex), when the source knows it.
     pub block_hash: Option<String>,
     /// When the value was read from the chain.
+    #[schema(value_type = TimestampSchema)]
     pub read_at: Timestamp,
     /// How old the value was when this response was built, whole seconds.
     pub age_secs: u64,
@@ -140,7 +145,7 @@ impl<T> ChainReading<T> {
 // ---------------------------------------------------------------- chain views
 
 /// A wallet's stake as the staking contract reports it, amounts in base units and formatted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StakeView {
     /// Staked amount.
     pub amount: TokenAmount,
@@ -151,8 +156,10 @@ pub struct StakeView {
     /// `locked_amount` for people.
     pub locked_amount_formatted: String,
     /// When the stake was made (`null` if never staked).
+    #[schema(value_type = Option<TimestampSchema>)]
     pub staked_at: Option<Timestamp>,
     /// When rewards were last claimed.
+    #[schema(value_type = Option<TimestampSchema>)]
     pub last_claim_at: Option<Timestamp>,
     /// The tier staked for.
     pub gpu_tier: GpuTier,
@@ -191,13 +198,14 @@ impl From<StakeInfo> for StakeView {
 }
 
 /// A wallet's on-chain rewards.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RewardsView {
     /// Accrued, unclaimed rewards.
     pub pending: TokenAmount,
     /// `pending` for people.
     pub pending_formatted: String,
     /// When rewards were last claimed.
+    #[schema(value_type = Option<TimestampSchema>)]
     pub last_claim_at: Option<Timestamp>,
 }
 
@@ -212,7 +220,7 @@ impl From<RewardsInfo> for RewardsView {
 }
 
 /// Network-wide chain totals.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NetworkTotalsView {
     /// Total staked across workers.
     pub total_staked: TokenAmount,
@@ -232,7 +240,7 @@ impl From<NetworkTotals> for NetworkTotalsView {
 // ---------------------------------------------------------------- store views
 
 /// Nodes counted by status.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerCounts {
     /// Nodes in any status.
     pub total: u64,
@@ -263,7 +271,7 @@ impl WorkerCounts {
 }
 
 /// Jobs of a wallet's nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct WalletJobs {
     /// Jobs completed by the wallet's nodes.
     pub completed: u64,
@@ -272,7 +280,7 @@ pub struct WalletJobs {
 }
 
 /// Jobs counted by status.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobCounts {
     /// Jobs in any status (the sum of `by_status`).
     pub total: u64,
@@ -306,11 +314,12 @@ fn zero_counts<'a>(names: impl Iterator<Item = &'a str>) -> BTreeMap<String, u64
 // ---------------------------------------------------------------- responses
 
 /// `GET /api/validator/status`: a wallet's nodes, jobs, ledger earnings and chain standing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ValidatorStatus {
     /// The wallet (normalised).
     pub wallet: WalletAddress,
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// The wallet's nodes by status (store).
     pub workers: Section<WorkerCounts>,
@@ -327,7 +336,7 @@ pub struct ValidatorStatus {
 }
 
 /// One node's GPUs: its hardware report and the latest sample of each device.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NodeGpus {
     /// The node.
     pub node_id: NodeId,
@@ -348,7 +357,7 @@ pub struct NodeGpus {
 }
 
 /// The GPUs of a wallet's nodes.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WalletGpus {
     /// GPUs over all the wallet's nodes.
     pub total_gpus: u64,
@@ -357,18 +366,19 @@ pub struct WalletGpus {
 }
 
 /// `GET /api/validator/gpus`: the wallet's nodes' GPUs (never the coordinator's own).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ValidatorGpus {
     /// The wallet.
     pub wallet: WalletAddress,
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// The nodes and their GPUs (store).
     pub workers: Section<WalletGpus>,
 }
 
 /// One node's ledger earnings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NodeEarnings {
     /// The node.
     pub node_id: NodeId,
@@ -378,7 +388,7 @@ pub struct NodeEarnings {
 }
 
 /// Ledger earnings of a wallet's nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LedgerEarnings {
     /// Exact sums over all the wallet's nodes.
     pub total: EarningsTotalView,
@@ -387,11 +397,12 @@ pub struct LedgerEarnings {
 }
 
 /// `GET /api/validator/rewards`: ledger earnings (store) and on-chain rewards (chain).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ValidatorRewards {
     /// The wallet.
     pub wallet: WalletAddress,
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// What the coordinator's ledger credited the wallet's nodes (store).
     pub earnings: Section<LedgerEarnings>,
@@ -400,24 +411,27 @@ pub struct ValidatorRewards {
 }
 
 /// Query of `GET /api/validator/history`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct HistoryQuery {
     /// Window start (default: `to` − 30 days).
+    #[param(value_type = Option<TimestampSchema>)]
     pub from: Option<Timestamp>,
     /// Window end, exclusive (default: now).
+    #[param(value_type = Option<TimestampSchema>)]
     pub to: Option<Timestamp>,
 }
 
 /// Earnings per UTC day.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DailySeries {
     /// Days with earnings, oldest first, summed over the wallet's nodes.
     pub days: Vec<DailyEarningsView>,
 }
 
 /// Status changes of a wallet's nodes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusChanges {
     /// Changes in the window.
     pub total: u64,
@@ -426,15 +440,18 @@ pub struct StatusChanges {
 }
 
 /// `GET /api/validator/history`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ValidatorHistory {
     /// The wallet.
     pub wallet: WalletAddress,
     /// Window start.
+    #[schema(value_type = TimestampSchema)]
     pub from: Timestamp,
     /// Window end (exclusive).
+    #[schema(value_type = TimestampSchema)]
     pub to: Timestamp,
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// Earnings per UTC day in the window (store).
     pub earnings: Section<DailySeries>,
@@ -443,7 +460,8 @@ pub struct ValidatorHistory {
 }
 
 /// Query of `GET /api/network/workers`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkWorkersQuery {
     /// Only nodes in this status.
@@ -455,7 +473,7 @@ pub struct NetworkWorkersQuery {
 }
 
 /// A node as the network view shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NetworkWorker {
     /// The node.
     pub node_id: NodeId,
@@ -464,8 +482,10 @@ pub struct NetworkWorker {
     /// The wallet it earns for.
     pub wallet: WalletAddress,
     /// When it registered.
+    #[schema(value_type = TimestampSchema)]
     pub registered_at: Timestamp,
     /// Its latest heartbeat (`null` before the first).
+    #[schema(value_type = Option<TimestampSchema>)]
     pub last_seen: Option<Timestamp>,
     /// GPUs in its hardware report.
     pub gpu_count: u64,
@@ -476,16 +496,18 @@ pub struct NetworkWorker {
 }
 
 /// `GET /api/network/workers`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NetworkWorkers {
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// A page of nodes, in registration order (store).
     pub workers: Section<Page<NetworkWorker>>,
 }
 
 /// Query of `GET /api/worker/uptime`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct UptimeQuery {
     /// The node.
@@ -495,7 +517,7 @@ pub struct UptimeQuery {
 }
 
 /// `GET /api/worker/uptime`: a node's uptime over a window ending now.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct WorkerUptime {
     /// The node.
     pub node_id: NodeId,
@@ -507,20 +529,23 @@ pub struct WorkerUptime {
     /// The expected heartbeat interval the coverage is computed with, seconds.
     pub heartbeat_interval_secs: u64,
     /// Its latest heartbeat (`null` before the first).
+    #[schema(value_type = Option<TimestampSchema>)]
     pub last_seen: Option<Timestamp>,
 }
 
 /// `GET /api/jobs/analytics`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JobAnalytics {
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// Jobs by status (store).
     pub jobs: Section<JobCounts>,
 }
 
 /// Query of `GET /api/jobs/recent`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecentJobsQuery {
     /// How many (1 ..= [`MAX_RECENT_JOBS`], default [`DEFAULT_RECENT_JOBS`]).
@@ -528,7 +553,7 @@ pub struct RecentJobsQuery {
 }
 
 /// The newest jobs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecentJobsList {
     /// Jobs in the store.
     pub total: u64,
@@ -537,16 +562,17 @@ pub struct RecentJobsList {
 }
 
 /// `GET /api/jobs/recent`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RecentJobs {
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// The newest jobs (store).
     pub jobs: Section<RecentJobsList>,
 }
 
 /// The network at a glance, from the store.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct NetworkSummary {
     /// Nodes in status `active`.
     pub active_workers: u64,
@@ -559,9 +585,10 @@ pub struct NetworkSummary {
 }
 
 /// `GET /api/summary`: the dashboard's front page.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Summary {
     /// When the response was built.
+    #[schema(value_type = TimestampSchema)]
     pub generated_at: Timestamp,
     /// Workers and jobs (store).
     pub network: Section<NetworkSummary>,
@@ -574,13 +601,14 @@ pub struct Summary {
 }
 
 /// What waits for settlement on chain.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SettlementSummary {
     /// Receipts not yet in an accepted epoch.
     pub pending_receipts: u64,
     /// Slashes not yet sent.
     pub pending_slashes: u64,
     /// When the oldest pending receipt was completed.
+    #[schema(value_type = Option<TimestampSchema>)]
     pub oldest_pending_at: Option<Timestamp>,
     /// Its age, seconds.
     pub oldest_pending_age_secs: Option<i64>,
@@ -1048,6 +1076,32 @@ fn split_unavailable<A, B, C>(reason: String) -> (Section<A>, Section<B>, Sectio
 }
 
 /// `GET /api/validator/status`.
+#[utoipa::path(
+    get,
+    path = "/api/validator/status",
+    tag = "dashboard",
+    operation_id = "validatorStatus",
+    summary = "A wallet's workers, jobs, ledger earnings, stake, rewards and reputation",
+    description = "Each field group is `status: ok` with its fields, or `status: unavailable` \
+        with a reason (no chain configured, an error, or no answer within the dashboard budget).",
+    params((
+        "X-Wallet-Address" = WalletAddress, Header, description = "The validator's Starknet wallet \
+            address (admins: any; operators: their organisation's)."
+    )),
+    responses(
+        (status = 200, description = "The wallet's status.", body = ValidatorStatus),
+        (status = 400, description = "`X-Wallet-Address` missing or not a Starknet address \
+            (`invalid_request`).", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "The wallet is not the caller's organisation's \
+            (`not_found`).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn validator_status(
     State(state): State<AppState>,
     WalletHeader(wallet): WalletHeader,
@@ -1094,6 +1148,30 @@ pub async fn validator_status(
 }
 
 /// `GET /api/validator/gpus`.
+#[utoipa::path(
+    get,
+    path = "/api/validator/gpus",
+    tag = "dashboard",
+    operation_id = "validatorGpus",
+    summary = "The GPUs of a wallet's nodes (hardware reports and latest samples)",
+    params((
+        "X-Wallet-Address" = WalletAddress, Header, description = "The validator's Starknet wallet \
+            address (admins: any; operators: their organisation's)."
+    )),
+    responses(
+        (status = 200, description = "The wallet's GPUs.", body = ValidatorGpus),
+        (status = 400, description = "`X-Wallet-Address` missing or not a Starknet address \
+            (`invalid_request`).", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "The wallet is not the caller's organisation's \
+            (`not_found`).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn validator_gpus(
     State(state): State<AppState>,
     WalletHeader(wallet): WalletHeader,
@@ -1113,6 +1191,30 @@ pub async fn validator_gpus(
 }
 
 /// `GET /api/validator/rewards`.
+#[utoipa::path(
+    get,
+    path = "/api/validator/rewards",
+    tag = "dashboard",
+    operation_id = "validatorRewards",
+    summary = "Ledger earnings of a wallet's nodes and its on-chain rewards",
+    params((
+        "X-Wallet-Address" = WalletAddress, Header, description = "The validator's Starknet wallet \
+            address (admins: any; operators: their organisation's)."
+    )),
+    responses(
+        (status = 200, description = "The wallet's rewards.", body = ValidatorRewards),
+        (status = 400, description = "`X-Wallet-Address` missing or not a Starknet address \
+            (`invalid_request`).", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "The wallet is not the caller's organisation's \
+            (`not_found`).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn validator_rewards(
     State(state): State<AppState>,
     WalletHeader(wallet): WalletHeader,
@@ -1170,6 +1272,32 @@ fn history_window(q: &HistoryQuery, now: Timestamp) -> ApiResult<TimeWindow> {
 }
 
 /// `GET /api/validator/history?from=&to=`.
+#[utoipa::path(
+    get,
+    path = "/api/validator/history",
+    tag = "dashboard",
+    operation_id = "validatorHistory",
+    summary = "Earnings per UTC day and status changes of a wallet's nodes",
+    description = "Default window: the last 30 days; at most 366 days.",
+    params(
+        ("X-Wallet-Address" = WalletAddress, Header, description = "The validator's Starknet wallet \
+            address (admins: any; operators: their organisation's)."),
+        HistoryQuery,
+    ),
+    responses(
+        (status = 200, description = "The wallet's history.", body = ValidatorHistory),
+        (status = 400, description = "`X-Wallet-Address` missing or not a Starknet address, or \
+            a bad window (`invalid_request`).", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, description = "The wallet is not the caller's organisation's \
+            (`not_found`).", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn validator_history(
     State(state): State<AppState>,
     WalletHeader(wallet): WalletHeader,
@@ -1206,6 +1334,23 @@ pub async fn validator_history(
 }
 
 /// `GET /api/network/workers?status=&limit=&offset=`.
+#[utoipa::path(
+    get,
+    path = "/api/network/workers",
+    tag = "network",
+    operation_id = "networkWorkers",
+    summary = "Nodes with status, wallet, last heartbeat, GPUs and 24-hour uptime",
+    params(NetworkWorkersQuery),
+    responses(
+        (status = 200, description = "A page of workers.", body = NetworkWorkers),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn network_workers(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<NetworkWorkersQuery>,
@@ -1243,6 +1388,25 @@ pub async fn network_workers(
 
 /// `GET /api/worker/uptime?node=&window_secs=`: 404 for an unknown node; 503 when the store
 /// does not answer within the budget.
+#[utoipa::path(
+    get,
+    path = "/api/worker/uptime",
+    tag = "nodes",
+    operation_id = "workerUptime",
+    summary = "A node's uptime from its heartbeats over a window ending now",
+    params(UptimeQuery),
+    responses(
+        (status = 200, description = "The uptime.", body = WorkerUptime),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn worker_uptime(
     State(state): State<AppState>,
     caller: crate::auth::Caller,
@@ -1297,6 +1461,21 @@ pub async fn worker_uptime(
 }
 
 /// `GET /api/jobs/analytics`.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/analytics",
+    tag = "dashboard",
+    operation_id = "jobAnalytics",
+    summary = "Jobs per status, total and success rate",
+    responses(
+        (status = 200, description = "Job analytics.", body = JobAnalytics),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security((), ("bearer" = []), ("cookie" = []))
+)]
 pub async fn jobs_analytics(State(state): State<AppState>) -> Json<JobAnalytics> {
     let budget = Budget::start(&state.config);
     let jobs = fetch(Source::Store, &budget, job_counts(&state.store)).await;
@@ -1307,6 +1486,23 @@ pub async fn jobs_analytics(State(state): State<AppState>) -> Json<JobAnalytics>
 }
 
 /// `GET /api/jobs/recent?limit=`.
+#[utoipa::path(
+    get,
+    path = "/api/jobs/recent",
+    tag = "dashboard",
+    operation_id = "recentJobs",
+    summary = "The newest jobs, newest first",
+    params(RecentJobsQuery),
+    responses(
+        (status = 200, description = "Recent jobs.", body = RecentJobs),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn jobs_recent(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<RecentJobsQuery>,
@@ -1326,6 +1522,21 @@ pub async fn jobs_recent(
 }
 
 /// `GET /api/summary`.
+#[utoipa::path(
+    get,
+    path = "/api/summary",
+    tag = "dashboard",
+    operation_id = "summary",
+    summary = "The dashboard's front page: workers, jobs, chain totals, store health, settlement",
+    responses(
+        (status = 200, description = "The summary.", body = Summary),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security((), ("bearer" = []), ("cookie" = []))
+)]
 pub async fn summary(State(state): State<AppState>) -> Json<Summary> {
     let budget = Budget::start(&state.config);
     let store = &state.store;
@@ -1380,6 +1591,19 @@ pub async fn summary(State(state): State<AppState>) -> Json<Summary> {
 }
 
 /// `GET /openapi.json`.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "ops",
+    operation_id = "openapi",
+    summary = "This document",
+    description = "The OpenAPI 3.1 document of the whole API, generated from the types the \
+        handlers send and receive.",
+    responses(
+        (status = 200, description = "The OpenAPI 3.1 document.", body = Object),
+        (status = 429, response = TooManyRequests),
+    )
+)]
 pub async fn openapi_json() -> Json<serde_json::Value> {
     Json(openapi::document())
 }

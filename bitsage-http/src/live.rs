@@ -30,9 +30,12 @@ use bitsage_core::event::{StoredEvent, Topic};
 use bitsage_core::{DynEventBus, DynEventLog};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, OwnedSemaphorePermit, Semaphore};
+use utoipa::{IntoParams, ToSchema};
 
+use crate::api::ErrorBody;
 use crate::error::{ApiError, ApiResult};
 use crate::extract::ApiQuery;
+use crate::openapi::responses::*;
 use crate::AppState;
 
 /// Limits of the live surface.
@@ -333,7 +336,8 @@ pub fn parse_topics(list: Option<&str>) -> ApiResult<BTreeSet<Topic>> {
 // ---------------------------------------------------------------- SSE
 
 /// Query of `GET /api/events`.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsQuery {
     /// Comma-separated topics (`jobs,workers,receipts,staking,incidents`); default all.
@@ -357,6 +361,34 @@ fn last_event_id(headers: &HeaderMap) -> ApiResult<Option<u64>> {
 /// `GET /api/events`: Server-Sent Events, one per domain event (`id:` the event id, `event:`
 /// its type, `data:` the `{id, topic, type, at, data}` envelope), resumable with
 /// `Last-Event-ID`.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "live",
+    operation_id = "events",
+    summary = "Server-Sent Events: every domain event of the deployment, in id order",
+    description = "One event per domain event: `id:` the event id, `event:` its type, `data:` \
+        the `StoredEvent` envelope. Resume with `Last-Event-ID` (or `?after=`): events after it \
+        are replayed from the outbox first. A consumer more than the buffer behind gets an \
+        `error` event (`slow_consumer`, an `ErrorBody`) and is disconnected.",
+    params(
+        EventsQuery,
+        ("Last-Event-ID" = Option<u64>, Header, description = "Resume after this event id \
+            (wins over `after`)."),
+    ),
+    responses(
+        (status = 200, description = "An event stream; each `data:` is a `StoredEvent`.",
+            body = StoredEvent, content_type = "text/event-stream"),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, description = "The coordinator's live-connection cap is reached, or it \
+            is shutting down (`unavailable`).", body = ErrorBody),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn sse(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -400,7 +432,7 @@ pub async fn sse(
 // ---------------------------------------------------------------- WebSocket
 
 /// A message a WebSocket client sends.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientMessage {
     /// Replace the subscription: these topics, optionally resuming after an event id.
@@ -416,7 +448,7 @@ pub enum ClientMessage {
 }
 
 /// A control frame the server sends (events themselves are sent as their envelope).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerMessage {
     /// The subscription in force.
@@ -469,21 +501,94 @@ fn ws_response(state: AppState, ws: Upgrade, preset: Option<Topic>) -> Response 
 }
 
 /// `GET /ws`: subscribe with `{"type":"subscribe","topics":[…],"after":N}`.
+#[utoipa::path(
+    get,
+    path = "/ws",
+    tag = "live",
+    operation_id = "websocket",
+    summary = "WebSocket: subscribe to topics of the deployment's events",
+    description = "Send `ClientMessage`s: `{\"type\":\"subscribe\",\"topics\":[\"jobs\",…],\
+        \"after\":N}` (answered by `{\"type\":\"subscribed\",…}`) or `{\"type\":\"unsubscribe\"}`; \
+        events arrive as `StoredEvent` JSON, control frames as `ServerMessage`s. Bad requests \
+        get `{\"type\":\"error\",\"error\":{type,message}}` and the connection stays open; \
+        frames over 4 KiB close it (1009); a slow consumer gets an `error` frame and is closed \
+        (1008).",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 426, response = UpgradeRequired),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn ws_all(State(state): State<AppState>, ws: Upgrade) -> Response {
     ws_response(state, ws, None)
 }
 
 /// `GET /ws/jobs`: subscribed to `jobs` from the start.
+#[utoipa::path(
+    get,
+    path = "/ws/jobs",
+    tag = "live",
+    operation_id = "websocketJobs",
+    summary = "WebSocket subscribed to `jobs` from the start",
+    description = "The same protocol as `/ws`.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 426, response = UpgradeRequired),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn ws_jobs(State(state): State<AppState>, ws: Upgrade) -> Response {
     ws_response(state, ws, Some(Topic::Jobs))
 }
 
 /// `GET /ws/workers`: subscribed to `workers` from the start.
+#[utoipa::path(
+    get,
+    path = "/ws/workers",
+    tag = "live",
+    operation_id = "websocketWorkers",
+    summary = "WebSocket subscribed to `workers` from the start",
+    description = "The same protocol as `/ws`.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 426, response = UpgradeRequired),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn ws_workers(State(state): State<AppState>, ws: Upgrade) -> Response {
     ws_response(state, ws, Some(Topic::Workers))
 }
 
 /// `GET /ws/staking`: subscribed to `staking` from the start.
+#[utoipa::path(
+    get,
+    path = "/ws/staking",
+    tag = "live",
+    operation_id = "websocketStaking",
+    summary = "WebSocket subscribed to `staking` (indexed chain events) from the start",
+    description = "The same protocol as `/ws`.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol."),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 426, response = UpgradeRequired),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
 pub async fn ws_staking(State(state): State<AppState>, ws: Upgrade) -> Response {
     ws_response(state, ws, Some(Topic::Staking))
 }

@@ -581,3 +581,127 @@ async fn every_admin_action_and_every_refusal_is_audited() {
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
 }
+
+#[tokio::test]
+async fn a_key_acts_with_at_most_its_creators_current_role() {
+    let t = app();
+    // A second admin mints an admin key, then is demoted to viewer.
+    let created = admin_post(
+        &t,
+        "/api/users",
+        json!({ "username": "ada", "password": PASSWORD, "role": "admin" }),
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_string();
+    let ada = login(&t.bare, "ada", PASSWORD).await["access_token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let key = send(
+        &t.bare,
+        with_token(
+            post_json(
+                "/api/keys",
+                &json!({ "name": "scraper", "scopes": ["metrics:read"] }),
+            ),
+            Some(&ada),
+        ),
+    )
+    .await;
+    assert_eq!(key.status, StatusCode::CREATED);
+    let secret = key.json()["secret"].as_str().expect("secret").to_string();
+    assert_eq!(
+        send(&t.bare, with_token(get("/metrics"), Some(&secret)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let mut demote = post_json(&format!("/api/users/{id}"), &json!({ "role": "viewer" }));
+    *demote.method_mut() = Method::PATCH;
+    assert_eq!(send(&t.app, demote).await.status, StatusCode::OK);
+    send(&t.bare, with_token(get("/metrics"), Some(&secret)))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+}
+
+#[tokio::test]
+async fn logins_are_audited_and_cookie_refreshes_need_the_csrf_header() {
+    let t = app();
+    let r = send(
+        &t.bare,
+        post_json(
+            "/api/auth/login",
+            &json!({ "username": "admin", "password": "not the password" }),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let log = send(&t.app, get("/api/audit?action=session.login"))
+        .await
+        .json();
+    let entries = log["items"].as_array().expect("items");
+    assert!(entries
+        .iter()
+        .any(|e| e["outcome"] == "denied" && e["actor"] == "anonymous" && e["target"] == "admin"));
+    // The refresh cookie alone (no body) needs the CSRF header.
+    let res = t
+        .bare
+        .clone()
+        .oneshot(post_json(
+            "/api/auth/login",
+            &json!({ "username": common::ADMIN.0, "password": common::ADMIN.1 }),
+        ))
+        .await
+        .expect("login");
+    let cookies: Vec<String> = res
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .expect("cookie")
+                .split(';')
+                .next()
+                .expect("pair")
+                .to_string()
+        })
+        .collect();
+    let csrf = cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("bitsage_csrf="))
+        .expect("csrf")
+        .to_string();
+    let refresh = |with_csrf: bool| {
+        let mut req = Request::post("/api/auth/refresh")
+            .header(header::COOKIE, cookies.join("; "))
+            .body(Body::empty())
+            .expect("request");
+        if with_csrf {
+            req.headers_mut()
+                .insert("x-csrf-token", csrf.parse().expect("csrf"));
+        }
+        req
+    };
+    send(&t.bare, refresh(false))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "csrf_rejected");
+    assert_eq!(send(&t.bare, refresh(true)).await.status, StatusCode::OK);
+    let log = send(&t.app, get("/api/audit?action=session.")).await.json();
+    let actions: Vec<(String, String)> = log["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .map(|e| {
+            (
+                e["action"].as_str().unwrap_or_default().to_string(),
+                e["outcome"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    for want in [("session.login", "success"), ("session.refresh", "success")] {
+        assert!(
+            actions.contains(&(want.0.to_string(), want.1.to_string())),
+            "{actions:?}"
+        );
+    }
+}

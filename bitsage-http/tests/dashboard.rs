@@ -985,29 +985,70 @@ async fn openapi_document_lists_every_route_and_resolves_its_references() {
         }
     }
 
-    // The wallet header and path parameters are declared.
-    let status_params = paths["/api/validator/status"]["get"]["parameters"].to_string();
-    assert!(status_params.contains("#/components/parameters/WalletAddress"));
-    assert_eq!(
-        doc["components"]["parameters"]["WalletAddress"]["name"],
-        "X-Wallet-Address"
-    );
+    // The wallet header (on every validator route) and path parameters are declared.
+    for (method, path) in &routes {
+        if !path.starts_with("/api/validator/") {
+            continue;
+        }
+        let params = paths[*path][method.to_lowercase()]["parameters"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let header = params
+            .iter()
+            .find(|p| p["in"] == "header" && p["name"] == "X-Wallet-Address")
+            .unwrap_or_else(|| panic!("{method} {path} does not declare X-Wallet-Address"));
+        assert_eq!(header["required"], true);
+        assert_eq!(
+            header["schema"]["$ref"],
+            "#/components/schemas/WalletAddress"
+        );
+    }
     let node_params = paths["/api/nodes/{id}"]["get"]["parameters"][0].clone();
     assert_eq!(node_params["in"], "path");
     assert_eq!(node_params["name"], "id");
+    assert_eq!(node_params["required"], true);
     assert_eq!(
         paths["/api/nodes/register"]["post"]["requestBody"]["content"]["application/json"]
             ["schema"]["$ref"],
         "#/components/schemas/RegisterRequest"
     );
 
-    // The shared error shape.
-    let error = &doc["components"]["schemas"]["Error"];
+    // The shared error shape, and every error response of every operation uses it.
+    let schemas = &doc["components"]["schemas"];
+    let error = &schemas["ErrorBody"];
     assert_eq!(error["required"], serde_json::json!(["error"]));
     assert_eq!(
-        error["properties"]["error"]["required"],
+        error["properties"]["error"]["$ref"],
+        "#/components/schemas/ErrorDetail"
+    );
+    assert_eq!(
+        schemas["ErrorDetail"]["required"],
         serde_json::json!(["type", "message"])
     );
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("path item") {
+            for (code, response) in op["responses"].as_object().expect("responses") {
+                if !(code.starts_with('4') || code.starts_with('5')) {
+                    continue;
+                }
+                let response = match response["$ref"].as_str() {
+                    Some(r) => doc
+                        .pointer(r.trim_start_matches('#'))
+                        .unwrap_or_else(|| panic!("dangling {r}")),
+                    None => response,
+                };
+                let schema = &response["content"]["application/json"]["schema"]["$ref"];
+                // Readiness answers 503 with its own health report.
+                let want = if code == "503" && (path.contains("ready") || path == "/health") {
+                    "#/components/schemas/HealthResponse"
+                } else {
+                    "#/components/schemas/ErrorBody"
+                };
+                assert_eq!(schema, want, "{method} {path} {code}");
+            }
+        }
+    }
 
     // Every reference points at something defined.
     let mut refs = Vec::new();

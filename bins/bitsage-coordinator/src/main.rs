@@ -25,7 +25,9 @@ use tokio::sync::watch;
     name = "bitsage-coordinator",
     version,
     about,
-    args_conflicts_with_subcommands = true
+    args_conflicts_with_subcommands = true,
+    // A flag given twice takes the last value (wrappers and tests append overrides).
+    args_override_self = true
 )]
 struct Cli {
     /// Log lines as `text` (the default) or `json` (one object per line, for collectors).

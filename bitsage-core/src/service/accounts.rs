@@ -121,18 +121,21 @@ const AUDIENCE: &str = "bitsage-api";
 
 /// What a login or refresh hands out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Session {
     /// The access token (a JWT) for `Authorization: Bearer`.
     pub access_token: String,
     /// Always `Bearer`.
     pub token_type: &'static str,
     /// When the access token expires.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub access_expires_at: Timestamp,
     /// Seconds until then.
     pub expires_in: u64,
     /// The refresh token (single use: each refresh returns the next).
     pub refresh_token: String,
     /// When the refresh token expires.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
     pub refresh_expires_at: Timestamp,
     /// The user.
     pub user: User,
@@ -140,12 +143,22 @@ pub struct Session {
 
 /// A new API key, with its secret (shown once).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreatedKey {
     /// The full secret to present as `Authorization: Bearer <secret>`; not stored, not shown
     /// again.
     pub secret: String,
     /// The stored key.
     pub key: ApiKey,
+}
+
+/// Where a request came from, for the audit entries a use case writes itself.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditContext {
+    /// The request's id.
+    pub request_id: Option<String>,
+    /// The client's address.
+    pub source: Option<String>,
 }
 
 /// A user to create.
@@ -335,7 +348,12 @@ impl Accounts {
 
     /// Exchanges a refresh token for a new session. A token presented twice revokes every
     /// token of its login (someone else holds a copy) and is refused.
-    pub async fn refresh(&self, token: &str, now: Timestamp) -> ServiceResult<Session> {
+    pub async fn refresh(
+        &self,
+        token: &str,
+        ctx: &AuditContext,
+        now: Timestamp,
+    ) -> ServiceResult<Session> {
         let secret = access::new_refresh_token();
         let expires_at = ts_after(now, self.policy.refresh_ttl)?;
         let next = RefreshToken {
@@ -370,8 +388,8 @@ impl Accounts {
                         target: Some(family.to_string()),
                         outcome: Outcome::Denied,
                         status: Some(401),
-                        request_id: None,
-                        source: None,
+                        request_id: ctx.request_id.clone(),
+                        source: ctx.source.clone(),
                     })
                     .await?;
                 Err(ServiceError::Unauthorized(
@@ -450,13 +468,22 @@ impl Accounts {
         if !crate::crypto::constant_time_eq(&presented.0, &key.hash.0) || !key.is_live(now) {
             return Err(ServiceError::Unauthorized(BAD_KEY.into()));
         }
+        // A key acts with at most its creator's role *now* (a demoted creator's keys follow).
+        let creator = self
+            .store
+            .user(&key.created_by)
+            .await?
+            .map(|r| r.user)
+            .filter(|u| !u.disabled)
+            .ok_or_else(|| ServiceError::Unauthorized(BAD_KEY.into()))?;
         self.store.touch_api_key(&key.id, now).await?;
         Ok(Principal {
             actor: Actor::ApiKey {
                 id: key.id,
                 created_by: key.created_by,
             },
-            role: key.role,
+            // Roles order most privileged first: the larger is the lesser.
+            role: key.role.max(creator.role),
             org: key.org,
             scopes: Some(key.scopes),
         })
