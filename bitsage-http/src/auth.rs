@@ -257,10 +257,7 @@ pub async fn authorize(State(state): State<AppState>, mut req: Request, next: Ne
         .unwrap_or_default();
     let target = req.uri().path().to_string();
     let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
-    let source = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|c| c.0.ip().to_string());
+    let source = crate::server::client_ip(req.extensions());
     let Some(rule) = rule_for(&method, &path) else {
         tracing::error!(%method, route = %path, "route has no row in the access table: refused");
         return ApiError::new(
@@ -411,10 +408,7 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestContext {
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         Ok(Self(bitsage_core::service::accounts::AuditContext {
             request_id: parts.extensions.get::<RequestId>().map(|r| r.0.clone()),
-            source: parts
-                .extensions
-                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip().to_string()),
+            source: crate::server::client_ip(&parts.extensions),
         }))
     }
 }

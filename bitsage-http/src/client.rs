@@ -309,7 +309,6 @@ impl CoordinatorClient {
         path: &str,
         query: Option<&Q>,
         body: Option<&B>,
-        bearer: bool,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let n = self.bases.len();
         let start = self.current_index();
@@ -317,10 +316,7 @@ impl CoordinatorClient {
         loop {
             let idx = (start + tried) % n;
             tried += 1;
-            match self
-                .send_to(idx, method.clone(), path, query, body, bearer)
-                .await
-            {
+            match self.send_to(idx, method.clone(), path, query, body).await {
                 Err(ClientError::Transport(e)) if n > 1 => {
                     self.fail_over(idx, &e);
                     // Not connected: the request was never sent; try the next one now.
@@ -341,7 +337,6 @@ impl CoordinatorClient {
         path: &str,
         query: Option<&Q>,
         body: Option<&B>,
-        bearer: bool,
     ) -> Result<(StatusCode, Vec<u8>), ClientError> {
         let url = self.bases[idx]
             .join(path)
@@ -354,7 +349,6 @@ impl CoordinatorClient {
             req = req.json(b);
         }
         // Node-signed routes ignore it; every other route needs it (see `auth::ROUTES`).
-        let _ = bearer;
         if let Some(token) = &self.bearer_token {
             req = req.bearer_auth(token);
         }
@@ -375,14 +369,14 @@ impl CoordinatorClient {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
-        let (_, bytes) = self.send::<B, ()>(method, path, None, body, false).await?;
+        let (_, bytes) = self.send::<B, ()>(method, path, None, body).await?;
         decode(&bytes)
     }
 
     /// `POST /api/nodes/register`.
     pub async fn register(&self, req: &RegisterRequest) -> Result<Registered, ClientError> {
         let (status, bytes) = self
-            .send::<_, ()>(Method::POST, "api/nodes/register", None, Some(req), false)
+            .send::<_, ()>(Method::POST, "api/nodes/register", None, Some(req))
             .await?;
         Ok(Registered {
             response: decode(&bytes)?,
@@ -410,7 +404,6 @@ impl CoordinatorClient {
                 "api/nodes/attestation-challenge",
                 Some(&ChallengeQuery { public_key }),
                 None,
-                false,
             )
             .await?;
         decode(&bytes)
@@ -455,7 +448,7 @@ impl CoordinatorClient {
     /// `POST /api/jobs`: submits a job (with the bearer token, when the client has one).
     pub async fn submit_job(&self, req: &SubmitJobRequest) -> Result<JobView, ClientError> {
         let (_, bytes) = self
-            .send::<_, ()>(Method::POST, "api/jobs", None, Some(req), true)
+            .send::<_, ()>(Method::POST, "api/jobs", None, Some(req))
             .await?;
         decode(&bytes)
     }
@@ -472,7 +465,7 @@ impl CoordinatorClient {
         query: &ReceiptListQuery,
     ) -> Result<Page<ReceiptView>, ClientError> {
         let (_, bytes) = self
-            .send::<(), _>(Method::GET, "api/receipts", Some(query), None, false)
+            .send::<(), _>(Method::GET, "api/receipts", Some(query), None)
             .await?;
         decode(&bytes)
     }
@@ -496,7 +489,6 @@ impl CoordinatorClient {
                 &format!("api/receipts/{id}"),
                 Some(&query),
                 None,
-                false,
             )
             .await?;
         decode(&bytes)

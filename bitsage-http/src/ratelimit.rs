@@ -13,12 +13,11 @@
 //! client could name another node: the key is therefore the node id *and* the client's
 //! address, and a spoofer only spends its own bucket.
 
-use std::net::SocketAddr;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -363,10 +362,7 @@ pub async fn limit(State(state): State<AppState>, req: Request, next: Next) -> R
         .map(|p| p.as_str().to_string())
         .unwrap_or_default();
     let class = RouteClass::of(req.method(), &path);
-    let addr = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map_or_else(|| "unknown".to_string(), |c| c.0.ip().to_string());
+    let addr = crate::server::client_ip(req.extensions()).unwrap_or_else(|| "unknown".into());
     let caller = req
         .extensions()
         .get::<Caller>()

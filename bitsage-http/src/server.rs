@@ -295,9 +295,10 @@ pub async fn serve(
     Ok(())
 }
 
-/// The client's address, where the server recorded it.
-pub fn peer(req: &axum::http::request::Parts) -> Option<SocketAddr> {
-    req.extensions
+/// The client's IP address, where [`serve`] recorded it (`None` without a socket, e.g. in
+/// `oneshot` tests).
+pub fn client_ip(extensions: &axum::http::Extensions) -> Option<String> {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| *a)
+        .map(|ConnectInfo(a)| a.ip().to_string())
 }
