@@ -54,7 +54,11 @@ async fn every_fuzzed_response_matches_the_served_document() {
                 "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
             ])
             .args(["--exclude-path-regex", "^/(ws|api/events)"])
-            .args(["--max-time", "60", "--workers", "2"])
+            // One worker: with several, hypothesis parses lambda sources from several threads
+            // at once, which CPython 3.11 (the one installed here) can fail with a spurious
+            // "AST constructor recursion depth mismatch" (python/cpython#106905) — a runtime
+            // error of the tool, not a finding about the API.
+            .args(["--max-time", "60", "--workers", "1"])
             .args(["--max-response-time", "10"])
             .env("SCHEMATHESIS_HOOKS", "")
             .output()
