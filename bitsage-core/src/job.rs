@@ -324,6 +324,9 @@ pub struct VerifiedCompletion {
     pub receipt: crate::receipt::Receipt,
     /// The ledger credit (its `job_id` is the lease's job).
     pub entry: crate::ledger::EarningEntry,
+    /// How long the coordinator took to verify the proof (kept in the job's
+    /// [`crate::timing::JobTiming`]).
+    pub verify_time: std::time::Duration,
 }
 
 impl VerifiedCompletion {

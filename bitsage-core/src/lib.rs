@@ -36,6 +36,7 @@ pub mod replay;
 pub mod service;
 pub mod settlement;
 pub mod time;
+pub mod timing;
 pub mod wallet;
 
 pub use address::WalletAddress;

@@ -116,6 +116,10 @@ pub struct RegisterRequest {
     /// stored unverified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wallet_proof: Option<WalletProof>,
+    /// Region, runtime, labels and energy tag from the agent's configuration (a
+    /// re-registration with another profile updates it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<crate::node::NodeProfile>,
     /// ed25519 signature over [`RegisterRequest::canonical_bytes`] by `public_key`.
     pub signature: SignatureBytes,
 }
@@ -138,6 +142,7 @@ impl RegisterRequest {
             agent_version: agent_version.into(),
             sent_at,
             wallet_proof: None,
+            profile: None,
             signature: SignatureBytes([0; 64]),
         };
         req.signature = sign(key, &req.canonical_bytes());
@@ -147,6 +152,13 @@ impl RegisterRequest {
     /// The same request carrying `proof` of its wallet, signed again with `key`.
     pub fn with_wallet_proof(mut self, proof: WalletProof, key: &SigningKey) -> Self {
         self.wallet_proof = Some(proof);
+        self.signature = sign(key, &self.canonical_bytes());
+        self
+    }
+
+    /// The same request carrying `profile`, signed again with `key`.
+    pub fn with_profile(mut self, profile: crate::node::NodeProfile, key: &SigningKey) -> Self {
+        self.profile = Some(profile);
         self.signature = sign(key, &self.canonical_bytes());
         self
     }
@@ -163,6 +175,11 @@ impl RegisterRequest {
         time_field(&mut w, &self.sent_at);
         if let Some(proof) = &self.wallet_proof {
             json_field(&mut w, proof);
+        }
+        if let Some(profile) = &self.profile {
+            // Tagged, so a profile can never be read as a wallet proof or the reverse.
+            w.field(b"profile");
+            json_field(&mut w, profile);
         }
         w.finish()
     }

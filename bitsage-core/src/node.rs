@@ -112,6 +112,174 @@ impl HardwareReport {
     }
 }
 
+/// The serving runtime a node's agent is configured with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Runtime {
+    /// The agent's own prover only (the default).
+    #[default]
+    Native,
+    /// Ollama.
+    Ollama,
+    /// vLLM.
+    Vllm,
+    /// NVIDIA TensorRT-LLM.
+    Tensorrtllm,
+    /// Hugging Face Text Generation Inference.
+    Tgi,
+}
+
+impl Runtime {
+    /// Every runtime.
+    pub const ALL: [Runtime; 5] = [
+        Runtime::Native,
+        Runtime::Ollama,
+        Runtime::Vllm,
+        Runtime::Tensorrtllm,
+        Runtime::Tgi,
+    ];
+
+    /// The lowercase name used in JSON, storage and configuration.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Runtime::Native => "native",
+            Runtime::Ollama => "ollama",
+            Runtime::Vllm => "vllm",
+            Runtime::Tensorrtllm => "tensorrtllm",
+            Runtime::Tgi => "tgi",
+        }
+    }
+
+    /// Parses [`Runtime::as_str`].
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| {
+                crate::Error::invalid(
+                    "runtime",
+                    format!("unknown runtime {s:?}; one of native, ollama, vllm, tensorrtllm, tgi"),
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Longest region name, characters.
+pub const MAX_REGION_LEN: usize = 32;
+/// Longest energy tag, characters.
+pub const MAX_ENERGY_TAG_LEN: usize = 32;
+/// Most labels on one node.
+pub const MAX_LABELS: usize = 16;
+/// Longest label key or value, characters.
+pub const MAX_LABEL_LEN: usize = 63;
+
+/// Checks a slug-like name: 1 ..= `max` characters of `a-z`, `0-9`, `-` and `_`, starting
+/// with a letter or digit.
+fn check_slug(what: &'static str, value: &str, max: usize) -> crate::Result<()> {
+    let ok = !value.is_empty()
+        && value.len() <= max
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+        && value
+            .bytes()
+            .next()
+            .is_some_and(|b| b.is_ascii_alphanumeric());
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(
+            what,
+            format!(
+                "must be 1 to {max} characters of lowercase letters, digits, '-' and '_', \
+                 starting with a letter or digit"
+            ),
+        ))
+    }
+}
+
+/// Checks a region name (e.g. `eu-west`, `us-east-1`).
+pub fn check_region(region: &str) -> crate::Result<()> {
+    check_slug("region", region, MAX_REGION_LEN)
+}
+
+/// Checks an energy tag (e.g. `renewable`, `grid`).
+pub fn check_energy_tag(tag: &str) -> crate::Result<()> {
+    check_slug("energy tag", tag, MAX_ENERGY_TAG_LEN)
+}
+
+/// Checks a label key: 1 ..= [`MAX_LABEL_LEN`] characters of `a-z`, `0-9`, `-`, `_`, `.`
+/// and `/` (as in `gpu.tier` or `example.com/pool`).
+pub fn check_label_key(key: &str) -> crate::Result<()> {
+    let ok = !key.is_empty()
+        && key.len() <= MAX_LABEL_LEN
+        && key.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.' | b'/')
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(crate::Error::invalid(
+            "label key",
+            format!(
+                "must be 1 to {MAX_LABEL_LEN} characters of lowercase letters, digits, '-', \
+                 '_', '.' and '/'"
+            ),
+        ))
+    }
+}
+
+/// Where a node runs and what it serves with, from the agent's configuration: shown to
+/// operators and filterable, never used to decide trust.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(deny_unknown_fields)]
+pub struct NodeProfile {
+    /// The region the operator places it in (e.g. `eu-west`); `null` when not configured.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The serving runtime (default `native`).
+    #[serde(default)]
+    pub runtime: Runtime,
+    /// Free-form labels (`key: value`), at most [`MAX_LABELS`].
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// The operator's energy tag (e.g. `renewable`); `null` when not configured.
+    #[serde(default)]
+    pub energy_tag: Option<String>,
+}
+
+impl NodeProfile {
+    /// Checks every field: region and energy tag are slugs, at most [`MAX_LABELS`] labels
+    /// with valid keys and printable values of at most [`MAX_LABEL_LEN`] characters.
+    pub fn validate(&self) -> crate::Result<()> {
+        if let Some(r) = &self.region {
+            check_region(r)?;
+        }
+        if let Some(t) = &self.energy_tag {
+            check_energy_tag(t)?;
+        }
+        if self.labels.len() > MAX_LABELS {
+            return Err(crate::Error::invalid(
+                "labels",
+                format!("at most {MAX_LABELS} labels"),
+            ));
+        }
+        for (k, v) in &self.labels {
+            check_label_key(k)?;
+            check_text("label value", v, MAX_LABEL_LEN)?;
+        }
+        Ok(())
+    }
+}
+
 /// A node to register.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NewNode {
@@ -130,6 +298,9 @@ pub struct NewNode {
     /// When the wallet account's signature was checked on chain; `None`: unverified.
     #[serde(default)]
     pub wallet_proven_at: Option<Timestamp>,
+    /// Region, runtime, labels and energy tag from the agent's configuration.
+    #[serde(default)]
+    pub profile: NodeProfile,
 }
 
 /// A node as stored.
@@ -156,6 +327,9 @@ pub struct NodeRecord {
     /// When the wallet account's signature was checked on chain; `None`: unverified.
     #[serde(default)]
     pub wallet_proven_at: Option<Timestamp>,
+    /// Region, runtime, labels and energy tag as last registered.
+    #[serde(default)]
+    pub profile: NodeProfile,
 }
 
 impl NodeRecord {
@@ -185,13 +359,58 @@ pub struct StatusChange {
     pub at: Timestamp,
 }
 
-/// Filters for listing nodes.
+/// Filters for listing nodes; every given filter must hold.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NodeFilter {
     /// Only nodes in this status.
     pub status: Option<NodeStatus>,
     /// Only nodes earning for this wallet.
     pub wallet: Option<WalletAddress>,
+    /// Only nodes in this region.
+    pub region: Option<String>,
+    /// Only nodes with this runtime.
+    pub runtime: Option<Runtime>,
+    /// Only nodes carrying this label with this value.
+    pub label: Option<(String, String)>,
+    /// Only nodes with this energy tag.
+    pub energy_tag: Option<String>,
+}
+
+impl NodeFilter {
+    /// Only nodes in `status`.
+    pub fn status(status: NodeStatus) -> Self {
+        Self {
+            status: Some(status),
+            ..Self::default()
+        }
+    }
+
+    /// Only nodes earning for `wallet`.
+    pub fn wallet(wallet: WalletAddress) -> Self {
+        Self {
+            wallet: Some(wallet),
+            ..Self::default()
+        }
+    }
+
+    /// Whether `node` passes every filter (the in-memory store's, and a reference for SQL).
+    pub fn matches(&self, node: &NodeRecord) -> bool {
+        self.status.is_none_or(|s| node.status == s)
+            && self.wallet.is_none_or(|w| node.wallet == w)
+            && self
+                .region
+                .as_ref()
+                .is_none_or(|r| node.profile.region.as_ref() == Some(r))
+            && self.runtime.is_none_or(|r| node.profile.runtime == r)
+            && self
+                .label
+                .as_ref()
+                .is_none_or(|(k, v)| node.profile.labels.get(k) == Some(v))
+            && self
+                .energy_tag
+                .as_ref()
+                .is_none_or(|t| node.profile.energy_tag.as_ref() == Some(t))
+    }
 }
 
 /// A heartbeat as stored (after its signature was checked).
@@ -217,61 +436,95 @@ pub struct Heartbeat {
     pub gpu_samples: Vec<crate::gpu::GpuSample>,
 }
 
-/// How much of a window a node was up, from its heartbeats.
+/// The UTC minute `t` falls in (Unix time / 60, rounded down): the key of the per-minute
+/// heartbeat rollup.
+pub fn minute_of(t: Timestamp) -> i64 {
+    t.timestamp().div_euclid(60)
+}
+
+/// A span of whole UTC minutes, `first ..= last` ([`minute_of`] numbers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinuteRange {
+    /// The first minute.
+    pub first: i64,
+    /// The last minute (inclusive).
+    pub last: i64,
+}
+
+impl MinuteRange {
+    /// How many minutes the range holds (0 when `last < first`).
+    pub fn len(&self) -> u64 {
+        u64::try_from(self.last - self.first + 1).unwrap_or(0)
+    }
+
+    /// Whether the range holds no minute.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What the per-minute heartbeat rollup holds for one node over a [`MinuteRange`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MinuteCoverage {
+    /// Minutes in which the node heartbeated at least once.
+    pub minutes_up: u64,
+    /// Heartbeats in those minutes.
+    pub heartbeats: u64,
+}
+
+/// How much of a window a node was up: the share of the minutes it existed in that carry a
+/// heartbeat (from the per-minute rollup, never raw heartbeats).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Uptime {
-    /// The window.
+    /// The window asked for.
     pub window: crate::time::TimeWindow,
-    /// Heartbeats counted.
+    /// Where counting starts: the window's start or the node's registration, whichever is
+    /// later (time before a node existed is not downtime).
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
+    pub counted_from: Timestamp,
+    /// Whole UTC minutes counted (the minute of `counted_from` through the window's last).
+    pub minutes_counted: u64,
+    /// Of those, minutes with at least one heartbeat.
+    pub minutes_up: u64,
+    /// Heartbeats in the counted minutes.
     pub heartbeats: u64,
-    /// Seconds of the window covered (each heartbeat covers one interval after it).
-    pub covered_seconds: f64,
-    /// `covered_seconds / window length`, 0–1 (0 for an empty window).
-    pub ratio: f64,
+    /// `minutes_up / minutes_counted`, 0–1; `null` when no minute is counted (the node
+    /// registered after the window).
+    pub ratio: Option<f64>,
 }
 
-/// Computes uptime over `window` from heartbeat times: each heartbeat at `t` covers
-/// `[t, t + interval)`, and the union of those, clipped to the window, is the time up.
-/// `times` may be unsorted and may include heartbeats before the window.
-pub fn uptime_from_heartbeats(
-    window: crate::time::TimeWindow,
-    interval: std::time::Duration,
-    times: &[Timestamp],
-) -> Uptime {
-    let interval = chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::MAX);
-    let mut sorted: Vec<Timestamp> = times.to_vec();
-    sorted.sort_unstable();
-    let mut covered = chrono::TimeDelta::zero();
-    let mut cursor = window.from; // everything before `cursor` is already counted
-    let mut counted = 0u64;
-    for t in sorted {
-        if window.contains(t) {
-            counted += 1;
-        }
-        let start = t.max(cursor);
-        let end = t
-            .checked_add_signed(interval)
-            .unwrap_or(window.to)
-            .min(window.to);
-        if end > start {
-            covered += end - start;
-            cursor = end;
-        }
+/// The minutes of `window` a node registered at `registered_at` existed in: from the minute
+/// of the later of the two starts through the minute of the window's last instant.
+pub fn counted_minutes(window: crate::time::TimeWindow, registered_at: Timestamp) -> MinuteRange {
+    let from = window.from.max(registered_at);
+    if from >= window.to {
+        return MinuteRange { first: 0, last: -1 };
     }
-    let total = (window.to - window.from)
-        .num_microseconds()
-        .unwrap_or(i64::MAX) as f64;
-    let covered_us = covered.num_microseconds().unwrap_or(i64::MAX) as f64;
+    let last_instant = window.to - chrono::TimeDelta::microseconds(1);
+    MinuteRange {
+        first: minute_of(from),
+        last: minute_of(last_instant),
+    }
+}
+
+/// Uptime over `window` of a node registered at `registered_at`, from the rollup's
+/// `coverage` of [`counted_minutes`].
+pub fn uptime(
+    window: crate::time::TimeWindow,
+    registered_at: Timestamp,
+    coverage: MinuteCoverage,
+) -> Uptime {
+    let range = counted_minutes(window, registered_at);
+    let counted = range.len();
+    let up = coverage.minutes_up.min(counted);
     Uptime {
         window,
-        heartbeats: counted,
-        covered_seconds: covered_us / 1e6,
-        ratio: if total > 0.0 {
-            (covered_us / total).min(1.0)
-        } else {
-            0.0
-        },
+        counted_from: window.from.max(registered_at).min(window.to),
+        minutes_counted: counted,
+        minutes_up: up,
+        heartbeats: coverage.heartbeats,
+        ratio: (counted > 0).then(|| up as f64 / counted as f64),
     }
 }
 
@@ -282,24 +535,35 @@ mod tests {
     use chrono::{TimeDelta, TimeZone, Utc};
 
     #[test]
-    fn uptime_unions_overlapping_intervals() {
-        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
-        let w = TimeWindow::new(t0, t0 + TimeDelta::seconds(100)).unwrap();
+    fn uptime_counts_from_registration() {
+        let t0 = Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).unwrap();
         let s = |x: i64| t0 + TimeDelta::seconds(x);
-        // 10-s interval; beats at -5 (covers 0..5), 0, 5 (overlap), 50; 95 (covers 95..100).
-        let u = uptime_from_heartbeats(
-            w,
-            std::time::Duration::from_secs(10),
-            &[s(50), s(-5), s(0), s(5), s(95)],
+        let day = TimeWindow::new(s(30) - TimeDelta::days(1), s(30)).unwrap();
+        // Registered 30 s ago and heartbeating since: one minute counted, one up.
+        let u = uptime(
+            day,
+            s(0),
+            MinuteCoverage {
+                minutes_up: 1,
+                heartbeats: 3,
+            },
         );
-        assert_eq!(u.heartbeats, 4);
-        assert!(
-            (u.covered_seconds - 30.0).abs() < 1e-9,
-            "{}",
-            u.covered_seconds
+        assert_eq!(u.minutes_counted, 1);
+        assert_eq!(u.ratio, Some(1.0));
+        assert_eq!(u.counted_from, s(0));
+        // Registered 34 s before a window ending 2 minutes later: 3 minutes, 2 up.
+        let w = TimeWindow::new(s(-86_400), s(150)).unwrap();
+        let r = counted_minutes(w, s(-34));
+        assert_eq!((r.first, r.last), (minute_of(s(-60)), minute_of(s(149))));
+        assert_eq!(r.len(), 4);
+        // Registered after the window: nothing counted, no ratio.
+        let late = uptime(w, s(200), MinuteCoverage::default());
+        assert_eq!(late.minutes_counted, 0);
+        assert_eq!(late.ratio, None);
+        assert_eq!(
+            minute_of(s(-1)),
+            minute_of(t0) - 1,
+            "floors before the epoch minute"
         );
-        assert!((u.ratio - 0.3).abs() < 1e-9);
-        let none = uptime_from_heartbeats(w, std::time::Duration::from_secs(10), &[]);
-        assert_eq!(none.ratio, 0.0);
     }
 }

@@ -201,6 +201,13 @@ pub trait NodeStore: Send + Sync + Debug {
     /// Records that a node's wallet was proven at `at` (a node registered unverified proving
     /// it later). `NotFound` for an unknown node.
     async fn set_wallet_proven(&self, id: &NodeId, at: Timestamp) -> Result<NodeRecord>;
+    /// Replaces a node's profile (region, runtime, labels, energy tag); `NotFound` for an
+    /// unknown node.
+    async fn set_node_profile(
+        &self,
+        id: &NodeId,
+        profile: &crate::node::NodeProfile,
+    ) -> Result<NodeRecord>;
     /// Sets the status reason of a node that is in `status`, without a move (e.g. why a
     /// pending node waits). `Ok(false)`: unknown node, another status, or the same reason
     /// already — nothing written.
@@ -218,7 +225,11 @@ pub trait NodeStore: Send + Sync + Debug {
 /// # Contract
 /// - `append_heartbeat` refuses a sequence not above the node's last stored one (`Conflict`,
 ///   nothing stored) and stores the heartbeat, its samples and its collector status in one
-///   transaction.
+///   transaction, with the node's per-minute rollup (one more beat in the heartbeat's
+///   [`crate::node::minute_of`]) and its latest heartbeat time (`last_seen`).
+/// - `last_seen` and the rollup do not depend on raw heartbeats: they survive retention.
+/// - `settle_completion` stores the job's [`crate::timing::JobTiming`] in its transaction;
+///   `job_timings` filters by node, region and completion window.
 /// - Windows are half-open and results oldest first.
 #[async_trait]
 pub trait TelemetryStore: Send + Sync + Debug {
@@ -232,8 +243,23 @@ pub trait TelemetryStore: Send + Sync + Debug {
     async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>>;
     /// The time of a node's latest heartbeat.
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>>;
-    /// Heartbeat times of a node in `window`, oldest first.
+    /// Heartbeat times of a node in `window`, oldest first (raw heartbeats, kept for the
+    /// retention window only).
     async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>>;
+    /// What the per-minute rollup holds for a node over `minutes`: minutes with a heartbeat
+    /// and their heartbeat count (zero for an unknown node).
+    async fn heartbeat_coverage(
+        &self,
+        id: &NodeId,
+        minutes: crate::node::MinuteRange,
+    ) -> Result<crate::node::MinuteCoverage>;
+    /// How many distinct nodes heartbeated in `minutes` (from the rollup).
+    async fn nodes_heartbeating(&self, minutes: crate::node::MinuteRange) -> Result<u64>;
+    /// Timings of completed jobs matching `filter`, newest first, at most `filter.limit`.
+    async fn job_timings(
+        &self,
+        filter: &crate::timing::TimingFilter,
+    ) -> Result<Vec<crate::timing::JobTiming>>;
 
     /// Stores samples reported by a node.
     async fn append_gpu_samples(&self, node: &NodeId, samples: &[GpuSample]) -> Result<()>;
@@ -497,26 +523,16 @@ impl<
 /// store can never skip or diverge from them.
 #[async_trait]
 pub trait JobStoreExt: JobStore {
-    /// A node's uptime over `window`, from its heartbeats, given the expected interval.
-    async fn uptime(&self, id: &NodeId, window: TimeWindow, interval: Duration) -> Result<Uptime> {
-        // Heartbeats shortly before the window cover its start.
-        let lookback = chrono::TimeDelta::from_std(interval).unwrap_or(chrono::TimeDelta::zero());
-        let from = window
-            .from
-            .checked_sub_signed(lookback)
-            .unwrap_or(window.from);
-        let times = self
-            .heartbeat_times(
-                id,
-                TimeWindow {
-                    from,
-                    to: window.to,
-                },
-            )
-            .await?;
-        Ok(crate::node::uptime_from_heartbeats(
-            window, interval, &times,
-        ))
+    /// A node's uptime over `window`, counted from its registration, from the per-minute
+    /// heartbeat rollup.
+    async fn uptime(&self, node: &NodeRecord, window: TimeWindow) -> Result<Uptime> {
+        let range = crate::node::counted_minutes(window, node.registered_at);
+        let coverage = if range.is_empty() {
+            crate::node::MinuteCoverage::default()
+        } else {
+            self.heartbeat_coverage(&node.id, range).await?
+        };
+        Ok(crate::node::uptime(window, node.registered_at, coverage))
     }
 
     /// Every node matching `filter`, all pages, in the list's stable order.

@@ -186,6 +186,8 @@ pub struct NodeView {
     /// When it registered.
     #[schema(value_type = TimestampSchema)]
     pub registered_at: Timestamp,
+    /// Region, runtime, labels and energy tag from the agent's configuration.
+    pub profile: bitsage_core::node::NodeProfile,
 }
 
 impl From<NodeRecord> for NodeView {
@@ -206,6 +208,7 @@ impl From<NodeRecord> for NodeView {
             status_reason: n.status_reason,
             status_changed_at: n.status_changed_at,
             registered_at: n.registered_at,
+            profile: n.profile,
         }
     }
 }
@@ -224,6 +227,9 @@ pub struct NodeDetail {
     pub gpu_collector: Option<ReportedCollector>,
     /// Its status changes, oldest first.
     pub history: Vec<StatusChange>,
+    /// Uptime over 24 h, 7 d and 30 d, and job latency over 24 h.
+    #[serde(flatten)]
+    pub operations: bitsage_core::service::fleet::NodeOperations,
 }
 
 /// `GET /api/nodes/attestation-challenge`: a fresh nonce for the node to attest over, signed
@@ -260,6 +266,14 @@ pub struct NodeListQuery {
     pub status: Option<NodeStatus>,
     /// Only nodes earning for this wallet.
     pub wallet: Option<WalletAddress>,
+    /// Only nodes in this region (e.g. `eu-west`).
+    pub region: Option<String>,
+    /// Only nodes with this runtime.
+    pub runtime: Option<bitsage_core::node::Runtime>,
+    /// Only nodes carrying this label, as `key=value`.
+    pub label: Option<String>,
+    /// Only nodes with this energy tag.
+    pub energy_tag: Option<String>,
     /// Page size (1 ..= 1000, default 100).
     pub limit: Option<u32>,
     /// Items to skip (default 0).

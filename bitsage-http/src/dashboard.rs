@@ -491,8 +491,9 @@ pub struct NetworkWorker {
     pub gpu_count: u64,
     /// Distinct GPU model names in its hardware report, in report order.
     pub gpu_models: Vec<String>,
-    /// Share of the last 24 h covered by its heartbeats, 0–1.
-    pub uptime_24h: f64,
+    /// Share of the minutes of the last 24 h since its registration with a heartbeat, 0–1
+    /// (`null` when none is counted).
+    pub uptime_24h: Option<f64>,
 }
 
 /// `GET /api/network/workers`.
@@ -526,7 +527,7 @@ pub struct WorkerUptime {
     /// The window, heartbeats counted, seconds covered and the ratio.
     #[serde(flatten)]
     pub uptime: Uptime,
-    /// The expected heartbeat interval the coverage is computed with, seconds.
+    /// The heartbeat interval the coordinator asks of nodes, seconds.
     pub heartbeat_interval_secs: u64,
     /// Its latest heartbeat (`null` before the first).
     #[schema(value_type = Option<TimestampSchema>)]
@@ -598,6 +599,9 @@ pub struct Summary {
     pub store: ComponentHealth,
     /// Verified work waiting to be settled on chain (store).
     pub settlement: Section<SettlementSummary>,
+    /// KPIs over the last 24 h against the 24 h before, p95 by region, hourly trends
+    /// (store).
+    pub operations: Section<bitsage_core::service::fleet::OperationsSummary>,
 }
 
 /// What waits for settlement on chain.
@@ -810,6 +814,7 @@ async fn wallet_nodes(
     let filter = NodeFilter {
         status: None,
         wallet: Some(wallet),
+        ..Default::default()
     };
     store.all_nodes(&filter).await
 }
@@ -972,6 +977,7 @@ async fn node_counts(store: &DynJobStore) -> Result<WorkerCounts, Error> {
                 let filter = NodeFilter {
                     status: Some(*s),
                     wallet: None,
+                    ..Default::default()
                 };
                 Ok((*s, store.count_nodes(&filter).await?))
             })
@@ -991,22 +997,18 @@ async fn node_counts(store: &DynJobStore) -> Result<WorkerCounts, Error> {
 
 /// The 24-hour window ending at `now`.
 fn last_day(now: Timestamp) -> TimeWindow {
-    TimeWindow {
-        from: now - chrono::TimeDelta::seconds(DEFAULT_UPTIME_WINDOW_SECS as i64),
-        to: now,
-    }
+    bitsage_core::service::fleet::window_ending(now, chrono::TimeDelta::days(1))
 }
 
 /// One network-view row: the node plus its last heartbeat and 24-hour uptime.
 async fn network_worker(
     store: &DynJobStore,
     node: NodeRecord,
-    interval: Duration,
     now: Timestamp,
 ) -> Result<NetworkWorker, Error> {
     let (last_seen, uptime) = tokio::try_join!(
         store.last_seen(&node.id),
-        store.uptime(&node.id, last_day(now), interval),
+        store.uptime(&node, last_day(now)),
     )?;
     let mut gpu_models: Vec<String> = Vec::new();
     for g in &node.hardware.gpus {
@@ -1030,7 +1032,6 @@ async fn network_page(
     store: &DynJobStore,
     filter: NodeFilter,
     page: PageRequest,
-    interval: Duration,
     now: Timestamp,
 ) -> Result<Page<NetworkWorker>, Error> {
     let nodes = store.list_nodes(&filter, page).await?;
@@ -1038,7 +1039,7 @@ async fn network_page(
         nodes
             .items
             .into_iter()
-            .map(|n| network_worker(store, n, interval, now))
+            .map(|n| network_worker(store, n, now))
             .collect(),
     )
     .await?;
@@ -1365,19 +1366,14 @@ pub async fn network_workers(
     let filter = NodeFilter {
         status: q.status,
         wallet: None,
+        ..Default::default()
     };
     let budget = Budget::start(&state.config);
     let now = bitsage_core::time::now();
     let workers = fetch(
         Source::Store,
         &budget,
-        network_page(
-            &state.store,
-            filter,
-            page,
-            state.policy().heartbeat_interval,
-            now,
-        ),
+        network_page(&state.store, filter, page, now),
     )
     .await;
     Ok(Json(NetworkWorkers {
@@ -1430,13 +1426,11 @@ pub async fn worker_uptime(
     let store = &state.store;
     let interval = state.policy().heartbeat_interval;
     let read = async {
-        if store.get_node(&node_id).await?.is_none() {
+        let Some(node) = store.get_node(&node_id).await? else {
             return Ok(None);
-        }
-        let (uptime, last_seen) = tokio::try_join!(
-            store.uptime(&node_id, window, interval),
-            store.last_seen(&node_id),
-        )?;
+        };
+        let (uptime, last_seen) =
+            tokio::try_join!(store.uptime(&node, window), store.last_seen(&node_id),)?;
         Ok::<_, Error>(Some((uptime, last_seen)))
     };
     let (uptime, last_seen) = match tokio::time::timeout_at(budget.deadline, read).await {
@@ -1579,14 +1573,20 @@ pub async fn summary(State(state): State<AppState>) -> Json<Summary> {
             oldest_pending_age_secs: b.oldest.map(|at| (now - at).num_seconds().max(0)),
         })
     });
-    let (network, chain, store_health, settlement) =
-        tokio::join!(network, totals, health, settlement);
+    let operations = fetch(
+        Source::Store,
+        &budget,
+        bitsage_core::service::fleet::summary(&**store, bitsage_core::time::now()),
+    );
+    let (network, chain, store_health, settlement, operations) =
+        tokio::join!(network, totals, health, settlement, operations);
     Json(Summary {
         generated_at: bitsage_core::time::now(),
         network,
         chain,
         store: store_health,
         settlement,
+        operations,
     })
 }
 

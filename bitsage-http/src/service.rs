@@ -140,16 +140,13 @@ pub async fn list_nodes(
     wallets: Option<Vec<bitsage_core::WalletAddress>>,
 ) -> ApiResult<Page<NodeView>> {
     let page = page_of(q.limit, q.offset)?;
-    let filter = NodeFilter {
-        status: q.status,
-        wallet: q.wallet,
-    };
+    let filter = node_filter(&q)?;
     if let Some(wallets) = wallets {
         let mut nodes = Vec::new();
         for w in wallets.iter().filter(|w| q.wallet.is_none_or(|q| q == **w)) {
             let f = NodeFilter {
-                status: q.status,
                 wallet: Some(*w),
+                ..filter.clone()
             };
             nodes.extend(state.store.all_nodes(&f).await?);
         }
@@ -174,6 +171,35 @@ pub async fn list_nodes(
     ))
 }
 
+/// The store filter of a node list query: region and energy tag must be valid names, a
+/// label `key=value`.
+pub fn node_filter(q: &NodeListQuery) -> Result<NodeFilter, Error> {
+    if let Some(r) = &q.region {
+        bitsage_core::node::check_region(r)?;
+    }
+    if let Some(t) = &q.energy_tag {
+        bitsage_core::node::check_energy_tag(t)?;
+    }
+    let label = match &q.label {
+        None => None,
+        Some(l) => {
+            let (k, v) = l
+                .split_once('=')
+                .ok_or_else(|| Error::invalid("label", "must be `key=value`"))?;
+            bitsage_core::node::check_label_key(k)?;
+            Some((k.to_string(), v.to_string()))
+        }
+    };
+    Ok(NodeFilter {
+        status: q.status,
+        wallet: q.wallet,
+        region: q.region.clone(),
+        runtime: q.runtime,
+        label,
+        energy_tag: q.energy_tag.clone(),
+    })
+}
+
 /// `GET /api/nodes/{id}`.
 pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail> {
     let node = state
@@ -181,16 +207,19 @@ pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail>
         .get_node(id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
-    let (last_seen, history, gpu_collector) = tokio::try_join!(
+    let now = bitsage_core::time::now();
+    let (last_seen, history, gpu_collector, operations) = tokio::try_join!(
         state.store.last_seen(id),
         state.store.status_history(id),
-        state.store.gpu_collector(id)
+        state.store.gpu_collector(id),
+        bitsage_core::service::fleet::node_operations(&*state.store, &node, now),
     )?;
     Ok(NodeDetail {
         node: node.into(),
         last_seen,
         gpu_collector,
         history,
+        operations,
     })
 }
 
@@ -377,6 +406,7 @@ pub async fn network_stats(state: &AppState) -> ApiResult<NetworkStats> {
     let active = NodeFilter {
         status: Some(NodeStatus::Active),
         wallet: None,
+        ..Default::default()
     };
     let completed = JobFilter {
         status: Some(JobStatus::Completed),

@@ -806,7 +806,13 @@ async fn worker_uptime_is_404_for_an_unknown_node_and_counts_heartbeats() {
     register(&t.app, &k, "node-1").await;
     let v = get_json(&t.app, get("/api/worker/uptime?node=node-1")).await;
     assert_eq!(v["heartbeats"], 0);
-    assert_eq!(v["ratio"], 0.0);
+    assert_eq!(
+        v["ratio"], 0.0,
+        "registered and silent: down, counted from registration"
+    );
+    assert!(v["minutes_counted"]
+        .as_u64()
+        .is_some_and(|m| (1..=2).contains(&m)));
     assert!(v["last_seen"].is_null());
 
     beat(&t.app, &k, "node-1", 1, Vec::new()).await;
@@ -820,8 +826,11 @@ async fn worker_uptime_is_404_for_an_unknown_node_and_counts_heartbeats() {
     assert_eq!(v["window_secs"], 3600);
     assert_eq!(v["heartbeats"], 2);
     assert_eq!(v["heartbeat_interval_secs"], 10);
-    assert!(v["ratio"].as_f64().is_some_and(|r| r > 0.0 && r <= 1.0));
-    assert!(v["covered_seconds"].as_f64().is_some_and(|s| s > 0.0));
+    assert_eq!(
+        v["ratio"], 1.0,
+        "a node registered seconds ago that heartbeated is up, not 0.0004"
+    );
+    assert_eq!(v["minutes_up"], v["minutes_counted"]);
     assert!(v["window"]["from"].as_str().is_some());
     assert!(v["last_seen"].as_str().is_some_and(|s| s.ends_with('Z')));
 }
@@ -858,7 +867,7 @@ async fn network_workers_show_status_gpus_last_seen_and_uptime() {
         serde_json::json!(["NVIDIA H100 80GB HBM3"])
     );
     assert!(items[0]["last_seen"].as_str().is_some());
-    assert!(items[0]["uptime_24h"].as_f64().is_some_and(|r| r > 0.0));
+    assert_eq!(items[0]["uptime_24h"], 1.0, "counted from its registration");
     assert_eq!(items[1]["gpu_count"], 0);
     assert!(items[1]["last_seen"].is_null());
     assert_eq!(items[1]["uptime_24h"], 0.0);

@@ -393,3 +393,122 @@ async fn heartbeats_are_summarised_not_broadcast() {
             .heartbeat_summary
     );
 }
+
+#[tokio::test]
+async fn a_profile_registers_filters_and_updates_on_re_registration() {
+    let t = app();
+    let profile = bitsage_core::node::NodeProfile {
+        region: Some("eu-west".into()),
+        runtime: bitsage_core::node::Runtime::Vllm,
+        labels: [("pool".to_string(), "a".to_string())].into(),
+        energy_tag: Some("renewable".into()),
+    };
+    let k = key(1);
+    let req = register_request(&k, "node-1").with_profile(profile.clone(), &k);
+    let r = send(&t.app, post_json("/api/nodes/register", &req)).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.json()["node"]["profile"]["region"], "eu-west");
+    assert_eq!(r.json()["node"]["profile"]["runtime"], "vllm");
+    register(&t.app, &key(2), "node-2").await;
+
+    let ids = |v: serde_json::Value| -> Vec<String> {
+        v["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|n| n["id"].as_str().expect("id").to_string())
+            .collect()
+    };
+    for q in [
+        "region=eu-west",
+        "runtime=vllm",
+        "label=pool%3Da",
+        "energy_tag=renewable",
+        "region=eu-west&status=pending",
+    ] {
+        let r = send(&t.app, get(&format!("/api/nodes?{q}"))).await;
+        assert_eq!(r.status, StatusCode::OK, "{q}");
+        assert_eq!(ids(r.json()), vec!["node-1"], "{q}");
+    }
+    let r = send(&t.app, get("/api/nodes?runtime=native")).await;
+    assert_eq!(ids(r.json()), vec!["node-2"], "the default runtime");
+    for bad in [
+        "/api/nodes?region=EU%20West",
+        "/api/nodes?runtime=docker",
+        "/api/nodes?label=pool",
+        "/api/nodes?label=Bad%20Key%3Dx",
+        "/api/nodes?energy_tag=",
+    ] {
+        let r = send(&t.app, get(bad)).await;
+        r.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    // A bad profile is refused at registration and stores nothing.
+    let bad = bitsage_core::node::NodeProfile {
+        region: Some("no spaces".into()),
+        ..bitsage_core::node::NodeProfile::default()
+    };
+    let req = register_request(&key(3), "node-3").with_profile(bad, &key(3));
+    let r = send(&t.app, post_json("/api/nodes/register", &req)).await;
+    r.assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    assert!(r.json()["error"]["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("region")));
+    assert!(t
+        .store
+        .get_node(&node_id("node-3"))
+        .await
+        .unwrap()
+        .is_none());
+    // Re-registering with another profile updates it; the rest stays.
+    let moved = bitsage_core::node::NodeProfile {
+        region: Some("us-east".into()),
+        ..profile
+    };
+    let req = register_request(&k, "node-1").with_profile(moved.clone(), &k);
+    let r = send(&t.app, post_json("/api/nodes/register", &req)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let stored = t.store.get_node(&node_id("node-1")).await.unwrap().unwrap();
+    assert_eq!(stored.profile, moved);
+    // A profile is part of the signed bytes: changing it after signing is refused.
+    let mut tampered = register_request(&k, "node-1").with_profile(moved, &k);
+    tampered.profile.as_mut().expect("profile").region = Some("ap-south".into());
+    let r = send(&t.app, post_json("/api/nodes/register", &tampered)).await;
+    r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+}
+
+#[tokio::test]
+async fn node_detail_shows_uptime_from_registration_and_latency() {
+    let t = app();
+    let k = key(1);
+    register(&t.app, &k, "node-1").await;
+    for seq in 1..=3 {
+        let r = send(
+            &t.app,
+            post_json(
+                "/api/nodes/heartbeat",
+                &heartbeat_request(&k, "node-1", seq),
+            ),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let v = send(&t.app, get("/api/nodes/node-1")).await.json();
+    for w in ["uptime_24h", "uptime_7d", "uptime_30d"] {
+        assert_eq!(v[w]["ratio"], 1.0, "{w}: {v}");
+        assert_eq!(v[w]["heartbeats"], 3, "{w}");
+    }
+    assert_eq!(v["latency_24h"]["run"]["count"], 0);
+    assert!(v["latency_24h"]["run"]["p95_ms"].is_null(), "n/a, not 0");
+    let typed: NodeDetail = serde_json::from_value(v).expect("typed detail");
+    assert_eq!(typed.operations.uptime_24h.ratio, Some(1.0));
+
+    // The summary carries the KPI cards' data.
+    let s = send(&t.bare, get("/api/summary")).await.json();
+    let ops = &s["operations"];
+    assert_eq!(ops["status"], "ok", "{s}");
+    assert_eq!(ops["nodes_up"]["value"], 1.0);
+    assert_eq!(ops["nodes_up"]["previous"], 0.0);
+    assert_eq!(ops["jobs"]["value"], 0.0);
+    assert!(ops["p95_ms"]["value"].is_null());
+    assert_eq!(ops["trend"].as_array().map(Vec::len), Some(24));
+}

@@ -23,6 +23,7 @@ pub(crate) fn new_node_record(node: &NewNode) -> NodeRecord {
         status_changed_at: node.registered_at,
         registered_at: node.registered_at,
         wallet_proven_at: node.wallet_proven_at,
+        profile: node.profile.clone(),
     }
 }
 

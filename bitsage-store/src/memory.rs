@@ -40,6 +40,11 @@ struct State {
     nodes: Vec<NodeRecord>,
     history: Vec<StatusChange>,
     heartbeats: HashMap<NodeId, Vec<Heartbeat>>,
+    /// Per node, its latest accepted heartbeat (kept when raw heartbeats are deleted).
+    latest_beat: HashMap<NodeId, Heartbeat>,
+    /// The per-minute rollup: beats per (node, minute).
+    minutes: BTreeMap<(NodeId, i64), u64>,
+    timings: Vec<bitsage_core::timing::JobTiming>,
     samples: HashMap<NodeId, Vec<GpuSample>>,
     jobs: Vec<JobRecord>,
     receipts: Vec<Receipt>,
@@ -269,6 +274,12 @@ impl JobStore for InMemoryStore {
             let mut job = job_mut(s, &c.lease.job_id)?.clone();
             let before = job.status;
             let applied = c.already_applied_to(&job);
+            let region = s
+                .nodes
+                .iter()
+                .find(|n| n.id == c.lease.node_id)
+                .and_then(|n| n.profile.region.clone());
+            let timing = bitsage_core::timing::JobTiming::of(&job, now, c.verify_time, region);
             if !applied {
                 complete(&mut job, &c.lease, &c.result, now)?;
             }
@@ -285,6 +296,10 @@ impl JobStore for InMemoryStore {
             }
             if entry == Inserted::New {
                 s.earnings.push(c.entry.clone());
+            }
+            if let Some(timing) = timing.filter(|_| !applied) {
+                s.timings.retain(|t| t.job_id != timing.job_id);
+                s.timings.push(timing);
             }
             Ok(job)
         })
@@ -317,8 +332,7 @@ impl NodeStore for InMemoryStore {
             let mut all: Vec<NodeRecord> = s
                 .nodes
                 .iter()
-                .filter(|n| filter.status.is_none_or(|st| n.status == st))
-                .filter(|n| filter.wallet.is_none_or(|w| n.wallet == w))
+                .filter(|n| filter.matches(n))
                 .cloned()
                 .collect();
             all.sort_by(|a, b| (a.registered_at, &a.id).cmp(&(b.registered_at, &b.id)));
@@ -372,6 +386,22 @@ impl NodeStore for InMemoryStore {
         })
     }
 
+    async fn set_node_profile(
+        &self,
+        id: &NodeId,
+        profile: &bitsage_core::node::NodeProfile,
+    ) -> Result<NodeRecord> {
+        self.with(|s| {
+            let node = s
+                .nodes
+                .iter_mut()
+                .find(|n| n.id == *id)
+                .ok_or_else(|| Error::not_found("node", id))?;
+            node.profile = profile.clone();
+            Ok(node.clone())
+        })
+    }
+
     async fn set_status_reason(
         &self,
         id: &NodeId,
@@ -407,8 +437,7 @@ impl TelemetryStore for InMemoryStore {
             if !s.nodes.iter().any(|n| n.id == hb.node_id) {
                 return Err(Error::not_found("node", &hb.node_id));
             }
-            let beats = s.heartbeats.entry(hb.node_id.clone()).or_default();
-            if let Some(last) = beats.iter().map(|b| b.sequence).max() {
+            if let Some(last) = s.latest_beat.get(&hb.node_id).map(|b| b.sequence) {
                 if hb.sequence <= last {
                     return Err(Error::Conflict(format!(
                         "heartbeat sequence {} replayed (last {last})",
@@ -416,7 +445,16 @@ impl TelemetryStore for InMemoryStore {
                     )));
                 }
             }
-            beats.push(hb.clone());
+            let mut raw = hb.clone();
+            raw.gpu_samples.clear();
+            s.heartbeats
+                .entry(hb.node_id.clone())
+                .or_default()
+                .push(raw.clone());
+            s.latest_beat.insert(hb.node_id.clone(), raw);
+            *s.minutes
+                .entry((hb.node_id.clone(), bitsage_core::node::minute_of(hb.at)))
+                .or_default() += 1;
             if !hb.gpu_samples.is_empty() {
                 s.samples
                     .entry(hb.node_id.clone())
@@ -428,9 +466,8 @@ impl TelemetryStore for InMemoryStore {
     }
 
     async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>> {
-        // Sequences only grow, so the last heartbeat pushed is the latest accepted one.
         self.with(|s| {
-            Ok(s.heartbeats.get(id).and_then(|b| b.last()).and_then(|b| {
+            Ok(s.latest_beat.get(id).and_then(|b| {
                 b.gpu_collector
                     .clone()
                     .map(|status| ReportedCollector { at: b.at, status })
@@ -439,11 +476,7 @@ impl TelemetryStore for InMemoryStore {
     }
 
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
-        self.with(|s| {
-            Ok(s.heartbeats
-                .get(id)
-                .and_then(|b| b.iter().map(|b| b.at).max()))
-        })
+        self.with(|s| Ok(s.latest_beat.get(id).map(|b| b.at)))
     }
 
     async fn heartbeat_times(&self, id: &NodeId, window: TimeWindow) -> Result<Vec<Timestamp>> {
@@ -458,6 +491,56 @@ impl TelemetryStore for InMemoryStore {
                 .collect();
             times.sort_unstable();
             Ok(times)
+        })
+    }
+
+    async fn heartbeat_coverage(
+        &self,
+        id: &NodeId,
+        minutes: bitsage_core::node::MinuteRange,
+    ) -> Result<bitsage_core::node::MinuteCoverage> {
+        self.with(|s| {
+            let mut c = bitsage_core::node::MinuteCoverage::default();
+            if minutes.is_empty() {
+                return Ok(c);
+            }
+            for (_, beats) in s
+                .minutes
+                .range((id.clone(), minutes.first)..=(id.clone(), minutes.last))
+            {
+                c.minutes_up += 1;
+                c.heartbeats += beats;
+            }
+            Ok(c)
+        })
+    }
+
+    async fn nodes_heartbeating(&self, minutes: bitsage_core::node::MinuteRange) -> Result<u64> {
+        self.with(|s| {
+            let nodes: std::collections::HashSet<&NodeId> = s
+                .minutes
+                .keys()
+                .filter(|(_, m)| (minutes.first..=minutes.last).contains(m))
+                .map(|(n, _)| n)
+                .collect();
+            Ok(nodes.len() as u64)
+        })
+    }
+
+    async fn job_timings(
+        &self,
+        filter: &bitsage_core::timing::TimingFilter,
+    ) -> Result<Vec<bitsage_core::timing::JobTiming>> {
+        self.with(|s| {
+            let mut out: Vec<_> = s
+                .timings
+                .iter()
+                .filter(|t| filter.matches(t))
+                .cloned()
+                .collect();
+            out.sort_by_key(|t| std::cmp::Reverse((t.completed_at, t.job_id)));
+            out.truncate(filter.limit.min(bitsage_core::timing::MAX_TIMINGS) as usize);
+            Ok(out)
         })
     }
 

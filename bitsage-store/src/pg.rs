@@ -132,7 +132,8 @@ impl PgStore {
 }
 
 const NODE_COLUMNS: &str = "id, public_key, wallet, hardware::text AS hardware, agent_version, \
-     status, status_reason, status_changed_at, registered_at, wallet_proven_at";
+     status, status_reason, status_changed_at, registered_at, wallet_proven_at, region, runtime, \
+     labels::text AS labels, energy_tag";
 
 fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
     let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
@@ -147,7 +148,38 @@ fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
         status_changed_at: row.try_get("status_changed_at").map_err(db_err)?,
         registered_at: row.try_get("registered_at").map_err(db_err)?,
         wallet_proven_at: row.try_get("wallet_proven_at").map_err(db_err)?,
+        profile: bitsage_core::node::NodeProfile {
+            region: row.try_get("region").map_err(db_err)?,
+            runtime: bitsage_core::node::Runtime::parse(&g("runtime")?)?,
+            labels: serde_json::from_str(&g("labels")?).map_err(json_err)?,
+            energy_tag: row.try_get("energy_tag").map_err(db_err)?,
+        },
     })
+}
+
+/// Stores a completed job's timing (once per job).
+async fn insert_timing(
+    tx: &mut Transaction<'_, Postgres>,
+    t: &bitsage_core::timing::JobTiming,
+) -> Result<()> {
+    let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO job_timings (job_id, node_id, kind, region, completed_at, queue_wait_us, \
+         run_us, verify_us) VALUES ($1::uuid, $2, $3, $4, $5, $6, $7, $8) \
+         ON CONFLICT (job_id) DO NOTHING",
+    )
+    .bind(t.job_id.to_string())
+    .bind(t.node_id.as_str())
+    .bind(&t.kind)
+    .bind(t.region.as_deref())
+    .bind(t.completed_at)
+    .bind(us(t.queue_wait))
+    .bind(us(t.run))
+    .bind(us(t.verify))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 const JOB_COLUMNS: &str = "id::text AS id, spec::text AS spec, payment::text AS payment, status, \
@@ -661,9 +693,20 @@ impl JobStore for PgStore {
             let before = job.status;
             let mut events = Vec::new();
             if !c.already_applied_to(&job) {
+                let region: Option<String> =
+                    sqlx::query_scalar("SELECT region FROM nodes WHERE id = $1")
+                        .bind(c.lease.node_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .flatten();
+                let timing = bitsage_core::timing::JobTiming::of(&job, now, c.verify_time, region);
                 complete(&mut job, &c.lease, &c.result, now)?;
                 save_job(&mut tx, before, &job).await?;
                 events.push(event::job_completed(&job));
+                if let Some(t) = timing {
+                    insert_timing(&mut tx, &t).await?;
+                }
             }
             if insert_receipt_tx(&mut tx, &c.receipt).await? == Inserted::New {
                 events.push(event::receipt_issued(&c.receipt));
@@ -1052,8 +1095,10 @@ impl NodeStore for PgStore {
         let result: Result<NodeRecord> = async {
             let done = sqlx::query(
                 "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
-             status_reason, status_changed_at, registered_at, wallet_proven_at) \
-             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10) ON CONFLICT (id) DO NOTHING",
+             status_reason, status_changed_at, registered_at, wallet_proven_at, region, runtime, \
+             labels, energy_tag) \
+             VALUES ($1, $2, $3, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14) \
+             ON CONFLICT (id) DO NOTHING",
             )
             .bind(rec.id.as_str())
             .bind(rec.public_key.to_hex())
@@ -1065,6 +1110,10 @@ impl NodeStore for PgStore {
             .bind(rec.status_changed_at)
             .bind(rec.registered_at)
             .bind(rec.wallet_proven_at)
+            .bind(rec.profile.region.as_deref())
+            .bind(rec.profile.runtime.as_str())
+            .bind(serde_json::to_string(&rec.profile.labels).map_err(json_err)?)
+            .bind(rec.profile.energy_tag.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -1097,14 +1146,29 @@ impl NodeStore for PgStore {
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
         let status = filter.status.map(|s| s.as_str());
         let wallet = filter.wallet.map(|w| w.to_string());
-        const WHERE: &str =
-            "WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR wallet = $2)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM nodes {WHERE}"))
-            .bind(status)
-            .bind(&wallet)
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let runtime = filter.runtime.map(|r| r.as_str());
+        let label_key = filter.label.as_ref().map(|(k, _)| k.as_str());
+        let label_value = filter.label.as_ref().map(|(_, v)| v.as_str());
+        const WHERE: &str = "WHERE ($1::text IS NULL OR status = $1) \
+             AND ($2::text IS NULL OR wallet = $2) AND ($5::text IS NULL OR region = $5) \
+             AND ($6::text IS NULL OR runtime = $6) \
+             AND ($7::text IS NULL OR labels ->> $7 = $8::text) \
+             AND ($9::text IS NULL OR energy_tag = $9)";
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM nodes {WHERE} AND $3::bigint IS NULL AND $4::bigint IS NULL"
+        ))
+        .bind(status)
+        .bind(&wallet)
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(filter.region.as_deref())
+        .bind(runtime)
+        .bind(label_key)
+        .bind(label_value)
+        .bind(filter.energy_tag.as_deref())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
         let rows = sqlx::query(&format!(
             "SELECT {NODE_COLUMNS} FROM nodes {WHERE} ORDER BY registered_at, id \
              LIMIT $3 OFFSET $4"
@@ -1113,6 +1177,11 @@ impl NodeStore for PgStore {
         .bind(&wallet)
         .bind(i64::from(page.limit))
         .bind(to_i64(page.offset, "page offset")?)
+        .bind(filter.region.as_deref())
+        .bind(runtime)
+        .bind(label_key)
+        .bind(label_value)
+        .bind(filter.energy_tag.as_deref())
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
@@ -1187,6 +1256,28 @@ impl NodeStore for PgStore {
         node_from_row(&row)
     }
 
+    #[tracing::instrument(name = "store.set_node_profile", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn set_node_profile(
+        &self,
+        id: &NodeId,
+        profile: &bitsage_core::node::NodeProfile,
+    ) -> Result<NodeRecord> {
+        let row = sqlx::query(&format!(
+            "UPDATE nodes SET region = $1, runtime = $2, labels = $3::jsonb, energy_tag = $4 \
+             WHERE id = $5 RETURNING {NODE_COLUMNS}"
+        ))
+        .bind(profile.region.as_deref())
+        .bind(profile.runtime.as_str())
+        .bind(serde_json::to_string(&profile.labels).map_err(json_err)?)
+        .bind(profile.energy_tag.as_deref())
+        .bind(id.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or_else(|| Error::not_found("node", id))?;
+        node_from_row(&row)
+    }
+
     #[tracing::instrument(name = "store.set_status_reason", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn set_status_reason(
         &self,
@@ -1252,10 +1343,14 @@ impl TelemetryStore for PgStore {
         }
         let stored: i64 = sqlx::query_scalar(
             "WITH claimed AS (UPDATE nodes SET last_heartbeat_seq = $2, \
-             gpu_collector = $6::jsonb, gpu_collector_at = $3 WHERE id = $1 \
+             gpu_collector = $6::jsonb, gpu_collector_at = $3, last_heartbeat_at = $3 \
+             WHERE id = $1 \
              AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < $2) RETURNING id), \
              beat AS (INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
              SELECT id, $2, $3, $4, $5 FROM claimed RETURNING 1), \
+             rollup AS (INSERT INTO heartbeat_minutes (node_id, minute, beats) \
+             SELECT id, $10, 1 FROM claimed ON CONFLICT (node_id, minute) \
+             DO UPDATE SET beats = heartbeat_minutes.beats + 1 RETURNING 1), \
              samples AS (INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
              SELECT c.id, s.uuid, s.at, s.body::jsonb FROM claimed c, \
              UNNEST($7::text[], $8::timestamptz[], $9::text[]) AS s(uuid, at, body) RETURNING 1) \
@@ -1270,6 +1365,7 @@ impl TelemetryStore for PgStore {
         .bind(&uuids)
         .bind(&times)
         .bind(&bodies)
+        .bind(bitsage_core::node::minute_of(hb.at))
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
@@ -1301,11 +1397,13 @@ impl TelemetryStore for PgStore {
 
     #[tracing::instrument(name = "store.last_seen", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
-        sqlx::query_scalar("SELECT MAX(at) FROM heartbeats WHERE node_id = $1")
-            .bind(id.as_str())
-            .fetch_one(&self.pool)
-            .await
-            .map_err(db_err)
+        let at: Option<Option<Timestamp>> =
+            sqlx::query_scalar("SELECT last_heartbeat_at FROM nodes WHERE id = $1")
+                .bind(id.as_str())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(at.flatten())
     }
 
     #[tracing::instrument(name = "store.heartbeat_times", level = "debug", skip_all, fields(db.system = "postgresql"))]
@@ -1319,6 +1417,82 @@ impl TelemetryStore for PgStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)
+    }
+
+    #[tracing::instrument(name = "store.heartbeat_coverage", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn heartbeat_coverage(
+        &self,
+        id: &NodeId,
+        minutes: bitsage_core::node::MinuteRange,
+    ) -> Result<bitsage_core::node::MinuteCoverage> {
+        let (up, beats): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(beats)::bigint FROM heartbeat_minutes \
+             WHERE node_id = $1 AND minute >= $2 AND minute <= $3",
+        )
+        .bind(id.as_str())
+        .bind(minutes.first)
+        .bind(minutes.last)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(bitsage_core::node::MinuteCoverage {
+            minutes_up: up as u64,
+            heartbeats: beats.unwrap_or(0) as u64,
+        })
+    }
+
+    #[tracing::instrument(name = "store.nodes_heartbeating", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn nodes_heartbeating(&self, minutes: bitsage_core::node::MinuteRange) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT node_id) FROM heartbeat_minutes WHERE minute >= $1 AND minute <= $2",
+        )
+        .bind(minutes.first)
+        .bind(minutes.last)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    #[tracing::instrument(name = "store.job_timings", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn job_timings(
+        &self,
+        filter: &bitsage_core::timing::TimingFilter,
+    ) -> Result<Vec<bitsage_core::timing::JobTiming>> {
+        let limit = filter.limit.min(bitsage_core::timing::MAX_TIMINGS);
+        let rows = sqlx::query(
+            "SELECT job_id::text AS job_id, node_id, kind, region, completed_at, queue_wait_us, \
+             run_us, verify_us FROM job_timings WHERE completed_at >= $1 AND completed_at < $2 \
+             AND ($3::text IS NULL OR node_id = $3) AND ($4::text IS NULL OR region = $4) \
+             ORDER BY completed_at DESC, job_id DESC LIMIT $5",
+        )
+        .bind(filter.window.from)
+        .bind(filter.window.to)
+        .bind(filter.node.as_ref().map(|n| n.as_str()))
+        .bind(filter.region.as_deref())
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let g = |c: &str| r.try_get::<String, _>(c).map_err(db_err);
+                let d = |c: &str| -> Result<std::time::Duration> {
+                    let us: i64 = r.try_get(c).map_err(db_err)?;
+                    Ok(std::time::Duration::from_micros(us.max(0) as u64))
+                };
+                Ok(bitsage_core::timing::JobTiming {
+                    job_id: JobId::parse(&g("job_id")?)?,
+                    node_id: NodeId::parse(&g("node_id")?)?,
+                    kind: g("kind")?,
+                    region: r.try_get("region").map_err(db_err)?,
+                    completed_at: r.try_get("completed_at").map_err(db_err)?,
+                    queue_wait: d("queue_wait_us")?,
+                    run: d("run_us")?,
+                    verify: d("verify_us")?,
+                })
+            })
+            .collect()
     }
 
     #[tracing::instrument(name = "store.append_gpu_samples", level = "debug", skip_all, fields(db.system = "postgresql"))]

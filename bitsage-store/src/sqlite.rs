@@ -23,6 +23,7 @@ use bitsage_core::node::{Heartbeat, NewNode, NodeFilter, NodeRecord, StatusChang
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::{Receipt, ReceiptFilter};
 use bitsage_core::time::{from_micros, to_micros};
+use bitsage_core::timing::JobTiming;
 use bitsage_core::{ChainEventStore, JobQueue, NodeStore, ReceiptLedger, TelemetryStore};
 use bitsage_core::{
     EntryId, Error, EventLog, Inserted, JobId, JobStatus, JobStore, LeaseId, NodeId, NodeStatus,
@@ -432,6 +433,12 @@ fn node_from_row(row: &SqliteRow) -> Result<NodeRecord> {
             .map_err(db_err)?
             .map(time_of)
             .transpose()?,
+        profile: bitsage_core::node::NodeProfile {
+            region: row.try_get("region").map_err(db_err)?,
+            runtime: bitsage_core::node::Runtime::parse(&g("runtime")?)?,
+            labels: serde_json::from_str(&g("labels")?).map_err(json_err)?,
+            energy_tag: row.try_get("energy_tag").map_err(db_err)?,
+        },
     })
 }
 
@@ -758,9 +765,20 @@ impl JobStore for SqliteStore {
             let mut job = load_job(&mut tx, &c.lease.job_id).await?;
             let before = job.status;
             if !c.already_applied_to(&job) {
+                let region: Option<String> =
+                    sqlx::query_scalar("SELECT region FROM nodes WHERE id = ?")
+                        .bind(c.lease.node_id.as_str())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .flatten();
+                let timing = JobTiming::of(&job, now, c.verify_time, region);
                 complete(&mut job, &c.lease, &c.result, now)?;
                 save_job(&mut tx, before, &job).await?;
                 append_events(&mut tx, &[event::job_completed(&job)], now).await?;
+                if let Some(t) = timing {
+                    insert_timing(&mut tx, &t).await?;
+                }
             }
             insert_receipt_tx(&mut tx, &c.receipt).await?;
             credit_tx(&mut tx, &c.entry).await?;
@@ -769,6 +787,27 @@ impl JobStore for SqliteStore {
         .await;
         self.notified(finish(tx, result).await)
     }
+}
+
+/// Stores a completed job's timing (once per job).
+async fn insert_timing(tx: &mut Transaction<'_, Sqlite>, t: &JobTiming) -> Result<()> {
+    let us = |d: std::time::Duration| i64::try_from(d.as_micros()).unwrap_or(i64::MAX);
+    sqlx::query(
+        "INSERT INTO job_timings (job_id, node_id, kind, region, completed_at, queue_wait_us, \
+         run_us, verify_us) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (job_id) DO NOTHING",
+    )
+    .bind(t.job_id.to_string())
+    .bind(t.node_id.as_str())
+    .bind(&t.kind)
+    .bind(t.region.as_deref())
+    .bind(to_micros(t.completed_at))
+    .bind(us(t.queue_wait))
+    .bind(us(t.run))
+    .bind(us(t.verify))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(())
 }
 
 /// An epoch with its items and slashes, read inside `tx`.
@@ -1150,8 +1189,9 @@ impl NodeStore for SqliteStore {
         let result: Result<NodeRecord> = async {
             let done = sqlx::query(
                 "INSERT INTO nodes (id, public_key, wallet, hardware, agent_version, status, \
-             status_reason, status_changed_at, registered_at, wallet_proven_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+             status_reason, status_changed_at, registered_at, wallet_proven_at, region, runtime, \
+             labels, energy_tag) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             )
             .bind(rec.id.as_str())
             .bind(rec.public_key.to_hex())
@@ -1163,6 +1203,10 @@ impl NodeStore for SqliteStore {
             .bind(to_micros(rec.status_changed_at))
             .bind(to_micros(rec.registered_at))
             .bind(rec.wallet_proven_at.map(to_micros))
+            .bind(rec.profile.region.as_deref())
+            .bind(rec.profile.runtime.as_str())
+            .bind(serde_json::to_string(&rec.profile.labels).map_err(json_err)?)
+            .bind(rec.profile.energy_tag.as_deref())
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
@@ -1195,13 +1239,29 @@ impl NodeStore for SqliteStore {
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
         let status = filter.status.map(|s| s.as_str());
         let wallet = filter.wallet.map(|w| w.to_string());
-        const WHERE: &str = "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR wallet = ?2)";
-        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM nodes {WHERE}"))
-            .bind(status)
-            .bind(&wallet)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(db_err)?;
+        let runtime = filter.runtime.map(|r| r.as_str());
+        // Label keys are checked slugs (no quote can reach the JSON path).
+        let label_path = filter.label.as_ref().map(|(k, _)| format!("$.\"{k}\""));
+        let label_value = filter.label.as_ref().map(|(_, v)| v.as_str());
+        const WHERE: &str = "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR wallet = ?2) \
+             AND (?5 IS NULL OR region = ?5) AND (?6 IS NULL OR runtime = ?6) \
+             AND (?7 IS NULL OR json_extract(labels, ?7) = ?8) \
+             AND (?9 IS NULL OR energy_tag = ?9)";
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM nodes {WHERE} AND ?3 IS NULL AND ?4 IS NULL"
+        ))
+        .bind(status)
+        .bind(&wallet)
+        .bind(None::<i64>)
+        .bind(None::<i64>)
+        .bind(filter.region.as_deref())
+        .bind(runtime)
+        .bind(label_path.as_deref())
+        .bind(label_value)
+        .bind(filter.energy_tag.as_deref())
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
         let rows = sqlx::query(&format!(
             "SELECT * FROM nodes {WHERE} ORDER BY registered_at, id LIMIT ?3 OFFSET ?4"
         ))
@@ -1209,6 +1269,11 @@ impl NodeStore for SqliteStore {
         .bind(&wallet)
         .bind(i64::from(page.limit))
         .bind(to_i64(page.offset, "page offset")?)
+        .bind(filter.region.as_deref())
+        .bind(runtime)
+        .bind(label_path.as_deref())
+        .bind(label_value)
+        .bind(filter.energy_tag.as_deref())
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
@@ -1285,6 +1350,34 @@ impl NodeStore for SqliteStore {
         finish(tx, result).await
     }
 
+    #[tracing::instrument(name = "store.set_node_profile", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn set_node_profile(
+        &self,
+        id: &NodeId,
+        profile: &bitsage_core::node::NodeProfile,
+    ) -> Result<NodeRecord> {
+        let labels = serde_json::to_string(&profile.labels).map_err(json_err)?;
+        let mut tx = self.begin().await?;
+        let result: Result<NodeRecord> = async {
+            let row = sqlx::query(
+                "UPDATE nodes SET region = ?, runtime = ?, labels = ?, energy_tag = ? \
+                 WHERE id = ? RETURNING *",
+            )
+            .bind(profile.region.as_deref())
+            .bind(profile.runtime.as_str())
+            .bind(&labels)
+            .bind(profile.energy_tag.as_deref())
+            .bind(id.as_str())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(|| Error::not_found("node", id))?;
+            node_from_row(&row)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
     #[tracing::instrument(name = "store.set_status_reason", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn set_status_reason(
         &self,
@@ -1347,11 +1440,12 @@ impl TelemetryStore for SqliteStore {
         let result: Result<()> = async {
             let claimed = sqlx::query(
                 "UPDATE nodes SET last_heartbeat_seq = ?, gpu_collector = ?, \
-                 gpu_collector_at = ? WHERE id = ? \
+                 gpu_collector_at = ?, last_heartbeat_at = ? WHERE id = ? \
                  AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?)",
             )
             .bind(seq)
             .bind(collector_json.as_deref())
+            .bind(to_micros(hb.at))
             .bind(to_micros(hb.at))
             .bind(hb.node_id.as_str())
             .bind(seq)
@@ -1380,6 +1474,15 @@ impl TelemetryStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+            sqlx::query(
+                "INSERT INTO heartbeat_minutes (node_id, minute, beats) VALUES (?, ?, 1) \
+                 ON CONFLICT (node_id, minute) DO UPDATE SET beats = beats + 1",
+            )
+            .bind(hb.node_id.as_str())
+            .bind(bitsage_core::node::minute_of(hb.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
             insert_samples(&mut tx, &hb.node_id, &hb.gpu_samples).await
         }
         .await;
@@ -1402,13 +1505,13 @@ impl TelemetryStore for SqliteStore {
 
     #[tracing::instrument(name = "store.last_seen", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn last_seen(&self, id: &NodeId) -> Result<Option<Timestamp>> {
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(at) FROM heartbeats WHERE node_id = ?")
+        let at: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT last_heartbeat_at FROM nodes WHERE id = ?")
                 .bind(id.as_str())
-                .fetch_one(&self.reader)
+                .fetch_optional(&self.reader)
                 .await
                 .map_err(db_err)?;
-        at.map(time_of).transpose()
+        at.flatten().map(time_of).transpose()
     }
 
     #[tracing::instrument(name = "store.heartbeat_times", level = "debug", skip_all, fields(db.system = "sqlite"))]
@@ -1423,6 +1526,81 @@ impl TelemetryStore for SqliteStore {
         .await
         .map_err(db_err)?;
         times.into_iter().map(time_of).collect()
+    }
+
+    #[tracing::instrument(name = "store.heartbeat_coverage", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn heartbeat_coverage(
+        &self,
+        id: &NodeId,
+        minutes: bitsage_core::node::MinuteRange,
+    ) -> Result<bitsage_core::node::MinuteCoverage> {
+        let (up, beats): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(beats) FROM heartbeat_minutes \
+             WHERE node_id = ? AND minute >= ? AND minute <= ?",
+        )
+        .bind(id.as_str())
+        .bind(minutes.first)
+        .bind(minutes.last)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(bitsage_core::node::MinuteCoverage {
+            minutes_up: up as u64,
+            heartbeats: beats.unwrap_or(0) as u64,
+        })
+    }
+
+    #[tracing::instrument(name = "store.nodes_heartbeating", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn nodes_heartbeating(&self, minutes: bitsage_core::node::MinuteRange) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(DISTINCT node_id) FROM heartbeat_minutes WHERE minute >= ? AND minute <= ?",
+        )
+        .bind(minutes.first)
+        .bind(minutes.last)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(db_err)?;
+        Ok(n as u64)
+    }
+
+    #[tracing::instrument(name = "store.job_timings", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn job_timings(
+        &self,
+        filter: &bitsage_core::timing::TimingFilter,
+    ) -> Result<Vec<bitsage_core::timing::JobTiming>> {
+        let limit = filter.limit.min(bitsage_core::timing::MAX_TIMINGS);
+        let rows = sqlx::query(
+            "SELECT * FROM job_timings WHERE completed_at >= ?1 AND completed_at < ?2 \
+             AND (?3 IS NULL OR node_id = ?3) AND (?4 IS NULL OR region = ?4) \
+             ORDER BY completed_at DESC, job_id DESC LIMIT ?5",
+        )
+        .bind(to_micros(filter.window.from))
+        .bind(to_micros(filter.window.to))
+        .bind(filter.node.as_ref().map(|n| n.as_str()))
+        .bind(filter.region.as_deref())
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let g = |c: &str| r.try_get::<String, _>(c).map_err(db_err);
+                let d = |c: &str| -> Result<std::time::Duration> {
+                    let us: i64 = r.try_get(c).map_err(db_err)?;
+                    Ok(std::time::Duration::from_micros(us.max(0) as u64))
+                };
+                Ok(bitsage_core::timing::JobTiming {
+                    job_id: JobId::parse(&g("job_id")?)?,
+                    node_id: NodeId::parse(&g("node_id")?)?,
+                    kind: g("kind")?,
+                    region: r.try_get("region").map_err(db_err)?,
+                    completed_at: time_of(r.try_get("completed_at").map_err(db_err)?)?,
+                    queue_wait: d("queue_wait_us")?,
+                    run: d("run_us")?,
+                    verify: d("verify_us")?,
+                })
+            })
+            .collect()
     }
 
     #[tracing::instrument(name = "store.append_gpu_samples", level = "debug", skip_all, fields(db.system = "sqlite"))]

@@ -117,6 +117,9 @@ pub struct AgentConfig {
     /// How the wallet is proven at registration (default none: registered unverified,
     /// refused by a coordinator that checks wallets).
     pub wallet_signer: crate::wallet::WalletSigner,
+    /// Region, runtime, labels and energy tag sent at registration (default: none sent;
+    /// the coordinator then shows the default profile).
+    pub profile: Option<bitsage_core::node::NodeProfile>,
 }
 
 impl AgentConfig {
@@ -140,6 +143,7 @@ impl AgentConfig {
             sample_interval: Duration::from_secs(5),
             hardware_timeout: Duration::from_secs(30),
             wallet_signer: crate::wallet::WalletSigner::None,
+            profile: None,
         }
     }
 
@@ -527,6 +531,9 @@ impl Ctx {
         );
         if let Some(proof) = proof {
             req = req.with_wallet_proof(proof, &self.signing_key);
+        }
+        if let Some(profile) = &self.config.profile {
+            req = req.with_profile(profile.clone(), &self.signing_key);
         }
         let registered = self.client.register(&req).await?;
         let r = &registered.response;

@@ -47,6 +47,38 @@ pub struct RunArgs {
     /// challenge expires.
     #[arg(long, value_name = "FILE")]
     wallet_proof: Option<PathBuf>,
+    /// The region this node is placed in, shown to operators and filterable (e.g. `eu-west`).
+    #[arg(long, env = "BITSAGE_REGION", value_parser = parse_region)]
+    region: Option<String>,
+    /// The serving runtime: native, ollama, vllm, tensorrtllm or tgi.
+    #[arg(long, env = "BITSAGE_RUNTIME", value_parser = parse_runtime)]
+    runtime: Option<bitsage_core::node::Runtime>,
+    /// A label `key=value` (repeatable; at most 16).
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+    labels: Vec<(String, String)>,
+    /// The node's energy tag (e.g. `renewable`).
+    #[arg(long, env = "BITSAGE_ENERGY_TAG", value_parser = parse_energy_tag)]
+    energy_tag: Option<String>,
+}
+
+fn parse_region(s: &str) -> Result<String, String> {
+    bitsage_core::node::check_region(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn parse_energy_tag(s: &str) -> Result<String, String> {
+    bitsage_core::node::check_energy_tag(s).map_err(|e| e.to_string())?;
+    Ok(s.to_string())
+}
+
+fn parse_runtime(s: &str) -> Result<bitsage_core::node::Runtime, String> {
+    bitsage_core::node::Runtime::parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    let (k, v) = s.split_once('=').ok_or("a label is `key=value`")?;
+    bitsage_core::node::check_label_key(k).map_err(|e| e.to_string())?;
+    Ok((k.to_string(), v.to_string()))
 }
 
 fn parse_wallet(s: &str) -> Result<WalletAddress, String> {
@@ -78,6 +110,20 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         }
         (None, None) => WalletSigner::None,
     };
+    let profile = (args.region.is_some()
+        || args.runtime.is_some()
+        || !args.labels.is_empty()
+        || args.energy_tag.is_some())
+    .then(|| bitsage_core::node::NodeProfile {
+        region: args.region.clone(),
+        runtime: args.runtime.unwrap_or_default(),
+        labels: args.labels.iter().cloned().collect(),
+        energy_tag: args.energy_tag.clone(),
+    });
+    if let Some(p) = &profile {
+        p.validate()
+            .context("the node profile (--region, --runtime, --label, --energy-tag)")?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -91,6 +137,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
         config.max_backoff = std::time::Duration::from_secs(args.max_backoff_secs.max(1));
         config.wallet_signer = wallet_signer;
+        config.profile = profile;
         let gpu = bitsage_gpu::LocalGpu::detect().await.source();
         let agent = Agent::new(config, Arc::new(StwoProver::new()), gpu)?;
         tracing::info!(node = %agent.node_id(), public_key = %agent.public_key(), "node identity");

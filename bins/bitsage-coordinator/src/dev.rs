@@ -434,6 +434,7 @@ async fn report(store: bitsage_core::DynJobStore, mut stop: watch::Receiver<bool
         let active = bitsage_core::node::NodeFilter {
             status: Some(bitsage_core::NodeStatus::Active),
             wallet: None,
+            ..Default::default()
         };
         let all_receipts = bitsage_core::receipt::ReceiptFilter::default();
         let (jobs, nodes, receipts) = tokio::join!(

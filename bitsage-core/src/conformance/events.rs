@@ -68,6 +68,7 @@ async fn settle_funded(
         result: result(seed as u8),
         receipt: receipt.clone(),
         entry,
+        verify_time: Duration::from_millis(3),
     };
     s.settle_completion(&c, t(at)).await.expect("settle");
     receipt
@@ -437,6 +438,7 @@ pub async fn settle_completion_is_one_transaction(f: Fixture) {
         result: result(1),
         receipt: receipt.clone(),
         entry: entry.clone(),
+        verify_time: Duration::from_millis(3),
     };
     match s.settle_completion(&c, t(5)).await {
         Err(Error::AlreadyExists { .. }) => {}
@@ -463,10 +465,40 @@ pub async fn settle_completion_is_one_transaction(f: Fixture) {
         result: result(2),
         receipt: receipt.clone(),
         entry: entry.clone(),
+        verify_time: Duration::from_millis(3),
     };
     let mark = s.last_event_id().await.expect("last");
     let done = s.settle_completion(&c, t(5)).await.expect("settle");
     assert_eq!(done.status, JobStatus::Completed);
+    // The job's timing is stored with it: submitted t(1), leased t(3), completed t(5).
+    let all = crate::time::TimeWindow::new(t(0), t(100)).expect("window");
+    let timings = s
+        .job_timings(&crate::timing::TimingFilter {
+            node: Some(node_id(1)),
+            ..crate::timing::TimingFilter::window(all)
+        })
+        .await
+        .expect("timings");
+    assert_eq!(timings.len(), 1, "one timing per settled job");
+    let tm = &timings[0];
+    assert_eq!(tm.job_id, second.spec.id);
+    assert_eq!(
+        (tm.queue_wait, tm.run, tm.verify),
+        (
+            Duration::from_secs(2),
+            Duration::from_secs(2),
+            Duration::from_millis(3)
+        )
+    );
+    assert_eq!((tm.completed_at, tm.region.as_deref()), (t(5), None));
+    let elsewhere = s
+        .job_timings(&crate::timing::TimingFilter {
+            region: Some("eu-west".into()),
+            ..crate::timing::TimingFilter::window(all)
+        })
+        .await
+        .expect("timings");
+    assert!(elsewhere.is_empty(), "filtered by region");
     assert_eq!(
         s.get_receipt(&receipt.body.id).await.expect("get"),
         Some(receipt.clone())

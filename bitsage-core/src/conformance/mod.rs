@@ -6,6 +6,7 @@
 pub mod access;
 pub mod chain;
 pub mod events;
+pub mod fleet;
 pub mod gpu;
 pub mod prover;
 pub mod settlement;

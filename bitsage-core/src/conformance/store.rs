@@ -42,6 +42,7 @@ where
     run_receipt_ledger(&fresh).await;
     run_chain_events(&fresh).await;
     run_payers(&fresh).await;
+    super::fleet::run_all(&fresh).await;
 }
 
 /// The [`crate::PayerLedger`] checks: credit and keys, reservations moving with their jobs,
@@ -322,6 +323,7 @@ pub fn new_node(n: u64, wallet_n: u64, at: Timestamp) -> NewNode {
         agent_version: "0.1.0".into(),
         registered_at: at,
         wallet_proven_at: None,
+        profile: crate::node::NodeProfile::default(),
     }
 }
 
@@ -471,6 +473,7 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
             &NodeFilter {
                 wallet: Some(wallet(1)),
                 status: None,
+                ..Default::default()
             },
             page(10, 0),
         )
@@ -492,6 +495,7 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
             &NodeFilter {
                 status: Some(NodeStatus::Active),
                 wallet: None,
+                ..Default::default()
             },
             page(10, 0),
         )
@@ -504,12 +508,115 @@ pub async fn nodes_create_get_list(store: DynJobStore) {
             &NodeFilter {
                 status: Some(NodeStatus::Active),
                 wallet: Some(wallet(1)),
+                ..Default::default()
             },
             page(10, 0),
         )
         .await
         .expect("list");
     assert_eq!(none.total, 0);
+
+    // Profiles: stored at registration, filterable, replaced by set_node_profile.
+    let mut profiled = new_node(40, 2, t(40));
+    profiled.profile = crate::node::NodeProfile {
+        region: Some("eu-west".into()),
+        runtime: crate::node::Runtime::Vllm,
+        labels: [("pool".to_string(), "a".to_string())].into(),
+        energy_tag: Some("renewable".into()),
+    };
+    let rec = store.create_node(&profiled).await.expect("create profiled");
+    assert_eq!(rec.profile, profiled.profile);
+    assert_eq!(
+        store
+            .get_node(&node_id(40))
+            .await
+            .expect("get")
+            .map(|n| n.profile),
+        Some(profiled.profile.clone())
+    );
+    let ids = |p: crate::page::Page<crate::node::NodeRecord>| {
+        p.items.into_iter().map(|n| n.id).collect::<Vec<_>>()
+    };
+    for filter in [
+        NodeFilter {
+            region: Some("eu-west".into()),
+            ..NodeFilter::default()
+        },
+        NodeFilter {
+            runtime: Some(crate::node::Runtime::Vllm),
+            ..NodeFilter::default()
+        },
+        NodeFilter {
+            label: Some(("pool".into(), "a".into())),
+            ..NodeFilter::default()
+        },
+        NodeFilter {
+            energy_tag: Some("renewable".into()),
+            wallet: Some(wallet(2)),
+            ..NodeFilter::default()
+        },
+    ] {
+        let got = store.list_nodes(&filter, page(10, 0)).await.expect("list");
+        assert_eq!(got.total, 1, "{filter:?}");
+        assert_eq!(ids(got), vec![node_id(40)], "{filter:?}");
+    }
+    for filter in [
+        NodeFilter {
+            region: Some("us-east".into()),
+            ..NodeFilter::default()
+        },
+        NodeFilter {
+            label: Some(("pool".into(), "b".into())),
+            ..NodeFilter::default()
+        },
+        NodeFilter {
+            label: Some(("other".into(), "a".into())),
+            ..NodeFilter::default()
+        },
+        NodeFilter {
+            runtime: Some(crate::node::Runtime::Native),
+            region: Some("eu-west".into()),
+            ..NodeFilter::default()
+        },
+    ] {
+        let got = store.list_nodes(&filter, page(10, 0)).await.expect("list");
+        assert_eq!(got.total, 0, "{filter:?}");
+    }
+    let native = store
+        .list_nodes(
+            &NodeFilter {
+                runtime: Some(crate::node::Runtime::Native),
+                ..NodeFilter::default()
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(native.total, 4, "the default runtime is native");
+    let moved = crate::node::NodeProfile {
+        region: Some("us-east".into()),
+        ..crate::node::NodeProfile::default()
+    };
+    let rec = store
+        .set_node_profile(&node_id(40), &moved)
+        .await
+        .expect("set profile");
+    assert_eq!(rec.profile, moved);
+    assert_eq!(
+        store
+            .get_node(&node_id(40))
+            .await
+            .expect("get")
+            .map(|n| n.profile),
+        Some(moved)
+    );
+    match store
+        .set_node_profile(&node_id(99), &crate::node::NodeProfile::default())
+        .await
+    {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("profile of an unknown node: expected NotFound, got {other:?}"),
+    }
 }
 
 /// Status changes: applied only from the current status, recorded with reasons, in order.
@@ -716,12 +823,37 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         .await
         .expect("times");
     assert_eq!(times, vec![t(10), t(20), t(30)], "window is [from, to)");
-    let up = store
-        .uptime(&node_id(1), window(0, 100), Duration::from_secs(10))
+    // Uptime from the per-minute rollup: minute 0 (beats at 0..40 s) up, minute 1 not.
+    let n1 = store
+        .get_node(&node_id(1))
         .await
-        .expect("uptime");
+        .expect("get")
+        .expect("node 1");
+    let up = store.uptime(&n1, window(0, 100)).await.expect("uptime");
+    assert_eq!((up.minutes_counted, up.minutes_up), (2, 1));
     assert_eq!(up.heartbeats, 5);
-    assert!((up.ratio - 0.5).abs() < 1e-9, "uptime ratio {}", up.ratio);
+    assert_eq!(up.ratio, Some(0.5));
+    let coverage = store
+        .heartbeat_coverage(
+            &node_id(1),
+            crate::node::MinuteRange {
+                first: crate::node::minute_of(t(0)),
+                last: crate::node::minute_of(t(0)),
+            },
+        )
+        .await
+        .expect("coverage");
+    assert_eq!((coverage.minutes_up, coverage.heartbeats), (1, 5));
+    // Counted from registration: a window opening a day before t(0) counts from t(0).
+    let day = TimeWindow::new(t(-86_400), t(30)).expect("window");
+    let fresh = store.uptime(&n1, day).await.expect("uptime");
+    assert_eq!(fresh.counted_from, t(0));
+    assert_eq!(fresh.ratio, Some(1.0), "up since registration");
+    // The latest heartbeat time is kept on the node.
+    assert_eq!(
+        store.last_seen(&node_id(1)).await.expect("last seen"),
+        Some(t(40))
+    );
     // A heartbeat without a collector status clears it (no stale health is served).
     store
         .append_heartbeat(&Heartbeat {
@@ -752,14 +884,17 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         .await
         .expect("gpu collector")
         .is_none());
-    let late = store
-        .uptime(&node_id(1), window(45, 65), Duration::from_secs(10))
+    let none = store
+        .heartbeat_coverage(
+            &node_id(2),
+            crate::node::MinuteRange {
+                first: crate::node::minute_of(t(60)),
+                last: crate::node::minute_of(t(600)),
+            },
+        )
         .await
-        .expect("uptime");
-    assert!(
-        (late.covered_seconds - 5.0).abs() < 1e-9,
-        "a beat before the window covers its start"
-    );
+        .expect("coverage");
+    assert_eq!(none, crate::node::MinuteCoverage::default());
 }
 
 fn sample(uuid: &str, at: Timestamp, util: f64) -> GpuSample {

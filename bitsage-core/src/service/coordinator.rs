@@ -413,6 +413,7 @@ impl Coordinator {
             let filter = NodeFilter {
                 status: Some(status),
                 wallet: None,
+                ..Default::default()
             };
             let total = self.store.count_nodes(&filter).await?;
             by_status.insert(status.to_string(), json!(total));

@@ -497,6 +497,7 @@ impl Coordinator {
                 "receipt signature does not verify; node quarantined".into(),
             ));
         }
+        let verify_started = std::time::Instant::now();
         let verified = if already_done {
             // Accepted before with this proof's hash; verifying again is cheap and keeps the
             // answer honest.
@@ -505,6 +506,7 @@ impl Coordinator {
             self.verify_or_quarantine(&node, &job.spec, &req, Some(&lease), now)
                 .await?
         };
+        let verify_time = verify_started.elapsed();
         if body.output != verified.output || body.proof_hash != verified.proof_hash {
             return Err(Error::invalid(
                 "receipt",
@@ -536,6 +538,7 @@ impl Coordinator {
                 net: body.net,
                 credited_at: body.completed_at,
             },
+            verify_time,
         };
         self.store.settle_completion(&completion, now).await?;
         tracing::info!(node = %node.id, job = %job.spec.id, net = %body.net, "job completed, receipt countersigned, node credited");

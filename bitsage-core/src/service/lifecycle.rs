@@ -49,6 +49,7 @@ pub async fn sweep(
         let filter = NodeFilter {
             status: Some(status),
             wallet: None,
+            ..Default::default()
         };
         // Collect first: applying transitions changes the filtered list under the pages.
         let nodes = store.all_nodes(&filter).await?;

@@ -13,11 +13,14 @@
 //!   slashes of nodes caught cheating.
 //! - [`accounts`]: logins, refresh rotation, bearer authentication, organisations, users and
 //!   API keys.
+//! - [`fleet`]: what operators watch: uptime (from registration, per-minute rollup), job
+//!   latency percentiles per node and region, the network's KPIs and hourly trends.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
 pub mod accounts;
 pub mod coordinator;
+pub mod fleet;
 pub mod jobs;
 pub mod lifecycle;
 pub mod nodes;

@@ -86,6 +86,9 @@ impl Coordinator {
         check_skew(req.sent_at, now, self.policy.max_clock_skew)?;
         check_agent_version(&req.agent_version)?;
         req.hardware.validate()?;
+        if let Some(profile) = &req.profile {
+            profile.validate()?;
+        }
         if let Some(attestation) = &req.hardware.attestation {
             let uuids: Vec<&str> = req.hardware.gpus.iter().map(|g| g.uuid.as_str()).collect();
             attestation
@@ -106,7 +109,13 @@ impl Coordinator {
             }
         };
         if let Some(existing) = self.store.get_node(&req.node_id).await? {
-            let registered = same_key(existing)?;
+            let mut registered = same_key(existing)?;
+            if let Some(profile) = &req.profile {
+                if *profile != registered.node.profile {
+                    registered.node = self.store.set_node_profile(&req.node_id, profile).await?;
+                    tracing::info!(node = %req.node_id, region = ?profile.region, runtime = %profile.runtime, "node profile updated on re-registration");
+                }
+            }
             return self.prove_later(registered, &req, now).await;
         }
         let wallet_proven_at = self.check_wallet(&req, now).await?;
@@ -118,6 +127,7 @@ impl Coordinator {
             agent_version: req.agent_version.clone(),
             registered_at: now,
             wallet_proven_at,
+            profile: req.profile.clone().unwrap_or_default(),
         };
         match self.store.create_node(&new).await {
             Ok(node) => {

@@ -101,6 +101,7 @@ impl Coordinator {
             let filter = NodeFilter {
                 status: Some(status),
                 wallet: None,
+                ..Default::default()
             };
             // Collect first: moving nodes changes the filtered list under the pages.
             for node in self.store.all_nodes(&filter).await? {
