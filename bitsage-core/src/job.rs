@@ -384,6 +384,8 @@ pub struct ExpirySweep {
     pub requeued: Vec<JobId>,
     /// Jobs that reached their retry limit and failed.
     pub failed: Vec<JobId>,
+    /// Who held each expired lease (for the holders' reputation).
+    pub holders: Vec<(JobId, NodeId)>,
 }
 
 #[cfg(test)]

@@ -33,6 +33,7 @@ pub mod prometheus;
 pub mod proof;
 pub mod receipt;
 pub mod replay;
+pub mod reputation;
 pub mod service;
 pub mod settlement;
 pub mod time;

@@ -105,7 +105,7 @@ pub enum LifecycleEvent {
         /// What was wrong.
         detail: String,
     },
-    /// The node's on-chain reputation fell under the network's threshold.
+    /// The network's reputation R of the node fell under the threshold.
     ReputationBelowThreshold {
         /// The score read.
         score: u32,
@@ -116,6 +116,13 @@ pub enum LifecycleEvent {
     /// longer eligible on `ProverStaking`).
     StakeBelowMinimum {
         /// Why, in words (amounts, tier, minimum).
+        reason: String,
+    },
+    /// An admin quarantined the node.
+    AdminQuarantined {
+        /// Who.
+        admin: String,
+        /// Why.
         reason: String,
     },
     /// An admin cleared the quarantine.
@@ -139,6 +146,7 @@ impl LifecycleEvent {
             LifecycleEvent::BadSignature { .. } => "bad_signature",
             LifecycleEvent::ReputationBelowThreshold { .. } => "reputation_below_threshold",
             LifecycleEvent::StakeBelowMinimum { .. } => "stake_below_minimum",
+            LifecycleEvent::AdminQuarantined { .. } => "admin_quarantined",
             LifecycleEvent::AdminCleared { .. } => "admin_cleared",
         }
     }
@@ -161,6 +169,9 @@ impl LifecycleEvent {
             LifecycleEvent::BadSignature { detail } => format!("bad signature: {detail}"),
             LifecycleEvent::ReputationBelowThreshold { score, threshold } => {
                 format!("reputation {score} below threshold {threshold}")
+            }
+            LifecycleEvent::AdminQuarantined { admin, reason } => {
+                format!("quarantined by {admin}: {reason}")
             }
             LifecycleEvent::StakeBelowMinimum { reason } => reason.clone(),
             LifecycleEvent::AdminCleared { admin, note } => {
@@ -213,9 +224,9 @@ pub fn transition(state: NodeStatus, event: &LifecycleEvent) -> Result<Option<Tr
     let to = match (state, event) {
         // Misbehaviour quarantines from anywhere; repeated misbehaviour changes nothing more.
         (Quarantined, E::InvalidProof { .. } | E::BadSignature { .. })
-        | (Quarantined, E::ReputationBelowThreshold { .. }) => None,
+        | (Quarantined, E::ReputationBelowThreshold { .. } | E::AdminQuarantined { .. }) => None,
         (_, E::InvalidProof { .. } | E::BadSignature { .. })
-        | (_, E::ReputationBelowThreshold { .. }) => Some(Quarantined),
+        | (_, E::ReputationBelowThreshold { .. } | E::AdminQuarantined { .. }) => Some(Quarantined),
 
         (Quarantined, E::AdminCleared { .. }) => Some(Pending),
         (_, E::AdminCleared { .. }) => return Err(illegal(state, event)),
@@ -270,6 +281,8 @@ mod tests {
             }),
             ("[a-z]{1,8}", ".{0,20}")
                 .prop_map(|(admin, note)| LifecycleEvent::AdminCleared { admin, note }),
+            ("[a-z]{1,8}", ".{1,20}")
+                .prop_map(|(admin, reason)| LifecycleEvent::AdminQuarantined { admin, reason }),
             ".{1,20}".prop_map(|reason| LifecycleEvent::StakeBelowMinimum { reason }),
         ]
     }

@@ -330,9 +330,44 @@ pub struct NodeRecord {
     /// Region, runtime, labels and energy tag as last registered.
     #[serde(default)]
     pub profile: NodeProfile,
+    /// The network's reputation of it as last computed (`None`: not yet).
+    #[serde(default)]
+    pub reputation: Option<crate::reputation::Reputation>,
+    /// Set while the node is drained for maintenance.
+    #[serde(default)]
+    pub drain: Option<Drain>,
+}
+
+/// A drain: the node takes no new lease (the current one finishes) until `until`, and the
+/// time it is silent meanwhile is not counted against its uptime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Drain {
+    /// Why (the operator's words).
+    pub reason: String,
+    /// Who drained it.
+    pub by: String,
+    /// Since when.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
+    pub since: Timestamp,
+    /// Until when (bounded by policy); the drain ends by itself then.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
+    pub until: Timestamp,
+}
+
+impl Drain {
+    /// Whether the drain holds at `now`.
+    pub fn active_at(&self, now: Timestamp) -> bool {
+        self.since <= now && now < self.until
+    }
 }
 
 impl NodeRecord {
+    /// Its reputation R, when computed and with evidence.
+    pub fn reputation_score(&self) -> Option<u32> {
+        self.reputation.as_ref().and_then(|r| r.score)
+    }
+
     /// Whether the node's wallet is proven ([`crate::wallet::WalletStatus`]).
     pub fn wallet_status(&self) -> crate::wallet::WalletStatus {
         match self.wallet_proven_at {
@@ -374,6 +409,10 @@ pub struct NodeFilter {
     pub label: Option<(String, String)>,
     /// Only nodes with this energy tag.
     pub energy_tag: Option<String>,
+    /// Only nodes whose reputation R is at least this (nodes without one are left out).
+    pub reputation_min: Option<u32>,
+    /// Only nodes whose reputation R is at most this (nodes without one are left out).
+    pub reputation_max: Option<u32>,
 }
 
 impl NodeFilter {
@@ -410,6 +449,12 @@ impl NodeFilter {
                 .energy_tag
                 .as_ref()
                 .is_none_or(|t| node.profile.energy_tag.as_ref() == Some(t))
+            && self
+                .reputation_min
+                .is_none_or(|m| node.reputation_score().is_some_and(|r| r >= m))
+            && self
+                .reputation_max
+                .is_none_or(|m| node.reputation_score().is_some_and(|r| r <= m))
     }
 }
 
@@ -489,8 +534,11 @@ pub struct Uptime {
     pub minutes_up: u64,
     /// Heartbeats in the counted minutes.
     pub heartbeats: u64,
-    /// `minutes_up / minutes_counted`, 0–1; `null` when no minute is counted (the node
-    /// registered after the window).
+    /// Minutes without a heartbeat while the node was drained for maintenance: left out of
+    /// `minutes_counted`'s denominator.
+    pub minutes_excused: u64,
+    /// `minutes_up / (minutes_counted − minutes_excused)`, 0–1; `null` when no minute is
+    /// counted (the node registered after the window, or was in maintenance throughout).
     pub ratio: Option<f64>,
 }
 
@@ -509,22 +557,27 @@ pub fn counted_minutes(window: crate::time::TimeWindow, registered_at: Timestamp
 }
 
 /// Uptime over `window` of a node registered at `registered_at`, from the rollup's
-/// `coverage` of [`counted_minutes`].
+/// `coverage` of [`counted_minutes`], with `excused` minutes of maintenance without a
+/// heartbeat left out.
 pub fn uptime(
     window: crate::time::TimeWindow,
     registered_at: Timestamp,
     coverage: MinuteCoverage,
+    excused: u64,
 ) -> Uptime {
     let range = counted_minutes(window, registered_at);
     let counted = range.len();
     let up = coverage.minutes_up.min(counted);
+    let excused = excused.min(counted - up);
+    let judged = counted - excused;
     Uptime {
         window,
         counted_from: window.from.max(registered_at).min(window.to),
         minutes_counted: counted,
         minutes_up: up,
         heartbeats: coverage.heartbeats,
-        ratio: (counted > 0).then(|| up as f64 / counted as f64),
+        minutes_excused: excused,
+        ratio: (judged > 0).then(|| up as f64 / judged as f64),
     }
 }
 
@@ -547,6 +600,7 @@ mod tests {
                 minutes_up: 1,
                 heartbeats: 3,
             },
+            0,
         );
         assert_eq!(u.minutes_counted, 1);
         assert_eq!(u.ratio, Some(1.0));
@@ -557,7 +611,18 @@ mod tests {
         assert_eq!((r.first, r.last), (minute_of(s(-60)), minute_of(s(149))));
         assert_eq!(r.len(), 4);
         // Registered after the window: nothing counted, no ratio.
-        let late = uptime(w, s(200), MinuteCoverage::default());
+        let late = uptime(w, s(200), MinuteCoverage::default(), 0);
+        // Drained and silent for 2 of 4 minutes, up 1: 1 of the 2 judged.
+        let drained = uptime(
+            w,
+            s(-34),
+            MinuteCoverage {
+                minutes_up: 1,
+                heartbeats: 1,
+            },
+            2,
+        );
+        assert_eq!((drained.minutes_excused, drained.ratio), (2, Some(0.5)));
         assert_eq!(late.minutes_counted, 0);
         assert_eq!(late.ratio, None);
         assert_eq!(

@@ -208,6 +208,25 @@ pub trait NodeStore: Send + Sync + Debug {
         id: &NodeId,
         profile: &crate::node::NodeProfile,
     ) -> Result<NodeRecord>;
+    /// Stores a node's newly computed reputation (and its R for filtering); `NotFound` for
+    /// an unknown node.
+    async fn set_reputation(
+        &self,
+        id: &NodeId,
+        reputation: &crate::reputation::Reputation,
+    ) -> Result<()>;
+    /// Starts (`Some`) or ends (`None`, at `now`) a node's drain, recording its maintenance
+    /// window (from `since` to `until`, cut at `now` when ended early); `NotFound` for an
+    /// unknown node. Ending a drain that is not set changes nothing.
+    async fn set_drain(
+        &self,
+        id: &NodeId,
+        drain: Option<&crate::node::Drain>,
+        now: Timestamp,
+    ) -> Result<NodeRecord>;
+    /// A node's maintenance windows overlapping `window`, oldest first.
+    async fn maintenance_windows(&self, id: &NodeId, window: TimeWindow)
+        -> Result<Vec<TimeWindow>>;
     /// Sets the status reason of a node that is in `status`, without a move (e.g. why a
     /// pending node waits). `Ok(false)`: unknown node, another status, or the same reason
     /// already — nothing written.
@@ -253,6 +272,20 @@ pub trait TelemetryStore: Send + Sync + Debug {
         id: &NodeId,
         minutes: crate::node::MinuteRange,
     ) -> Result<crate::node::MinuteCoverage>;
+    /// Records something a node did that reputation counts, at `at`, with a detail.
+    async fn record_node_fact(
+        &self,
+        id: &NodeId,
+        fact: crate::reputation::NodeFact,
+        at: Timestamp,
+        detail: &str,
+    ) -> Result<()>;
+    /// How many of each fact a node has in `window` (facts it has none of are absent).
+    async fn node_facts(
+        &self,
+        id: &NodeId,
+        window: TimeWindow,
+    ) -> Result<crate::reputation::FactCounts>;
     /// How many distinct nodes heartbeated in `minutes` (from the rollup).
     async fn nodes_heartbeating(&self, minutes: crate::node::MinuteRange) -> Result<u64>;
     /// Timings of completed jobs matching `filter`, newest first, at most `filter.limit`.
@@ -527,12 +560,33 @@ pub trait JobStoreExt: JobStore {
     /// heartbeat rollup.
     async fn uptime(&self, node: &NodeRecord, window: TimeWindow) -> Result<Uptime> {
         let range = crate::node::counted_minutes(window, node.registered_at);
-        let coverage = if range.is_empty() {
-            crate::node::MinuteCoverage::default()
-        } else {
-            self.heartbeat_coverage(&node.id, range).await?
-        };
-        Ok(crate::node::uptime(window, node.registered_at, coverage))
+        if range.is_empty() {
+            return Ok(crate::node::uptime(
+                window,
+                node.registered_at,
+                crate::node::MinuteCoverage::default(),
+                0,
+            ));
+        }
+        let coverage = self.heartbeat_coverage(&node.id, range).await?;
+        // Minutes drained for maintenance without a heartbeat are excused, not down.
+        let mut excused = 0;
+        for m in self.maintenance_windows(&node.id, window).await? {
+            let from = m.from.max(window.from).max(node.registered_at);
+            let to = m.to.min(window.to);
+            if from >= to {
+                continue;
+            }
+            let r = crate::node::counted_minutes(TimeWindow { from, to }, from);
+            let up = self.heartbeat_coverage(&node.id, r).await?.minutes_up;
+            excused += r.len().saturating_sub(up);
+        }
+        Ok(crate::node::uptime(
+            window,
+            node.registered_at,
+            coverage,
+            excused,
+        ))
     }
 
     /// Every node matching `filter`, all pages, in the list's stable order.

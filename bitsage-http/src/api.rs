@@ -188,6 +188,11 @@ pub struct NodeView {
     pub registered_at: Timestamp,
     /// Region, runtime, labels and energy tag from the agent's configuration.
     pub profile: bitsage_core::node::NodeProfile,
+    /// The network's reputation R 0–100 as last computed, with its explanation (`null`
+    /// before the first round).
+    pub reputation: Option<bitsage_core::reputation::Reputation>,
+    /// Set while the node is drained for maintenance.
+    pub drain: Option<bitsage_core::node::Drain>,
 }
 
 impl From<NodeRecord> for NodeView {
@@ -209,6 +214,8 @@ impl From<NodeRecord> for NodeView {
             status_changed_at: n.status_changed_at,
             registered_at: n.registered_at,
             profile: n.profile,
+            reputation: n.reputation,
+            drain: n.drain,
         }
     }
 }
@@ -274,6 +281,10 @@ pub struct NodeListQuery {
     pub label: Option<String>,
     /// Only nodes with this energy tag.
     pub energy_tag: Option<String>,
+    /// Only nodes whose reputation R is at least this (0–100).
+    pub reputation_min: Option<u32>,
+    /// Only nodes whose reputation R is at most this (0–100).
+    pub reputation_max: Option<u32>,
     /// Page size (1 ..= 1000, default 100).
     pub limit: Option<u32>,
     /// Items to skip (default 0).

@@ -699,13 +699,13 @@ impl Source {
 
 /// The deadline every source of one response shares.
 #[derive(Debug, Clone, Copy)]
-struct Budget {
+pub(crate) struct Budget {
     deadline: Instant,
     limit: Duration,
 }
 
 impl Budget {
-    fn start(config: &HttpConfig) -> Self {
+    pub(crate) fn start(config: &HttpConfig) -> Self {
         let now = Instant::now();
         let limit = config.dashboard_budget;
         // A budget too large for the clock is, in effect, no deadline (a year).
@@ -760,7 +760,7 @@ async fn fetch<T>(
 }
 
 /// Reads a chain value under the budget (`read` is `None` without a chain source).
-async fn chain_read<T, V>(
+pub(crate) async fn chain_read<T, V>(
     budget: &Budget,
     read: Option<impl Future<Output = Result<Observed<T>, Error>>>,
     view: impl FnOnce(T) -> V,

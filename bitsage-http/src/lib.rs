@@ -42,6 +42,7 @@ pub mod layers;
 pub mod live;
 pub mod metrics;
 pub mod openapi;
+pub mod operations;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
@@ -362,6 +363,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/keys/{id}", delete(accounts::revoke_key))
         .route("/api/audit", get(accounts::audit))
         .merge(dashboard::routes())
+        .merge(operations::routes())
         // Inner: the limit (keyed by the caller `authorize` found); outer: `authorize`.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

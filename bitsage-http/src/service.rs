@@ -190,6 +190,14 @@ pub fn node_filter(q: &NodeListQuery) -> Result<NodeFilter, Error> {
             Some((k.to_string(), v.to_string()))
         }
     };
+    for (what, v) in [
+        ("reputation_min", q.reputation_min),
+        ("reputation_max", q.reputation_max),
+    ] {
+        if v.is_some_and(|v| v > 100) {
+            return Err(Error::invalid(what, "must be 0 ..= 100"));
+        }
+    }
     Ok(NodeFilter {
         status: q.status,
         wallet: q.wallet,
@@ -197,6 +205,8 @@ pub fn node_filter(q: &NodeListQuery) -> Result<NodeFilter, Error> {
         runtime: q.runtime,
         label,
         energy_tag: q.energy_tag.clone(),
+        reputation_min: q.reputation_min,
+        reputation_max: q.reputation_max,
     })
 }
 

@@ -871,3 +871,237 @@ async fn a_settlement_outage_queues_epochs_and_pays_them_once_when_back() {
     assert_eq!(chain.paid_to(&wallet()), r.body.net, "paid once");
     assert_eq!(t.store.settlement_backlog().await.unwrap().receipts, 0);
 }
+
+#[tokio::test]
+async fn low_reputation_quarantines_and_a_clearance_sends_the_node_back_through_a_probe() {
+    use bitsage_core::reputation::NodeFact;
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let id = node_id("node-1");
+    let now = bitsage_core::time::now() - chrono::TimeDelta::seconds(1);
+    // A scripted history: one lease completed, three expired, nine proofs rejected.
+    t.store
+        .record_node_fact(&id, NodeFact::LeaseCompleted, now, "job a")
+        .await
+        .unwrap();
+    for i in 0..3 {
+        t.store
+            .record_node_fact(&id, NodeFact::LeaseExpired, now, &format!("job e{i}"))
+            .await
+            .unwrap();
+    }
+    for i in 0..9 {
+        t.store
+            .record_node_fact(&id, NodeFact::ProofRejected, now, &format!("job {i}"))
+            .await
+            .unwrap();
+    }
+    let round = t
+        .state
+        .coordinator
+        .update_reputations(bitsage_core::time::now())
+        .await
+        .unwrap();
+    assert_eq!(round.computed, 1);
+    assert_eq!(round.quarantined.len(), 1, "{round:?}");
+    let node = t.store.get_node(&id).await.unwrap().unwrap();
+    assert_eq!(node.status, NodeStatus::Quarantined);
+    assert!(
+        node.status_reason.contains("below threshold 40"),
+        "{}",
+        node.status_reason
+    );
+    let rep = node.reputation.expect("stored");
+    assert_eq!(rep.correctness.score, Some(10.0), "1 verified of 10");
+    assert!(rep.score.is_some_and(|s| s < 40));
+
+    // The explanation: sub-scores with inputs and weights, the chain's score beside it.
+    let v = send(&t.app, get("/api/nodes/node-1/reputation"))
+        .await
+        .json();
+    assert_eq!(
+        v["network"]["correctness"]["inputs"]["proofs_rejected"],
+        9.0
+    );
+    assert_eq!(v["network"]["correctness"]["weight"], 0.35);
+    assert!(v["network"]["last_probe_at"].as_str().is_some());
+    assert_eq!(v["quarantine_below"], 40);
+    assert_eq!(v["chain"]["status"], "unavailable", "no chain here: {v}");
+    // Filter by reputation range.
+    let low = send(&t.app, get("/api/nodes?reputation_max=39"))
+        .await
+        .json();
+    assert_eq!(low["total"], 1);
+    let high = send(&t.app, get("/api/nodes?reputation_min=40"))
+        .await
+        .json();
+    assert_eq!(high["total"], 0);
+    send(&t.app, get("/api/nodes?reputation_min=101"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+
+    // A quarantined node gets no work; the checklist says why.
+    let e = send(&t.app, get("/api/nodes/node-1/eligibility"))
+        .await
+        .json();
+    assert_eq!(e["eligible"], false);
+    let item = |e: &serde_json::Value, c: &str| {
+        e["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["check"] == c)
+            .cloned()
+            .unwrap()
+    };
+    assert_eq!(item(&e, "not_quarantined")["ok"], false);
+    assert!(item(&e, "not_quarantined")["reason"]
+        .as_str()
+        .unwrap()
+        .contains("reputation"));
+
+    // Clearing: back to pending, and the next lease is a probe; passing it makes it active.
+    // The next round does not quarantine it again on evidence from before the clearance.
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/nodes/node-1/clear",
+            &serde_json::json!({"reason": "operator replaced the GPU"}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["status"], "pending");
+    let round = t
+        .state
+        .coordinator
+        .update_reputations(bitsage_core::time::now())
+        .await
+        .unwrap();
+    assert!(round.quarantined.is_empty(), "{round:?}");
+    let l = lease(&t, &k, "node-1").await;
+    let a = l.assignment.expect("a probe after clearance");
+    assert!(matches!(a, Assignment::Probe { .. }));
+    let env = prove(a.spec());
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/jobs/complete",
+            &probe_completion(&k, "node-1", &a, env),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        t.store.get_node(&id).await.unwrap().unwrap().status,
+        NodeStatus::Active
+    );
+    // Clearing a node that is not quarantined is a conflict; the admin can quarantine.
+    send(
+        &t.app,
+        post_json(
+            "/api/nodes/node-1/clear",
+            &serde_json::json!({"reason": "x"}),
+        ),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "conflict");
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/nodes/node-1/quarantine",
+            &serde_json::json!({"reason": "suspected key leak"}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let node = t.store.get_node(&id).await.unwrap().unwrap();
+    assert!(node.status_reason.contains("suspected key leak"));
+    send(
+        &t.app,
+        post_json(
+            "/api/nodes/node-1/quarantine",
+            &serde_json::json!({"reason": ""}),
+        ),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+}
+
+#[tokio::test]
+async fn a_drain_stops_new_leases_until_it_ends() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    submit(&t, 64, 1_000).await;
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/nodes/node-1/drain",
+            &serde_json::json!({"reason": "driver upgrade", "duration_secs": 3600}),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["drain"]["reason"], "driver upgrade");
+    let l = lease(&t, &k, "node-1").await;
+    assert!(l.assignment.is_none(), "no new lease while draining");
+    assert!(l
+        .waiting_reason
+        .as_deref()
+        .is_some_and(|w| w.contains("draining")));
+    let e = send(&t.app, get("/api/nodes/node-1/eligibility"))
+        .await
+        .json();
+    assert_eq!(e["eligible"], false);
+    for bad in [
+        serde_json::json!({"reason": "x", "duration_secs": 0}),
+        serde_json::json!({"reason": "x", "duration_secs": 90000}),
+        serde_json::json!({"reason": "", "duration_secs": 60}),
+    ] {
+        send(&t.app, post_json("/api/nodes/node-1/drain", &bad))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    let r = send(
+        &t.app,
+        axum::http::Request::builder()
+            .method("DELETE")
+            .uri("/api/nodes/node-1/drain")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.json()["drain"].is_null());
+    let l = lease(&t, &k, "node-1").await;
+    assert!(l.assignment.is_some(), "work again after the drain");
+    let windows = t
+        .store
+        .maintenance_windows(
+            &node_id("node-1"),
+            bitsage_core::TimeWindow::new(
+                bitsage_core::time::now() - chrono::TimeDelta::hours(1),
+                bitsage_core::time::now() + chrono::TimeDelta::hours(2),
+            )
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(windows.len(), 1);
+    assert!(
+        windows[0].to <= bitsage_core::time::now(),
+        "ended early: the window is cut at the undrain"
+    );
+}

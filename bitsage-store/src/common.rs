@@ -24,6 +24,8 @@ pub(crate) fn new_node_record(node: &NewNode) -> NodeRecord {
         registered_at: node.registered_at,
         wallet_proven_at: node.wallet_proven_at,
         profile: node.profile.clone(),
+        reputation: None,
+        drain: None,
     }
 }
 
@@ -165,7 +167,9 @@ pub(crate) fn settle_failure(
     now: Timestamp,
     sweep: &mut ExpirySweep,
 ) {
-    job.lease = None;
+    if let Some(l) = job.lease.take() {
+        sweep.holders.push((job.spec.id, l.node_id));
+    }
     job.last_error = Some(reason);
     job.updated_at = now;
     if job.attempts >= job.max_attempts {

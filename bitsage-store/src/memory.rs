@@ -45,6 +45,8 @@ struct State {
     /// The per-minute rollup: beats per (node, minute).
     minutes: BTreeMap<(NodeId, i64), u64>,
     timings: Vec<bitsage_core::timing::JobTiming>,
+    facts: Vec<(NodeId, bitsage_core::reputation::NodeFact, Timestamp)>,
+    maintenance: Vec<(NodeId, TimeWindow)>,
     samples: HashMap<NodeId, Vec<GpuSample>>,
     jobs: Vec<JobRecord>,
     receipts: Vec<Receipt>,
@@ -402,6 +404,77 @@ impl NodeStore for InMemoryStore {
         })
     }
 
+    async fn set_reputation(
+        &self,
+        id: &NodeId,
+        reputation: &bitsage_core::reputation::Reputation,
+    ) -> Result<()> {
+        self.with(|s| {
+            let node = s
+                .nodes
+                .iter_mut()
+                .find(|n| n.id == *id)
+                .ok_or_else(|| Error::not_found("node", id))?;
+            node.reputation = Some(reputation.clone());
+            Ok(())
+        })
+    }
+
+    async fn set_drain(
+        &self,
+        id: &NodeId,
+        drain: Option<&bitsage_core::node::Drain>,
+        now: Timestamp,
+    ) -> Result<NodeRecord> {
+        self.with(|s| {
+            let node = s
+                .nodes
+                .iter_mut()
+                .find(|n| n.id == *id)
+                .ok_or_else(|| Error::not_found("node", id))?;
+            let previous = node.drain.take();
+            node.drain = drain.cloned();
+            let rec = node.clone();
+            if let Some(p) = previous {
+                // An earlier drain ends now (if it had not ended already).
+                if let Some((_, w)) = s
+                    .maintenance
+                    .iter_mut()
+                    .find(|(n, w)| n == id && w.from == p.since)
+                {
+                    w.to = w.to.min(now).max(w.from);
+                }
+            }
+            if let Some(d) = drain {
+                s.maintenance.push((
+                    id.clone(),
+                    TimeWindow {
+                        from: d.since,
+                        to: d.until,
+                    },
+                ));
+            }
+            Ok(rec)
+        })
+    }
+
+    async fn maintenance_windows(
+        &self,
+        id: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<TimeWindow>> {
+        self.with(|s| {
+            let mut out: Vec<TimeWindow> = s
+                .maintenance
+                .iter()
+                .filter(|(n, w)| n == id && w.from < window.to && w.to > window.from)
+                .map(|(_, w)| *w)
+                .collect();
+            out.sort_by_key(|w| w.from);
+            Ok(out)
+        })
+    }
+
     async fn set_status_reason(
         &self,
         id: &NodeId,
@@ -512,6 +585,37 @@ impl TelemetryStore for InMemoryStore {
                 c.heartbeats += beats;
             }
             Ok(c)
+        })
+    }
+
+    async fn record_node_fact(
+        &self,
+        id: &NodeId,
+        fact: bitsage_core::reputation::NodeFact,
+        at: Timestamp,
+        _detail: &str,
+    ) -> Result<()> {
+        self.with(|s| {
+            s.facts.push((id.clone(), fact, at));
+            Ok(())
+        })
+    }
+
+    async fn node_facts(
+        &self,
+        id: &NodeId,
+        window: TimeWindow,
+    ) -> Result<bitsage_core::reputation::FactCounts> {
+        self.with(|s| {
+            let mut counts = bitsage_core::reputation::FactCounts::new();
+            for (_, f, _) in s
+                .facts
+                .iter()
+                .filter(|(n, _, at)| n == id && window.contains(*at))
+            {
+                *counts.entry(*f).or_default() += 1;
+            }
+            Ok(counts)
         })
     }
 

@@ -133,7 +133,7 @@ impl PgStore {
 
 const NODE_COLUMNS: &str = "id, public_key, wallet, hardware::text AS hardware, agent_version, \
      status, status_reason, status_changed_at, registered_at, wallet_proven_at, region, runtime, \
-     labels::text AS labels, energy_tag";
+     labels::text AS labels, energy_tag, reputation::text AS reputation, drain::text AS drain";
 
 fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
     let g = |c: &str| row.try_get::<String, _>(c).map_err(db_err);
@@ -154,6 +154,16 @@ fn node_from_row(row: &PgRow) -> Result<NodeRecord> {
             labels: serde_json::from_str(&g("labels")?).map_err(json_err)?,
             energy_tag: row.try_get("energy_tag").map_err(db_err)?,
         },
+        reputation: row
+            .try_get::<Option<String>, _>("reputation")
+            .map_err(db_err)?
+            .map(|j| serde_json::from_str(&j).map_err(json_err))
+            .transpose()?,
+        drain: row
+            .try_get::<Option<String>, _>("drain")
+            .map_err(db_err)?
+            .map(|j| serde_json::from_str(&j).map_err(json_err))
+            .transpose()?,
     })
 }
 
@@ -1153,7 +1163,9 @@ impl NodeStore for PgStore {
              AND ($2::text IS NULL OR wallet = $2) AND ($5::text IS NULL OR region = $5) \
              AND ($6::text IS NULL OR runtime = $6) \
              AND ($7::text IS NULL OR labels ->> $7 = $8::text) \
-             AND ($9::text IS NULL OR energy_tag = $9)";
+             AND ($9::text IS NULL OR energy_tag = $9) \
+             AND ($10::integer IS NULL OR reputation_score >= $10) \
+             AND ($11::integer IS NULL OR reputation_score <= $11)";
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM nodes {WHERE} AND $3::bigint IS NULL AND $4::bigint IS NULL"
         ))
@@ -1166,6 +1178,8 @@ impl NodeStore for PgStore {
         .bind(label_key)
         .bind(label_value)
         .bind(filter.energy_tag.as_deref())
+        .bind(filter.reputation_min.map(|v| v as i32))
+        .bind(filter.reputation_max.map(|v| v as i32))
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
@@ -1182,6 +1196,8 @@ impl NodeStore for PgStore {
         .bind(label_key)
         .bind(label_value)
         .bind(filter.energy_tag.as_deref())
+        .bind(filter.reputation_min.map(|v| v as i32))
+        .bind(filter.reputation_max.map(|v| v as i32))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
@@ -1276,6 +1292,110 @@ impl NodeStore for PgStore {
         .map_err(db_err)?
         .ok_or_else(|| Error::not_found("node", id))?;
         node_from_row(&row)
+    }
+
+    #[tracing::instrument(name = "store.set_reputation", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn set_reputation(
+        &self,
+        id: &NodeId,
+        reputation: &bitsage_core::reputation::Reputation,
+    ) -> Result<()> {
+        let json = serde_json::to_string(reputation).map_err(json_err)?;
+        let done = sqlx::query(
+            "UPDATE nodes SET reputation_score = $1, reputation = $2::jsonb WHERE id = $3",
+        )
+        .bind(reputation.score.map(|v| v as i32))
+        .bind(&json)
+        .bind(id.as_str())
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::not_found("node", id));
+        }
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "store.set_drain", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn set_drain(
+        &self,
+        id: &NodeId,
+        drain: Option<&bitsage_core::node::Drain>,
+        now: Timestamp,
+    ) -> Result<NodeRecord> {
+        let json = drain
+            .map(|d| serde_json::to_string(d).map_err(json_err))
+            .transpose()?;
+        let mut tx = self.begin().await?;
+        let result: Result<NodeRecord> = async {
+            let previous: Option<Option<String>> =
+                sqlx::query_scalar("SELECT drain::text FROM nodes WHERE id = $1 FOR UPDATE")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            let Some(previous) = previous else {
+                return Err(Error::not_found("node", id));
+            };
+            if let Some(p) = previous {
+                let p: bitsage_core::node::Drain = serde_json::from_str(&p).map_err(json_err)?;
+                sqlx::query(
+                    "UPDATE node_maintenance SET ends_at = GREATEST(started_at, LEAST(ends_at, $1)) \
+                     WHERE node_id = $2 AND started_at = $3",
+                )
+                .bind(now)
+                .bind(id.as_str())
+                .bind(p.since)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            if let Some(d) = drain {
+                sqlx::query(
+                    "INSERT INTO node_maintenance (node_id, started_at, ends_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (node_id, started_at) DO UPDATE SET ends_at = excluded.ends_at",
+                )
+                .bind(id.as_str())
+                .bind(d.since)
+                .bind(d.until)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            let row = sqlx::query(&format!(
+                "UPDATE nodes SET drain = $1::jsonb WHERE id = $2 RETURNING {NODE_COLUMNS}"
+            ))
+            .bind(json.as_deref())
+            .bind(id.as_str())
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            node_from_row(&row)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.maintenance_windows", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn maintenance_windows(
+        &self,
+        id: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<TimeWindow>> {
+        let rows: Vec<(Timestamp, Timestamp)> = sqlx::query_as(
+            "SELECT started_at, ends_at FROM node_maintenance WHERE node_id = $1 \
+             AND started_at < $2 AND ends_at > $3 ORDER BY started_at",
+        )
+        .bind(id.as_str())
+        .bind(window.to)
+        .bind(window.from)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(from, to)| TimeWindow { from, to })
+            .collect())
     }
 
     #[tracing::instrument(name = "store.set_status_reason", level = "debug", skip_all, fields(db.system = "postgresql"))]
@@ -1439,6 +1559,46 @@ impl TelemetryStore for PgStore {
             minutes_up: up as u64,
             heartbeats: beats.unwrap_or(0) as u64,
         })
+    }
+
+    #[tracing::instrument(name = "store.record_node_fact", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn record_node_fact(
+        &self,
+        id: &NodeId,
+        fact: bitsage_core::reputation::NodeFact,
+        at: Timestamp,
+        detail: &str,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO node_facts (node_id, fact, at, detail) VALUES ($1, $2, $3, $4)")
+            .bind(id.as_str())
+            .bind(fact.as_str())
+            .bind(at)
+            .bind(detail)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    #[tracing::instrument(name = "store.node_facts", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn node_facts(
+        &self,
+        id: &NodeId,
+        window: TimeWindow,
+    ) -> Result<bitsage_core::reputation::FactCounts> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT fact, COUNT(*) FROM node_facts WHERE node_id = $1 AND at >= $2 AND at < $3 \
+             GROUP BY fact",
+        )
+        .bind(id.as_str())
+        .bind(window.from)
+        .bind(window.to)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(f, n)| Ok((bitsage_core::reputation::NodeFact::parse(&f)?, n as u64)))
+            .collect()
     }
 
     #[tracing::instrument(name = "store.nodes_heartbeating", level = "debug", skip_all, fields(db.system = "postgresql"))]

@@ -439,6 +439,16 @@ fn node_from_row(row: &SqliteRow) -> Result<NodeRecord> {
             labels: serde_json::from_str(&g("labels")?).map_err(json_err)?,
             energy_tag: row.try_get("energy_tag").map_err(db_err)?,
         },
+        reputation: row
+            .try_get::<Option<String>, _>("reputation")
+            .map_err(db_err)?
+            .map(|j| serde_json::from_str(&j).map_err(json_err))
+            .transpose()?,
+        drain: row
+            .try_get::<Option<String>, _>("drain")
+            .map_err(db_err)?
+            .map(|j| serde_json::from_str(&j).map_err(json_err))
+            .transpose()?,
     })
 }
 
@@ -1246,7 +1256,9 @@ impl NodeStore for SqliteStore {
         const WHERE: &str = "WHERE (?1 IS NULL OR status = ?1) AND (?2 IS NULL OR wallet = ?2) \
              AND (?5 IS NULL OR region = ?5) AND (?6 IS NULL OR runtime = ?6) \
              AND (?7 IS NULL OR json_extract(labels, ?7) = ?8) \
-             AND (?9 IS NULL OR energy_tag = ?9)";
+             AND (?9 IS NULL OR energy_tag = ?9) \
+             AND (?10 IS NULL OR reputation_score >= ?10) \
+             AND (?11 IS NULL OR reputation_score <= ?11)";
         let total: i64 = sqlx::query_scalar(&format!(
             "SELECT COUNT(*) FROM nodes {WHERE} AND ?3 IS NULL AND ?4 IS NULL"
         ))
@@ -1259,6 +1271,8 @@ impl NodeStore for SqliteStore {
         .bind(label_path.as_deref())
         .bind(label_value)
         .bind(filter.energy_tag.as_deref())
+        .bind(filter.reputation_min.map(i64::from))
+        .bind(filter.reputation_max.map(i64::from))
         .fetch_one(&self.reader)
         .await
         .map_err(db_err)?;
@@ -1274,6 +1288,8 @@ impl NodeStore for SqliteStore {
         .bind(label_path.as_deref())
         .bind(label_value)
         .bind(filter.energy_tag.as_deref())
+        .bind(filter.reputation_min.map(i64::from))
+        .bind(filter.reputation_max.map(i64::from))
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;
@@ -1376,6 +1392,116 @@ impl NodeStore for SqliteStore {
         }
         .await;
         finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.set_reputation", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn set_reputation(
+        &self,
+        id: &NodeId,
+        reputation: &bitsage_core::reputation::Reputation,
+    ) -> Result<()> {
+        let json = serde_json::to_string(reputation).map_err(json_err)?;
+        let mut tx = self.begin().await?;
+        let result: Result<()> = async {
+            let done =
+                sqlx::query("UPDATE nodes SET reputation_score = ?, reputation = ? WHERE id = ?")
+                    .bind(reputation.score.map(i64::from))
+                    .bind(&json)
+                    .bind(id.as_str())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::not_found("node", id));
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.set_drain", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn set_drain(
+        &self,
+        id: &NodeId,
+        drain: Option<&bitsage_core::node::Drain>,
+        now: Timestamp,
+    ) -> Result<NodeRecord> {
+        let json = drain
+            .map(|d| serde_json::to_string(d).map_err(json_err))
+            .transpose()?;
+        let mut tx = self.begin().await?;
+        let result: Result<NodeRecord> = async {
+            let previous: Option<Option<String>> =
+                sqlx::query_scalar("SELECT drain FROM nodes WHERE id = ?")
+                    .bind(id.as_str())
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+            let Some(previous) = previous else {
+                return Err(Error::not_found("node", id));
+            };
+            if let Some(p) = previous {
+                let p: bitsage_core::node::Drain = serde_json::from_str(&p).map_err(json_err)?;
+                sqlx::query(
+                    "UPDATE node_maintenance SET ends_at = MAX(started_at, MIN(ends_at, ?)) \
+                     WHERE node_id = ? AND started_at = ?",
+                )
+                .bind(to_micros(now))
+                .bind(id.as_str())
+                .bind(to_micros(p.since))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            if let Some(d) = drain {
+                sqlx::query(
+                    "INSERT INTO node_maintenance (node_id, started_at, ends_at) VALUES (?, ?, ?) \
+                     ON CONFLICT (node_id, started_at) DO UPDATE SET ends_at = excluded.ends_at",
+                )
+                .bind(id.as_str())
+                .bind(to_micros(d.since))
+                .bind(to_micros(d.until))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            }
+            let row = sqlx::query("UPDATE nodes SET drain = ? WHERE id = ? RETURNING *")
+                .bind(json.as_deref())
+                .bind(id.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            node_from_row(&row)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.maintenance_windows", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn maintenance_windows(
+        &self,
+        id: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<TimeWindow>> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(
+            "SELECT started_at, ends_at FROM node_maintenance WHERE node_id = ? \
+             AND started_at < ? AND ends_at > ? ORDER BY started_at",
+        )
+        .bind(id.as_str())
+        .bind(to_micros(window.to))
+        .bind(to_micros(window.from))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(f, t)| {
+                Ok(TimeWindow {
+                    from: time_of(f)?,
+                    to: time_of(t)?,
+                })
+            })
+            .collect()
     }
 
     #[tracing::instrument(name = "store.set_status_reason", level = "debug", skip_all, fields(db.system = "sqlite"))]
@@ -1548,6 +1674,51 @@ impl TelemetryStore for SqliteStore {
             minutes_up: up as u64,
             heartbeats: beats.unwrap_or(0) as u64,
         })
+    }
+
+    #[tracing::instrument(name = "store.record_node_fact", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn record_node_fact(
+        &self,
+        id: &NodeId,
+        fact: bitsage_core::reputation::NodeFact,
+        at: Timestamp,
+        detail: &str,
+    ) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let result: Result<()> = async {
+            sqlx::query("INSERT INTO node_facts (node_id, fact, at, detail) VALUES (?, ?, ?, ?)")
+                .bind(id.as_str())
+                .bind(fact.as_str())
+                .bind(to_micros(at))
+                .bind(detail)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.node_facts", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn node_facts(
+        &self,
+        id: &NodeId,
+        window: TimeWindow,
+    ) -> Result<bitsage_core::reputation::FactCounts> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT fact, COUNT(*) FROM node_facts WHERE node_id = ? AND at >= ? AND at < ? \
+             GROUP BY fact",
+        )
+        .bind(id.as_str())
+        .bind(to_micros(window.from))
+        .bind(to_micros(window.to))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(f, n)| Ok((bitsage_core::reputation::NodeFact::parse(&f)?, n as u64)))
+            .collect()
     }
 
     #[tracing::instrument(name = "store.nodes_heartbeating", level = "debug", skip_all, fields(db.system = "sqlite"))]

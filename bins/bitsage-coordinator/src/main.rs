@@ -181,6 +181,16 @@ struct Tuning {
     /// How often the background services run, milliseconds.
     #[arg(long, default_value_t = 2000)]
     sweep_interval_ms: u64,
+    /// Quarantine a node whose reputation R (0–100) falls below this, once it has enough
+    /// evidence (0 never quarantines on reputation).
+    #[arg(long, default_value_t = 40, value_parser = clap::value_parser!(u32).range(0..=100))]
+    reputation_quarantine_below: u32,
+    /// How often every node's reputation is recomputed, seconds.
+    #[arg(long, default_value_t = 60)]
+    reputation_every_secs: u64,
+    /// The longest drain (maintenance) an operator may set, seconds.
+    #[arg(long, default_value_t = 86_400)]
+    max_drain_secs: u64,
     /// A browser origin allowed to call the API (CORS), e.g. `https://console.example`;
     /// repeat for several. None: same origin only.
     #[arg(
@@ -369,6 +379,10 @@ fn config_from(
     c.policy.epoch_max_jobs = t.epoch_max_jobs;
     c.policy.epoch_every = Duration::from_secs(t.epoch_secs);
     c.sweep_interval = Duration::from_millis(t.sweep_interval_ms);
+    c.policy.reputation.quarantine_below =
+        (t.reputation_quarantine_below > 0).then_some(t.reputation_quarantine_below);
+    c.policy.reputation_every = Duration::from_secs(t.reputation_every_secs.max(1));
+    c.policy.max_drain = Duration::from_secs(t.max_drain_secs.max(1));
     c.http.cors_origins = t.cors_origins.clone();
     c.http.allow_anonymous_overview = t.anonymous_overview;
     c.http.rate_limits = if t.rate_limit_scale > 0.0 {

@@ -14,7 +14,7 @@ use crate::ledger::EarningEntry;
 use crate::node::{Heartbeat, NodeProfile};
 use crate::receipt::{Receipt, ReceiptBody};
 use crate::service::fleet;
-use crate::{DynJobStore, EntryId, ReceiptId, Timestamp, TokenAmount};
+use crate::{DynJobStore, EntryId, JobStoreExt as _, ReceiptId, Timestamp, TokenAmount};
 
 use super::store::{key, new_job, new_node, node_id, t};
 
@@ -26,6 +26,135 @@ where
 {
     uptime_counts_from_registration(fresh().await).await;
     latency_per_node_and_region(fresh().await).await;
+    facts_reputation_and_drains(fresh().await).await;
+}
+
+/// Facts count by window; a stored reputation reads back and filters by range; a drain is
+/// stored with its maintenance window (cut when it ends early), and silent minutes inside it
+/// are excused from uptime.
+pub async fn facts_reputation_and_drains(store: DynJobStore) {
+    use crate::node::{Drain, NodeFilter};
+    use crate::reputation::{self, NodeFact, ReputationInputs, ReputationPolicy};
+    use crate::time::TimeWindow;
+    for n in [1, 2] {
+        store
+            .create_node(&new_node(n, 1, t(0)))
+            .await
+            .expect("create");
+    }
+    for (fact, at) in [
+        (NodeFact::LeaseCompleted, 10),
+        (NodeFact::LeaseCompleted, 20),
+        (NodeFact::ProofRejected, 30),
+        (NodeFact::LeaseExpired, 500),
+    ] {
+        store
+            .record_node_fact(&node_id(1), fact, t(at), "scripted")
+            .await
+            .expect("record fact");
+    }
+    let w = |a: i64, b: i64| TimeWindow::new(t(a), t(b)).expect("window");
+    let counts = store
+        .node_facts(&node_id(1), w(0, 100))
+        .await
+        .expect("facts");
+    assert_eq!(counts.get(&NodeFact::LeaseCompleted), Some(&2));
+    assert_eq!(counts.get(&NodeFact::ProofRejected), Some(&1));
+    assert_eq!(
+        counts.get(&NodeFact::LeaseExpired),
+        None,
+        "outside the window"
+    );
+    assert!(store
+        .node_facts(&node_id(2), w(0, 1000))
+        .await
+        .expect("facts")
+        .is_empty());
+
+    let rep = reputation::compute(
+        &ReputationPolicy::default(),
+        &ReputationInputs {
+            facts: counts,
+            uptime: Some(1.0),
+            ..ReputationInputs::default()
+        },
+        t(0),
+        t(100),
+    );
+    store
+        .set_reputation(&node_id(1), &rep)
+        .await
+        .expect("set reputation");
+    let got = store
+        .get_node(&node_id(1))
+        .await
+        .expect("get")
+        .expect("node");
+    assert_eq!(got.reputation.as_ref(), Some(&rep));
+    let score = rep.score.expect("a score");
+    let range = |min: Option<u32>, max: Option<u32>| NodeFilter {
+        reputation_min: min,
+        reputation_max: max,
+        ..NodeFilter::default()
+    };
+    let page = crate::page::PageRequest::new(10, 0).expect("page");
+    for (f, want) in [
+        (range(Some(score), Some(score)), 1),
+        (range(Some(score + 1), None), 0),
+        (range(None, Some(score.saturating_sub(1))), 0),
+        (range(Some(0), None), 1),
+    ] {
+        let n = store.list_nodes(&f, page).await.expect("list").total;
+        assert_eq!(
+            n, want,
+            "{f:?}: a node without reputation never matches a range"
+        );
+    }
+    match store.set_reputation(&node_id(9), &rep).await {
+        Err(crate::Error::NotFound { .. }) => {}
+        other => panic!("reputation of an unknown node: expected NotFound, got {other:?}"),
+    }
+
+    // Node 2 beats in minute 0 only, drained from minute 1 to minute 4 (ended at minute 3).
+    beat(&store, 2, 1, t(5)).await;
+    let drain = Drain {
+        reason: "driver upgrade".into(),
+        by: "ops".into(),
+        since: t(60),
+        until: t(240),
+    };
+    let rec = store
+        .set_drain(&node_id(2), Some(&drain), t(60))
+        .await
+        .expect("drain");
+    assert_eq!(rec.drain.as_ref(), Some(&drain));
+    let rec = store
+        .set_drain(&node_id(2), None, t(180))
+        .await
+        .expect("undrain");
+    assert_eq!(rec.drain, None);
+    let windows = store
+        .maintenance_windows(&node_id(2), w(0, 600))
+        .await
+        .expect("windows");
+    assert_eq!(windows, vec![w(60, 180)], "cut at the undrain");
+    assert!(store
+        .maintenance_windows(&node_id(2), w(180, 600))
+        .await
+        .expect("windows")
+        .is_empty());
+    let n2 = store.get_node(&node_id(2)).await.expect("get").expect("n2");
+    let up = store.uptime(&n2, w(0, 300)).await.expect("uptime");
+    // 5 minutes: 1 up, 2 excused (minutes 1–2 drained and silent), 2 down.
+    assert_eq!(
+        (up.minutes_counted, up.minutes_up, up.minutes_excused),
+        (5, 1, 2)
+    );
+    assert_eq!(up.ratio, Some(1.0 / 3.0));
+    match store.set_drain(&node_id(9), None, t(0)).await {
+        Err(crate::Error::NotFound { .. }) => {}
+        other => panic!("drain of an unknown node: expected NotFound, got {other:?}"),
+    }
 }
 
 async fn beat(store: &DynJobStore, n: u64, seq: u64, at: Timestamp) {

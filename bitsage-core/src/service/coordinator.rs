@@ -29,7 +29,7 @@ pub const MAX_EPOCH_JOBS: u32 = 400;
 
 /// The rules of a deployment's coordinators — what a node must do and what a job costs —
 /// separate from any transport's settings (body limits, timeouts of a web request).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CoordinatorPolicy {
     /// How often nodes must send a heartbeat (default 10 s); told to agents.
     pub heartbeat_interval: Duration,
@@ -65,6 +65,12 @@ pub struct CoordinatorPolicy {
     pub epoch_max_jobs: u32,
     /// …or when the oldest has waited this long (default 60 s).
     pub epoch_every: Duration,
+    /// The reputation's window, weights and quarantine threshold.
+    pub reputation: crate::reputation::ReputationPolicy,
+    /// How often every node's reputation is recomputed (default 60 s).
+    pub reputation_every: Duration,
+    /// Longest drain an operator may set (default 24 h).
+    pub max_drain: Duration,
 }
 
 impl Default for CoordinatorPolicy {
@@ -85,6 +91,9 @@ impl Default for CoordinatorPolicy {
             stake_recheck_every: Duration::from_secs(60),
             epoch_max_jobs: 100,
             epoch_every: Duration::from_secs(60),
+            reputation: crate::reputation::ReputationPolicy::default(),
+            reputation_every: Duration::from_secs(60),
+            max_drain: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -196,6 +205,7 @@ pub struct Coordinator {
     /// When this process last re-checked stakes (a schedule, not state: every coordinator
     /// re-checks, and a restart only re-checks sooner).
     pub(crate) last_stake_check: Arc<Mutex<Option<Timestamp>>>,
+    pub(crate) last_reputation_round: Arc<Mutex<Option<Timestamp>>>,
 }
 
 /// What one [`Coordinator::sweep`] did.
@@ -209,6 +219,8 @@ pub struct SweepReport {
     pub heartbeat_summary: bool,
     /// Replay-log entries purged (their messages are past the skew window).
     pub replay_purged: u64,
+    /// The reputation round, when one was due.
+    pub reputation: Option<super::reputation::ReputationRound>,
 }
 
 impl Coordinator {
@@ -236,6 +248,7 @@ impl Coordinator {
             funding: Arc::new(LocalCredit),
             settlement: None,
             last_stake_check: Arc::default(),
+            last_reputation_round: Arc::default(),
         }
     }
 
@@ -357,6 +370,24 @@ impl Coordinator {
                 "expired leases swept"
             );
         }
+        for (job, node) in &expired.holders {
+            self.note_fact(
+                node,
+                crate::reputation::NodeFact::LeaseExpired,
+                now,
+                &format!("lease of job {job} expired"),
+            )
+            .await;
+        }
+        let reputation = if self.reputation_due(now) {
+            let round = self.update_reputations(now).await?;
+            for (node, score) in &round.quarantined {
+                tracing::warn!(node = %node, score, "node quarantined for low reputation");
+            }
+            Some(round)
+        } else {
+            None
+        };
         let heartbeat_summary = self.summarise_heartbeats(now).await?;
         // Entries are kept until their message could no longer pass the skew check.
         let replay_purged = self.store.purge_messages(now).await?;
@@ -365,7 +396,23 @@ impl Coordinator {
             expired,
             heartbeat_summary,
             replay_purged,
+            reputation,
         })
+    }
+
+    /// Whether the periodic reputation round is due (and, if so, marks it done now).
+    fn reputation_due(&self, now: Timestamp) -> bool {
+        let mut last = self
+            .last_reputation_round
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let every = chrono::TimeDelta::from_std(self.policy.reputation_every)
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let due = last.is_none_or(|at| now - at >= every);
+        if due {
+            *last = Some(now);
+        }
+        due
     }
 
     /// Whether the periodic stake re-check is due (and, if so, marks it done now).

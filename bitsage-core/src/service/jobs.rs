@@ -223,6 +223,17 @@ impl Coordinator {
                 waiting_reason: Some(WALLET_NOT_PROVEN.into()),
             });
         }
+        if let Some(d) = node.drain.as_ref().filter(|d| d.active_at(now)) {
+            return Ok(LeaseOutcome {
+                assignment: None,
+                node_status: node.status,
+                waiting_reason: Some(format!(
+                    "draining until {} ({}): no new leases",
+                    d.until.to_rfc3339(),
+                    d.reason
+                )),
+            });
+        }
         let mut waiting_reason = None;
         let assignment = match node.status {
             NodeStatus::Pending => match self.stake_verdict(&node).await {
@@ -293,6 +304,13 @@ impl Coordinator {
             Ok(v) => Ok(v),
             Err(Error::ProofRejected(detail)) => {
                 tracing::warn!(node = %node.id, job = %spec.id, %detail, "proof rejected; quarantining the node");
+                self.note_fact(
+                    &node.id,
+                    crate::reputation::NodeFact::ProofRejected,
+                    now,
+                    &format!("job {}: {detail}", spec.id),
+                )
+                .await;
                 if let Some(lease) = lease {
                     if let Err(e) = self
                         .store
@@ -487,9 +505,15 @@ impl Coordinator {
             .verify(&body.canonical_bytes(), receipt_sig)
             .is_err()
         {
-            let event = LifecycleEvent::BadSignature {
-                detail: format!("receipt signature for job {} does not verify", job.spec.id),
-            };
+            let detail = format!("receipt signature for job {} does not verify", job.spec.id);
+            self.note_fact(
+                &node.id,
+                crate::reputation::NodeFact::SignatureViolation,
+                now,
+                &detail,
+            )
+            .await;
+            let event = LifecycleEvent::BadSignature { detail };
             self.apply_event(&node, &event, now).await?;
             self.record_slash(&node, job.spec.id, "forged receipt", now)
                 .await;
@@ -508,6 +532,16 @@ impl Coordinator {
         };
         let verify_time = verify_started.elapsed();
         if body.output != verified.output || body.proof_hash != verified.proof_hash {
+            self.note_fact(
+                &node.id,
+                crate::reputation::NodeFact::ReceiptFault,
+                now,
+                &format!(
+                    "receipt for job {} contradicts the verified proof",
+                    job.spec.id
+                ),
+            )
+            .await;
             return Err(Error::invalid(
                 "receipt",
                 "its output or proof_hash does not match the verified proof",
@@ -541,6 +575,15 @@ impl Coordinator {
             verify_time,
         };
         self.store.settle_completion(&completion, now).await?;
+        if !already_done {
+            self.note_fact(
+                &node.id,
+                crate::reputation::NodeFact::LeaseCompleted,
+                now,
+                &format!("job {} verified", job.spec.id),
+            )
+            .await;
+        }
         tracing::info!(node = %node.id, job = %job.spec.id, net = %body.net, "job completed, receipt countersigned, node credited");
         Ok(Completion {
             receipt: Some(receipt),
@@ -572,6 +615,13 @@ impl Coordinator {
             )
             .await?;
         tracing::info!(node = %node.id, job = %job.spec.id, status = %job.status, reason = %req.reason, "lease given back");
+        self.note_fact(
+            &node.id,
+            crate::reputation::NodeFact::LeaseFailed,
+            now,
+            &format!("gave back job {}: {}", job.spec.id, req.reason),
+        )
+        .await;
         Ok(job)
     }
 }

@@ -15,15 +15,20 @@
 //!   API keys.
 //! - [`fleet`]: what operators watch: uptime (from registration, per-minute rollup), job
 //!   latency percentiles per node and region, the network's KPIs and hourly trends.
+//! - [`reputation`]: the network's reputation R 0–100 of each node (recomputed, stored,
+//!   quarantining under the threshold) and the admin's quarantine and clearance.
+//! - [`availability`]: the eligibility checklist ("why no work?") and drains.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
 pub mod accounts;
+pub mod availability;
 pub mod coordinator;
 pub mod fleet;
 pub mod jobs;
 pub mod lifecycle;
 pub mod nodes;
+pub mod reputation;
 pub mod settle;
 pub mod stake;
 
