@@ -144,6 +144,12 @@ uuid_id!(
     "ledger entry id"
 );
 uuid_id!(
+    /// An incident's identifier.
+    IncidentId,
+    "incident id"
+);
+
+uuid_id!(
     /// A user account's identifier.
     UserId,
     "user id"

@@ -17,9 +17,11 @@ pub mod crypto;
 pub mod deployment;
 pub mod error;
 pub mod event;
+pub mod flags;
 pub mod funding;
 pub mod gpu;
 pub mod ids;
+pub mod incident;
 pub mod job;
 pub mod ledger;
 pub mod lifecycle;
@@ -43,14 +45,15 @@ pub mod wallet;
 pub use address::WalletAddress;
 pub use amount::TokenAmount;
 pub use error::{Error, Result};
-pub use ids::{EntryId, JobId, LeaseId, NodeId, OrgId, ReceiptId, UserId};
+pub use ids::{EntryId, IncidentId, JobId, LeaseId, NodeId, OrgId, ReceiptId, UserId};
 pub use job::{JobKind, JobSpec, JobStatus};
 pub use lifecycle::{LifecycleEvent, NodeStatus, Transition};
 pub use ports::{
     ChainEventStore, ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore,
     DynEventBus, DynEventLog, DynGpuSource, DynJobStore, DynProofStore, DynProver, DynReplayLog,
-    EventBus, EventLog, GpuSource, Inserted, JobQueue, JobStore, JobStoreExt, NodeStore,
-    PayerLedger, ProofStore, Prover, ReceiptLedger, ReplayLog, TelemetryStore,
+    EventBus, EventLog, FlagStore, GpuSource, IncidentStore, Inserted, JobQueue, JobStore,
+    JobStoreExt, NodeStore, PayerLedger, ProofStore, Prover, ReceiptLedger, ReplayLog,
+    TelemetryStore,
 };
 pub use settlement::{Settlement, SettlementLedger};
 

@@ -533,11 +533,69 @@ pub trait EventBus: Send + Sync + Debug {
     async fn wait_changed(&self, seen: u64) -> Result<u64>;
 }
 
+/// Incidents (the status banner and its history), shared by every coordinator.
+///
+/// # Contract
+/// - `create_incident` stores a new incident (`AlreadyExists` for a known id). For an
+///   automatic incident (`condition` set) it is `Conflict` when an open incident with the
+///   same condition exists, also under concurrent calls from several coordinators: at most
+///   one open incident per condition.
+/// - `save_incident` replaces a known incident (`NotFound` otherwise).
+/// - `list_incidents` answers newest first and paginates; `open_incident_for` finds the open
+///   incident of a condition.
+#[async_trait]
+pub trait IncidentStore: Send + Sync + Debug {
+    /// Stores a new incident.
+    async fn create_incident(&self, incident: &crate::incident::Incident) -> Result<()>;
+    /// Replaces a stored incident.
+    async fn save_incident(&self, incident: &crate::incident::Incident) -> Result<()>;
+    /// One incident.
+    async fn get_incident(
+        &self,
+        id: &crate::IncidentId,
+    ) -> Result<Option<crate::incident::Incident>>;
+    /// Incidents matching `filter`, newest first.
+    async fn list_incidents(
+        &self,
+        filter: &crate::incident::IncidentFilter,
+        page: PageRequest,
+    ) -> Result<Page<crate::incident::Incident>>;
+    /// The open incident watching `condition`.
+    async fn open_incident_for(&self, condition: &str)
+        -> Result<Option<crate::incident::Incident>>;
+    /// Marks `condition` as holding since `at` unless it already is; returns the time it
+    /// has held since (the first mark's).
+    async fn mark_condition(&self, condition: &str, at: Timestamp) -> Result<Timestamp>;
+    /// Forgets `condition` (it no longer holds).
+    async fn clear_condition(&self, condition: &str) -> Result<()>;
+}
+
+/// Feature flags an admin set at runtime, shared by every coordinator.
+///
+/// # Contract
+/// - `set_flag` stores (or replaces) a flag's value; `flags` returns every stored one.
+#[async_trait]
+pub trait FlagStore: Send + Sync + Debug {
+    /// Every flag set at runtime.
+    async fn flags(
+        &self,
+    ) -> Result<std::collections::BTreeMap<crate::flags::Flag, crate::flags::FlagValue>>;
+    /// Sets a flag.
+    async fn set_flag(&self, value: &crate::flags::FlagValue) -> Result<()>;
+}
+
 /// What a coordinator needs from its store: the [`JobStore`], the [`ReplayLog`], the
-/// [`EventLog`], the [`crate::access::AccountStore`] and the [`crate::access::AuditLog`] that
-/// coordinators sharing it must agree on. Implemented by every type that implements them all.
+/// [`EventLog`], the [`crate::access::AccountStore`], the [`crate::access::AuditLog`], the
+/// [`IncidentStore`] and the [`FlagStore`] that coordinators sharing it must agree on.
+/// Implemented by every type that implements them all.
 pub trait CoordinatorStore:
-    JobStore + ReplayLog + EventLog + crate::access::AccountStore + crate::access::AuditLog
+    JobStore
+    + ReplayLog
+    + EventLog
+    + crate::access::AccountStore
+    + crate::access::AuditLog
+    + IncidentStore
+    + FlagStore
 {
 }
 
@@ -547,6 +605,8 @@ impl<
             + EventLog
             + crate::access::AccountStore
             + crate::access::AuditLog
+            + IncidentStore
+            + FlagStore
             + ?Sized,
     > CoordinatorStore for T
 {

@@ -45,7 +45,8 @@ pub enum Access {
     Public,
     /// A node: the body carries the node's signature (checked by the use case).
     NodeSigned,
-    /// The public network overview: anyone while `allow_anonymous_overview` is on, otherwise
+    /// The public network overview: anyone while the `allow_anonymous_overview` flag is on
+    /// (configured, or set by an admin at runtime), otherwise
     /// any role (keys with `network:read`).
     Overview,
     /// One of `roles`; an API key also needs `scope` (`None`: users only, no key).
@@ -184,6 +185,12 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/summary", Access::Overview),
     rule("GET", "/api/contracts", Access::Overview),
     rule("GET", "/api/jobs/analytics", Access::Overview),
+    rule("GET", "/api/incidents", Access::Overview),
+    rule("GET", "/api/flags", Access::Overview),
+    // Incidents and flags: admins change them.
+    rule("POST", "/api/incidents", users(ADMIN)),
+    rule("PATCH", "/api/incidents/{id}", users(ADMIN)),
+    rule("PUT", "/api/flags/{flag}", users(ADMIN)),
     // Live events carry node ids and wallets: admins (operators get filtered streams later).
     rule("GET", "/api/events", roles(ADMIN, Scope::NetworkRead)),
     rule("GET", "/ws", roles(ADMIN, Scope::NetworkRead)),
@@ -355,7 +362,15 @@ async fn decide(
             }
         }
     };
-    let refused = allowed(state, access, principal.as_ref()).err();
+    // The overview's flag is read only for an anonymous caller (the store, so an admin's
+    // change reaches every coordinator).
+    let anonymous_overview = access == Access::Overview
+        && principal.is_none()
+        && state
+            .coordinator
+            .flag(bitsage_core::flags::Flag::AllowAnonymousOverview)
+            .await;
+    let refused = allowed(access, principal.as_ref(), anonymous_overview).err();
     (principal, refused)
 }
 
@@ -372,11 +387,15 @@ pub(crate) fn csrf_ok(headers: &HeaderMap) -> bool {
 }
 
 /// Whether `principal` may use a route with `access`.
-fn allowed(state: &AppState, access: Access, principal: Option<&Principal>) -> ApiResult<()> {
+fn allowed(
+    access: Access,
+    principal: Option<&Principal>,
+    anonymous_overview: bool,
+) -> ApiResult<()> {
     let sign_in = || ApiError::unauthorized("sign in (Authorization: Bearer <token>)");
     match access {
         Access::Public | Access::NodeSigned => Ok(()),
-        Access::Overview if state.config.allow_anonymous_overview => Ok(()),
+        Access::Overview if anonymous_overview => Ok(()),
         Access::Overview => {
             let p = principal.ok_or_else(sign_in)?;
             scope_ok(p, Some(Scope::NetworkRead))

@@ -91,9 +91,6 @@ pub struct HttpConfig {
     /// Origins allowed to call the API from a browser (CORS); empty (the default): same
     /// origin only.
     pub cors_origins: Vec<String>,
-    /// Whether the public network overview (`GET /api/network/stats`, `/api/summary`,
-    /// `/api/contracts`, `/api/jobs/analytics`) answers anonymous callers (default on).
-    pub allow_anonymous_overview: bool,
     /// Requests per minute per route class ([`ratelimit`]).
     pub rate_limits: ratelimit::RateLimits,
 }
@@ -108,7 +105,6 @@ impl Default for HttpConfig {
             dashboard_budget: Duration::from_secs(2),
             limits: server::ServerLimits::default(),
             cors_origins: Vec::new(),
-            allow_anonymous_overview: true,
             rate_limits: ratelimit::RateLimits::default(),
         }
     }

@@ -5,12 +5,19 @@
 //! organisation's nodes) and the audit middleware records every change.
 
 use axum::extract::State;
-use axum::routing::{get, post};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post, put};
 use axum::{Json, Router};
 use bitsage_core::chain::ReputationInfo;
+use bitsage_core::flags::{Flag, FlagValue};
+use bitsage_core::incident::{Incident, IncidentFilter, IncidentStatus, Severity};
+use bitsage_core::openapi::TimestampSchema;
 use bitsage_core::reputation::Reputation;
 use bitsage_core::service::accounts::{Actor, Principal};
 use bitsage_core::service::availability::Eligibility;
+use bitsage_core::service::incidents::{IncidentChange, NewIncident};
+use bitsage_core::IncidentId;
 use bitsage_core::NodeId;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -19,7 +26,7 @@ use crate::api::NodeView;
 use crate::auth::{self, Caller};
 use crate::dashboard::{chain_read, Budget, ChainReading, Section};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::{ApiJson, ApiPath};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::openapi::responses::*;
 use crate::{service, AppState};
 
@@ -325,4 +332,259 @@ pub fn routes() -> Router<AppState> {
         .route("/api/nodes/{id}/quarantine", post(quarantine))
         .route("/api/nodes/{id}/clear", post(clear))
         .route("/api/nodes/{id}/drain", post(drain).delete(undrain))
+        .route("/api/incidents", get(incidents).post(create_incident))
+        .route("/api/incidents/{id}", patch(update_incident))
+        .route("/api/flags", get(flags))
+        .route("/api/flags/{flag}", put(set_flag))
+}
+
+// ---------------------------------------------------------------- incidents
+
+/// Query of `GET /api/incidents`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentQuery {
+    /// Only `open` or `resolved` incidents.
+    pub status: Option<IncidentStatus>,
+    /// Only incidents opened at or after this time.
+    #[param(value_type = Option<TimestampSchema>)]
+    pub from: Option<bitsage_core::Timestamp>,
+    /// Page size (1 ..= 1000, default 100).
+    pub limit: Option<u32>,
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+}
+
+/// `GET /api/incidents`: a page of incidents, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IncidentList {
+    /// The open ones, newest first (the status banner's data), whatever the page.
+    pub open: Vec<Incident>,
+    /// The page asked for.
+    pub incidents: bitsage_core::page::Page<Incident>,
+}
+
+/// `GET /api/incidents`: the status banner (every open incident) and the history.
+#[utoipa::path(
+    get,
+    path = "/api/incidents",
+    tag = "incidents",
+    operation_id = "listIncidents",
+    summary = "Incidents: the open ones (the status banner) and a page of the history",
+    params(IncidentQuery),
+    responses(
+        (status = 200, description = "The incidents.", body = IncidentList),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security((), ("bearer" = []), ("cookie" = []))
+)]
+pub async fn incidents(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<IncidentQuery>,
+) -> ApiResult<Json<IncidentList>> {
+    let page = service::page_of(q.limit, q.offset)?;
+    if let Some(from) = q.from {
+        bitsage_core::time::check_range("from", from)?;
+    }
+    let filter = IncidentFilter {
+        status: q.status,
+        from: q.from,
+    };
+    let (open, incidents) = state.coordinator.incidents(&filter, page).await?;
+    Ok(Json(IncidentList { open, incidents }))
+}
+
+/// `POST /api/incidents`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateIncidentRequest {
+    /// A short title (1–200 characters).
+    pub title: String,
+    /// `info`, `warn` or `major`.
+    pub severity: Severity,
+    /// The region affected (omit for the whole network).
+    #[serde(default)]
+    pub region: Option<String>,
+    /// The first message (1–2000 characters).
+    pub message: String,
+}
+
+/// `POST /api/incidents`: an admin opens an incident (201).
+#[utoipa::path(
+    post,
+    path = "/api/incidents",
+    tag = "incidents",
+    operation_id = "createIncident",
+    summary = "Open an incident (admin)",
+    request_body = CreateIncidentRequest,
+    responses(
+        (status = 201, description = "Opened.", body = Incident),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn create_incident(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateIncidentRequest>,
+) -> ApiResult<Response> {
+    let by = actor_name(caller.required()?);
+    let incident = state
+        .coordinator
+        .open_incident(
+            &by,
+            NewIncident {
+                title: req.title,
+                severity: req.severity,
+                region: req.region,
+                message: req.message,
+            },
+            bitsage_core::time::now(),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(incident)).into_response())
+}
+
+/// `PATCH /api/incidents/{id}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateIncidentRequest {
+    /// What changed or was learnt (1–2000 characters).
+    pub message: String,
+    /// A new severity.
+    #[serde(default)]
+    pub severity: Option<Severity>,
+    /// `resolved` resolves it; `open` reopens it.
+    #[serde(default)]
+    pub status: Option<IncidentStatus>,
+}
+
+/// `PATCH /api/incidents/{id}`: an admin adds an update (and changes severity or status).
+#[utoipa::path(
+    patch,
+    path = "/api/incidents/{id}",
+    tag = "incidents",
+    operation_id = "updateIncident",
+    summary = "Update or resolve an incident (admin)",
+    params(("id" = String, Path, description = "The incident id (UUID).")),
+    request_body = UpdateIncidentRequest,
+    responses(
+        (status = 200, description = "Updated.", body = Incident),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn update_incident(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiJson(req): ApiJson<UpdateIncidentRequest>,
+) -> ApiResult<Json<Incident>> {
+    let by = actor_name(caller.required()?);
+    let id = IncidentId::parse(&id)?;
+    Ok(Json(
+        state
+            .coordinator
+            .update_incident(
+                &id,
+                &by,
+                IncidentChange {
+                    message: req.message,
+                    severity: req.severity,
+                    status: req.status,
+                },
+                bitsage_core::time::now(),
+            )
+            .await?,
+    ))
+}
+
+// ---------------------------------------------------------------- flags
+
+/// `GET /api/flags`: every feature flag with who set it.
+#[utoipa::path(
+    get,
+    path = "/api/flags",
+    tag = "flags",
+    operation_id = "listFlags",
+    summary = "Feature flags and who set them",
+    responses(
+        (status = 200, description = "The flags.", body = Vec<FlagValue>),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security((), ("bearer" = []), ("cookie" = []))
+)]
+pub async fn flags(State(state): State<AppState>) -> ApiResult<Json<Vec<FlagValue>>> {
+    Ok(Json(state.coordinator.flags().await?))
+}
+
+/// `PUT /api/flags/{flag}`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetFlagRequest {
+    /// On or off.
+    pub enabled: bool,
+}
+
+/// `PUT /api/flags/{flag}`: an admin turns a flag on or off for every coordinator.
+#[utoipa::path(
+    put,
+    path = "/api/flags/{flag}",
+    tag = "flags",
+    operation_id = "setFlag",
+    summary = "Turn a feature flag on or off (admin)",
+    params(("flag" = Flag, Path, description = "The flag.")),
+    request_body = SetFlagRequest,
+    responses(
+        (status = 200, description = "Set.", body = FlagValue),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn set_flag(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(flag): ApiPath<String>,
+    ApiJson(req): ApiJson<SetFlagRequest>,
+) -> ApiResult<Json<FlagValue>> {
+    let by = actor_name(caller.required()?);
+    let flag = Flag::parse(&flag)?;
+    Ok(Json(
+        state
+            .coordinator
+            .set_flag(flag, req.enabled, &by, bitsage_core::time::now())
+            .await?,
+    ))
 }

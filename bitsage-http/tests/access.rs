@@ -281,9 +281,23 @@ async fn the_anonymous_overview_follows_its_flag() {
         send(&t.bare, get("/api/network/stats")).await.status,
         StatusCode::OK
     );
-    let mut state = t.state.clone();
-    state.config.allow_anonymous_overview = false;
-    let closed = bitsage_http::router(state);
+    // An admin turns the flag off at runtime: every coordinator on the store follows.
+    let r = send(
+        &t.app,
+        common::put_json(
+            "/api/flags/allow_anonymous_overview",
+            &json!({ "enabled": false }),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["set_by"], "admin");
+    let closed = t.bare.clone();
     send(&closed, get("/api/network/stats"))
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");

@@ -13,7 +13,8 @@
 //! Every store is also a [`bitsage_core::ReplayLog`] (signed node messages accepted once across
 //! coordinators and restarts), a [`bitsage_core::access::AccountStore`] (organisations, users,
 //! refresh tokens, API keys) and a [`bitsage_core::access::AuditLog`] (append-only: the SQL
-//! stores' triggers refuse to change or delete an entry). All three pass the same conformance
+//! stores' triggers refuse to change or delete an entry), an [`bitsage_core::IncidentStore`] and
+//! a [`bitsage_core::FlagStore`]. All three pass the same conformance
 //! suites (`bitsage_core::conformance::store`, `bitsage_core::conformance::access`). Each SQL store
 //! owns its schema: migrations live in `migrations/<dialect>/` and are applied on connect.
 
@@ -21,11 +22,14 @@ mod common;
 mod events;
 mod memory;
 mod memory_access;
+mod memory_ops;
 mod pg;
 mod pg_access;
+mod pg_ops;
 mod proofs;
 mod sqlite;
 mod sqlite_access;
+mod sqlite_ops;
 pub mod testing;
 
 pub use events::{LocalEventBus, PgEventBus, PG_EVENT_CHANNEL};

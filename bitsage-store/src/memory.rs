@@ -168,6 +168,8 @@ pub struct InMemoryStore {
     /// Accounts and the audit log (`memory_access`), apart from the job state: no method
     /// touches both.
     pub(crate) access: Mutex<crate::memory_access::AccessState>,
+    /// Incidents and flags (`memory_ops`).
+    pub(crate) ops: Mutex<crate::memory_ops::OpsState>,
 }
 
 impl InMemoryStore {

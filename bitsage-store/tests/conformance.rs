@@ -1,11 +1,11 @@
-//! Every store runs the same conformance suites (jobs, accounts and audit) and the same
-//! exactly-once lease test.
+//! Every store runs the same conformance suites (jobs, accounts and audit, incidents and
+//! flags) and the same exactly-once lease test.
 
 mod support;
 
 use std::sync::{Arc, Mutex};
 
-use bitsage_core::conformance::{access, store};
+use bitsage_core::conformance::{access, ops, store};
 use bitsage_core::DynJobStore;
 use bitsage_store::InMemoryStore;
 
@@ -63,20 +63,22 @@ async fn lease_exactly_once_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_access_memory() {
     access::run_all(|| async { Arc::new(InMemoryStore::new()) }).await;
+    ops::run_all(|| async { Arc::new(InMemoryStore::new()) }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn conformance_access_sqlite() {
     let dirs = Arc::new(Mutex::new(Vec::new()));
-    access::run_all(|| {
+    let fresh = || {
         let dirs = dirs.clone();
         async move {
             let (s, dir) = support::fresh_sqlite_store().await;
             dirs.lock().expect("lock").push(dir);
             s
         }
-    })
-    .await;
+    };
+    access::run_all(fresh).await;
+    ops::run_all(fresh).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -85,4 +87,5 @@ async fn conformance_access_postgres() {
         return;
     };
     access::run_all(|| support::fresh_pg_store(&url)).await;
+    ops::run_all(|| support::fresh_pg_store(&url)).await;
 }

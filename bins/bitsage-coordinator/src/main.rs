@@ -384,7 +384,10 @@ fn config_from(
     c.policy.reputation_every = Duration::from_secs(t.reputation_every_secs.max(1));
     c.policy.max_drain = Duration::from_secs(t.max_drain_secs.max(1));
     c.http.cors_origins = t.cors_origins.clone();
-    c.http.allow_anonymous_overview = t.anonymous_overview;
+    c.policy.flags.insert(
+        bitsage_core::flags::Flag::AllowAnonymousOverview,
+        t.anonymous_overview,
+    );
     c.http.rate_limits = if t.rate_limit_scale > 0.0 {
         bitsage_http::ratelimit::RateLimits::default().scaled(t.rate_limit_scale)
     } else {

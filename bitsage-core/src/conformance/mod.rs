@@ -8,6 +8,7 @@ pub mod chain;
 pub mod events;
 pub mod fleet;
 pub mod gpu;
+pub mod ops;
 pub mod prover;
 pub mod settlement;
 pub mod shared;

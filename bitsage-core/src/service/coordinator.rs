@@ -71,6 +71,8 @@ pub struct CoordinatorPolicy {
     pub reputation_every: Duration,
     /// Longest drain an operator may set (default 24 h).
     pub max_drain: Duration,
+    /// Feature flags as configured (an admin may override them at runtime).
+    pub flags: std::collections::BTreeMap<crate::flags::Flag, bool>,
 }
 
 impl Default for CoordinatorPolicy {
@@ -94,6 +96,7 @@ impl Default for CoordinatorPolicy {
             reputation: crate::reputation::ReputationPolicy::default(),
             reputation_every: Duration::from_secs(60),
             max_drain: Duration::from_secs(24 * 3600),
+            flags: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -378,6 +381,9 @@ impl Coordinator {
                 &format!("lease of job {job} expired"),
             )
             .await;
+        }
+        if let Err(e) = self.watch_builtin(now).await {
+            tracing::warn!(error = %e, "incident conditions could not be checked");
         }
         let reputation = if self.reputation_due(now) {
             let round = self.update_reputations(now).await?;

@@ -18,6 +18,8 @@
 //! - [`reputation`]: the network's reputation R 0–100 of each node (recomputed, stored,
 //!   quarantining under the threshold) and the admin's quarantine and clearance.
 //! - [`availability`]: the eligibility checklist ("why no work?") and drains.
+//! - [`incidents`]: incidents (admin and automatic, one open per watched condition) and
+//!   feature flags.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
@@ -25,6 +27,7 @@ pub mod accounts;
 pub mod availability;
 pub mod coordinator;
 pub mod fleet;
+pub mod incidents;
 pub mod jobs;
 pub mod lifecycle;
 pub mod nodes;

@@ -255,6 +255,20 @@ pub fn post_json(uri: &str, body: &impl Serialize) -> Request<Body> {
     post_raw(uri, serde_json::to_vec(body).expect("json"))
 }
 
+/// A JSON request with `method` (PUT, PATCH, ...).
+pub fn json_request(method: Method, uri: &str, body: &impl Serialize) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_vec(body).expect("json")))
+        .expect("request")
+}
+
+pub fn put_json(uri: &str, body: &impl Serialize) -> Request<Body> {
+    json_request(Method::PUT, uri, body)
+}
+
 pub fn key(b: u8) -> SigningKey {
     SigningKey::from_bytes(&[b; 32])
 }
