@@ -173,6 +173,10 @@ impl LifecycleEvent {
             LifecycleEvent::AdminQuarantined { admin, reason } => {
                 format!("quarantined by {admin}: {reason}")
             }
+            // Never empty, whatever the caller passed.
+            LifecycleEvent::StakeBelowMinimum { reason } if reason.trim().is_empty() => {
+                "stake below the tier's minimum".to_string()
+            }
             LifecycleEvent::StakeBelowMinimum { reason } => reason.clone(),
             LifecycleEvent::AdminCleared { admin, note } => {
                 format!("quarantine cleared by {admin}: {note}")
