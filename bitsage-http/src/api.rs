@@ -506,6 +506,9 @@ pub struct NetworkStats {
 pub enum HealthStatus {
     /// Working.
     Ok,
+    /// Working, but a dependency other than the store is failing or behind: the process
+    /// stays in service (readiness answers 200).
+    Degraded,
     /// Not answering (or too slowly).
     Unavailable,
 }
@@ -526,11 +529,79 @@ pub struct HealthResponse {
     pub components: HealthComponents,
 }
 
-/// The components a readiness check looks at.
+/// The components a readiness check looks at: the store always, the others when this
+/// coordinator is configured with them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HealthComponents {
-    /// The job store.
+    /// The job store (`unavailable` makes the coordinator not ready).
     pub store: ComponentHealth,
+    /// The chain RPC (stake, rewards, reputation reads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<ComponentHealth>,
+    /// The chain event indexer (`degraded` when behind).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub indexer: Option<ComponentHealth>,
+    /// Settlement on chain (`degraded` when verified work waits too long).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settlement: Option<ComponentHealth>,
+}
+
+impl HealthComponents {
+    /// Each configured component with its name.
+    pub fn named(&self) -> Vec<(&'static str, &ComponentHealth)> {
+        [
+            Some(("store", &self.store)),
+            self.chain.as_ref().map(|c| ("chain", c)),
+            self.indexer.as_ref().map(|c| ("indexer", c)),
+            self.settlement.as_ref().map(|c| ("settlement", c)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+}
+
+/// `GET /health`: the seed's health document — status, version, process uptime, each
+/// component with its response time, and a few headline metrics.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthReport {
+    /// `ok`, `degraded` (a dependency other than the store is failing) or `unavailable`.
+    pub status: HealthStatus,
+    /// The coordinator's version.
+    pub version: String,
+    /// Seconds since this process started.
+    pub uptime_seconds: u64,
+    /// Each configured component.
+    pub components: Vec<NamedComponent>,
+    /// Headline figures from the store (`null` each when the store did not answer).
+    pub metrics: HealthMetrics,
+}
+
+/// One component of [`HealthReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct NamedComponent {
+    /// `store`, `chain`, `indexer` or `settlement`.
+    pub name: String,
+    /// Its status.
+    pub status: HealthStatus,
+    /// How long its check took, ms (`null` when it did not answer).
+    pub response_time_ms: Option<f64>,
+    /// Why it is not `ok`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// Headline figures of [`HealthReport`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct HealthMetrics {
+    /// Nodes registered.
+    pub nodes_total: Option<u64>,
+    /// Nodes active.
+    pub nodes_active: Option<u64>,
+    /// Jobs waiting in the queue.
+    pub jobs_queued: Option<u64>,
+    /// Jobs leased to a node.
+    pub jobs_leased: Option<u64>,
 }
 
 /// One component's health.

@@ -20,6 +20,56 @@ pub trait ChainInfo: Send + Sync + Debug {
     fn contracts(&self) -> Vec<(String, String)>;
     /// The indexer's status as JSON, when an indexer runs.
     fn indexer(&self) -> Option<serde_json::Value>;
+    /// The indexer's health for readiness and incidents, when an indexer runs.
+    fn indexer_health(&self) -> Option<IndexerHealth> {
+        None
+    }
+}
+
+/// How well the event indexer keeps up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexerHealth {
+    /// When its last successful step ended (`None`: none yet).
+    pub last_success_at: Option<bitsage_core::Timestamp>,
+    /// When it started (a first step is expected soon after).
+    pub started_at: bitsage_core::Timestamp,
+    /// Blocks between its cursor and the chain's head at the last successful step.
+    pub lag_blocks: Option<u64>,
+    /// Failed steps in a row.
+    pub consecutive_failures: u32,
+    /// The last step's error, in words safe to show.
+    pub last_error: Option<String>,
+}
+
+/// An indexer more than this many blocks behind the head is behind.
+pub const INDEXER_MAX_LAG_BLOCKS: u64 = 20;
+/// An indexer without a successful step for this long is behind.
+pub const INDEXER_MAX_SILENCE: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl IndexerHealth {
+    /// Why the indexer is behind at `now` (`None`: it keeps up): no successful step for
+    /// [`INDEXER_MAX_SILENCE`], or more than [`INDEXER_MAX_LAG_BLOCKS`] blocks behind.
+    pub fn behind(&self, now: bitsage_core::Timestamp) -> Option<String> {
+        let silence =
+            chrono::TimeDelta::from_std(INDEXER_MAX_SILENCE).unwrap_or(chrono::TimeDelta::MAX);
+        let last = self.last_success_at.unwrap_or(self.started_at);
+        if now - last > silence {
+            return Some(match &self.last_error {
+                Some(e) => format!(
+                    "no successful step since {} ({} failures in a row: {e})",
+                    last.to_rfc3339(),
+                    self.consecutive_failures
+                ),
+                None => format!("no successful step since {}", last.to_rfc3339()),
+            });
+        }
+        match self.lag_blocks {
+            Some(l) if l > INDEXER_MAX_LAG_BLOCKS => {
+                Some(format!("{l} blocks behind the chain's head"))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// One contract in the answer.

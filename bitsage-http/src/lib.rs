@@ -143,6 +143,8 @@ pub struct AppState {
     pub accounts: bitsage_core::service::accounts::Accounts,
     /// This coordinator's rate-limit buckets ([`ratelimit`]).
     pub limiter: ratelimit::SharedLimiter,
+    /// When this process's state was built (`uptime_seconds` of `GET /health`).
+    pub started: std::time::Instant,
 }
 
 impl AppState {
@@ -183,6 +185,7 @@ impl AppState {
             limiter: Arc::new(ratelimit::Limiter::new(config.rate_limits.clone())),
             config,
             accounts,
+            started: std::time::Instant::now(),
         }
     }
 
@@ -332,7 +335,7 @@ pub fn router(state: AppState) -> Router {
         .route("/livez", get(routes::livez))
         .route("/health/live", get(routes::livez))
         .route("/readyz", get(routes::readyz))
-        .route("/health", get(routes::readyz))
+        .route("/health", get(routes::health))
         .route("/health/ready", get(routes::readyz))
         .route("/api/auth/login", post(accounts::login))
         .route("/api/auth/refresh", post(accounts::refresh))

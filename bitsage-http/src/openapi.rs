@@ -6,7 +6,7 @@
 //! handler of [`crate::router`] carries a `#[utoipa::path]` with its parameters, body,
 //! responses and security, and [`ApiDoc`] lists them. What the document cannot take from the
 //! types is added here: the security schemes, the shared error responses ([`responses`]), the
-//! aliases (`/health`, `/health/live`, `/health/ready`, `/.well-known/bitsage.json`) and, on
+//! aliases (`/health/live`, `/health/ready`, `/.well-known/bitsage.json`) and, on
 //! every operation, who may call it, read from [`crate::auth::ROUTES`].
 //!
 //! Tests check that every route is documented, that the security of each operation agrees
@@ -90,6 +90,7 @@ scope. Every route is rate limited per class (429 with `Retry-After`).";
         crate::live::ws_staking,
         crate::routes::livez,
         crate::routes::readyz,
+        crate::routes::health,
         crate::routes::metrics,
         crate::dashboard::openapi_json,
         crate::accounts::login,
@@ -343,7 +344,6 @@ impl Modify for SecuritySchemes {
 /// The routes served by another route's handler: (alias, original, operationId).
 const ALIASES: &[(&str, &str, &str)] = &[
     ("/health/live", "/livez", "healthLive"),
-    ("/health", "/readyz", "health"),
     ("/health/ready", "/readyz", "healthReady"),
     ("/.well-known/bitsage.json", "/api/coordinator", "wellKnown"),
 ];

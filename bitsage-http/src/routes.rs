@@ -10,8 +10,8 @@ use axum::http::HeaderMap;
 
 use crate::api::{
     AttestationEvidence, ChallengeResponse, CompleteResponse, EarningsResponse, ErrorBody,
-    HealthResponse, HeartbeatResponse, LeaseResponse, NetworkStats, NodeDetail, NodeView, Page,
-    ReceiptBundle, ReceiptView, RegisterResponse,
+    HealthReport, HealthResponse, HeartbeatResponse, LeaseResponse, NetworkStats, NodeDetail,
+    NodeView, Page, ReceiptBundle, ReceiptView, RegisterResponse,
 };
 use crate::api::{
     ChallengeQuery, CompleteRequest, EarningsFormat, EarningsQuery, FailRequest, HealthStatus,
@@ -687,27 +687,53 @@ pub async fn livez() -> Json<LiveResponse> {
     })
 }
 
-/// `GET /readyz` (and `/health`, `/health/ready`): 200 when the store answers, else 503.
+/// 200 unless the store is unavailable (a degraded dependency keeps the process in
+/// service: an orchestrator must not restart a healthy coordinator for a chain outage).
+fn ready_status(status: HealthStatus) -> StatusCode {
+    match status {
+        HealthStatus::Ok | HealthStatus::Degraded => StatusCode::OK,
+        HealthStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+    }
+}
+
+/// `GET /readyz` (and `/health/ready`): 200 when the store answers (`ok`, or `degraded`
+/// when the chain, the indexer or settlement is failing), else 503.
 #[utoipa::path(
     get,
     path = "/readyz",
     tag = "ops",
     operation_id = "readyz",
-    summary = "Readiness: the store answers in time",
-    description = "With per-component detail. Also served at `/health` and `/health/ready`.",
+    summary = "Readiness: the store answers; the chain, indexer and settlement as configured",
+    description = "With per-component detail. Also served at `/health/ready`. `degraded` \
+                   (200): a dependency other than the store fails; `unavailable` (503): the \
+                   store does not answer.",
     responses(
-        (status = 200, description = "Ready.", body = HealthResponse),
+        (status = 200, description = "Ready (ok or degraded).", body = HealthResponse),
         (status = 429, response = TooManyRequests),
-        (status = 503, description = "Not ready: a component did not answer in time.", body = HealthResponse),
+        (status = 503, description = "Not ready: the store did not answer in time.", body = HealthResponse),
     )
 )]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     let health = service::readiness(&state).await;
-    let status = match health.status {
-        HealthStatus::Ok => StatusCode::OK,
-        HealthStatus::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    (status, Json(health)).into_response()
+    (ready_status(health.status), Json(health)).into_response()
+}
+
+/// `GET /health`: status, version, uptime, components with response times, metrics.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "ops",
+    operation_id = "health",
+    summary = "Health: status, version, uptime, components with response times, metrics",
+    responses(
+        (status = 200, description = "Ready (ok or degraded).", body = HealthReport),
+        (status = 429, response = TooManyRequests),
+        (status = 503, description = "Not ready: the store did not answer in time.", body = HealthReport),
+    )
+)]
+pub async fn health(State(state): State<AppState>) -> Response {
+    let report = service::health_report(&state).await;
+    (ready_status(report.status), Json(report)).into_response()
 }
 
 /// Unknown routes: 404 in the API shape.

@@ -17,9 +17,9 @@ use bitsage_core::{
 
 use crate::api::{
     AttestationEvidence, CompleteResponse, ComponentHealth, EarningsQuery, EarningsResponse,
-    HealthComponents, HealthResponse, HealthStatus, HeartbeatResponse, JobView, LeaseResponse,
-    NetworkStats, NodeDetail, NodeListQuery, NodeView, ReceiptBundle, ReceiptListQuery,
-    ReceiptView, RegisterResponse,
+    HealthComponents, HealthMetrics, HealthReport, HealthResponse, HealthStatus, HeartbeatResponse,
+    JobView, LeaseResponse, NamedComponent, NetworkStats, NodeDetail, NodeListQuery, NodeView,
+    ReceiptBundle, ReceiptListQuery, ReceiptView, RegisterResponse,
 };
 use crate::error::{ApiError, ApiResult};
 use crate::AppState;
@@ -437,7 +437,52 @@ pub async fn network_stats(state: &AppState) -> ApiResult<NetworkStats> {
 
 /// Readiness: whether the store answers a cheap query within the configured timeout.
 pub async fn readiness(state: &AppState) -> HealthResponse {
-    let backend = state.store.backend().to_string();
+    let now = bitsage_core::time::now();
+    let (store, chain, settlement) = tokio::join!(
+        store_health(state),
+        chain_health(state),
+        settlement_health(state, now)
+    );
+    let indexer = indexer_health(state, now);
+    let components = HealthComponents {
+        store,
+        chain,
+        indexer,
+        settlement,
+    };
+    // Only the store decides readiness; a failing chain, indexer or settlement degrades
+    // the coordinator without taking it out of service.
+    let status = if components.store.status != HealthStatus::Ok {
+        HealthStatus::Unavailable
+    } else if components
+        .named()
+        .iter()
+        .any(|(_, c)| c.status != HealthStatus::Ok)
+    {
+        HealthStatus::Degraded
+    } else {
+        HealthStatus::Ok
+    };
+    HealthResponse { status, components }
+}
+
+fn component(
+    status: HealthStatus,
+    backend: &str,
+    started: Instant,
+    error: Option<String>,
+) -> ComponentHealth {
+    ComponentHealth {
+        status,
+        backend: backend.to_string(),
+        latency_ms: (status != HealthStatus::Unavailable)
+            .then(|| started.elapsed().as_secs_f64() * 1e3),
+        error,
+    }
+}
+
+async fn store_health(state: &AppState) -> ComponentHealth {
+    let backend = state.store.backend();
     let one = PageRequest {
         limit: 1,
         offset: 0,
@@ -448,13 +493,8 @@ pub async fn readiness(state: &AppState) -> HealthResponse {
         state.store.list_nodes(&NodeFilter::default(), one),
     )
     .await;
-    let store = match outcome {
-        Ok(Ok(_)) => ComponentHealth {
-            status: HealthStatus::Ok,
-            backend,
-            latency_ms: Some(started.elapsed().as_secs_f64() * 1e3),
-            error: None,
-        },
+    match outcome {
+        Ok(Ok(_)) => component(HealthStatus::Ok, backend, started, None),
         Ok(Err(e)) => {
             let error = match &e {
                 Error::Unavailable { .. } => e.to_string(),
@@ -463,25 +503,138 @@ pub async fn readiness(state: &AppState) -> HealthResponse {
                     "store query failed".to_string()
                 }
             };
-            ComponentHealth {
-                status: HealthStatus::Unavailable,
-                backend,
-                latency_ms: None,
-                error: Some(error),
-            }
+            component(HealthStatus::Unavailable, backend, started, Some(error))
         }
-        Err(_) => ComponentHealth {
-            status: HealthStatus::Unavailable,
+        Err(_) => component(
+            HealthStatus::Unavailable,
             backend,
-            latency_ms: None,
-            error: Some(format!(
+            started,
+            Some(format!(
                 "no answer within {} ms",
                 state.config.readiness_timeout.as_millis()
             )),
-        },
+        ),
+    }
+}
+
+/// The chain RPC, when configured: one (cached) totals read within the readiness timeout.
+async fn chain_health(state: &AppState) -> Option<ComponentHealth> {
+    let chain = state.chain.as_ref()?;
+    let started = Instant::now();
+    let outcome = tokio::time::timeout(state.config.readiness_timeout, chain.totals()).await;
+    Some(match outcome {
+        Ok(Ok(_)) => component(HealthStatus::Ok, chain.name(), started, None),
+        Ok(Err(e)) => component(
+            HealthStatus::Unavailable,
+            chain.name(),
+            started,
+            Some(match e {
+                Error::Unavailable { .. } => e.to_string(),
+                _ => "chain read failed".to_string(),
+            }),
+        ),
+        Err(_) => component(
+            HealthStatus::Unavailable,
+            chain.name(),
+            started,
+            Some(format!(
+                "no answer within {} ms",
+                state.config.readiness_timeout.as_millis()
+            )),
+        ),
+    })
+}
+
+/// The event indexer, when one runs: `degraded` when it is behind.
+fn indexer_health(state: &AppState, now: Timestamp) -> Option<ComponentHealth> {
+    let health = state.chain_info.as_ref()?.indexer_health()?;
+    let started = Instant::now();
+    Some(match health.behind(now) {
+        None => component(HealthStatus::Ok, "indexer", started, None),
+        Some(why) => component(HealthStatus::Degraded, "indexer", started, Some(why)),
+    })
+}
+
+/// Settlement, when a settler is configured: `degraded` when verified work waits too long.
+async fn settlement_health(state: &AppState, now: Timestamp) -> Option<ComponentHealth> {
+    let started = Instant::now();
+    match tokio::time::timeout(
+        state.config.readiness_timeout,
+        state.coordinator.settlement_health(now),
+    )
+    .await
+    {
+        Ok(Ok(None)) => None,
+        Ok(Ok(Some(h))) if !h.late => {
+            Some(component(HealthStatus::Ok, "settlement", started, None))
+        }
+        Ok(Ok(Some(h))) => Some(component(
+            HealthStatus::Degraded,
+            "settlement",
+            started,
+            Some(format!(
+                "{} receipts wait; the oldest since {}",
+                h.pending_receipts,
+                h.oldest_pending_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_default()
+            )),
+        )),
+        // The store itself is reported by its own component.
+        Ok(Err(_)) | Err(_) => Some(component(
+            HealthStatus::Degraded,
+            "settlement",
+            started,
+            Some("the settlement backlog could not be read".into()),
+        )),
+    }
+}
+
+/// `GET /health`: the seed's health document.
+pub async fn health_report(state: &AppState) -> HealthReport {
+    let ready = readiness(state).await;
+    let all = NodeFilter::default();
+    let counts = async {
+        let active = NodeFilter::status(NodeStatus::Active);
+        let queued = bitsage_core::job::JobFilter {
+            status: Some(JobStatus::Queued),
+            node: None,
+        };
+        let leased = bitsage_core::job::JobFilter {
+            status: Some(JobStatus::Leased),
+            node: None,
+        };
+        tokio::try_join!(
+            state.store.count_nodes(&all),
+            state.store.count_nodes(&active),
+            state.store.count_jobs(&queued),
+            state.store.count_jobs(&leased),
+        )
     };
-    HealthResponse {
-        status: store.status,
-        components: HealthComponents { store },
+    let counts = tokio::time::timeout(state.config.readiness_timeout, counts)
+        .await
+        .ok()
+        .and_then(Result::ok);
+    HealthReport {
+        status: ready.status,
+        version: COORDINATOR_VERSION.to_string(),
+        uptime_seconds: state.started.elapsed().as_secs(),
+        components: ready
+            .components
+            .named()
+            .into_iter()
+            .map(|(name, c)| NamedComponent {
+                name: name.to_string(),
+                status: c.status,
+                response_time_ms: c.latency_ms,
+                error: c.error.clone(),
+            })
+            .collect(),
+        metrics: HealthMetrics {
+            nodes_total: counts.map(|c| c.0),
+            nodes_active: counts.map(|c| c.1),
+            jobs_queued: counts.map(|c| c.2),
+            jobs_leased: counts.map(|c| c.3),
+        },
     }
 }

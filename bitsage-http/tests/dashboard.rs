@@ -1049,7 +1049,9 @@ async fn openapi_document_lists_every_route_and_resolves_its_references() {
                 };
                 let schema = &response["content"]["application/json"]["schema"]["$ref"];
                 // Readiness answers 503 with its own health report.
-                let want = if code == "503" && (path.contains("ready") || path == "/health") {
+                let want = if code == "503" && path == "/health" {
+                    "#/components/schemas/HealthReport"
+                } else if code == "503" && path.contains("ready") {
                     "#/components/schemas/HealthResponse"
                 } else {
                     "#/components/schemas/ErrorBody"

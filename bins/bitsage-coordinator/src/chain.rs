@@ -56,6 +56,7 @@ struct CoordinatorChainInfo {
     contracts: ContractAddresses,
     escrow: Option<bitsage_core::WalletAddress>,
     indexer: IndexerStatusHandle,
+    started_at: bitsage_core::Timestamp,
 }
 
 impl ChainInfo for CoordinatorChainInfo {
@@ -76,6 +77,17 @@ impl ChainInfo for CoordinatorChainInfo {
 
     fn indexer(&self) -> Option<serde_json::Value> {
         serde_json::to_value(self.indexer.snapshot()).ok()
+    }
+
+    fn indexer_health(&self) -> Option<bitsage_http::contracts::IndexerHealth> {
+        let s = self.indexer.snapshot();
+        Some(bitsage_http::contracts::IndexerHealth {
+            last_success_at: s.last_success_at,
+            started_at: self.started_at,
+            lag_blocks: s.lag_blocks,
+            consecutive_failures: s.consecutive_failures,
+            last_error: s.last_error,
+        })
     }
 }
 
@@ -99,6 +111,7 @@ pub async fn attach(state: AppState, chain: &ChainConfig) -> anyhow::Result<(App
         contracts: chain.contracts,
         escrow: chain.escrow,
         indexer: indexer.status_handle(),
+        started_at: bitsage_core::time::now(),
     };
     // Node wallets are proven by their account contracts on this chain.
     let wallets: bitsage_core::wallet::DynWalletVerifier = Arc::new(StarknetWalletVerifier::new(

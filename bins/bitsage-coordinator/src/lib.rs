@@ -381,10 +381,6 @@ pub async fn serve_state(
     })
 }
 
-/// The background services, every `sweep_interval` until `stop`: the coordinator's sweep
-/// ([`bitsage_core::service::Coordinator::sweep`]: lifecycle, lease expiry, heartbeat
-/// summary, replay-log purge), GPU-sample retention, outbox retention. A failing pass is logged and retried next
-/// time.
 /// Settlement rounds (with a settler): one per `every`; an epoch is sent when due.
 async fn run_settlement(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
@@ -404,6 +400,11 @@ async fn run_settlement(state: AppState, every: Duration, mut stop: watch::Recei
     }
 }
 
+/// The background services, every `sweep_interval` until `stop`: the coordinator's sweep
+/// ([`bitsage_core::service::Coordinator::sweep`]: lifecycle, lease expiry, heartbeat
+/// summary, replay-log purge, reputation, incident conditions), the indexer's incident
+/// condition, GPU-sample and outbox retention. A failing pass is logged and retried next
+/// time.
 async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watch::Receiver<bool>) {
     let store = state.store.clone();
     let mut tick = tokio::time::interval(config.sweep_interval);
@@ -416,6 +417,21 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
         let now = bitsage_core::time::now();
         if let Err(e) = state.coordinator.sweep(now).await {
             tracing::warn!(error = %e, "coordinator sweep failed");
+        }
+        if let Some(h) = state.chain_info.as_ref().and_then(|c| c.indexer_health()) {
+            let behind = h.behind(now);
+            let watched = state
+                .coordinator
+                .watch(
+                    bitsage_core::incident::Condition::IndexerBehind,
+                    behind.is_some(),
+                    behind.as_deref().unwrap_or(""),
+                    now,
+                )
+                .await;
+            if let Err(e) = watched {
+                tracing::warn!(error = %e, "indexer incident condition could not be checked");
+            }
         }
         if let Some(cutoff) = chrono::TimeDelta::from_std(config.gpu_retention)
             .ok()

@@ -18,6 +18,17 @@ use super::coordinator::{Coordinator, ServiceResult};
 /// Who automatic incidents are written by.
 pub const COORDINATOR_AUTHOR: &str = "coordinator";
 
+/// What waits for settlement, and whether it waits too long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettlementHealth {
+    /// Receipts not yet in an accepted epoch.
+    pub pending_receipts: u64,
+    /// When the oldest of them was completed.
+    pub oldest_pending_at: Option<Timestamp>,
+    /// Whether the oldest waited longer than an epoch's interval plus a minute.
+    pub late: bool,
+}
+
 /// An incident an admin opens.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewIncident {
@@ -182,7 +193,7 @@ impl Coordinator {
     }
 
     /// The conditions the coordinator can see itself: no active worker, and (with a
-    /// settler) receipts waiting longer than an epoch plus a minute.
+    /// settler) settlement late ([`Coordinator::settlement_health`]).
     pub(crate) async fn watch_builtin(&self, now: Timestamp) -> ServiceResult<()> {
         let active = self
             .store
@@ -195,25 +206,41 @@ impl Coordinator {
             now,
         )
         .await?;
-        if self.settlement.is_some() {
-            let backlog = self.store.settlement_backlog().await?;
-            let late = chrono::TimeDelta::from_std(self.policy.epoch_every)
-                .unwrap_or(chrono::TimeDelta::MAX)
-                .checked_add(&chrono::TimeDelta::minutes(1))
-                .unwrap_or(chrono::TimeDelta::MAX);
-            let oldest = backlog.oldest.filter(|o| now - *o > late);
-            let detail = match oldest {
-                Some(o) => format!(
+        if let Some(h) = self.settlement_health(now).await? {
+            let detail = match h.oldest_pending_at {
+                Some(o) if h.late => format!(
                     "{} receipts wait for settlement; the oldest since {}",
-                    backlog.receipts,
+                    h.pending_receipts,
                     o.to_rfc3339()
                 ),
-                None => String::new(),
+                _ => String::new(),
             };
-            self.watch(Condition::SettlementFailing, oldest.is_some(), &detail, now)
+            self.watch(Condition::SettlementFailing, h.late, &detail, now)
                 .await?;
         }
         Ok(())
+    }
+
+    /// With a settler: what waits for settlement and whether it is late (the oldest
+    /// pending receipt waited longer than an epoch's interval plus a minute). `None` without
+    /// a settler.
+    pub async fn settlement_health(
+        &self,
+        now: Timestamp,
+    ) -> ServiceResult<Option<SettlementHealth>> {
+        if self.settlement.is_none() {
+            return Ok(None);
+        }
+        let backlog = self.store.settlement_backlog().await?;
+        let late_after = chrono::TimeDelta::from_std(self.policy.epoch_every)
+            .unwrap_or(chrono::TimeDelta::MAX)
+            .checked_add(&chrono::TimeDelta::minutes(1))
+            .unwrap_or(chrono::TimeDelta::MAX);
+        Ok(Some(SettlementHealth {
+            pending_receipts: backlog.receipts,
+            oldest_pending_at: backlog.oldest,
+            late: backlog.oldest.is_some_and(|o| now - o > late_after),
+        }))
     }
 
     /// Every flag's value: set at runtime by an admin, else configured, else its default.
