@@ -36,6 +36,7 @@ pub mod proof;
 pub mod receipt;
 pub mod replay;
 pub mod reputation;
+pub mod retention;
 pub mod service;
 pub mod settlement;
 pub mod time;

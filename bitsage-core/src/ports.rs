@@ -107,6 +107,9 @@ pub trait Prover: Send + Sync + Debug {
     async fn verify(&self, spec: &JobSpec, envelope: &ProofEnvelope) -> Result<VerifiedProof>;
 }
 
+/// Most raw GPU samples one [`TelemetryStore::apply_retention`] call rolls up.
+pub const RETENTION_BATCH: u32 = 10_000;
+
 /// Whether an idempotent insert wrote a new record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Inserted {
@@ -300,8 +303,22 @@ pub trait TelemetryStore: Send + Sync + Debug {
     async fn latest_gpu_samples(&self, node: &NodeId) -> Result<Vec<GpuSample>>;
     /// A node's samples in `window`, oldest first.
     async fn gpu_samples(&self, node: &NodeId, window: TimeWindow) -> Result<Vec<GpuSample>>;
-    /// Deletes samples taken before `cutoff` (retention); returns how many.
-    async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64>;
+    /// One retention pass ([`crate::retention`]): GPU samples before their cutoff are rolled
+    /// up per device and minute (merged into rows already there) and then deleted, in the
+    /// same transaction; raw heartbeats, per-minute rollups (heartbeat and GPU), job timings
+    /// and reputation facts before their cutoffs are deleted. Work per call is bounded (at
+    /// most [`RETENTION_BATCH`] GPU samples); call again while it reports any.
+    async fn apply_retention(
+        &self,
+        cutoffs: &crate::retention::RetentionCutoffs,
+    ) -> Result<crate::retention::RetentionReport>;
+    /// A device's per-minute rollups in `window` (by minute start), oldest first, for every
+    /// device of `node`.
+    async fn gpu_minutes(
+        &self,
+        node: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<crate::retention::GpuMinute>>;
 }
 
 /// The job queue: submission, leases, completion and failure.
@@ -469,6 +486,8 @@ pub trait ReplayLog: Send + Sync + Debug {
 /// - When `put_proof` returns, the envelope is durable and visible to `get_proof` from every
 ///   coordinator using the same backend.
 /// - `get_proof` returns `Ok(None)` for an unknown hash; what it returns has the asked hash.
+/// - `purge_proofs_before(t)` deletes envelopes first stored before `t` (retention) and
+///   returns how many; a later `get_proof` of one answers `Ok(None)`.
 #[async_trait]
 pub trait ProofStore: Send + Sync + Debug {
     /// The backend's name (`"filesystem"`, `"postgres"`, `"memory"`).
@@ -477,6 +496,8 @@ pub trait ProofStore: Send + Sync + Debug {
     async fn put_proof(&self, envelope: &ProofEnvelope) -> Result<String>;
     /// The envelope with this hash.
     async fn get_proof(&self, hash: &Hash32) -> Result<Option<ProofEnvelope>>;
+    /// Deletes envelopes stored before `before`; returns how many.
+    async fn purge_proofs_before(&self, before: Timestamp) -> Result<u64>;
 }
 
 /// The outbox of domain events ([`crate::event`]): every change the store makes leaves its

@@ -305,7 +305,9 @@ pub async fn receipt(
         let (job, hash) = (receipt.body.job_id, receipt.body.proof_hash);
         let envelope = state.proofs.get_proof(&hash).await?.ok_or_else(|| {
             ApiError::not_found(format!(
-                "the proof of job {job} (hash {hash}) is not in the deployment's proof store"
+                "the proof of job {job} (hash {hash}) is not in the deployment's proof store \
+                 (proofs may be deleted after the configured retention window; the receipt's \
+                 signatures still verify without it)"
             ))
         })?;
         Some(envelope)

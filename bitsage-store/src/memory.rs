@@ -46,6 +46,7 @@ struct State {
     minutes: BTreeMap<(NodeId, i64), u64>,
     timings: Vec<bitsage_core::timing::JobTiming>,
     facts: Vec<(NodeId, bitsage_core::reputation::NodeFact, Timestamp)>,
+    gpu_minutes: BTreeMap<(NodeId, String, i64), bitsage_core::retention::GpuMinute>,
     maintenance: Vec<(NodeId, TimeWindow)>,
     samples: HashMap<NodeId, Vec<GpuSample>>,
     jobs: Vec<JobRecord>,
@@ -691,15 +692,74 @@ impl TelemetryStore for InMemoryStore {
         })
     }
 
-    async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64> {
+    async fn apply_retention(
+        &self,
+        cut: &bitsage_core::retention::RetentionCutoffs,
+    ) -> Result<bitsage_core::retention::RetentionReport> {
+        use bitsage_core::node::minute_of;
         self.with(|s| {
-            let mut deleted = 0;
-            for samples in s.samples.values_mut() {
-                let before = samples.len();
-                samples.retain(|smp| smp.at >= cutoff);
-                deleted += (before - samples.len()) as u64;
+            let mut report = bitsage_core::retention::RetentionReport::default();
+            // Roll up, then drop, at most one batch of old samples.
+            let mut old: Vec<(NodeId, GpuSample)> = Vec::new();
+            for (node, samples) in s.samples.iter_mut() {
+                let room = bitsage_core::ports::RETENTION_BATCH as usize - old.len();
+                if room == 0 {
+                    break;
+                }
+                let mut kept = Vec::with_capacity(samples.len());
+                for smp in samples.drain(..) {
+                    if smp.at < cut.raw_gpu_samples
+                        && old.len() < bitsage_core::ports::RETENTION_BATCH as usize
+                    {
+                        old.push((node.clone(), smp));
+                    } else {
+                        kept.push(smp);
+                    }
+                }
+                *samples = kept;
             }
-            Ok(deleted)
+            report.gpu_samples = old.len() as u64;
+            for m in bitsage_core::retention::roll_up(old.iter().map(|(n, smp)| (n, smp))) {
+                s.gpu_minutes
+                    .entry((m.node_id.clone(), m.uuid.clone(), m.minute))
+                    .and_modify(|e| e.merge(&m))
+                    .or_insert(m);
+            }
+            for beats in s.heartbeats.values_mut() {
+                let n = beats.len();
+                beats.retain(|b| b.at >= cut.raw_heartbeats);
+                report.heartbeats += (n - beats.len()) as u64;
+            }
+            let first = minute_of(cut.minute_rollups);
+            let n = s.minutes.len() + s.gpu_minutes.len();
+            s.minutes.retain(|(_, m), _| *m >= first);
+            s.gpu_minutes.retain(|(_, _, m), _| *m >= first);
+            report.rollups = (n - s.minutes.len() - s.gpu_minutes.len()) as u64;
+            let n = s.timings.len();
+            s.timings.retain(|t| t.completed_at >= cut.job_timings);
+            report.job_timings = (n - s.timings.len()) as u64;
+            let n = s.facts.len();
+            s.facts.retain(|(_, _, at)| *at >= cut.node_facts);
+            report.node_facts = (n - s.facts.len()) as u64;
+            Ok(report)
+        })
+    }
+
+    async fn gpu_minutes(
+        &self,
+        node: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<bitsage_core::retention::GpuMinute>> {
+        let r = bitsage_core::node::counted_minutes(window, window.from);
+        self.with(|s| {
+            let mut out: Vec<_> = s
+                .gpu_minutes
+                .values()
+                .filter(|m| m.node_id == *node && m.minute >= r.first && m.minute <= r.last)
+                .cloned()
+                .collect();
+            out.sort_by(|a, b| (a.minute, &a.uuid).cmp(&(b.minute, &b.uuid)));
+            Ok(out)
         })
     }
 }

@@ -661,7 +661,9 @@ impl ProofStore for PgStore {
 
     #[tracing::instrument(name = "store.put_proof", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn put_proof(&self, envelope: &ProofEnvelope) -> Result<String> {
-        let bytes = serde_json::to_vec(envelope).map_err(json_err)?;
+        let json = serde_json::to_vec(envelope).map_err(json_err)?;
+        // zstd-compressed (rows of earlier versions hold plain JSON; `get_proof` reads both).
+        let bytes = zstd::encode_all(&json[..], 3).map_err(|e| Error::backend(BACKEND, e))?;
         sqlx::query(
             "INSERT INTO proofs (proof_hash, envelope) VALUES ($1, $2) \
              ON CONFLICT (proof_hash) DO NOTHING",
@@ -682,8 +684,26 @@ impl ProofStore for PgStore {
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(db_err)?;
-        row.map(|b| serde_json::from_slice(&b).map_err(json_err))
-            .transpose()
+        let Some(bytes) = row else {
+            return Ok(None);
+        };
+        // A zstd frame starts with 28 b5 2f fd; plain JSON with `{`.
+        let json = if bytes.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+            zstd::decode_all(&bytes[..]).map_err(|e| Error::backend(BACKEND, e))?
+        } else {
+            bytes
+        };
+        serde_json::from_slice(&json).map(Some).map_err(json_err)
+    }
+
+    #[tracing::instrument(name = "store.purge_proofs_before", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn purge_proofs_before(&self, before: Timestamp) -> Result<u64> {
+        Ok(sqlx::query("DELETE FROM proofs WHERE stored_at < $1")
+            .bind(before)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?
+            .rows_affected())
     }
 }
 
@@ -1715,14 +1735,127 @@ impl TelemetryStore for PgStore {
         rows.iter().map(sample_from_row).collect()
     }
 
-    #[tracing::instrument(name = "store.delete_gpu_samples_before", level = "debug", skip_all, fields(db.system = "postgresql"))]
-    async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM gpu_samples WHERE sampled_at < $1")
-            .bind(cutoff)
-            .execute(&self.pool)
+    #[tracing::instrument(name = "store.apply_retention", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn apply_retention(
+        &self,
+        cut: &bitsage_core::retention::RetentionCutoffs,
+    ) -> Result<bitsage_core::retention::RetentionReport> {
+        use bitsage_core::retention::{roll_up, GpuMinute, RetentionReport};
+        let mut tx = self.begin().await?;
+        let result: Result<RetentionReport> = async {
+            let mut report = RetentionReport::default();
+            // Rows locked: two coordinators never roll up the same samples twice.
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, node_id, sample::text FROM gpu_samples WHERE sampled_at < $1 \
+                 ORDER BY id LIMIT $2 FOR UPDATE SKIP LOCKED",
+            )
+            .bind(cut.raw_gpu_samples)
+            .bind(i64::from(bitsage_core::ports::RETENTION_BATCH))
+            .fetch_all(&mut *tx)
             .await
-            .map_err(db_err)?
-            .rows_affected())
+            .map_err(db_err)?;
+            if !rows.is_empty() {
+                let ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+                let samples = rows
+                    .iter()
+                    .map(|(_, n, j)| {
+                        Ok((
+                            NodeId::parse(n)?,
+                            serde_json::from_str::<GpuSample>(j).map_err(json_err)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                for mut m in roll_up(samples.iter().map(|(n, smp)| (n, smp))) {
+                    let existing: Option<String> = sqlx::query_scalar(
+                        "SELECT rollup::text FROM gpu_sample_minutes \
+                         WHERE node_id = $1 AND device_uuid = $2 AND minute = $3 FOR UPDATE",
+                    )
+                    .bind(m.node_id.as_str())
+                    .bind(&m.uuid)
+                    .bind(m.minute)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    if let Some(e) = existing {
+                        m.merge(&serde_json::from_str::<GpuMinute>(&e).map_err(json_err)?);
+                    }
+                    sqlx::query(
+                        "INSERT INTO gpu_sample_minutes (node_id, device_uuid, minute, rollup) \
+                         VALUES ($1, $2, $3, $4::jsonb) ON CONFLICT (node_id, device_uuid, minute) \
+                         DO UPDATE SET rollup = excluded.rollup",
+                    )
+                    .bind(m.node_id.as_str())
+                    .bind(&m.uuid)
+                    .bind(m.minute)
+                    .bind(serde_json::to_string(&m).map_err(json_err)?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                report.gpu_samples = sqlx::query("DELETE FROM gpu_samples WHERE id = ANY($1)")
+                    .bind(&ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+            }
+            report.heartbeats = sqlx::query("DELETE FROM heartbeats WHERE at < $1")
+                .bind(cut.raw_heartbeats)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            let first = bitsage_core::node::minute_of(cut.minute_rollups);
+            report.rollups = sqlx::query("DELETE FROM heartbeat_minutes WHERE minute < $1")
+                .bind(first)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+                + sqlx::query("DELETE FROM gpu_sample_minutes WHERE minute < $1")
+                    .bind(first)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+            report.job_timings = sqlx::query("DELETE FROM job_timings WHERE completed_at < $1")
+                .bind(cut.job_timings)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            report.node_facts = sqlx::query("DELETE FROM node_facts WHERE at < $1")
+                .bind(cut.node_facts)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
+            Ok(report)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.gpu_minutes", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn gpu_minutes(
+        &self,
+        node: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<bitsage_core::retention::GpuMinute>> {
+        let r = bitsage_core::node::counted_minutes(window, window.from);
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT rollup::text FROM gpu_sample_minutes WHERE node_id = $1 AND minute >= $2 \
+             AND minute <= $3 ORDER BY minute, device_uuid",
+        )
+        .bind(node.as_str())
+        .bind(r.first)
+        .bind(r.last)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|j| serde_json::from_str(j).map_err(json_err))
+            .collect()
     }
 }
 

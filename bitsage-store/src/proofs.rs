@@ -1,5 +1,5 @@
 //! [`ProofStore`] backends besides the SQL stores: [`FsProofStore`] (the embedded default, a
-//! directory of `<proof hash>.json` files written durably) and [`InMemoryProofStore`].
+//! directory of zstd-compressed `<proof hash>.json.zst` files written durably) and [`InMemoryProofStore`].
 //! [`crate::PgStore`] is the shared one for PostgreSQL deployments (a `proofs` table).
 
 use std::collections::HashMap;
@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use bitsage_core::crypto::Hash32;
 use bitsage_core::proof::ProofEnvelope;
-use bitsage_core::{Error, ProofStore, Result};
+use bitsage_core::{Error, ProofStore, Result, Timestamp};
 
 const FS: &str = "filesystem";
 
@@ -17,9 +17,10 @@ fn io(e: std::io::Error) -> Error {
     Error::backend(FS, e)
 }
 
-/// Proof envelopes as files `<dir>/<proof hash>.json`. A put writes a temporary file, fsyncs
-/// it, renames it into place and fsyncs the directory before returning, so an acknowledged
-/// proof survives a crash. One machine only: coordinators sharing PostgreSQL use
+/// Proof envelopes as files `<dir>/<proof hash>.json.zst` (zstd-compressed JSON; plain
+/// `.json` files of earlier versions are still read and purged). A put writes a temporary
+/// file, fsyncs it, renames it into place and fsyncs the directory before returning, so an
+/// acknowledged proof survives a crash. Retention deletes files by modification time. One machine only: coordinators sharing PostgreSQL use
 /// [`crate::PgStore`] as their proof store.
 #[derive(Debug, Clone)]
 pub struct FsProofStore {
@@ -35,9 +36,16 @@ impl FsProofStore {
     }
 
     fn file_name(hash: &Hash32) -> String {
+        format!("{}.json.zst", hash.to_hex())
+    }
+
+    fn legacy_name(hash: &Hash32) -> String {
         format!("{}.json", hash.to_hex())
     }
 }
+
+/// zstd level for proof files: fast, and most of the size is hex text.
+const PROOF_ZSTD_LEVEL: i32 = 3;
 
 #[async_trait]
 impl ProofStore for FsProofStore {
@@ -54,23 +62,69 @@ impl ProofStore for FsProofStore {
         {
             return Ok(reference);
         }
-        let bytes = serde_json::to_vec(envelope).map_err(|e| Error::backend(FS, e))?;
+        let json = serde_json::to_vec(envelope).map_err(|e| Error::backend(FS, e))?;
         let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || write_durably(&dir, &name, &bytes))
-            .await
-            .map_err(|e| Error::backend(FS, e))??;
+        tokio::task::spawn_blocking(move || {
+            let bytes =
+                zstd::encode_all(&json[..], PROOF_ZSTD_LEVEL).map_err(|e| Error::backend(FS, e))?;
+            write_durably(&dir, &name, &bytes)
+        })
+        .await
+        .map_err(|e| Error::backend(FS, e))??;
         Ok(reference)
     }
 
     async fn get_proof(&self, hash: &Hash32) -> Result<Option<ProofEnvelope>> {
-        match tokio::fs::read(self.dir.join(Self::file_name(hash))).await {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| Error::backend(FS, e)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io(e)),
+        let json = match tokio::fs::read(self.dir.join(Self::file_name(hash))).await {
+            Ok(bytes) => zstd::decode_all(&bytes[..]).map_err(|e| Error::backend(FS, e))?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                match tokio::fs::read(self.dir.join(Self::legacy_name(hash))).await {
+                    Ok(bytes) => bytes,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            Err(e) => return Err(io(e)),
+        };
+        serde_json::from_slice(&json)
+            .map(Some)
+            .map_err(|e| Error::backend(FS, e))
+    }
+
+    async fn purge_proofs_before(&self, before: Timestamp) -> Result<u64> {
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || purge_files_before(&dir, before))
+            .await
+            .map_err(|e| Error::backend(FS, e))?
+    }
+}
+
+/// Deletes proof files (`*.json.zst`, `*.json`) last modified before `before`.
+fn purge_files_before(dir: &Path, before: Timestamp) -> Result<u64> {
+    let cutoff = std::time::SystemTime::from(before);
+    let mut deleted = 0;
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entry = entry.map_err(io)?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') || !(name.ends_with(".json.zst") || name.ends_with(".json")) {
+            continue;
+        }
+        let modified = match entry.metadata().and_then(|m| m.modified()) {
+            Ok(m) => m,
+            // Gone meanwhile (another purge): nothing to do.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(io(e)),
+        };
+        if modified < cutoff {
+            match std::fs::remove_file(entry.path()) {
+                Ok(()) => deleted += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(e)),
+            }
         }
     }
+    Ok(deleted)
 }
 
 fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
@@ -90,7 +144,7 @@ fn write_durably(dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
 /// Proof envelopes in process memory (embedding, demos, tests).
 #[derive(Debug, Default)]
 pub struct InMemoryProofStore {
-    proofs: Mutex<HashMap<Hash32, ProofEnvelope>>,
+    proofs: Mutex<HashMap<Hash32, (ProofEnvelope, Timestamp)>>,
 }
 
 impl InMemoryProofStore {
@@ -111,7 +165,7 @@ impl ProofStore for InMemoryProofStore {
             .lock()
             .map_err(|_| Error::backend("memory", "proof store lock poisoned"))?
             .entry(envelope.proof_hash)
-            .or_insert_with(|| envelope.clone());
+            .or_insert_with(|| (envelope.clone(), bitsage_core::time::now()));
         Ok(format!("memory:{}", envelope.proof_hash.to_hex()))
     }
 
@@ -121,6 +175,16 @@ impl ProofStore for InMemoryProofStore {
             .lock()
             .map_err(|_| Error::backend("memory", "proof store lock poisoned"))?
             .get(hash)
-            .cloned())
+            .map(|(e, _)| e.clone()))
+    }
+
+    async fn purge_proofs_before(&self, before: Timestamp) -> Result<u64> {
+        let mut proofs = self
+            .proofs
+            .lock()
+            .map_err(|_| Error::backend("memory", "proof store lock poisoned"))?;
+        let n = proofs.len();
+        proofs.retain(|_, (_, at)| *at >= before);
+        Ok((n - proofs.len()) as u64)
     }
 }

@@ -1816,14 +1816,132 @@ impl TelemetryStore for SqliteStore {
         rows.iter().map(sample_from_row).collect()
     }
 
-    #[tracing::instrument(name = "store.delete_gpu_samples_before", level = "debug", skip_all, fields(db.system = "sqlite"))]
-    async fn delete_gpu_samples_before(&self, cutoff: Timestamp) -> Result<u64> {
-        Ok(sqlx::query("DELETE FROM gpu_samples WHERE sampled_at < ?")
-            .bind(to_micros(cutoff))
-            .execute(&self.writer)
+    #[tracing::instrument(name = "store.apply_retention", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn apply_retention(
+        &self,
+        cut: &bitsage_core::retention::RetentionCutoffs,
+    ) -> Result<bitsage_core::retention::RetentionReport> {
+        use bitsage_core::retention::{roll_up, GpuMinute, RetentionReport};
+        let mut tx = self.begin().await?;
+        let result: Result<RetentionReport> = async {
+            let mut report = RetentionReport::default();
+            let rows: Vec<(i64, String, String)> = sqlx::query_as(
+                "SELECT id, node_id, sample FROM gpu_samples WHERE sampled_at < ? \
+                 ORDER BY id LIMIT ?",
+            )
+            .bind(to_micros(cut.raw_gpu_samples))
+            .bind(i64::from(bitsage_core::ports::RETENTION_BATCH))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if let Some(max_id) = rows.last().map(|r| r.0) {
+                let samples = rows
+                    .iter()
+                    .map(|(_, n, j)| {
+                        Ok((
+                            NodeId::parse(n)?,
+                            serde_json::from_str::<GpuSample>(j).map_err(json_err)?,
+                        ))
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                for mut m in roll_up(samples.iter().map(|(n, smp)| (n, smp))) {
+                    let existing: Option<String> = sqlx::query_scalar(
+                        "SELECT rollup FROM gpu_sample_minutes \
+                         WHERE node_id = ? AND device_uuid = ? AND minute = ?",
+                    )
+                    .bind(m.node_id.as_str())
+                    .bind(&m.uuid)
+                    .bind(m.minute)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                    if let Some(e) = existing {
+                        m.merge(&serde_json::from_str::<GpuMinute>(&e).map_err(json_err)?);
+                    }
+                    sqlx::query(
+                        "INSERT INTO gpu_sample_minutes (node_id, device_uuid, minute, rollup) \
+                         VALUES (?, ?, ?, ?) ON CONFLICT (node_id, device_uuid, minute) \
+                         DO UPDATE SET rollup = excluded.rollup",
+                    )
+                    .bind(m.node_id.as_str())
+                    .bind(&m.uuid)
+                    .bind(m.minute)
+                    .bind(serde_json::to_string(&m).map_err(json_err)?)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+                report.gpu_samples =
+                    sqlx::query("DELETE FROM gpu_samples WHERE sampled_at < ? AND id <= ?")
+                        .bind(to_micros(cut.raw_gpu_samples))
+                        .bind(max_id)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(db_err)?
+                        .rows_affected();
+            }
+            let delete = |sql: &'static str, at: i64| sqlx::query(sql).bind(at);
+            report.heartbeats = delete(
+                "DELETE FROM heartbeats WHERE at < ?",
+                to_micros(cut.raw_heartbeats),
+            )
+            .execute(&mut *tx)
             .await
             .map_err(db_err)?
-            .rows_affected())
+            .rows_affected();
+            let first = bitsage_core::node::minute_of(cut.minute_rollups);
+            report.rollups = delete("DELETE FROM heartbeat_minutes WHERE minute < ?", first)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected()
+                + delete("DELETE FROM gpu_sample_minutes WHERE minute < ?", first)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+            report.job_timings = delete(
+                "DELETE FROM job_timings WHERE completed_at < ?",
+                to_micros(cut.job_timings),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            report.node_facts = delete(
+                "DELETE FROM node_facts WHERE at < ?",
+                to_micros(cut.node_facts),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+            Ok(report)
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.gpu_minutes", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn gpu_minutes(
+        &self,
+        node: &NodeId,
+        window: TimeWindow,
+    ) -> Result<Vec<bitsage_core::retention::GpuMinute>> {
+        let r = bitsage_core::node::counted_minutes(window, window.from);
+        let rows: Vec<String> = sqlx::query_scalar(
+            "SELECT rollup FROM gpu_sample_minutes WHERE node_id = ? AND minute >= ? \
+             AND minute <= ? ORDER BY minute, device_uuid",
+        )
+        .bind(node.as_str())
+        .bind(r.first)
+        .bind(r.last)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|j| serde_json::from_str(j).map_err(json_err))
+            .collect()
     }
 }
 

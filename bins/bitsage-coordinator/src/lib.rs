@@ -112,8 +112,6 @@ pub struct CoordinatorConfig {
     pub policy: CoordinatorPolicy,
     /// How often the background services run (default 2 s).
     pub sweep_interval: Duration,
-    /// GPU samples older than this are deleted (default 7 days).
-    pub gpu_retention: Duration,
     /// The chain to read stake, rewards and reputation from (and index events of); `None`:
     /// those dashboard fields say `unavailable` with the reason.
     pub chain: Option<chain::ChainConfig>,
@@ -141,7 +139,6 @@ impl CoordinatorConfig {
             http: HttpConfig::default(),
             policy: CoordinatorPolicy::default(),
             sweep_interval: Duration::from_secs(2),
-            gpu_retention: Duration::from_secs(7 * 24 * 3600),
             chain: None,
             deployment_key: DeploymentKeySource::DataDir,
             network: DEFAULT_NETWORK.to_string(),
@@ -381,6 +378,9 @@ pub async fn serve_state(
     })
 }
 
+/// How often the retention pass runs.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
 /// Settlement rounds (with a settler): one per `every`; an epoch is sent when due.
 async fn run_settlement(state: AppState, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
@@ -406,7 +406,7 @@ async fn run_settlement(state: AppState, every: Duration, mut stop: watch::Recei
 /// condition, GPU-sample and outbox retention. A failing pass is logged and retried next
 /// time.
 async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watch::Receiver<bool>) {
-    let store = state.store.clone();
+    let mut last_retention: Option<std::time::Instant> = None;
     let mut tick = tokio::time::interval(config.sweep_interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -433,12 +433,11 @@ async fn run_services(state: AppState, config: CoordinatorConfig, mut stop: watc
                 tracing::warn!(error = %e, "indexer incident condition could not be checked");
             }
         }
-        if let Some(cutoff) = chrono::TimeDelta::from_std(config.gpu_retention)
-            .ok()
-            .and_then(|d| now.checked_sub_signed(d))
-        {
-            if let Err(e) = store.delete_gpu_samples_before(cutoff).await {
-                tracing::warn!(error = %e, "GPU sample retention failed");
+        // Retention once a minute (each pass is bounded).
+        if last_retention.is_none_or(|at: std::time::Instant| at.elapsed() >= RETENTION_EVERY) {
+            last_retention = Some(std::time::Instant::now());
+            if let Err(e) = state.coordinator.apply_retention(now).await {
+                tracing::warn!(error = %e, "retention pass failed");
             }
         }
         if let Some(cutoff) = chrono::TimeDelta::from_std(config.event_retention)

@@ -191,6 +191,17 @@ struct Tuning {
     /// The longest drain (maintenance) an operator may set, seconds.
     #[arg(long, default_value_t = 86_400)]
     max_drain_secs: u64,
+    /// Days raw heartbeats and GPU samples are kept (GPU samples are rolled up per minute
+    /// first; uptime reads the per-minute heartbeat rollup).
+    #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    raw_retention_days: u64,
+    /// Days the per-minute rollups are kept.
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    rollup_retention_days: u64,
+    /// Hours proof envelopes are kept (default: as long as their receipts, which are kept;
+    /// `dev` keeps them 1 hour). The receipt stays verifiable by its signatures without it.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=87_600))]
+    proof_retention_hours: Option<u64>,
     /// A browser origin allowed to call the API (CORS), e.g. `https://console.example`;
     /// repeat for several. None: same origin only.
     #[arg(
@@ -383,6 +394,12 @@ fn config_from(
         (t.reputation_quarantine_below > 0).then_some(t.reputation_quarantine_below);
     c.policy.reputation_every = Duration::from_secs(t.reputation_every_secs.max(1));
     c.policy.max_drain = Duration::from_secs(t.max_drain_secs.max(1));
+    c.policy.retention.raw_heartbeats = Duration::from_secs(t.raw_retention_days * 86_400);
+    c.policy.retention.raw_gpu_samples = Duration::from_secs(t.raw_retention_days * 86_400);
+    c.policy.retention.minute_rollups = Duration::from_secs(t.rollup_retention_days * 86_400);
+    c.policy.retention.proofs = t
+        .proof_retention_hours
+        .map(|h| Duration::from_secs(h * 3600));
     c.http.cors_origins = t.cors_origins.clone();
     c.policy.flags.insert(
         bitsage_core::flags::Flag::AllowAnonymousOverview,
@@ -480,7 +497,11 @@ async fn run_server(args: ServeArgs) -> anyhow::Result<()> {
 async fn run_dev(args: DevArgs) -> anyhow::Result<()> {
     let wallet = WalletAddress::parse(&args.wallet).context("--wallet")?;
     let listen = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let config = config_from(listen, args.data_dir, StoreConfig::Sqlite, &args.tuning);
+    let mut config = config_from(listen, args.data_dir, StoreConfig::Sqlite, &args.tuning);
+    // A demo feeds a job every few seconds: keep its data directory bounded (proofs an hour).
+    if args.tuning.proof_retention_hours.is_none() {
+        config.policy.retention.proofs = Some(Duration::from_secs(3600));
+    }
     let options = DevOptions {
         coordinator: config,
         wallet,

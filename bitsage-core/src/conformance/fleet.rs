@@ -155,6 +155,38 @@ pub async fn facts_reputation_and_drains(store: DynJobStore) {
         Err(crate::Error::NotFound { .. }) => {}
         other => panic!("drain of an unknown node: expected NotFound, got {other:?}"),
     }
+
+    // Retention: facts, raw heartbeats and rollups past their cutoffs go; the node keeps its
+    // last-seen time.
+    let keep = crate::time::earliest();
+    let report = store
+        .apply_retention(&crate::retention::RetentionCutoffs {
+            raw_heartbeats: t(60),
+            raw_gpu_samples: keep,
+            minute_rollups: t(60),
+            job_timings: keep,
+            node_facts: t(100),
+        })
+        .await
+        .expect("retention");
+    assert_eq!(report.node_facts, 3, "facts at 10, 20, 30");
+    assert_eq!(report.heartbeats, 1, "node 2's beat at 5");
+    assert_eq!(report.rollups, 1, "node 2's minute 0");
+    assert_eq!(
+        store.last_seen(&node_id(2)).await.expect("last seen"),
+        Some(t(5)),
+        "kept on the node"
+    );
+    assert!(store
+        .heartbeat_times(&node_id(2), w(0, 600))
+        .await
+        .expect("times")
+        .is_empty());
+    let left = store
+        .node_facts(&node_id(1), w(0, 1000))
+        .await
+        .expect("facts");
+    assert_eq!(left.get(&NodeFact::LeaseExpired), Some(&1));
 }
 
 async fn beat(store: &DynJobStore, n: u64, seq: u64, at: Timestamp) {

@@ -85,6 +85,7 @@ where
     proofs_round_trip_by_hash(fresh().await).await;
     proofs_first_copy_wins(fresh().await).await;
     proofs_concurrent_puts(fresh().await).await;
+    proofs_purged_by_age(fresh().await).await;
 }
 
 /// An envelope-shaped record (not a valid proof: stores do not verify) with hash `n`.
@@ -166,4 +167,18 @@ pub async fn proofs_concurrent_puts(store: DynProofStore) {
     for i in 0..4 {
         assert!(store.get_proof(&digest(100 + i)).await.unwrap().is_some());
     }
+}
+
+/// Retention: nothing stored after the cutoff goes; everything before it does, and is then
+/// unknown.
+pub async fn proofs_purged_by_age(store: DynProofStore) {
+    let a = sample_envelope(7, 1000);
+    store.put_proof(&a).await.unwrap();
+    let hour_ago = crate::time::now() - chrono::TimeDelta::hours(1);
+    assert_eq!(store.purge_proofs_before(hour_ago).await.unwrap(), 0);
+    assert!(store.get_proof(&a.proof_hash).await.unwrap().is_some());
+    let later = crate::time::now() + chrono::TimeDelta::seconds(5);
+    assert_eq!(store.purge_proofs_before(later).await.unwrap(), 1);
+    assert_eq!(store.get_proof(&a.proof_hash).await.unwrap(), None);
+    assert_eq!(store.purge_proofs_before(later).await.unwrap(), 0);
 }

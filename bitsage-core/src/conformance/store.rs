@@ -954,12 +954,21 @@ pub async fn gpu_samples_latest_window_retention(store: DynJobStore) {
     assert_eq!(win.len(), 4);
     assert!(win.windows(2).all(|w| w[0].at <= w[1].at));
 
-    let deleted = store
-        .delete_gpu_samples_before(t(20))
+    // Retention rolls samples up per device and minute (min/avg/max), then deletes them.
+    let keep_all = crate::time::earliest();
+    let cutoffs = |gpu: Timestamp| crate::retention::RetentionCutoffs {
+        raw_heartbeats: keep_all,
+        raw_gpu_samples: gpu,
+        minute_rollups: keep_all,
+        job_timings: keep_all,
+        node_facts: keep_all,
+    };
+    let report = store
+        .apply_retention(&cutoffs(t(20)))
         .await
         .expect("retention");
     assert_eq!(
-        deleted,
+        report.gpu_samples,
         4 + 1,
         "samples at 0,1,10,11 of node 1 and 3 of node 2"
     );
@@ -976,6 +985,47 @@ pub async fn gpu_samples_latest_window_retention(store: DynJobStore) {
         .await
         .expect("latest")
         .is_empty());
+    let minutes = store
+        .gpu_minutes(&node_id(1), window(0, 3600))
+        .await
+        .expect("rollups");
+    assert_eq!(
+        minutes.len(),
+        2,
+        "one row per device and minute: {minutes:?}"
+    );
+    let a = &minutes[0];
+    assert_eq!((a.uuid.as_str(), a.samples), ("GPU-a", 2));
+    let u = a.metrics["gpu_utilization_ratio"];
+    assert_eq!((u.min, u.max, u.n), (0.0, 0.1, 2));
+    assert_eq!(a.metrics["power_watts"].avg(), 312.5);
+    assert!(
+        !a.metrics.contains_key("temperature_celsius"),
+        "never reported"
+    );
+    let c = store
+        .gpu_minutes(&node_id(2), window(0, 3600))
+        .await
+        .expect("rollups");
+    assert_eq!((c.len(), c[0].samples), (1, 1));
+    assert!(c[0].metrics.is_empty(), "no metric reported, none made up");
+    // A later pass merges into the same minute; nothing left to roll up is a no-op.
+    let report = store
+        .apply_retention(&cutoffs(t(25)))
+        .await
+        .expect("retention");
+    assert_eq!(report.gpu_samples, 2);
+    let minutes = store
+        .gpu_minutes(&node_id(1), window(0, 3600))
+        .await
+        .expect("rollups");
+    assert_eq!(minutes[0].samples, 3);
+    assert_eq!(minutes[0].metrics["gpu_utilization_ratio"].max, 0.2);
+    let again = store
+        .apply_retention(&cutoffs(t(25)))
+        .await
+        .expect("retention");
+    assert_eq!(again, crate::retention::RetentionReport::default());
 }
 
 /// Jobs: enqueue, duplicate refused, get, list by status.

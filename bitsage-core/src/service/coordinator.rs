@@ -73,6 +73,8 @@ pub struct CoordinatorPolicy {
     pub max_drain: Duration,
     /// Feature flags as configured (an admin may override them at runtime).
     pub flags: std::collections::BTreeMap<crate::flags::Flag, bool>,
+    /// How long each kind of data is kept ([`crate::retention`]).
+    pub retention: crate::retention::RetentionPolicy,
 }
 
 impl Default for CoordinatorPolicy {
@@ -97,6 +99,7 @@ impl Default for CoordinatorPolicy {
             reputation_every: Duration::from_secs(60),
             max_drain: Duration::from_secs(24 * 3600),
             flags: std::collections::BTreeMap::new(),
+            retention: crate::retention::RetentionPolicy::default(),
         }
     }
 }
@@ -404,6 +407,40 @@ impl Coordinator {
             replay_purged,
             reputation,
         })
+    }
+
+    /// One retention pass at `now` ([`crate::retention`]): telemetry rolled up and deleted
+    /// past its windows (the GPU rollup in bounded batches, repeated while there is more),
+    /// proofs past theirs when a proof window is configured.
+    pub async fn apply_retention(
+        &self,
+        now: Timestamp,
+    ) -> ServiceResult<crate::retention::RetentionReport> {
+        let cutoffs = self.policy.retention.cutoffs(now);
+        let mut total = crate::retention::RetentionReport::default();
+        // Bounded: at most 10 batches per pass; the rest waits for the next pass.
+        for _ in 0..10 {
+            let r = self.store.apply_retention(&cutoffs).await?;
+            total.gpu_samples += r.gpu_samples;
+            total.heartbeats += r.heartbeats;
+            total.rollups += r.rollups;
+            total.job_timings += r.job_timings;
+            total.node_facts += r.node_facts;
+            if r.gpu_samples < u64::from(crate::ports::RETENTION_BATCH) {
+                break;
+            }
+        }
+        if let Some(keep) = self.policy.retention.proofs {
+            let before = chrono::TimeDelta::from_std(keep)
+                .ok()
+                .and_then(|d| now.checked_sub_signed(d))
+                .unwrap_or_else(crate::time::earliest);
+            total.proofs = self.proofs.purge_proofs_before(before).await?;
+        }
+        if total != crate::retention::RetentionReport::default() {
+            tracing::info!(?total, "retention pass");
+        }
+        Ok(total)
     }
 
     /// Whether the periodic reputation round is due (and, if so, marks it done now).
