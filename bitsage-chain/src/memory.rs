@@ -17,6 +17,7 @@ struct State {
     reputations: HashMap<WalletAddress, ReputationInfo>,
     balances: HashMap<WalletAddress, TokenAmount>,
     min_stakes: HashMap<GpuTier, TokenAmount>,
+    apy_bps: u64,
     unavailable: Option<String>,
 }
 
@@ -127,6 +128,11 @@ impl InMemoryChain {
         })
     }
 
+    /// Sets the staking reward rate, basis points a year (default 0).
+    pub fn set_apy_bps(&self, bps: u64) -> Result<()> {
+        self.write(|s| s.apy_bps = bps)
+    }
+
     /// Makes every read fail as `Unavailable` with `reason` (or recover with `None`), to
     /// exercise outage handling.
     pub fn set_unavailable(&self, reason: Option<String>) -> Result<()> {
@@ -187,6 +193,10 @@ impl ChainSource for InMemoryChain {
                 .unwrap_or_default();
             stake.is_active && !free.is_zero() && free >= min
         })
+    }
+
+    async fn apy_bps(&self) -> Result<Observed<u64>> {
+        self.read(|s| s.apy_bps)
     }
 
     async fn totals(&self) -> Result<Observed<NetworkTotals>> {

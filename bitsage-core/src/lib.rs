@@ -30,6 +30,7 @@ pub mod node;
 #[cfg(feature = "openapi")]
 pub mod openapi;
 pub mod page;
+pub mod payout;
 pub mod ports;
 pub mod prometheus;
 pub mod proof;
@@ -53,7 +54,7 @@ pub use ports::{
     ChainEventStore, ChainSource, CoordinatorStore, DynChainSource, DynCoordinatorStore,
     DynEventBus, DynEventLog, DynGpuSource, DynJobStore, DynProofStore, DynProver, DynReplayLog,
     EventBus, EventLog, FlagStore, GpuSource, IncidentStore, Inserted, JobQueue, JobStore,
-    JobStoreExt, NodeStore, PayerLedger, ProofStore, Prover, ReceiptLedger, ReplayLog,
+    JobStoreExt, NodeStore, PayerLedger, PayoutStore, ProofStore, Prover, ReceiptLedger, ReplayLog,
     TelemetryStore,
 };
 pub use settlement::{Settlement, SettlementLedger};

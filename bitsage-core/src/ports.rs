@@ -87,6 +87,8 @@ pub trait ChainSource: Send + Sync + Debug {
     /// Whether `wallet` may work (`ProverStaking.is_eligible`: an active stake whose free part
     /// meets the minimum of the tier staked for).
     async fn is_eligible(&self, wallet: &WalletAddress) -> Result<Observed<bool>>;
+    /// The staking contract's reward rate, basis points a year (`ProverStaking.apy_bps`).
+    async fn apy_bps(&self) -> Result<Observed<u64>>;
 }
 
 /// Proves and verifies jobs.
@@ -605,9 +607,24 @@ pub trait FlagStore: Send + Sync + Debug {
     async fn set_flag(&self, value: &crate::flags::FlagValue) -> Result<()>;
 }
 
+/// Admins' marks that a node's payout period is ready to pay.
+///
+/// # Contract
+/// - `mark_payout` stores a mark; a second mark of the same node and period is
+///   `AlreadyExists` (also under concurrent calls) and changes nothing.
+/// - `payout_marks` lists a node's marks, newest period first.
+#[async_trait]
+pub trait PayoutStore: Send + Sync + Debug {
+    /// Stores a mark.
+    async fn mark_payout(&self, mark: &crate::payout::PayoutMark) -> Result<()>;
+    /// A node's marks.
+    async fn payout_marks(&self, node: &NodeId) -> Result<Vec<crate::payout::PayoutMark>>;
+}
+
 /// What a coordinator needs from its store: the [`JobStore`], the [`ReplayLog`], the
 /// [`EventLog`], the [`crate::access::AccountStore`], the [`crate::access::AuditLog`], the
-/// [`IncidentStore`] and the [`FlagStore`] that coordinators sharing it must agree on.
+/// [`IncidentStore`], the [`FlagStore`] and the [`PayoutStore`] that coordinators sharing it
+/// must agree on.
 /// Implemented by every type that implements them all.
 pub trait CoordinatorStore:
     JobStore
@@ -617,6 +634,7 @@ pub trait CoordinatorStore:
     + crate::access::AuditLog
     + IncidentStore
     + FlagStore
+    + PayoutStore
 {
 }
 
@@ -628,6 +646,7 @@ impl<
             + crate::access::AuditLog
             + IncidentStore
             + FlagStore
+            + PayoutStore
             + ?Sized,
     > CoordinatorStore for T
 {

@@ -465,6 +465,8 @@ pub struct EarningsResponse {
     pub days: Vec<DailyEarningsView>,
     /// All-time net split into settled on chain and pending settlement.
     pub settlement: SettlementSplitView,
+    /// Payout readiness of each month the days fall in, newest first.
+    pub payouts: Vec<bitsage_core::payout::PayoutPeriod>,
 }
 
 /// A node's all-time net earnings: settled on chain, and verified but pending settlement.

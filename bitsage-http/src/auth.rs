@@ -151,6 +151,16 @@ pub const ROUTES: &[RouteRule] = &[
     rule("POST", "/api/nodes/{id}/quarantine", users(ADMIN)),
     rule("POST", "/api/nodes/{id}/clear", users(ADMIN)),
     rule("GET", "/api/earnings/{node}", roles(ORG, Scope::NodesRead)),
+    rule(
+        "GET",
+        "/api/earnings/{node}/payouts",
+        roles(ORG, Scope::NodesRead),
+    ),
+    rule(
+        "POST",
+        "/api/earnings/{node}/payouts/{period}/ready",
+        users(ADMIN),
+    ),
     rule("GET", "/api/validator/status", roles(ORG, Scope::NodesRead)),
     rule("GET", "/api/validator/gpus", roles(ORG, Scope::NodesRead)),
     rule(

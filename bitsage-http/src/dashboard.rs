@@ -700,7 +700,7 @@ impl Source {
 /// The deadline every source of one response shares.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Budget {
-    deadline: Instant,
+    pub(crate) deadline: Instant,
     limit: Duration,
 }
 

@@ -63,6 +63,8 @@ scope. Every route is rate limited per class (429 with `Retry-After`).";
         crate::operations::update_incident,
         crate::operations::flags,
         crate::operations::set_flag,
+        crate::operations::payouts,
+        crate::operations::mark_payout_ready,
         crate::routes::submit_job,
         crate::routes::get_job,
         crate::routes::lease,

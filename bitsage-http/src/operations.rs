@@ -336,6 +336,11 @@ pub fn routes() -> Router<AppState> {
         .route("/api/incidents/{id}", patch(update_incident))
         .route("/api/flags", get(flags))
         .route("/api/flags/{flag}", put(set_flag))
+        .route("/api/earnings/{node}/payouts", get(payouts))
+        .route(
+            "/api/earnings/{node}/payouts/{period}/ready",
+            post(mark_payout_ready),
+        )
 }
 
 // ---------------------------------------------------------------- incidents
@@ -585,6 +590,181 @@ pub async fn set_flag(
         state
             .coordinator
             .set_flag(flag, req.enabled, &by, bitsage_core::time::now())
+            .await?,
+    ))
+}
+
+// ---------------------------------------------------------------- payouts
+
+/// Query of `GET /api/earnings/{node}/payouts`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PayoutsQuery {
+    /// How many months back, the current one included (1 ..= 36, default 12).
+    pub months: Option<u32>,
+}
+
+/// A reward estimate from the chain: the node's wallet's stake at the staking contract's
+/// rate. An estimate, never a payout.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RewardEstimate {
+    /// Always `true`: this is an estimate.
+    pub estimate: bool,
+    /// How it is computed.
+    pub basis: String,
+    /// The wallet's stake, base units.
+    pub staked: bitsage_core::TokenAmount,
+    /// `ProverStaking.apy_bps`: basis points a year.
+    pub apy_bps: u64,
+    /// Estimated rewards over 30 days, base units.
+    pub per_30_days: bitsage_core::TokenAmount,
+    /// `per_30_days` for people.
+    pub per_30_days_formatted: String,
+    /// Estimated rewards over a year, base units.
+    pub per_year: bitsage_core::TokenAmount,
+    /// `per_year` for people.
+    pub per_year_formatted: String,
+}
+
+/// `GET /api/earnings/{node}/payouts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PayoutsResponse {
+    /// The node.
+    pub node_id: NodeId,
+    /// The deployment's payout threshold per month, base units.
+    pub threshold: bitsage_core::TokenAmount,
+    /// `threshold` for people.
+    pub threshold_formatted: String,
+    /// Months, newest first.
+    pub periods: Vec<bitsage_core::payout::PayoutPeriod>,
+    /// The chain-based reward estimate (`null` while the `show_reward_estimates` flag is
+    /// off).
+    pub reward_estimate: Option<Section<RewardEstimate>>,
+}
+
+/// `GET /api/earnings/{node}/payouts`: payout readiness per month and a labelled reward
+/// estimate.
+#[utoipa::path(
+    get,
+    path = "/api/earnings/{node}/payouts",
+    tag = "earnings",
+    operation_id = "nodePayouts",
+    summary = "Payout readiness per month against the threshold, and a labelled reward estimate",
+    params(("node" = NodeId, Path, description = "The node id."), PayoutsQuery),
+    responses(
+        (status = 200, description = "The payouts.", body = PayoutsResponse),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn payouts(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(node): ApiPath<String>,
+    ApiQuery(q): ApiQuery<PayoutsQuery>,
+) -> ApiResult<Json<PayoutsResponse>> {
+    let node = visible_node(&state, &caller, &node).await?;
+    let now = bitsage_core::time::now();
+    let periods = state
+        .coordinator
+        .payouts(&node, q.months.unwrap_or(12), now)
+        .await?;
+    let reward_estimate = if state.coordinator.flag(Flag::ShowRewardEstimates).await {
+        Some(estimate(&state, &node.wallet).await)
+    } else {
+        None
+    };
+    let threshold = state.policy().payout_threshold;
+    Ok(Json(PayoutsResponse {
+        node_id: node.id,
+        threshold,
+        threshold_formatted: threshold.format_sage(),
+        periods,
+        reward_estimate,
+    }))
+}
+
+async fn estimate(
+    state: &AppState,
+    wallet: &bitsage_core::WalletAddress,
+) -> Section<RewardEstimate> {
+    let Some(chain) = &state.chain else {
+        return Section::unavailable("no chain configured: no stake to estimate rewards from");
+    };
+    let budget = Budget::start(&state.config);
+    let read = async {
+        let (stake, apy) = tokio::try_join!(chain.stake(wallet), chain.apy_bps())?;
+        let amount = stake.value.amount;
+        let month = bitsage_core::payout::reward_estimate(amount, apy.value, 30 * 86_400)?;
+        let year = bitsage_core::payout::reward_estimate(amount, apy.value, 365 * 86_400)?;
+        Ok::<_, bitsage_core::Error>(RewardEstimate {
+            estimate: true,
+            basis: format!(
+                "an estimate: the wallet's stake × ProverStaking.apy_bps ({} bps a year), read \\
+                 at block {}; not a payout",
+                apy.value, stake.at.block_number
+            ),
+            staked: amount,
+            apy_bps: apy.value,
+            per_30_days: month,
+            per_30_days_formatted: month.format_sage(),
+            per_year: year,
+            per_year_formatted: year.format_sage(),
+        })
+    };
+    match tokio::time::timeout_at(budget.deadline, read).await {
+        Ok(Ok(v)) => Section::Ok(v),
+        Ok(Err(e)) => Section::unavailable(match e {
+            bitsage_core::Error::Unavailable { .. } => e.to_string(),
+            _ => "the reward estimate could not be computed".to_string(),
+        }),
+        Err(_) => Section::unavailable("the chain did not answer in time"),
+    }
+}
+
+/// `POST /api/earnings/{node}/payouts/{period}/ready`: an admin marks a month ready to pay
+/// (at or above the threshold, once).
+#[utoipa::path(
+    post,
+    path = "/api/earnings/{node}/payouts/{period}/ready",
+    tag = "admin",
+    operation_id = "markPayoutReady",
+    summary = "Mark a node's month ready for payout (admin)",
+    params(
+        ("node" = NodeId, Path, description = "The node id."),
+        ("period" = String, Path, description = "The month, YYYY-MM (UTC)."),
+    ),
+    responses(
+        (status = 200, description = "Marked.", body = bitsage_core::payout::PayoutPeriod),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn mark_payout_ready(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath((node, period)): ApiPath<(String, String)>,
+) -> ApiResult<Json<bitsage_core::payout::PayoutPeriod>> {
+    let by = actor_name(caller.required()?);
+    let node = service::parse_node_id(&node)?;
+    Ok(Json(
+        state
+            .coordinator
+            .mark_payout_ready(&node, &period, &by, bitsage_core::time::now())
             .await?,
     ))
 }

@@ -381,6 +381,16 @@ pub async fn earnings(
         state.store.pending_settlement(node),
     )?;
     let settled = all_time.net.checked_sub(pending.net).unwrap_or_default();
+    let mut periods: Vec<String> = days
+        .iter()
+        .map(|d| d.day.format("%Y-%m").to_string())
+        .collect();
+    periods.sort_unstable_by(|a, b| b.cmp(a));
+    periods.dedup();
+    let mut payouts = Vec::with_capacity(periods.len());
+    for p in &periods {
+        payouts.push(state.coordinator.payout_period(node, p).await?);
+    }
     Ok(EarningsResponse {
         node_id: node.clone(),
         from: q.from,
@@ -395,19 +405,26 @@ pub async fn earnings(
             pending_receipts: pending.receipts,
             oldest_pending_at: pending.oldest,
         },
+        payouts,
     })
 }
 
 /// The CSV form of earnings: a header row, then one row per UTC day, amounts in exact base
-/// units.
+/// units, with the payout state of the day's month.
 pub fn earnings_csv(e: &EarningsResponse) -> String {
-    let mut out = String::from("day,entries,gross,fee,net\n");
+    let mut out = String::from("day,entries,gross,fee,net,payout_state\n");
     for d in &e.days {
+        let month = d.day.format("%Y-%m").to_string();
+        let state = e
+            .payouts
+            .iter()
+            .find(|p| p.period == month)
+            .map_or("", |p| p.state.as_str());
         // Writing to a String cannot fail.
         let _ = writeln!(
             out,
-            "{},{},{},{},{}",
-            d.day, d.total.entries, d.total.gross, d.total.fee, d.total.net
+            "{},{},{},{},{},{}",
+            d.day, d.total.entries, d.total.gross, d.total.fee, d.total.net, state
         );
     }
     out

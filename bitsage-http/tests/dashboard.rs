@@ -325,6 +325,14 @@ impl ChainSource for FaultyChain {
     {
         self.inner.is_eligible(wallet)
     }
+
+    fn apy_bps<'a, 'c>(&'a self) -> ChainFuture<'c, Observed<u64>>
+    where
+        'a: 'c,
+        Self: 'c,
+    {
+        self.inner.apy_bps()
+    }
 }
 
 // ---------------------------------------------------------------- the wallet header
@@ -1051,7 +1059,7 @@ async fn openapi_document_lists_every_route_and_resolves_its_references() {
                 // Readiness answers 503 with its own health report.
                 let want = if code == "503" && path == "/health" {
                     "#/components/schemas/HealthReport"
-                } else if code == "503" && path.contains("ready") {
+                } else if code == "503" && (path == "/readyz" || path == "/health/ready") {
                     "#/components/schemas/HealthResponse"
                 } else {
                     "#/components/schemas/ErrorBody"

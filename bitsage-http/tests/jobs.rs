@@ -1105,3 +1105,98 @@ async fn a_drain_stops_new_leases_until_it_ends() {
         "ended early: the window is cut at the undrain"
     );
 }
+
+#[tokio::test]
+async fn payout_readiness_follows_the_threshold_and_an_admin_marks_it_once() {
+    let t = app();
+    let k = key(1);
+    active_node(&t, &k, "node-1").await;
+    let period = bitsage_core::payout::period_of(bitsage_core::time::now());
+    // Nothing earned yet: below the threshold (100 SAGE), and it cannot be marked.
+    let v = send(&t.app, get("/api/earnings/node-1/payouts?months=2"))
+        .await
+        .json();
+    assert_eq!(v["periods"][0]["period"], period.as_str());
+    assert_eq!(v["periods"][0]["state"], "below_threshold");
+    assert_eq!(v["threshold"], "100000000000000000000");
+    assert_eq!(
+        v["reward_estimate"]["status"], "unavailable",
+        "no chain: said so, not a made-up estimate: {v}"
+    );
+    let mark = format!("/api/earnings/node-1/payouts/{period}/ready");
+    send(&t.app, post_json(&mark, &serde_json::json!({})))
+        .await
+        .assert_error(StatusCode::CONFLICT, "conflict");
+
+    // 250 SAGE paid: 243.75 net after the 2.5 % fee, over the threshold.
+    submit(&t, 64, 250 * 10u128.pow(18)).await;
+    let l = lease(&t, &k, "node-1").await;
+    let a = l.assignment.expect("the job");
+    let env = prove(a.spec());
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/jobs/complete",
+            &job_completion(&k, "node-1", &a, env, |_| {}),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v = send(&t.app, get("/api/earnings/node-1/payouts"))
+        .await
+        .json();
+    assert_eq!(v["periods"][0]["state"], "eligible");
+    assert_eq!(v["periods"][0]["net"], "243750000000000000000");
+    let r = send(&t.app, post_json(&mark, &serde_json::json!({}))).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(r.json()["state"], "marked_ready");
+    assert_eq!(r.json()["marked_by"], "admin");
+    send(&t.app, post_json(&mark, &serde_json::json!({})))
+        .await
+        .assert_error(StatusCode::CONFLICT, "conflict");
+    // The CSV export carries the state.
+    let csv = send(&t.app, get("/api/earnings/node-1?format=csv")).await;
+    let text = String::from_utf8_lossy(&csv.body);
+    assert!(
+        text.starts_with("day,entries,gross,fee,net,payout_state\n"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(1)
+            .is_some_and(|l| l.ends_with(",marked_ready")),
+        "{text}"
+    );
+    // Bad input.
+    for bad in [
+        "/api/earnings/node-1/payouts/2026-13/ready",
+        "/api/earnings/node-1/payouts/last-month/ready",
+    ] {
+        send(&t.app, post_json(bad, &serde_json::json!({})))
+            .await
+            .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    }
+    send(&t.app, get("/api/earnings/node-1/payouts?months=0"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_request");
+    // With the estimates flag off, no estimate at all.
+    t.state
+        .coordinator
+        .set_flag(
+            bitsage_core::flags::Flag::ShowRewardEstimates,
+            false,
+            "admin",
+            bitsage_core::time::now(),
+        )
+        .await
+        .unwrap();
+    let v = send(&t.app, get("/api/earnings/node-1/payouts"))
+        .await
+        .json();
+    assert!(v["reward_estimate"].is_null());
+}

@@ -1,4 +1,5 @@
-//! [`IncidentStore`] and [`FlagStore`] of the [`InMemoryStore`]: one mutex over both.
+//! [`IncidentStore`], [`FlagStore`] and [`PayoutStore`] of the [`InMemoryStore`]: one mutex
+//! over them.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -6,7 +7,10 @@ use async_trait::async_trait;
 use bitsage_core::flags::{Flag, FlagValue};
 use bitsage_core::incident::{Incident, IncidentFilter, IncidentStatus};
 use bitsage_core::page::{Page, PageRequest};
-use bitsage_core::{Error, FlagStore, IncidentId, IncidentStore, Result, Timestamp};
+use bitsage_core::payout::PayoutMark;
+use bitsage_core::{
+    Error, FlagStore, IncidentId, IncidentStore, NodeId, PayoutStore, Result, Timestamp,
+};
 
 use crate::common::paginate;
 use crate::memory::InMemoryStore;
@@ -17,6 +21,7 @@ pub(crate) struct OpsState {
     incidents: Vec<Incident>,
     conditions: HashMap<String, Timestamp>,
     flags: BTreeMap<Flag, FlagValue>,
+    payouts: Vec<PayoutMark>,
 }
 
 impl InMemoryStore {
@@ -122,6 +127,38 @@ impl FlagStore for InMemoryStore {
         self.ops(|s| {
             s.flags.insert(value.flag, value.clone());
             Ok(())
+        })
+    }
+}
+
+#[async_trait]
+impl PayoutStore for InMemoryStore {
+    async fn mark_payout(&self, mark: &PayoutMark) -> Result<()> {
+        self.ops(|s| {
+            if s.payouts
+                .iter()
+                .any(|m| m.node_id == mark.node_id && m.period == mark.period)
+            {
+                return Err(Error::AlreadyExists {
+                    what: "payout mark",
+                    id: format!("{} {}", mark.node_id, mark.period),
+                });
+            }
+            s.payouts.push(mark.clone());
+            Ok(())
+        })
+    }
+
+    async fn payout_marks(&self, node: &NodeId) -> Result<Vec<PayoutMark>> {
+        self.ops(|s| {
+            let mut out: Vec<PayoutMark> = s
+                .payouts
+                .iter()
+                .filter(|m| m.node_id == *node)
+                .cloned()
+                .collect();
+            out.sort_by(|a, b| b.period.cmp(&a.period));
+            Ok(out)
         })
     }
 }

@@ -9,7 +9,11 @@ use async_trait::async_trait;
 use bitsage_core::flags::{Flag, FlagValue};
 use bitsage_core::incident::{Incident, IncidentFilter};
 use bitsage_core::page::{Page, PageRequest};
-use bitsage_core::{Error, FlagStore, IncidentId, IncidentStore, Result, Timestamp};
+use bitsage_core::payout::PayoutMark;
+use bitsage_core::{
+    Error, FlagStore, IncidentId, IncidentStore, NodeId, PayoutStore, Result, Timestamp,
+    TokenAmount,
+};
 
 use crate::pg::{db_err, finish, to_i64, PgStore, BACKEND};
 
@@ -225,5 +229,53 @@ impl FlagStore for PgStore {
         }
         .await;
         finish(tx, result).await
+    }
+}
+
+#[async_trait]
+impl PayoutStore for PgStore {
+    async fn mark_payout(&self, mark: &PayoutMark) -> Result<()> {
+        let done = sqlx::query(
+            "INSERT INTO payout_marks (node_id, period, marked_by, marked_at, net) \
+             VALUES ($1, $2, $3, $4, $5::numeric) ON CONFLICT (node_id, period) DO NOTHING",
+        )
+        .bind(mark.node_id.as_str())
+        .bind(&mark.period)
+        .bind(&mark.marked_by)
+        .bind(mark.marked_at)
+        .bind(mark.net.to_string())
+        .execute(self.pool())
+        .await
+        .map_err(db_err)?;
+        if done.rows_affected() == 0 {
+            return Err(Error::AlreadyExists {
+                what: "payout mark",
+                id: format!("{} {}", mark.node_id, mark.period),
+            });
+        }
+        Ok(())
+    }
+
+    async fn payout_marks(&self, node: &NodeId) -> Result<Vec<PayoutMark>> {
+        let rows: Vec<(String, String, Timestamp, String)> = sqlx::query_as(
+            "SELECT period, marked_by, marked_at, net::text FROM payout_marks \
+             WHERE node_id = $1 ORDER BY period DESC",
+        )
+        .bind(node.as_str())
+        .fetch_all(self.pool())
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(period, marked_by, marked_at, net)| {
+                Ok(PayoutMark {
+                    node_id: node.clone(),
+                    period,
+                    marked_by,
+                    marked_at,
+                    net: TokenAmount::from_base_units(&net)
+                        .map_err(|e| Error::backend(BACKEND, e.to_string()))?,
+                })
+            })
+            .collect()
     }
 }

@@ -8,8 +8,12 @@ use async_trait::async_trait;
 use bitsage_core::flags::{Flag, FlagValue};
 use bitsage_core::incident::{Incident, IncidentFilter};
 use bitsage_core::page::{Page, PageRequest};
+use bitsage_core::payout::PayoutMark;
 use bitsage_core::time::to_micros;
-use bitsage_core::{Error, FlagStore, IncidentId, IncidentStore, Result, Timestamp};
+use bitsage_core::{
+    Error, FlagStore, IncidentId, IncidentStore, NodeId, PayoutStore, Result, Timestamp,
+    TokenAmount,
+};
 
 use crate::sqlite::{db_err, finish, time_of, to_i64, SqliteStore, BACKEND};
 
@@ -221,5 +225,58 @@ impl FlagStore for SqliteStore {
         }
         .await;
         finish(tx, result).await
+    }
+}
+
+#[async_trait]
+impl PayoutStore for SqliteStore {
+    async fn mark_payout(&self, mark: &PayoutMark) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let result: Result<()> = async {
+            let done = sqlx::query(
+                "INSERT INTO payout_marks (node_id, period, marked_by, marked_at, net) \
+                 VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, period) DO NOTHING",
+            )
+            .bind(mark.node_id.as_str())
+            .bind(&mark.period)
+            .bind(&mark.marked_by)
+            .bind(to_micros(mark.marked_at))
+            .bind(mark.net.to_string())
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::AlreadyExists {
+                    what: "payout mark",
+                    id: format!("{} {}", mark.node_id, mark.period),
+                });
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    async fn payout_marks(&self, node: &NodeId) -> Result<Vec<PayoutMark>> {
+        let rows: Vec<(String, String, i64, String)> = sqlx::query_as(
+            "SELECT period, marked_by, marked_at, net FROM payout_marks WHERE node_id = ? \
+             ORDER BY period DESC",
+        )
+        .bind(node.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.into_iter()
+            .map(|(period, marked_by, at, net)| {
+                Ok(PayoutMark {
+                    node_id: node.clone(),
+                    period,
+                    marked_by,
+                    marked_at: time_of(at)?,
+                    net: TokenAmount::from_base_units(&net)
+                        .map_err(|e| Error::backend(BACKEND, e.to_string()))?,
+                })
+            })
+            .collect()
     }
 }

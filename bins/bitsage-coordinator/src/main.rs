@@ -202,6 +202,10 @@ struct Tuning {
     /// `dev` keeps them 1 hour). The receipt stays verifiable by its signatures without it.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=87_600))]
     proof_retention_hours: Option<u64>,
+    /// A node's month is eligible for payout once its net earnings reach this, in SAGE
+    /// (decimal, e.g. `100` or `0.5`).
+    #[arg(long, default_value = "100", value_parser = parse_sage)]
+    payout_threshold_sage: bitsage_core::TokenAmount,
     /// A browser origin allowed to call the API (CORS), e.g. `https://console.example`;
     /// repeat for several. None: same origin only.
     #[arg(
@@ -373,6 +377,11 @@ struct DevArgs {
     tuning: Tuning,
 }
 
+fn parse_sage(s: &str) -> Result<bitsage_core::TokenAmount, String> {
+    bitsage_core::TokenAmount::parse_units(s, bitsage_core::amount::SAGE_DECIMALS)
+        .map_err(|e| e.to_string())
+}
+
 fn config_from(
     listen: SocketAddr,
     data_dir: PathBuf,
@@ -397,6 +406,7 @@ fn config_from(
     c.policy.retention.raw_heartbeats = Duration::from_secs(t.raw_retention_days * 86_400);
     c.policy.retention.raw_gpu_samples = Duration::from_secs(t.raw_retention_days * 86_400);
     c.policy.retention.minute_rollups = Duration::from_secs(t.rollup_retention_days * 86_400);
+    c.policy.payout_threshold = t.payout_threshold_sage;
     c.policy.retention.proofs = t
         .proof_retention_hours
         .map(|h| Duration::from_secs(h * 3600));

@@ -246,6 +246,19 @@ pub fn decode_min_stake(felts: &[Felt]) -> Result<TokenAmount, DecodeError> {
     decode_single_u256("get_min_stake", "minimum", felts)
 }
 
+/// `ProverStaking::apy_bps` → basis points a year (one `u256`, which must fit 64 bits).
+pub fn decode_apy_bps(felts: &[Felt]) -> Result<u64, DecodeError> {
+    let v = decode_single_u256("apy_bps", "rate", felts)?;
+    let (low, high) = v.to_limbs();
+    if high != 0 || low > u128::from(u64::MAX) {
+        return Err(DecodeError {
+            function: "apy_bps",
+            reason: "rate does not fit 64 bits".into(),
+        });
+    }
+    Ok(low as u64)
+}
+
 /// `ProverStaking::is_eligible` → a bool (one felt, 0 or 1).
 pub fn decode_eligible(felts: &[Felt]) -> Result<bool, DecodeError> {
     let mut r = FeltReader::new("is_eligible", felts);

@@ -472,6 +472,7 @@ pub struct StarknetChainSource {
     totals: ViewCache<(), NetworkTotals>,
     min_stakes: ViewCache<GpuTier, TokenAmount>,
     eligibility: ViewCache<WalletAddress, bool>,
+    apy: ViewCache<(), u64>,
 }
 
 impl std::fmt::Debug for StarknetChainSource {
@@ -503,6 +504,7 @@ impl StarknetChainSource {
             totals: new_cache(&config),
             min_stakes: new_cache(&config),
             eligibility: new_cache(&config),
+            apy: new_cache(&config),
             provider,
             config,
         })
@@ -759,6 +761,17 @@ impl ChainSource for StarknetChainSource {
         };
         self.read(&self.eligibility, *wallet, call, decode::decode_eligible)
             .await
+    }
+
+    #[tracing::instrument(name = "chain.apy_bps", level = "debug", skip_all, fields(rpc.system = "starknet"))]
+    async fn apy_bps(&self) -> Result<Observed<u64>> {
+        let call = ContractCall {
+            function: "apy_bps",
+            contract: felt_of(&self.config.contracts.staking),
+            selector: selector!("apy_bps"),
+            calldata: vec![],
+        };
+        self.read(&self.apy, (), call, decode::decode_apy_bps).await
     }
 
     #[tracing::instrument(name = "chain.totals", level = "debug", skip_all, fields(rpc.system = "starknet"))]

@@ -72,6 +72,9 @@ pub async fn staked_wallet_reads_its_stake(src: &dyn ChainSource, staked: &Walle
     );
     let totals = src.totals().await.expect("totals");
     assert!(totals.value.total_staked >= stake.value.amount);
+    // The reward rate reads (a rate above 1000 % a year would be a decoding mistake).
+    let apy = src.apy_bps().await.expect("apy");
+    assert!(apy.value <= 100_000, "apy_bps {}", apy.value);
     let rep = src.reputation(staked).await.expect("reputation");
     assert!(rep.value.score <= 1000 && (1..=5).contains(&rep.value.level));
     assert!(

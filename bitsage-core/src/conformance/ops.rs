@@ -15,13 +15,55 @@ use super::store::t;
 /// Every check, each on a fresh store.
 pub async fn run_all<S, F, Fut>(fresh: F)
 where
-    S: IncidentStore + FlagStore + ?Sized + 'static,
+    S: IncidentStore + FlagStore + crate::PayoutStore + ?Sized + 'static,
     F: Fn() -> Fut,
     Fut: Future<Output = Arc<S>>,
 {
     incidents_round_trip_and_list(fresh().await).await;
     one_open_incident_per_condition(fresh().await).await;
     flags_round_trip(fresh().await).await;
+    payout_marks_once(fresh().await).await;
+}
+
+/// A period is marked once (a second mark is `AlreadyExists`, also concurrently); marks
+/// list newest period first, exact amounts kept.
+pub async fn payout_marks_once<S: crate::PayoutStore + ?Sized + 'static>(store: Arc<S>) {
+    use crate::payout::PayoutMark;
+    let node = super::store::node_id(1);
+    let mark = |period: &str, net: u128| PayoutMark {
+        node_id: node.clone(),
+        period: period.into(),
+        marked_by: "admin".into(),
+        marked_at: t(1),
+        net: crate::TokenAmount::from_u128(net),
+    };
+    let tries: Vec<_> = (0..6)
+        .map(|_| {
+            let store = store.clone();
+            let m = mark("2026-01", (1u128 << 100) + 7);
+            async move { store.mark_payout(&m).await }
+        })
+        .collect();
+    let results = futures::future::join_all(tries).await;
+    assert_eq!(
+        results.iter().filter(|r| r.is_ok()).count(),
+        1,
+        "{results:?}"
+    );
+    assert!(results
+        .iter()
+        .all(|r| matches!(r, Ok(()) | Err(Error::AlreadyExists { .. }))));
+    store.mark_payout(&mark("2026-02", 5)).await.expect("mark");
+    let marks = store.payout_marks(&node).await.expect("marks");
+    assert_eq!(
+        marks,
+        vec![mark("2026-02", 5), mark("2026-01", (1u128 << 100) + 7)]
+    );
+    assert!(store
+        .payout_marks(&super::store::node_id(2))
+        .await
+        .expect("marks")
+        .is_empty());
 }
 
 fn incident(n: i64, condition: Option<&str>) -> Incident {

@@ -75,6 +75,9 @@ pub struct CoordinatorPolicy {
     pub flags: std::collections::BTreeMap<crate::flags::Flag, bool>,
     /// How long each kind of data is kept ([`crate::retention`]).
     pub retention: crate::retention::RetentionPolicy,
+    /// A node's month is eligible for payout once its net earnings reach this (base
+    /// units; default 100 SAGE).
+    pub payout_threshold: crate::TokenAmount,
 }
 
 impl Default for CoordinatorPolicy {
@@ -100,6 +103,7 @@ impl Default for CoordinatorPolicy {
             max_drain: Duration::from_secs(24 * 3600),
             flags: std::collections::BTreeMap::new(),
             retention: crate::retention::RetentionPolicy::default(),
+            payout_threshold: crate::TokenAmount::from_u128(100 * 10u128.pow(18)),
         }
     }
 }

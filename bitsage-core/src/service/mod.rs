@@ -20,6 +20,7 @@
 //! - [`availability`]: the eligibility checklist ("why no work?") and drains.
 //! - [`incidents`]: incidents (admin and automatic, one open per watched condition) and
 //!   feature flags.
+//! - [`payouts`]: payout readiness per node and month, and the admin's mark.
 //! - [`lifecycle`]: the one place a node's lifecycle event is applied, and the sweep that
 //!   moves silent nodes to stale and offline.
 
@@ -31,6 +32,7 @@ pub mod incidents;
 pub mod jobs;
 pub mod lifecycle;
 pub mod nodes;
+pub mod payouts;
 pub mod reputation;
 pub mod settle;
 pub mod stake;
