@@ -120,6 +120,7 @@ pub const ROUTES: &[RouteRule] = &[
     // Nodes (signed by the node).
     rule("POST", "/api/nodes/register", Access::NodeSigned),
     rule("POST", "/api/nodes/heartbeat", Access::NodeSigned),
+    rule("POST", "/api/worker/heartbeat", Access::NodeSigned),
     rule(
         "GET",
         "/api/nodes/attestation-challenge",
@@ -174,6 +175,17 @@ pub const ROUTES: &[RouteRule] = &[
         roles(ORG, Scope::NodesRead),
     ),
     rule("GET", "/api/worker/uptime", roles(ORG, Scope::NodesRead)),
+    rule("GET", "/api/worker/status", roles(ORG, Scope::NodesRead)),
+    rule(
+        "GET",
+        "/api/worker/gpu-metrics",
+        roles(ORG, Scope::NodesRead),
+    ),
+    rule(
+        "POST",
+        "/api/worker/claim-reward",
+        roles(ORG, Scope::NodesRead),
+    ),
     rule(
         "GET",
         "/api/network/workers",
@@ -192,6 +204,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/jobs/recent", roles(ADMIN, Scope::JobsRead)),
     // The public network overview (aggregates only).
     rule("GET", "/api/network/stats", Access::Overview),
+    rule("GET", "/stats", Access::Overview),
     rule("GET", "/api/summary", Access::Overview),
     rule("GET", "/api/contracts", Access::Overview),
     rule("GET", "/api/jobs/analytics", Access::Overview),

@@ -45,6 +45,7 @@ pub mod openapi;
 pub mod operations;
 pub mod ratelimit;
 pub mod routes;
+pub mod seed;
 pub mod server;
 pub mod service;
 
@@ -363,6 +364,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/audit", get(accounts::audit))
         .merge(dashboard::routes())
         .merge(operations::routes())
+        .merge(seed::routes())
         // Inner: the limit (keyed by the caller `authorize` found); outer: `authorize`.
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

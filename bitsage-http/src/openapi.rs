@@ -6,7 +6,8 @@
 //! handler of [`crate::router`] carries a `#[utoipa::path]` with its parameters, body,
 //! responses and security, and [`ApiDoc`] lists them. What the document cannot take from the
 //! types is added here: the security schemes, the shared error responses ([`responses`]), the
-//! aliases (`/health/live`, `/health/ready`, `/.well-known/bitsage.json`) and, on
+//! aliases (`/health/live`, `/health/ready`, `/.well-known/bitsage.json`, the seed's
+//! `/api/worker/heartbeat` and `/stats`) and, on
 //! every operation, who may call it, read from [`crate::auth::ROUTES`].
 //!
 //! Tests check that every route is documented, that the security of each operation agrees
@@ -65,6 +66,9 @@ scope. Every route is rate limited per class (429 with `Retry-After`).";
         crate::operations::set_flag,
         crate::operations::payouts,
         crate::operations::mark_payout_ready,
+        crate::seed::worker_status,
+        crate::seed::worker_gpu_metrics,
+        crate::seed::claim_reward,
         crate::routes::submit_job,
         crate::routes::get_job,
         crate::routes::lease,
@@ -343,11 +347,24 @@ impl Modify for SecuritySchemes {
     }
 }
 
-/// The routes served by another route's handler: (alias, original, operationId).
-const ALIASES: &[(&str, &str, &str)] = &[
-    ("/health/live", "/livez", "healthLive"),
-    ("/health/ready", "/readyz", "healthReady"),
-    ("/.well-known/bitsage.json", "/api/coordinator", "wellKnown"),
+/// The routes served by another route's handler: (method, alias, original, operationId).
+const ALIASES: &[(HttpMethod, &str, &str, &str)] = &[
+    (HttpMethod::Get, "/health/live", "/livez", "healthLive"),
+    (HttpMethod::Get, "/health/ready", "/readyz", "healthReady"),
+    (
+        HttpMethod::Get,
+        "/.well-known/bitsage.json",
+        "/api/coordinator",
+        "wellKnown",
+    ),
+    // The deployment guide's names (seed routes).
+    (
+        HttpMethod::Post,
+        "/api/worker/heartbeat",
+        "/api/nodes/heartbeat",
+        "workerHeartbeat",
+    ),
+    (HttpMethod::Get, "/stats", "/api/network/stats", "stats"),
 ];
 
 /// Documents the aliases as copies of their originals' operations.
@@ -356,22 +373,30 @@ struct Aliases;
 
 impl Modify for Aliases {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (alias, original, operation_id) in ALIASES {
+        for (method, alias, original, operation_id) in ALIASES {
             let Some(op) = openapi
                 .paths
                 .paths
                 .get(*original)
-                .and_then(|item| item.get.clone())
+                .and_then(|item| match method {
+                    HttpMethod::Post => item.post.clone(),
+                    _ => item.get.clone(),
+                })
             else {
                 continue;
             };
             let mut op = op;
             op.operation_id = Some((*operation_id).to_string());
-            op.summary = Some(format!("Alias of `GET {original}`"));
+            let verb = if *method == HttpMethod::Post {
+                "POST"
+            } else {
+                "GET"
+            };
+            op.summary = Some(format!("Alias of `{verb} {original}`"));
             openapi
                 .paths
                 .paths
-                .insert((*alias).to_string(), PathItem::new(HttpMethod::Get, op));
+                .insert((*alias).to_string(), PathItem::new(method.clone(), op));
         }
     }
 }

@@ -88,7 +88,9 @@ impl RouteClass {
             | (_, "/api/coordinator" | "/.well-known/bitsage.json" | "/openapi.json") => {
                 RouteClass::Status
             }
-            ("POST", "/api/nodes/heartbeat" | "/api/nodes/register") => RouteClass::Heartbeat,
+            ("POST", "/api/nodes/heartbeat" | "/api/worker/heartbeat" | "/api/nodes/register") => {
+                RouteClass::Heartbeat
+            }
             ("POST", "/api/jobs/lease") | ("GET", "/api/nodes/attestation-challenge") => {
                 RouteClass::NodeWork
             }
@@ -98,8 +100,12 @@ impl RouteClass {
             (_, "/api/events" | "/ws" | "/ws/jobs" | "/ws/workers" | "/ws/staking") => {
                 RouteClass::Live
             }
+            ("POST", "/api/worker/claim-reward") => RouteClass::Analytics,
             ("GET", p)
                 if p.starts_with("/api/validator/")
+                    || p == "/api/worker/status"
+                    || p == "/api/worker/gpu-metrics"
+                    || p == "/stats"
                     || p.starts_with("/api/network/")
                     || p.starts_with("/api/jobs/analytics")
                     || p.starts_with("/api/jobs/recent")

@@ -1097,3 +1097,97 @@ fn collect_refs(v: &Value, out: &mut Vec<String>) {
         _ => {}
     }
 }
+
+// ---------------------------------------------------------------- the seed's surface
+
+#[tokio::test]
+async fn the_seed_routes_answer_with_the_seeds_names_and_units() {
+    let chain = Arc::new(InMemoryChain::new());
+    chain
+        .set_stake(wallet_a(), stake_of("250000000000000000000000"))
+        .expect("seed");
+    let t = app_with(
+        Some(chain.clone() as DynChainSource),
+        Duration::from_secs(2),
+    );
+    let k = key(1);
+    register_for(
+        &t.app,
+        &k,
+        "node-a1",
+        wallet_a(),
+        with_gpus(vec![gpu(0, "GPU-aaaa-0", "NVIDIA H100 80GB HBM3")]),
+    )
+    .await;
+    // The deployment guide's heartbeat route takes the same signed heartbeat.
+    let mut s = GpuSample::empty("GPU-aaaa-0", bitsage_core::time::now());
+    s.gpu_utilization_ratio = Some(0.5);
+    s.temperature_celsius = Some(61.0);
+    let req = HeartbeatRequest::signed(
+        &k,
+        node_id("node-a1"),
+        1,
+        bitsage_core::time::now(),
+        Some(0.5),
+        "bitsage-agent/0.1.0",
+        vec![s],
+    );
+    let r = send(&t.app, post_json("/api/worker/heartbeat", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    // A replay through the alias is refused like through the original.
+    let r = send(&t.app, post_json("/api/nodes/heartbeat", &req)).await;
+    r.assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    let v = get_json(&t.app, get_with_wallet("/api/worker/status", "0xa11ce")).await;
+    assert_eq!(v["staked_amount"], "250000000000000000000000");
+    assert_eq!(v["pending_rewards"], "1500000000000000000");
+    assert!(v["reputation_score"].as_u64().is_some());
+    assert_eq!(v["jobs_completed"], 0);
+    assert_eq!(v["stake"]["status"], "ok", "our view is there too");
+
+    let v = get_json(
+        &t.app,
+        get_with_wallet("/api/worker/gpu-metrics", "0xa11ce"),
+    )
+    .await;
+    let g = &v["gpus"][0];
+    assert_eq!(g["model"], "NVIDIA H100 80GB HBM3");
+    assert_eq!(g["compute_utilization"], 50.0, "percent, as the seed");
+    assert_eq!(g["temperature_celsius"], 61.0);
+    assert!(g["power_watts"].is_null(), "not reported: null, not 0");
+
+    let stats = get_json(&t.bare, get("/stats")).await;
+    let original = get_json(&t.bare, get("/api/network/stats")).await;
+    assert_eq!(stats["workers"], original["workers"]);
+
+    let r = send(
+        &t.app,
+        Request::post("/api/worker/claim-reward")
+            .header("X-Wallet-Address", "0xa11ce")
+            .body(Body::empty())
+            .expect("request"),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let v = r.json();
+    assert_eq!(v["rewards"]["pending"], "1500000000000000000");
+    assert!(v["call"].is_null(), "no staking contract known here: {v}");
+
+    // Without a chain, the chain's fields are null, never 0.
+    let bare = app();
+    register_for(&bare.app, &key(2), "node-b1", wallet_b(), gpu_less("none")).await;
+    let v = get_json(&bare.app, get_with_wallet("/api/worker/status", "0xb0b")).await;
+    assert!(v["staked_amount"].is_null());
+    assert!(v["pending_rewards"].is_null());
+    assert!(v["reputation_score"].is_null());
+}
