@@ -424,14 +424,6 @@ impl NodeFilter {
         }
     }
 
-    /// Only nodes earning for `wallet`.
-    pub fn wallet(wallet: WalletAddress) -> Self {
-        Self {
-            wallet: Some(wallet),
-            ..Self::default()
-        }
-    }
-
     /// Whether `node` passes every filter (the in-memory store's, and a reference for SQL).
     pub fn matches(&self, node: &NodeRecord) -> bool {
         self.status.is_none_or(|s| node.status == s)
@@ -556,17 +548,23 @@ pub fn counted_minutes(window: crate::time::TimeWindow, registered_at: Timestamp
     }
 }
 
+/// Most minutes of maintenance one uptime window excuses (a day): drains are bounded, so
+/// repeated drains cannot erase real downtime.
+pub const MAX_EXCUSED_MINUTES: u64 = 24 * 60;
+
 /// Uptime over `window` of a node registered at `registered_at`, from the rollup's
 /// `coverage` of [`counted_minutes`], with `excused` minutes of maintenance without a
-/// heartbeat left out.
+/// heartbeat left out, and the window's last minute left out when it is still in progress
+/// and has no heartbeat yet (`open_minute_silent`).
 pub fn uptime(
     window: crate::time::TimeWindow,
     registered_at: Timestamp,
     coverage: MinuteCoverage,
     excused: u64,
+    open_minute_silent: bool,
 ) -> Uptime {
     let range = counted_minutes(window, registered_at);
-    let counted = range.len();
+    let counted = range.len() - u64::from(open_minute_silent && !range.is_empty());
     let up = coverage.minutes_up.min(counted);
     let excused = excused.min(counted - up);
     let judged = counted - excused;
@@ -601,6 +599,7 @@ mod tests {
                 heartbeats: 3,
             },
             0,
+            false,
         );
         assert_eq!(u.minutes_counted, 1);
         assert_eq!(u.ratio, Some(1.0));
@@ -611,7 +610,7 @@ mod tests {
         assert_eq!((r.first, r.last), (minute_of(s(-60)), minute_of(s(149))));
         assert_eq!(r.len(), 4);
         // Registered after the window: nothing counted, no ratio.
-        let late = uptime(w, s(200), MinuteCoverage::default(), 0);
+        let late = uptime(w, s(200), MinuteCoverage::default(), 0, false);
         // Drained and silent for 2 of 4 minutes, up 1: 1 of the 2 judged.
         let drained = uptime(
             w,
@@ -621,8 +620,21 @@ mod tests {
                 heartbeats: 1,
             },
             2,
+            false,
         );
         assert_eq!((drained.minutes_excused, drained.ratio), (2, Some(0.5)));
+        // A silent minute in progress is not counted yet.
+        let open = uptime(
+            w,
+            s(-34),
+            MinuteCoverage {
+                minutes_up: 2,
+                heartbeats: 2,
+            },
+            0,
+            true,
+        );
+        assert_eq!((open.minutes_counted, open.ratio), (3, Some(2.0 / 3.0)));
         assert_eq!(late.minutes_counted, 0);
         assert_eq!(late.ratio, None);
         assert_eq!(

@@ -77,7 +77,7 @@ pub fn period_of(t: Timestamp) -> String {
 pub fn period_window(period: &str) -> crate::Result<TimeWindow> {
     let bad = || Error::invalid("period", "must be YYYY-MM (a UTC month)");
     let (y, m) = period.split_once('-').ok_or_else(bad)?;
-    if y.len() != 4 || m.len() != 2 {
+    if y.len() != 4 || m.len() != 2 || !(y.bytes().chain(m.bytes())).all(|b| b.is_ascii_digit()) {
         return Err(bad());
     }
     let y: i32 = y.parse().map_err(|_| bad())?;
@@ -138,7 +138,9 @@ mod tests {
         let w = period_window("2026-12").unwrap();
         assert_eq!(w.from, Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap());
         assert_eq!(w.to, Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
-        for bad in ["2026-13", "26-01", "2026/01", "2026-1", ""] {
+        for bad in [
+            "2026-13", "26-01", "2026/01", "2026-1", "", "2026-+1", "+026-01",
+        ] {
             assert!(period_window(bad).is_err(), "{bad}");
         }
         let now = Utc.with_ymd_and_hms(2026, 2, 10, 0, 0, 0).unwrap();

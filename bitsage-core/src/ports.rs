@@ -659,25 +659,55 @@ pub trait JobStoreExt: JobStore {
     /// A node's uptime over `window`, counted from its registration, from the per-minute
     /// heartbeat rollup.
     async fn uptime(&self, node: &NodeRecord, window: TimeWindow) -> Result<Uptime> {
-        let range = crate::node::counted_minutes(window, node.registered_at);
+        use crate::node::{counted_minutes, minute_of, MinuteCoverage, MinuteRange};
+        let range = counted_minutes(window, node.registered_at);
         if range.is_empty() {
             return Ok(crate::node::uptime(
                 window,
                 node.registered_at,
-                crate::node::MinuteCoverage::default(),
+                MinuteCoverage::default(),
                 0,
+                false,
             ));
         }
         let coverage = self.heartbeat_coverage(&node.id, range).await?;
-        // Minutes drained for maintenance without a heartbeat are excused, not down.
-        let mut excused = 0;
-        for m in self.maintenance_windows(&node.id, window).await? {
-            let from = m.from.max(window.from).max(node.registered_at);
-            let to = m.to.min(window.to);
-            if from >= to {
-                continue;
+        // The minute in progress counts only once it has a heartbeat (a node is not down
+        // for the seconds before its next beat).
+        let open = window.to.timestamp() % 60 != 0 || window.to.timestamp_subsec_nanos() != 0;
+        let last = MinuteRange {
+            first: range.last,
+            last: range.last,
+        };
+        let open_minute_silent =
+            open && self.heartbeat_coverage(&node.id, last).await?.minutes_up == 0;
+        // Maintenance: the union of the drain windows, in whole minutes, each silent minute
+        // excused once, at most [`crate::node::MAX_EXCUSED_MINUTES`] per window.
+        let mut spans: Vec<(i64, i64)> = self
+            .maintenance_windows(&node.id, window)
+            .await?
+            .into_iter()
+            .filter_map(|m| {
+                let from = m.from.max(window.from).max(node.registered_at);
+                let to = m.to.min(window.to);
+                (from < to).then(|| {
+                    (
+                        minute_of(from),
+                        minute_of(to - chrono::TimeDelta::microseconds(1)),
+                    )
+                })
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut merged: Vec<(i64, i64)> = Vec::new();
+        for (f, l) in spans {
+            match merged.last_mut() {
+                Some(m) if f <= m.1 + 1 => m.1 = m.1.max(l),
+                _ => merged.push((f, l)),
             }
-            let r = crate::node::counted_minutes(TimeWindow { from, to }, from);
+        }
+        let mut excused = 0;
+        for (first, last) in merged {
+            let r = MinuteRange { first, last };
             let up = self.heartbeat_coverage(&node.id, r).await?.minutes_up;
             excused += r.len().saturating_sub(up);
         }
@@ -685,7 +715,8 @@ pub trait JobStoreExt: JobStore {
             window,
             node.registered_at,
             coverage,
-            excused,
+            excused.min(crate::node::MAX_EXCUSED_MINUTES),
+            open_minute_silent,
         ))
     }
 

@@ -144,6 +144,11 @@ pub const ROUTES: &[RouteRule] = &[
     ),
     rule(
         "GET",
+        "/api/nodes/{id}/gpu-minutes",
+        roles(ORG, Scope::NodesRead),
+    ),
+    rule(
+        "GET",
         "/api/nodes/{id}/reputation",
         roles(ORG, Scope::NodesRead),
     ),

@@ -974,11 +974,7 @@ async fn node_counts(store: &DynJobStore) -> Result<WorkerCounts, Error> {
         NodeStatus::ALL
             .iter()
             .map(|s| async move {
-                let filter = NodeFilter {
-                    status: Some(*s),
-                    wallet: None,
-                    ..Default::default()
-                };
+                let filter = NodeFilter::status(*s);
                 Ok((*s, store.count_nodes(&filter).await?))
             })
             .collect(),

@@ -54,6 +54,7 @@ scope. Every route is rate limited per class (429 with `Retry-After`).";
         crate::routes::attestation_evidence,
         crate::dashboard::worker_uptime,
         crate::operations::eligibility,
+        crate::operations::gpu_minutes,
         crate::operations::reputation,
         crate::operations::quarantine,
         crate::operations::clear,

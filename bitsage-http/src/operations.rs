@@ -38,6 +38,19 @@ fn actor_name(p: &Principal) -> String {
     }
 }
 
+fn is_admin(caller: &Caller) -> bool {
+    caller.0.as_ref().is_some_and(Principal::is_admin)
+}
+
+/// Who changed something, as the public (overview) views show it: the coordinator and
+/// configuration by name, people only as "an admin" (usernames are for admins).
+fn public_author(by: &str) -> String {
+    match by {
+        bitsage_core::service::incidents::COORDINATOR_AUTHOR | "configuration" => by.to_string(),
+        _ => "an admin".to_string(),
+    }
+}
+
 /// The node `id` names, when the caller may see it (404 otherwise).
 async fn visible_node(
     state: &AppState,
@@ -328,6 +341,7 @@ pub async fn undrain(
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/api/nodes/{id}/eligibility", get(eligibility))
+        .route("/api/nodes/{id}/gpu-minutes", get(gpu_minutes))
         .route("/api/nodes/{id}/reputation", get(reputation))
         .route("/api/nodes/{id}/quarantine", post(quarantine))
         .route("/api/nodes/{id}/clear", post(clear))
@@ -391,6 +405,7 @@ pub struct IncidentList {
 )]
 pub async fn incidents(
     State(state): State<AppState>,
+    caller: Caller,
     ApiQuery(q): ApiQuery<IncidentQuery>,
 ) -> ApiResult<Json<IncidentList>> {
     let page = service::page_of(q.limit, q.offset)?;
@@ -401,7 +416,14 @@ pub async fn incidents(
         status: q.status,
         from: q.from,
     };
-    let (open, incidents) = state.coordinator.incidents(&filter, page).await?;
+    let (mut open, mut incidents) = state.coordinator.incidents(&filter, page).await?;
+    if !is_admin(&caller) {
+        for i in open.iter_mut().chain(incidents.items.iter_mut()) {
+            for u in &mut i.updates {
+                u.by = public_author(&u.by);
+            }
+        }
+    }
     Ok(Json(IncidentList { open, incidents }))
 }
 
@@ -544,8 +566,17 @@ pub async fn update_incident(
     ),
     security((), ("bearer" = []), ("cookie" = []))
 )]
-pub async fn flags(State(state): State<AppState>) -> ApiResult<Json<Vec<FlagValue>>> {
-    Ok(Json(state.coordinator.flags().await?))
+pub async fn flags(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<FlagValue>>> {
+    let mut flags = state.coordinator.flags().await?;
+    if !is_admin(&caller) {
+        for f in &mut flags {
+            f.set_by = public_author(&f.set_by);
+        }
+    }
+    Ok(Json(flags))
 }
 
 /// `PUT /api/flags/{flag}`.
@@ -767,4 +798,78 @@ pub async fn mark_payout_ready(
             .mark_payout_ready(&node, &period, &by, bitsage_core::time::now())
             .await?,
     ))
+}
+
+// ---------------------------------------------------------------- GPU history
+
+/// Longest window `GET /api/nodes/{id}/gpu-minutes` answers, days.
+pub const MAX_GPU_MINUTES_DAYS: i64 = 7;
+
+/// Query of `GET /api/nodes/{id}/gpu-minutes`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct GpuMinutesQuery {
+    /// Start (default: 24 h before `to`).
+    #[param(value_type = Option<TimestampSchema>)]
+    pub from: Option<bitsage_core::Timestamp>,
+    /// End (default: now). At most 7 days after `from`.
+    #[param(value_type = Option<TimestampSchema>)]
+    pub to: Option<bitsage_core::Timestamp>,
+}
+
+/// `GET /api/nodes/{id}/gpu-minutes`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct GpuMinutes {
+    /// The node.
+    pub node_id: NodeId,
+    /// The window.
+    pub window: bitsage_core::TimeWindow,
+    /// Per device and minute, oldest first: samples rolled up and per metric min / max /
+    /// sum / n (the mean is `sum / n`). Minutes still within raw retention are rolled up
+    /// only once their raw samples expire: for recent readings see the node's samples.
+    pub minutes: Vec<bitsage_core::retention::GpuMinute>,
+}
+
+/// `GET /api/nodes/{id}/gpu-minutes`: long-range GPU history from the per-minute rollups.
+#[utoipa::path(
+    get,
+    path = "/api/nodes/{id}/gpu-minutes",
+    tag = "nodes",
+    operation_id = "nodeGpuMinutes",
+    summary = "A node's GPU history per device and minute (min/avg/max), from the rollups",
+    params(("id" = NodeId, Path, description = "The node id."), GpuMinutesQuery),
+    responses(
+        (status = 200, description = "The rollups.", body = GpuMinutes),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn gpu_minutes(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiPath(id): ApiPath<String>,
+    ApiQuery(q): ApiQuery<GpuMinutesQuery>,
+) -> ApiResult<Json<GpuMinutes>> {
+    let node = visible_node(&state, &caller, &id).await?;
+    let to = q.to.unwrap_or_else(bitsage_core::time::now);
+    let from = q.from.unwrap_or(to - chrono::TimeDelta::days(1));
+    let window = bitsage_core::TimeWindow::new(from, to)?;
+    if window.to - window.from > chrono::TimeDelta::days(MAX_GPU_MINUTES_DAYS) {
+        return Err(ApiError::invalid(format!(
+            "the window (from .. to) must be at most {MAX_GPU_MINUTES_DAYS} days"
+        )));
+    }
+    let minutes = state.store.gpu_minutes(&node.id, window).await?;
+    Ok(Json(GpuMinutes {
+        node_id: node.id,
+        window,
+        minutes,
+    }))
 }

@@ -383,7 +383,8 @@ pub async fn earnings(
     let settled = all_time.net.checked_sub(pending.net).unwrap_or_default();
     let mut periods: Vec<String> = days
         .iter()
-        .map(|d| d.day.format("%Y-%m").to_string())
+        .filter_map(|d| d.day.and_hms_opt(0, 0, 0))
+        .map(|d| bitsage_core::payout::period_of(d.and_utc()))
         .collect();
     periods.sort_unstable_by(|a, b| b.cmp(a));
     periods.dedup();
@@ -414,7 +415,11 @@ pub async fn earnings(
 pub fn earnings_csv(e: &EarningsResponse) -> String {
     let mut out = String::from("day,entries,gross,fee,net,payout_state\n");
     for d in &e.days {
-        let month = d.day.format("%Y-%m").to_string();
+        let month = d
+            .day
+            .and_hms_opt(0, 0, 0)
+            .map(|d| bitsage_core::payout::period_of(d.and_utc()))
+            .unwrap_or_default();
         let state = e
             .payouts
             .iter()

@@ -37,6 +37,10 @@ async fn admins_open_update_and_resolve_incidents() {
     let v = send(&t.bare, get("/api/incidents")).await.json();
     assert_eq!(v["open"][0]["title"], "Degraded proving in eu-west");
     assert_eq!(v["open"][0]["severity"], "warn");
+    assert_eq!(
+        v["open"][0]["updates"][0]["by"], "an admin",
+        "usernames are for admins"
+    );
     assert_eq!(v["incidents"]["total"], 1);
     let r = send(
         &t.app,

@@ -1148,6 +1148,25 @@ async fn payout_readiness_follows_the_threshold_and_an_admin_marks_it_once() {
     assert_eq!(v["periods"][0]["state"], "eligible");
     assert_eq!(v["periods"][0]["net"], "243750000000000000000");
     let r = send(&t.app, post_json(&mark, &serde_json::json!({}))).await;
+    let e = r.assert_error(StatusCode::CONFLICT, "conflict");
+    assert!(e.error.message.contains("not over"), "{}", e.error.message);
+    // Last month (credited directly, as a past month's ledger holds it) can be marked.
+    let last = bitsage_core::time::now() - chrono::TimeDelta::days(40);
+    let last_period = bitsage_core::payout::period_of(last);
+    t.store
+        .credit_earning(&bitsage_core::ledger::EarningEntry {
+            id: bitsage_core::EntryId::new(),
+            node_id: node_id("node-1"),
+            job_id: bitsage_core::JobId::new(),
+            gross: TokenAmount::from_u128(200 * 10u128.pow(18)),
+            fee: TokenAmount::from_u128(5 * 10u128.pow(18)),
+            net: TokenAmount::from_u128(195 * 10u128.pow(18)),
+            credited_at: last,
+        })
+        .await
+        .unwrap();
+    let mark = format!("/api/earnings/node-1/payouts/{last_period}/ready");
+    let r = send(&t.app, post_json(&mark, &serde_json::json!({}))).await;
     assert_eq!(
         r.status,
         StatusCode::OK,
@@ -1159,7 +1178,7 @@ async fn payout_readiness_follows_the_threshold_and_an_admin_marks_it_once() {
     send(&t.app, post_json(&mark, &serde_json::json!({})))
         .await
         .assert_error(StatusCode::CONFLICT, "conflict");
-    // The CSV export carries the state.
+    // The CSV export carries each day's month state.
     let csv = send(&t.app, get("/api/earnings/node-1?format=csv")).await;
     let text = String::from_utf8_lossy(&csv.body);
     assert!(
@@ -1170,6 +1189,12 @@ async fn payout_readiness_follows_the_threshold_and_an_admin_marks_it_once() {
         text.lines()
             .nth(1)
             .is_some_and(|l| l.ends_with(",marked_ready")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .nth(2)
+            .is_some_and(|l| l.ends_with(",eligible")),
         "{text}"
     );
     // Bad input.

@@ -735,6 +735,9 @@ impl TelemetryStore for InMemoryStore {
             s.minutes.retain(|(_, m), _| *m >= first);
             s.gpu_minutes.retain(|(_, _, m), _| *m >= first);
             report.rollups = (n - s.minutes.len() - s.gpu_minutes.len()) as u64;
+            let n = s.maintenance.len();
+            s.maintenance.retain(|(_, w)| w.to >= cut.minute_rollups);
+            report.rollups += (n - s.maintenance.len()) as u64;
             let n = s.timings.len();
             s.timings.retain(|t| t.completed_at >= cut.job_timings);
             report.job_timings = (n - s.timings.len()) as u64;

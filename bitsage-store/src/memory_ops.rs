@@ -62,6 +62,17 @@ impl IncidentStore for InMemoryStore {
 
     async fn save_incident(&self, incident: &Incident) -> Result<()> {
         self.ops(|s| {
+            if let (IncidentStatus::Open, Some(c)) = (incident.status, &incident.condition) {
+                if s.incidents.iter().any(|i| {
+                    i.id != incident.id
+                        && i.status == IncidentStatus::Open
+                        && i.condition.as_ref() == Some(c)
+                }) {
+                    return Err(Error::Conflict(format!(
+                        "an incident for {c} is already open"
+                    )));
+                }
+            }
             let slot = s
                 .incidents
                 .iter_mut()

@@ -53,7 +53,7 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
 /// (default of [`PgStore::connect_with`]).
 pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
-fn json_err(e: serde_json::Error) -> Error {
+pub(crate) fn json_err(e: serde_json::Error) -> Error {
     Error::backend(BACKEND, e)
 }
 
@@ -1744,6 +1744,14 @@ impl TelemetryStore for PgStore {
         let mut tx = self.begin().await?;
         let result: Result<RetentionReport> = async {
             let mut report = RetentionReport::default();
+            // One pass at a time across coordinators: two passes rolling up samples of one
+            // device and minute could otherwise both insert its rollup row, one overwriting
+            // the other ("bsretain" in ASCII).
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(0x6273_7265_7461_696e_i64)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             // Rows locked: two coordinators never roll up the same samples twice.
             let rows: Vec<(i64, String, String)> = sqlx::query_as(
                 "SELECT id, node_id, sample::text FROM gpu_samples WHERE sampled_at < $1 \
@@ -1818,6 +1826,12 @@ impl TelemetryStore for PgStore {
                     .await
                     .map_err(db_err)?
                     .rows_affected();
+            report.rollups += sqlx::query("DELETE FROM node_maintenance WHERE ends_at < $1")
+                .bind(cut.minute_rollups)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?
+                .rows_affected();
             report.job_timings = sqlx::query("DELETE FROM job_timings WHERE completed_at < $1")
                 .bind(cut.job_timings)
                 .execute(&mut *tx)

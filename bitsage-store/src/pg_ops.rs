@@ -15,10 +15,20 @@ use bitsage_core::{
     TokenAmount,
 };
 
-use crate::pg::{db_err, finish, to_i64, PgStore, BACKEND};
+use crate::pg::{db_err, finish, json_err, to_i64, PgStore, BACKEND};
 
-fn json_err(e: serde_json::Error) -> Error {
-    Error::backend(BACKEND, e)
+/// An open incident saved while another is open for its condition breaks the partial
+/// unique index: a `Conflict`, like in every store.
+fn unique_is_conflict(e: sqlx::Error, incident: &Incident) -> Error {
+    if e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+    {
+        return Error::Conflict(format!(
+            "an incident for {} is already open",
+            incident.condition.as_deref().unwrap_or("this condition")
+        ));
+    }
+    db_err(e)
 }
 
 fn incident_of(json: &str) -> Result<Incident> {
@@ -79,7 +89,7 @@ impl IncidentStore for PgStore {
             .bind(incident.id.to_string())
             .execute(&mut *tx)
             .await
-            .map_err(db_err)?;
+            .map_err(|e| unique_is_conflict(e, incident))?;
             if done.rows_affected() == 0 {
                 return Err(Error::not_found("incident", incident.id));
             }

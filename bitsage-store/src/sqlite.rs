@@ -54,7 +54,7 @@ pub(crate) fn db_err(e: sqlx::Error) -> Error {
     crate::common::unavailable_or(BACKEND, e)
 }
 
-fn json_err(e: serde_json::Error) -> Error {
+pub(crate) fn json_err(e: serde_json::Error) -> Error {
     Error::backend(BACKEND, e)
 }
 
@@ -1900,6 +1900,14 @@ impl TelemetryStore for SqliteStore {
                     .await
                     .map_err(db_err)?
                     .rows_affected();
+            report.rollups += delete(
+                "DELETE FROM node_maintenance WHERE ends_at < ?",
+                to_micros(cut.minute_rollups),
+            )
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
             report.job_timings = delete(
                 "DELETE FROM job_timings WHERE completed_at < ?",
                 to_micros(cut.job_timings),

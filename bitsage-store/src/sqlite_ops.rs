@@ -15,10 +15,20 @@ use bitsage_core::{
     TokenAmount,
 };
 
-use crate::sqlite::{db_err, finish, time_of, to_i64, SqliteStore, BACKEND};
+use crate::sqlite::{db_err, finish, json_err, time_of, to_i64, SqliteStore, BACKEND};
 
-fn json_err(e: serde_json::Error) -> Error {
-    Error::backend(BACKEND, e)
+/// An open incident saved while another is open for its condition breaks the partial
+/// unique index: a `Conflict`, like in every store.
+fn unique_is_conflict(e: sqlx::Error, incident: &Incident) -> Error {
+    if e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+    {
+        return Error::Conflict(format!(
+            "an incident for {} is already open",
+            incident.condition.as_deref().unwrap_or("this condition")
+        ));
+    }
+    db_err(e)
 }
 
 fn incident_of(json: &str) -> Result<Incident> {
@@ -76,7 +86,7 @@ impl IncidentStore for SqliteStore {
                 .bind(incident.id.to_string())
                 .execute(&mut *tx)
                 .await
-                .map_err(db_err)?;
+                .map_err(|e| unique_is_conflict(e, incident))?;
             if done.rows_affected() == 0 {
                 return Err(Error::not_found("incident", incident.id));
             }

@@ -431,11 +431,7 @@ async fn report(store: bitsage_core::DynJobStore, mut stop: watch::Receiver<bool
             status: Some(JobStatus::Completed),
             node: None,
         };
-        let active = bitsage_core::node::NodeFilter {
-            status: Some(bitsage_core::NodeStatus::Active),
-            wallet: None,
-            ..Default::default()
-        };
+        let active = bitsage_core::node::NodeFilter::status(bitsage_core::NodeStatus::Active);
         let all_receipts = bitsage_core::receipt::ReceiptFilter::default();
         let (jobs, nodes, receipts) = tokio::join!(
             store.count_jobs(&completed),

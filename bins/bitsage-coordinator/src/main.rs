@@ -195,8 +195,8 @@ struct Tuning {
     /// first; uptime reads the per-minute heartbeat rollup).
     #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(1..=3650))]
     raw_retention_days: u64,
-    /// Days the per-minute rollups are kept.
-    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(1..=3650))]
+    /// Days the per-minute rollups are kept (at least the 30 days uptime reads).
+    #[arg(long, default_value_t = 365, value_parser = clap::value_parser!(u64).range(30..=3650))]
     rollup_retention_days: u64,
     /// Hours proof envelopes are kept (default: as long as their receipts, which are kept;
     /// `dev` keeps them 1 hour). The receipt stays verifiable by its signatures without it.

@@ -240,7 +240,7 @@ pub async fn uptime_counts_from_registration(store: DynJobStore) {
     let u = &ops.uptime_24h;
     assert_eq!(u.minutes_up, 1);
     assert!(
-        (5..=6).contains(&u.minutes_counted),
+        (4..=5).contains(&u.minutes_counted),
         "minutes since registration: {u:?}"
     );
     let s = fleet::summary(&*store, now).await.expect("summary");

@@ -187,6 +187,12 @@ pub async fn one_open_incident_per_condition<S: IncidentStore + ?Sized + 'static
         .create_incident(&incident(50, Some("no_active_workers")))
         .await
         .expect("a new one after the first resolved");
+    // Reopening the first while the second is open is a conflict.
+    open.status = IncidentStatus::Open;
+    match store.save_incident(&open).await {
+        Err(Error::Conflict(_)) => {}
+        other => panic!("two open incidents for one condition: expected Conflict, got {other:?}"),
+    }
 
     assert_eq!(
         store

@@ -216,6 +216,8 @@ pub struct Coordinator {
     /// re-checks, and a restart only re-checks sooner).
     pub(crate) last_stake_check: Arc<Mutex<Option<Timestamp>>>,
     pub(crate) last_reputation_round: Arc<Mutex<Option<Timestamp>>>,
+    /// Flags as last read from the store, and when (read again after 2 s).
+    pub(crate) flag_cache: Arc<Mutex<Option<super::incidents::FlagCache>>>,
 }
 
 /// What one [`Coordinator::sweep`] did.
@@ -259,6 +261,7 @@ impl Coordinator {
             settlement: None,
             last_stake_check: Arc::default(),
             last_reputation_round: Arc::default(),
+            flag_cache: Arc::default(),
         }
     }
 
@@ -504,11 +507,7 @@ impl Coordinator {
         let heartbeats: u64 = per_node.values().sum();
         let mut by_status = serde_json::Map::new();
         for status in NodeStatus::ALL {
-            let filter = NodeFilter {
-                status: Some(status),
-                wallet: None,
-                ..Default::default()
-            };
+            let filter = NodeFilter::status(status);
             let total = self.store.count_nodes(&filter).await?;
             by_status.insert(status.to_string(), json!(total));
         }

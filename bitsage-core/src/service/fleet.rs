@@ -139,11 +139,30 @@ pub struct OperationsSummary {
     pub sampled: bool,
 }
 
+/// The whole minutes of `w` for counting nodes up: from the first minute starting in it
+/// through the minute of its last instant, so adjacent windows never share a minute (the
+/// boundary minute belongs to the earlier one).
+fn minutes_of(w: TimeWindow) -> crate::node::MinuteRange {
+    use crate::node::minute_of;
+    let aligned = w.from.timestamp().rem_euclid(60) == 0 && w.from.timestamp_subsec_nanos() == 0;
+    let first = minute_of(w.from) + i64::from(!aligned);
+    if w.to <= w.from {
+        return crate::node::MinuteRange {
+            first,
+            last: first - 1,
+        };
+    }
+    crate::node::MinuteRange {
+        first,
+        last: minute_of(w.to - TimeDelta::microseconds(1)),
+    }
+}
+
 /// The [`OperationsSummary`] at `now`.
 pub async fn summary(store: &dyn JobStore, now: Timestamp) -> Result<OperationsSummary> {
     let day = window_ending(now, TimeDelta::days(1));
     let before = window_ending(day.from, TimeDelta::days(1));
-    let minutes = |w: TimeWindow| crate::node::counted_minutes(w, w.from);
+    let minutes = minutes_of;
     let active_filter = crate::node::NodeFilter::status(NodeStatus::Active);
     let (recent_filter, earlier_filter) = (TimingFilter::window(day), TimingFilter::window(before));
     let hours: Vec<TimeWindow> = (0..24)

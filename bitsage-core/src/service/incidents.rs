@@ -15,6 +15,16 @@ use crate::{Error, IncidentId, NodeStatus};
 
 use super::coordinator::{Coordinator, ServiceResult};
 
+/// How long a coordinator reuses the flags it read from the store.
+pub const FLAG_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Flags as read from the store, and when.
+#[derive(Debug, Clone)]
+pub struct FlagCache {
+    read_at: std::time::Instant,
+    stored: std::collections::BTreeMap<Flag, FlagValue>,
+}
+
 /// Who automatic incidents are written by.
 pub const COORDINATOR_AUTHOR: &str = "coordinator";
 
@@ -127,6 +137,16 @@ impl Coordinator {
                 format!("has {MAX_UPDATES} updates already; open a new one"),
             )
             .into());
+        }
+        let reopens =
+            change.status == Some(IncidentStatus::Open) && incident.status != IncidentStatus::Open;
+        if let (true, Some(c)) = (reopens, &incident.condition) {
+            if self.store.open_incident_for(c).await?.is_some() {
+                return Err(Error::Conflict(format!(
+                    "another incident for {c} is open; update that one"
+                ))
+                .into());
+            }
         }
         apply_change(&mut incident, by, change, now);
         self.store.save_incident(&incident).await?;
@@ -249,9 +269,27 @@ impl Coordinator {
         Ok(crate::flags::resolve(&self.policy.flags, &stored))
     }
 
-    /// One flag's value; when the store cannot answer, the configured value (logged).
+    /// One flag's value, read from the store at most every [`FLAG_CACHE_TTL`] (it is asked
+    /// on every anonymous overview request); when the store cannot answer, the configured
+    /// value (logged).
     pub async fn flag(&self, flag: Flag) -> bool {
-        match self.store.flags().await {
+        let cached = self
+            .flag_cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .filter(|c| c.read_at.elapsed() < FLAG_CACHE_TTL)
+            .map(|c| c.stored.clone());
+        let stored = match cached {
+            Some(s) => Ok(s),
+            None => self.store.flags().await.inspect(|s| {
+                *self.flag_cache.lock().unwrap_or_else(|p| p.into_inner()) = Some(FlagCache {
+                    read_at: std::time::Instant::now(),
+                    stored: s.clone(),
+                });
+            }),
+        };
+        match stored {
             Ok(stored) => crate::flags::resolve(&self.policy.flags, &stored)
                 .into_iter()
                 .find(|v| v.flag == flag)
@@ -282,6 +320,8 @@ impl Coordinator {
             set_at: Some(now),
         };
         self.store.set_flag(&value).await?;
+        // This coordinator sees its own change at once; others within the cache's life.
+        *self.flag_cache.lock().unwrap_or_else(|p| p.into_inner()) = None;
         tracing::info!(flag = flag.as_str(), enabled, by, "feature flag set");
         Ok(value)
     }

@@ -46,11 +46,7 @@ pub async fn sweep(
 ) -> Result<Vec<(NodeId, Transition)>> {
     let mut applied = Vec::new();
     for status in [NodeStatus::Pending, NodeStatus::Active, NodeStatus::Stale] {
-        let filter = NodeFilter {
-            status: Some(status),
-            wallet: None,
-            ..Default::default()
-        };
+        let filter = NodeFilter::status(status);
         // Collect first: applying transitions changes the filtered list under the pages.
         let nodes = store.all_nodes(&filter).await?;
         for node in nodes {

@@ -60,7 +60,8 @@ impl Coordinator {
         Ok(out)
     }
 
-    /// An admin marks `node`'s `period` ready to pay: only at or above the threshold, once.
+    /// An admin marks `node`'s `period` ready to pay: only once it has ended, at or above the
+    /// threshold, once.
     pub async fn mark_payout_ready(
         &self,
         node: &NodeId,
@@ -70,6 +71,12 @@ impl Coordinator {
     ) -> ServiceResult<PayoutPeriod> {
         if self.store.get_node(node).await?.is_none() {
             return Err(Error::not_found("node", node).into());
+        }
+        if crate::payout::period_window(period)?.to > now {
+            return Err(Error::Conflict(format!(
+                "{period} is not over yet: a month is marked ready once it has ended"
+            ))
+            .into());
         }
         let current = self.payout_period(node, period).await?;
         match current.state {

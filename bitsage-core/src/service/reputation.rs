@@ -124,28 +124,25 @@ impl Coordinator {
         )
     }
 
+    /// The reputation of `node` at `now`, and the evidence it rests on. A node cleared by an
+    /// admin is judged on what it did since (a clearance is a fresh start, not a reprieve
+    /// until the old facts age out).
     async fn compute_reputation(
         &self,
         node: &NodeRecord,
         peers: &Peers,
         now: Timestamp,
     ) -> crate::Result<(Reputation, u64)> {
-        let window = self.reputation_window(now);
-        let (facts, uptime, (last_probe_at, cleared_at)) = futures::try_join!(
+        let (last_probe_at, cleared_at) = history_marks(&*self.store, &node.id).await?;
+        let mut window = self.reputation_window(now);
+        if let Some(c) = cleared_at.filter(|c| *c > window.from && *c < now) {
+            window.from = c;
+        }
+        let (facts, uptime) = futures::try_join!(
             self.store.node_facts(&node.id, window),
             self.store.uptime(node, window),
-            history_marks(&*self.store, &node.id),
         )?;
-        // Evidence counted for quarantine starts at the node's last clearance.
-        let evidence = match cleared_at.filter(|c| *c > window.from) {
-            Some(from) => reputation::evidence(
-                &self
-                    .store
-                    .node_facts(&node.id, TimeWindow { from, to: now })
-                    .await?,
-            ),
-            None => reputation::evidence(&facts),
-        };
+        let evidence = reputation::evidence(&facts);
         let inputs = ReputationInputs {
             facts,
             uptime: uptime.ratio,
@@ -179,14 +176,26 @@ impl Coordinator {
     }
 
     /// Recomputes and stores every node's reputation; quarantines a node under the policy's
-    /// threshold that has enough evidence since its last clearance.
+    /// threshold that has enough evidence since its last clearance. A node whose reputation
+    /// cannot be computed or stored is logged and skipped.
     pub async fn update_reputations(&self, now: Timestamp) -> ServiceResult<ReputationRound> {
         let nodes = self.store.all_nodes(&Default::default()).await?;
         let peers = self.peers(&nodes, now).await?;
         let mut round = ReputationRound::default();
         for node in &nodes {
-            let (rep, evidence) = self.compute_reputation(node, &peers, now).await?;
-            self.store.set_reputation(&node.id, &rep).await?;
+            // One node's failure does not stop the round for the others.
+            let computed = match self.compute_reputation(node, &peers, now).await {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(node = %node.id, error = %e, "reputation not computed");
+                    continue;
+                }
+            };
+            let (rep, evidence) = computed;
+            if let Err(e) = self.store.set_reputation(&node.id, &rep).await {
+                tracing::warn!(node = %node.id, error = %e, "reputation not stored");
+                continue;
+            }
             round.computed += 1;
             let (Some(score), Some(threshold)) =
                 (rep.score, self.policy.reputation.quarantine_below)
@@ -202,7 +211,9 @@ impl Coordinator {
                     Ok(_) => round.quarantined.push((node.id.clone(), score)),
                     // Moved meanwhile (another coordinator): the next round sees it again.
                     Err(Error::Conflict(_)) => {}
-                    Err(e) => return Err(e.into()),
+                    Err(e) => {
+                        tracing::warn!(node = %node.id, error = %e, "low-reputation quarantine failed");
+                    }
                 }
             }
         }

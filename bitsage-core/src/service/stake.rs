@@ -98,11 +98,7 @@ impl Coordinator {
         };
         let mut moves = Vec::new();
         for status in [NodeStatus::Active, NodeStatus::Stale] {
-            let filter = NodeFilter {
-                status: Some(status),
-                wallet: None,
-                ..Default::default()
-            };
+            let filter = NodeFilter::status(status);
             // Collect first: moving nodes changes the filtered list under the pages.
             for node in self.store.all_nodes(&filter).await? {
                 let reason = match check_stake(&**chain, &node.wallet, node_tier(&node.hardware))
