@@ -738,7 +738,7 @@ async fn estimate(
         Ok::<_, bitsage_core::Error>(RewardEstimate {
             estimate: true,
             basis: format!(
-                "an estimate: the wallet's stake × ProverStaking.apy_bps ({} bps a year), read \\
+                "an estimate: the wallet's stake × ProverStaking.apy_bps ({} bps a year), read \
                  at block {}; not a payout",
                 apy.value, stake.at.block_number
             ),
