@@ -141,6 +141,20 @@ async fn a_node_works_only_while_its_stake_meets_its_tier_minimum() {
     let node = send(&t.app, get("/api/nodes/node-1")).await.json();
     assert_eq!(node["status"], "pending");
     assert_eq!(node["status_reason"], BELOW);
+    // "Why no work?": the stake item says so.
+    let e = send(&t.app, get("/api/nodes/node-1/eligibility"))
+        .await
+        .json();
+    assert_eq!(e["eligible"], false);
+    let stake_item = e["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["check"] == "stake_at_tier_minimum")
+        .cloned()
+        .unwrap();
+    assert_eq!(stake_item["ok"], false);
+    assert_eq!(stake_item["reason"], BELOW);
 
     // Staked to the minimum: a probe, and active once it passes.
     chain.set_stake(wallet(), stake(sage(1_000))).unwrap();

@@ -237,6 +237,18 @@ async fn a_node_registered_unverified_works_only_once_it_proves_its_wallet() {
             .contains("wallet not proven"),
         "{v}"
     );
+    // "Why no work?": the wallet item says so.
+    let e = send(&t.app, get("/api/nodes/node-5/eligibility"))
+        .await
+        .json();
+    assert_eq!(e["eligible"], false);
+    assert!(e["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|i| i["check"] == "wallet_proven"
+            && i["ok"] == false
+            && i["reason"].as_str().unwrap().contains("not proven")));
     // Re-registering with a proof upgrades it.
     let c = challenge(&t, &node).await;
     let req = with_proof(&node, "node-5", proof(&c, wallet(), wallet_key(), "test"));

@@ -253,8 +253,17 @@ async fn joins_proves_a_probe_and_a_job_and_the_receipt_verifies() {
     let client = coordinator.client();
     let job = submit(&client, 1).await;
 
-    let (handle, stop, task) =
-        start_agent(config(&coordinator.url(), 1), Arc::new(StwoProver::new()));
+    // The operator's profile (`--region`, `--runtime`, `--label`, `--energy-tag`) goes with
+    // the signed registration.
+    let mut cfg = config(&coordinator.url(), 1);
+    let profile = bitsage_core::node::NodeProfile {
+        region: Some("eu-west".into()),
+        runtime: bitsage_core::node::Runtime::Vllm,
+        labels: [("pool".to_string(), "a".to_string())].into(),
+        energy_tag: Some("renewable".into()),
+    };
+    cfg.profile = Some(profile.clone());
+    let (handle, stop, task) = start_agent(cfg, Arc::new(StwoProver::new()));
     wait(&handle, "a completed job", |s| s.jobs_completed >= 1).await;
     wait(&handle, "a heartbeat", |s| s.heartbeats_sent >= 1).await;
 
@@ -268,6 +277,12 @@ async fn joins_proves_a_probe_and_a_job_and_the_receipt_verifies() {
     let view = client.job(&job).await.expect("job");
     assert_eq!(view.status, JobStatus::Completed);
     assert_eq!(view.completed_by.as_ref(), Some(&node));
+    let detail = client.node(&node).await.expect("node");
+    assert_eq!(detail.node.profile, profile);
+    assert_eq!(
+        detail.operations.latency_24h.run.count, 1,
+        "the job's timing"
+    );
 
     // The receipt the coordinator serves verifies offline, countersigned by its key.
     let page = client
