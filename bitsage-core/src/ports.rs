@@ -252,7 +252,8 @@ pub trait NodeStore: Send + Sync + Debug {
 ///   transaction, with the node's per-minute rollup (one more beat in the heartbeat's
 ///   [`crate::node::minute_of`]) and its latest heartbeat time (`last_seen`).
 /// - `last_seen` and the rollup do not depend on raw heartbeats: they survive retention.
-/// - `settle_completion` stores the job's [`crate::timing::JobTiming`] in its transaction;
+/// - `settle_completion` stores the job's [`crate::timing::JobTiming`] and the node's
+///   `lease_completed` fact ([`crate::reputation::NodeFact`]) in its transaction, once;
 ///   `job_timings` filters by node, region and completion window.
 /// - Windows are half-open and results oldest first.
 #[async_trait]

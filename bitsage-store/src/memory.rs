@@ -306,6 +306,13 @@ impl JobStore for InMemoryStore {
                 s.timings.retain(|t| t.job_id != timing.job_id);
                 s.timings.push(timing);
             }
+            if !applied {
+                s.facts.push((
+                    c.lease.node_id.clone(),
+                    bitsage_core::reputation::NodeFact::LeaseCompleted,
+                    now,
+                ));
+            }
             Ok(job)
         })
     }

@@ -737,6 +737,16 @@ impl JobStore for PgStore {
                 if let Some(t) = timing {
                     insert_timing(&mut tx, &t).await?;
                 }
+                sqlx::query(
+                    "INSERT INTO node_facts (node_id, fact, at, detail) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(c.lease.node_id.as_str())
+                .bind(bitsage_core::reputation::NodeFact::LeaseCompleted.as_str())
+                .bind(now)
+                .bind(format!("job {} verified", c.lease.job_id))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             }
             if insert_receipt_tx(&mut tx, &c.receipt).await? == Inserted::New {
                 events.push(event::receipt_issued(&c.receipt));

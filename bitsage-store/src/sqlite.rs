@@ -789,6 +789,16 @@ impl JobStore for SqliteStore {
                 if let Some(t) = timing {
                     insert_timing(&mut tx, &t).await?;
                 }
+                sqlx::query(
+                    "INSERT INTO node_facts (node_id, fact, at, detail) VALUES (?, ?, ?, ?)",
+                )
+                .bind(c.lease.node_id.as_str())
+                .bind(bitsage_core::reputation::NodeFact::LeaseCompleted.as_str())
+                .bind(to_micros(now))
+                .bind(format!("job {} verified", c.lease.job_id))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_err)?;
             }
             insert_receipt_tx(&mut tx, &c.receipt).await?;
             credit_tx(&mut tx, &c.entry).await?;

@@ -499,6 +499,12 @@ pub async fn settle_completion_is_one_transaction(f: Fixture) {
         .await
         .expect("timings");
     assert!(elsewhere.is_empty(), "filtered by region");
+    // The node's reputation fact, once, with the settlement.
+    let facts = s.node_facts(&node_id(1), all).await.expect("facts");
+    assert_eq!(
+        facts.get(&crate::reputation::NodeFact::LeaseCompleted),
+        Some(&1)
+    );
     assert_eq!(
         s.get_receipt(&receipt.body.id).await.expect("get"),
         Some(receipt.clone())
@@ -517,6 +523,12 @@ pub async fn settle_completion_is_one_transaction(f: Fixture) {
     let total = s.earnings_total(&node_id(1), None).await.expect("total");
     assert_eq!(total.entries, 1, "credited once");
     assert_eq!(s.last_event_id().await.expect("last"), mark, "no new event");
+    let facts = s.node_facts(&node_id(1), all).await.expect("facts");
+    assert_eq!(
+        facts.get(&crate::reputation::NodeFact::LeaseCompleted),
+        Some(&1),
+        "counted once"
+    );
     // Without the lease (another node's claim), nothing happens.
     let mut stolen = c.clone();
     stolen.lease.node_id = node_id(2);

@@ -574,16 +574,8 @@ impl Coordinator {
             },
             verify_time,
         };
+        // Also records the node's `lease_completed` fact, once, in the same transaction.
         self.store.settle_completion(&completion, now).await?;
-        if !already_done {
-            self.note_fact(
-                &node.id,
-                crate::reputation::NodeFact::LeaseCompleted,
-                now,
-                &format!("job {} verified", job.spec.id),
-            )
-            .await;
-        }
         tracing::info!(node = %node.id, job = %job.spec.id, net = %body.net, "job completed, receipt countersigned, node credited");
         Ok(Completion {
             receipt: Some(receipt),
