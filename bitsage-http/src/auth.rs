@@ -544,20 +544,31 @@ pub async fn ensure_wallet_visible(
 }
 
 /// 404 unless `caller` may see node `id` (admins: any; operators: nodes of their
-/// organisation's wallets).
+/// organisation's wallets). Admins are not read for: a handler that needs the node uses
+/// [`visible_node`].
 pub async fn ensure_node_visible(
     state: &AppState,
     caller: &Caller,
     id: &bitsage_core::NodeId,
 ) -> ApiResult<()> {
-    let p = caller.required()?;
-    if p.is_admin() {
+    if caller.required()?.is_admin() {
         return Ok(());
     }
+    visible_node(state, caller, id).await.map(|_| ())
+}
+
+/// The node `id`, read once, when `caller` may see it; 404 when it is unknown or another
+/// organisation's.
+pub async fn visible_node(
+    state: &AppState,
+    caller: &Caller,
+    id: &bitsage_core::NodeId,
+) -> ApiResult<bitsage_core::node::NodeRecord> {
+    let p = caller.required()?;
     let hidden = || ApiError::not_found(format!("node {id} not found"));
     let node = state.store.get_node(id).await?.ok_or_else(hidden)?;
-    if state.accounts.may_see_wallet(p, &node.wallet).await? {
-        Ok(())
+    if p.is_admin() || state.accounts.may_see_wallet(p, &node.wallet).await? {
+        Ok(node)
     } else {
         Err(hidden())
     }

@@ -57,13 +57,7 @@ async fn visible_node(
     caller: &Caller,
     id: &str,
 ) -> ApiResult<bitsage_core::node::NodeRecord> {
-    let id = service::parse_node_id(id)?;
-    auth::ensure_node_visible(state, caller, &id).await?;
-    state
-        .store
-        .get_node(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))
+    auth::visible_node(state, caller, &service::parse_node_id(id)?).await
 }
 
 /// `GET /api/nodes/{id}/eligibility`: every condition for getting work, each with its

@@ -162,9 +162,8 @@ pub async fn node_detail(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let id = service::parse_node_id(&id)?;
-    auth::ensure_node_visible(&state, &caller, &id).await?;
-    Ok(Json(service::node_detail(&state, &id).await?).into_response())
+    let node = auth::visible_node(&state, &caller, &service::parse_node_id(&id)?).await?;
+    Ok(Json(service::node_detail(&state, node).await?).into_response())
 }
 
 /// `GET /api/nodes/attestation-challenge`.
@@ -221,9 +220,8 @@ pub async fn attestation_evidence(
     caller: Caller,
     ApiPath(id): ApiPath<String>,
 ) -> ApiResult<Response> {
-    let id = service::parse_node_id(&id)?;
-    auth::ensure_node_visible(&state, &caller, &id).await?;
-    Ok(Json(service::attestation_evidence(&state, &id).await?).into_response())
+    let node = auth::visible_node(&state, &caller, &service::parse_node_id(&id)?).await?;
+    Ok(Json(service::attestation_evidence(node)?).into_response())
 }
 
 /// The token of an `Authorization: Bearer <token>` header (the scheme in any case, RFC 9110

@@ -37,13 +37,6 @@ pub struct WorkerStatus {
     pub pending_rewards: Option<TokenAmount>,
 }
 
-fn ok<T: Clone>(s: &Section<T>) -> Option<T> {
-    match s {
-        Section::Ok(v) => Some(v.clone()),
-        Section::Unavailable { .. } => None,
-    }
-}
-
 /// `GET /api/worker/status`.
 #[utoipa::path(
     get,
@@ -69,10 +62,10 @@ fn ok<T: Clone>(s: &Section<T>) -> Option<T> {
 pub async fn worker_status(state: State<AppState>, wallet: WalletHeader) -> Json<WorkerStatus> {
     let Json(status) = validator_status(state, wallet).await;
     Json(WorkerStatus {
-        staked_amount: ok(&status.stake).map(|s| s.value.amount),
-        reputation_score: ok(&status.reputation).map(|r| r.value.score),
-        jobs_completed: ok(&status.jobs).map(|j| j.completed),
-        pending_rewards: ok(&status.rewards).map(|r| r.value.pending),
+        staked_amount: status.stake.ok().map(|s| s.value.amount),
+        reputation_score: status.reputation.ok().map(|r| r.value.score),
+        jobs_completed: status.jobs.ok().map(|j| j.completed),
+        pending_rewards: status.rewards.ok().map(|r| r.value.pending),
         status,
     })
 }
@@ -139,29 +132,26 @@ pub async fn worker_gpu_metrics(
 ) -> Json<WorkerGpuMetrics> {
     let Json(validator) = validator_gpus(state, wallet).await;
     let pct = |r: Option<f64>| r.map(|v| v * 100.0);
-    let gpus = match &validator.workers {
-        Section::Ok(w) => Some(
-            w.nodes
-                .iter()
-                .flat_map(|n| {
-                    n.gpus.iter().map(move |g| {
-                        let s = n.latest_samples.iter().find(|s| s.uuid == g.uuid);
-                        SeedGpu {
-                            node_id: n.node_id.clone(),
-                            uuid: g.uuid.clone(),
-                            model: g.name.clone(),
-                            compute_utilization: pct(s.and_then(|s| s.gpu_utilization_ratio)),
-                            memory_utilization: pct(s.and_then(|s| s.memory_utilization_ratio)),
-                            temperature_celsius: s.and_then(|s| s.temperature_celsius),
-                            power_watts: s.and_then(|s| s.power_watts),
-                            sampled_at: s.map(|s| s.at),
-                        }
-                    })
+    let gpus = validator.workers.ok().map(|w| {
+        w.nodes
+            .iter()
+            .flat_map(|n| {
+                n.gpus.iter().map(move |g| {
+                    let s = n.latest_samples.iter().find(|s| s.uuid == g.uuid);
+                    SeedGpu {
+                        node_id: n.node_id.clone(),
+                        uuid: g.uuid.clone(),
+                        model: g.name.clone(),
+                        compute_utilization: pct(s.and_then(|s| s.gpu_utilization_ratio)),
+                        memory_utilization: pct(s.and_then(|s| s.memory_utilization_ratio)),
+                        temperature_celsius: s.and_then(|s| s.temperature_celsius),
+                        power_watts: s.and_then(|s| s.power_watts),
+                        sampled_at: s.map(|s| s.at),
+                    }
                 })
-                .collect(),
-        ),
-        Section::Unavailable { .. } => None,
-    };
+            })
+            .collect()
+    });
     Json(WorkerGpuMetrics { validator, gpus })
 }
 

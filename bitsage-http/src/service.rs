@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use bitsage_core::job::JobFilter;
-use bitsage_core::node::NodeFilter;
+use bitsage_core::node::{NodeFilter, NodeRecord};
 use bitsage_core::page::{Page, PageRequest};
 use bitsage_core::receipt::ReceiptFilter;
 use bitsage_core::service::jobs::{Completion, LeaseOutcome};
@@ -210,13 +210,9 @@ pub fn node_filter(q: &NodeListQuery) -> Result<NodeFilter, Error> {
     })
 }
 
-/// `GET /api/nodes/{id}`.
-pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail> {
-    let node = state
-        .store
-        .get_node(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+/// `GET /api/nodes/{id}` of `node` (already read and checked visible).
+pub async fn node_detail(state: &AppState, node: NodeRecord) -> ApiResult<NodeDetail> {
+    let id = &node.id;
     let now = bitsage_core::time::now();
     let (last_seen, history, gpu_collector, operations) = tokio::try_join!(
         state.store.last_seen(id),
@@ -233,17 +229,13 @@ pub async fn node_detail(state: &AppState, id: &NodeId) -> ApiResult<NodeDetail>
     })
 }
 
-/// `GET /api/nodes/{id}/attestation`: the evidence the node registered with; 404 when it
+/// `GET /api/nodes/{id}/attestation` of `node`: the evidence it registered with; 404 when it
 /// registered without answering a challenge.
-pub async fn attestation_evidence(state: &AppState, id: &NodeId) -> ApiResult<AttestationEvidence> {
-    let node = state
-        .store
-        .get_node(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("node {id} not found")))?;
+pub fn attestation_evidence(node: NodeRecord) -> ApiResult<AttestationEvidence> {
     let evidence = node.hardware.attestation.ok_or_else(|| {
         ApiError::not_found(format!(
-            "node {id} registered without answering an attestation challenge"
+            "node {} registered without answering an attestation challenge",
+            node.id
         ))
     })?;
     Ok(AttestationEvidence {
@@ -388,10 +380,7 @@ pub async fn earnings(
         .collect();
     periods.sort_unstable_by(|a, b| b.cmp(a));
     periods.dedup();
-    let mut payouts = Vec::with_capacity(periods.len());
-    for p in &periods {
-        payouts.push(state.coordinator.payout_period(node, p).await?);
-    }
+    let payouts = state.coordinator.payout_periods(node, &periods).await?;
     Ok(EarningsResponse {
         node_id: node.clone(),
         from: q.from,

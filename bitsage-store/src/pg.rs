@@ -1817,43 +1817,47 @@ impl TelemetryStore for PgStore {
                     .map_err(db_err)?
                     .rows_affected();
             }
-            report.heartbeats = sqlx::query("DELETE FROM heartbeats WHERE at < $1")
-                .bind(cut.raw_heartbeats)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
+            // Everything else past its cutoff, by time, then the rollups by minute.
+            let mut by_time = [0u64; 4];
+            for (n, (sql, at)) in [
+                ("DELETE FROM heartbeats WHERE at < $1", cut.raw_heartbeats),
+                (
+                    "DELETE FROM node_maintenance WHERE ends_at < $1",
+                    cut.minute_rollups,
+                ),
+                (
+                    "DELETE FROM job_timings WHERE completed_at < $1",
+                    cut.job_timings,
+                ),
+                ("DELETE FROM node_facts WHERE at < $1", cut.node_facts),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                by_time[n] = sqlx::query(sql)
+                    .bind(at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+                    .rows_affected();
+            }
             let first = bitsage_core::node::minute_of(cut.minute_rollups);
-            report.rollups = sqlx::query("DELETE FROM heartbeat_minutes WHERE minute < $1")
-                .bind(first)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected()
-                + sqlx::query("DELETE FROM gpu_sample_minutes WHERE minute < $1")
+            let mut minutes = 0;
+            for sql in [
+                "DELETE FROM heartbeat_minutes WHERE minute < $1",
+                "DELETE FROM gpu_sample_minutes WHERE minute < $1",
+            ] {
+                minutes += sqlx::query(sql)
                     .bind(first)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?
                     .rows_affected();
-            report.rollups += sqlx::query("DELETE FROM node_maintenance WHERE ends_at < $1")
-                .bind(cut.minute_rollups)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
-            report.job_timings = sqlx::query("DELETE FROM job_timings WHERE completed_at < $1")
-                .bind(cut.job_timings)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
-            report.node_facts = sqlx::query("DELETE FROM node_facts WHERE at < $1")
-                .bind(cut.node_facts)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected();
+            }
+            report.heartbeats = by_time[0];
+            report.rollups = minutes + by_time[1];
+            report.job_timings = by_time[2];
+            report.node_facts = by_time[3];
             Ok(report)
         }
         .await;

@@ -1890,50 +1890,43 @@ impl TelemetryStore for SqliteStore {
                         .map_err(db_err)?
                         .rows_affected();
             }
-            let delete = |sql: &'static str, at: i64| sqlx::query(sql).bind(at);
-            report.heartbeats = delete(
-                "DELETE FROM heartbeats WHERE at < ?",
-                to_micros(cut.raw_heartbeats),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+            // Everything else past its cutoff (times in µs, rollups by minute).
             let first = bitsage_core::node::minute_of(cut.minute_rollups);
-            report.rollups = delete("DELETE FROM heartbeat_minutes WHERE minute < ?", first)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_err)?
-                .rows_affected()
-                + delete("DELETE FROM gpu_sample_minutes WHERE minute < ?", first)
+            let mut deleted = [0u64; 6];
+            for (n, (sql, before)) in [
+                (
+                    "DELETE FROM heartbeats WHERE at < ?",
+                    to_micros(cut.raw_heartbeats),
+                ),
+                ("DELETE FROM heartbeat_minutes WHERE minute < ?", first),
+                ("DELETE FROM gpu_sample_minutes WHERE minute < ?", first),
+                (
+                    "DELETE FROM node_maintenance WHERE ends_at < ?",
+                    to_micros(cut.minute_rollups),
+                ),
+                (
+                    "DELETE FROM job_timings WHERE completed_at < ?",
+                    to_micros(cut.job_timings),
+                ),
+                (
+                    "DELETE FROM node_facts WHERE at < ?",
+                    to_micros(cut.node_facts),
+                ),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                deleted[n] = sqlx::query(sql)
+                    .bind(before)
                     .execute(&mut *tx)
                     .await
                     .map_err(db_err)?
                     .rows_affected();
-            report.rollups += delete(
-                "DELETE FROM node_maintenance WHERE ends_at < ?",
-                to_micros(cut.minute_rollups),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            report.job_timings = delete(
-                "DELETE FROM job_timings WHERE completed_at < ?",
-                to_micros(cut.job_timings),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            report.node_facts = delete(
-                "DELETE FROM node_facts WHERE at < ?",
-                to_micros(cut.node_facts),
-            )
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
+            }
+            report.heartbeats = deleted[0];
+            report.rollups = deleted[1] + deleted[2] + deleted[3];
+            report.job_timings = deleted[4];
+            report.node_facts = deleted[5];
             Ok(report)
         }
         .await;

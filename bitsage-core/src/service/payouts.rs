@@ -15,14 +15,36 @@ pub const MAX_PAYOUT_MONTHS: u32 = 36;
 impl Coordinator {
     /// A node's `period` (`YYYY-MM`) against the threshold, with its mark if any.
     pub async fn payout_period(&self, node: &NodeId, period: &str) -> ServiceResult<PayoutPeriod> {
+        let marks = self.store.payout_marks(node).await?;
+        self.period_with(node, period, &marks).await
+    }
+
+    /// Several periods of a node (its marks read once).
+    pub async fn payout_periods(
+        &self,
+        node: &NodeId,
+        periods: &[String],
+    ) -> ServiceResult<Vec<PayoutPeriod>> {
+        let marks = self.store.payout_marks(node).await?;
+        let mut out = Vec::with_capacity(periods.len());
+        for p in periods {
+            out.push(self.period_with(node, p, &marks).await?);
+        }
+        Ok(out)
+    }
+
+    /// [`Coordinator::payout_period`] with the node's marks already read.
+    async fn period_with(
+        &self,
+        node: &NodeId,
+        period: &str,
+        marks: &[PayoutMark],
+    ) -> ServiceResult<PayoutPeriod> {
         let window = period_window(period)?;
-        let (total, marks) = futures::try_join!(
-            self.store.earnings_total(node, Some(window)),
-            self.store.payout_marks(node),
-        )?;
-        let mark = marks.into_iter().find(|m| m.period == period);
+        let total = self.store.earnings_total(node, Some(window)).await?;
+        let mark = marks.iter().find(|m| m.period == period);
         let threshold = self.policy.payout_threshold;
-        let state = match &mark {
+        let state = match mark {
             Some(_) => PayoutState::MarkedReady,
             None if total.net >= threshold => PayoutState::Eligible,
             None => PayoutState::BelowThreshold,
@@ -32,7 +54,7 @@ impl Coordinator {
             net: total.net,
             threshold,
             state,
-            marked_by: mark.as_ref().map(|m| m.marked_by.clone()),
+            marked_by: mark.map(|m| m.marked_by.clone()),
             marked_at: mark.map(|m| m.marked_at),
         })
     }
@@ -49,15 +71,15 @@ impl Coordinator {
                 Error::invalid("months", format!("must be 1 ..= {MAX_PAYOUT_MONTHS}")).into(),
             );
         }
-        let mut out = Vec::new();
+        let mut periods = Vec::new();
         for p in recent_periods(now, months) {
             // Months before the node existed have nothing to pay.
             if period_window(&p)?.to <= node.registered_at {
                 break;
             }
-            out.push(self.payout_period(&node.id, &p).await?);
+            periods.push(p);
         }
-        Ok(out)
+        self.payout_periods(&node.id, &periods).await
     }
 
     /// An admin marks `node`'s `period` ready to pay: only once it has ended, at or above the
