@@ -13,6 +13,10 @@
 #    exports its URL as BITSAGE_TEST_PG_URL (PostgreSQL refuses to run as root, so as root the
 #    cluster runs as the `postgres` user).
 # 3. Runs `cargo test --workspace`, then stops and deletes the cluster.
+# 4. Then the web console's browser tests (console-tests/, scripts/lib/browser.sh): installs
+#    Debian's chromium and the pinned npm packages (npm ci) when missing, and runs
+#    `node --test` against the real binaries in headless Chromium; their counts join the
+#    summary line. Without Chromium or Node.js they are skipped, with the reason, unless CI=true.
 #
 # Under CI=true a test whose service is missing fails; the script also fails when no test ran.
 set -euo pipefail
@@ -24,6 +28,8 @@ source scripts/lib/postgres.sh
 source scripts/lib/devnet.sh
 # shellcheck source=lib/schemathesis.sh
 source scripts/lib/schemathesis.sh
+# shellcheck source=lib/browser.sh
+source scripts/lib/browser.sh
 
 trap stop_postgres EXIT
 
@@ -53,6 +59,18 @@ if [ "$status" -ne 0 ]; then
 fi
 if [ "$ran" -eq 0 ]; then
   log "FAILED: no test ran"
+  exit 1
+fi
+
+ensure_browser
+browser_status=0
+# The binaries `cargo test --workspace` just built (same features: no second compile).
+BROWSER_BUILD=tests run_browser_tests || browser_status=$?
+ran=$((ran + BROWSER_PASSED))
+failed=$((failed + BROWSER_FAILED))
+if [ "$browser_status" -ne 0 ]; then
+  log "FAILED (browser tests): $ran passed, $failed failed"
+  echo "$ran passed, $failed failed"
   exit 1
 fi
 log "all tests passed: $ran passed, $failed failed"

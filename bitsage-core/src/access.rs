@@ -322,6 +322,104 @@ pub struct RefreshToken {
     pub expires_at: Timestamp,
 }
 
+/// The prefix of enrolment tokens.
+pub const ENROLMENT_PREFIX: &str = "bse_";
+/// How long an enrolment token lives unless asked otherwise (24 h).
+pub const DEFAULT_ENROLMENT_TTL_SECS: u64 = 24 * 3600;
+/// The longest an enrolment token may live (7 days).
+pub const MAX_ENROLMENT_TTL_SECS: u64 = 7 * 24 * 3600;
+
+/// A new enrolment token: its id (`bse_` + 12 hex digits, safe to show and log) and the
+/// secret the agent presents (`<id>_` + 64 hex digits; only its hash is stored).
+pub fn new_enrolment_token() -> (String, String) {
+    let id = format!("{ENROLMENT_PREFIX}{}", random_hex::<6>());
+    let secret = format!("{id}_{}", random_hex::<32>());
+    (id, secret)
+}
+
+/// Checks an enrolment token's shape (1–128 of `A-Z a-z 0-9 _ -`) before it is hashed.
+pub fn check_enrolment_token(token: &str) -> Result<()> {
+    let ok = !token.is_empty()
+        && token.len() <= 128
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(
+            "enrolment_token",
+            "1 to 128 letters, digits, `_` or `-`",
+        ))
+    }
+}
+
+/// An enrolment token: lets one node register for one of an organisation's wallets, once,
+/// before it expires — the operator's proof that a new node is theirs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Enrolment {
+    /// Its id (`bse_…`, not the secret).
+    pub id: String,
+    /// BLAKE2s of the secret (never sent).
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub hash: Hash32,
+    /// The organisation the node joins.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub org: OrgId,
+    /// The wallet the node must register with (one of the organisation's).
+    pub wallet: WalletAddress,
+    /// Who created it (username).
+    pub created_by: String,
+    /// When.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
+    pub created_at: Timestamp,
+    /// Until when it may be used.
+    #[cfg_attr(feature = "openapi", schema(value_type = crate::openapi::TimestampSchema))]
+    pub expires_at: Timestamp,
+    /// When a node used it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<crate::openapi::TimestampSchema>))]
+    pub used_at: Option<Timestamp>,
+    /// The node that used it.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    pub node: Option<crate::NodeId>,
+}
+
+/// Why a stored enrolment `e` was not spent by `node` with `wallet` at `now` (for backends
+/// that try an atomic spend first and read the token only when it did not happen): the
+/// same node again is `Redeemed`, another `Spent`, then `Expired`, then `WrongWallet`.
+pub fn redemption_of(
+    e: Enrolment,
+    node: &crate::NodeId,
+    wallet: &WalletAddress,
+    now: Timestamp,
+) -> Redemption {
+    match &e.node {
+        Some(n) if n == node => Redemption::Redeemed(e),
+        Some(_) => Redemption::Spent,
+        None if e.expires_at <= now => Redemption::Expired,
+        None if e.wallet != *wallet => Redemption::WrongWallet,
+        // A live token that the spend did not take: another caller took it in between.
+        None => Redemption::Spent,
+    }
+}
+
+/// What presenting an enrolment token did ([`AccountStore::redeem_enrolment`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// The token is (now, or already) this node's.
+    Redeemed(Enrolment),
+    /// No such token.
+    Unknown,
+    /// It expired before it was used.
+    Expired,
+    /// Another node used it.
+    Spent,
+    /// The node registers with another wallet than the token's.
+    WrongWallet,
+}
+
 /// What presenting a refresh token did ([`AccountStore::rotate_refresh_token`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
@@ -521,6 +619,12 @@ pub struct AuditFilter {
 ///   `touch_api_key` sets `last_used_at` only when it is unset or older than 60 s before `now`;
 ///   `revoke_api_key` sets `revoked_at` once (`NotFound` for an unknown id; revoking again
 ///   keeps the first time).
+/// - Enrolments: `redeem_enrolment` is atomic under concurrent callers across coordinators:
+///   of several nodes presenting one live token exactly one gets `Redeemed` (the token then
+///   records that node and `used_at`); the same node presenting it again later gets
+///   `Redeemed` again (an agent restarts with the same file), any other `Spent`. An unused
+///   token past `expires_at` is `Expired`; a wallet other than the token's is `WrongWallet`
+///   and spends nothing; an unknown hash is `Unknown`.
 /// - Lists are in creation order (ties by id); absent records are `Ok(None)`.
 #[async_trait]
 pub trait AccountStore: Send + Sync + fmt::Debug {
@@ -581,6 +685,21 @@ pub trait AccountStore: Send + Sync + fmt::Debug {
     async fn touch_api_key(&self, id: &str, now: Timestamp) -> Result<()>;
     /// Revokes the key.
     async fn revoke_api_key(&self, id: &str, now: Timestamp) -> Result<()>;
+
+    /// Stores an enrolment token (`AlreadyExists` for a known id; `NotFound` for an unknown
+    /// organisation).
+    async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<()>;
+    /// Presents the token hashed `token` for `node` registering with `wallet` at `now` (see
+    /// the contract).
+    async fn redeem_enrolment(
+        &self,
+        token: &Hash32,
+        node: &crate::NodeId,
+        wallet: &WalletAddress,
+        now: Timestamp,
+    ) -> Result<Redemption>;
+    /// The enrolment `node` registered with.
+    async fn node_enrolment(&self, node: &crate::NodeId) -> Result<Option<Enrolment>>;
 }
 
 /// The append-only audit log.

@@ -120,6 +120,10 @@ pub struct RegisterRequest {
     /// re-registration with another profile updates it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub profile: Option<crate::node::NodeProfile>,
+    /// The enrolment token the operator created for this node ([`crate::access::Enrolment`]):
+    /// ties a new node to the organisation's wallet; required where the deployment says so.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enrolment_token: Option<String>,
     /// ed25519 signature over [`RegisterRequest::canonical_bytes`] by `public_key`.
     pub signature: SignatureBytes,
 }
@@ -143,10 +147,18 @@ impl RegisterRequest {
             sent_at,
             wallet_proof: None,
             profile: None,
+            enrolment_token: None,
             signature: SignatureBytes([0; 64]),
         };
         req.signature = sign(key, &req.canonical_bytes());
         req
+    }
+
+    /// The same request carrying an enrolment `token`, signed again with `key`.
+    pub fn with_enrolment_token(mut self, token: impl Into<String>, key: &SigningKey) -> Self {
+        self.enrolment_token = Some(token.into());
+        self.signature = sign(key, &self.canonical_bytes());
+        self
     }
 
     /// The same request carrying `proof` of its wallet, signed again with `key`.
@@ -180,6 +192,10 @@ impl RegisterRequest {
             // Tagged, so a profile can never be read as a wallet proof or the reverse.
             w.field(b"profile");
             json_field(&mut w, profile);
+        }
+        if let Some(token) = &self.enrolment_token {
+            w.field(b"enrolment");
+            w.field(token.as_bytes());
         }
         w.finish()
     }

@@ -81,7 +81,10 @@ impl ReceiptBody {
         Ok(sign(node_key, &self.canonical_bytes()))
     }
 
-    fn countersign_bytes(&self, node_signature: &SignatureBytes) -> Vec<u8> {
+    /// The bytes the coordinator's countersignature covers (the body's canonical bytes and the
+    /// node's signature, after the countersign domain) — for a second verifier, such as the
+    /// console's re-check in the browser.
+    pub fn countersign_bytes(&self, node_signature: &SignatureBytes) -> Vec<u8> {
         let mut w = CanonicalWriter::new(COUNTERSIGN_DOMAIN);
         w.field(&self.canonical_bytes()).field(&node_signature.0);
         w.finish()
@@ -124,6 +127,20 @@ impl Receipt {
         })
     }
 
+    /// Verifies the receipt against the deployment key `pinned` (published and pinned, never
+    /// taken from the receipt): the receipt must name that key, and both signatures and the
+    /// amounts must verify.
+    pub fn verify_pinned(&self, pinned: &PublicKey) -> Result<(), Error> {
+        if self.body.coordinator_key != *pinned {
+            return Err(Error::Signature(format!(
+                "countersigned by key {}, not the deployment's key {}",
+                crate::deployment::key_id(&self.body.coordinator_key),
+                crate::deployment::key_id(pinned)
+            )));
+        }
+        self.verify()
+    }
+
     /// Verifies both signatures and the amounts.
     pub fn verify(&self) -> Result<(), Error> {
         self.body.check_amounts()?;
@@ -150,6 +167,10 @@ pub struct ReceiptFilter {
     pub window: Option<crate::time::TimeWindow>,
     /// Only this job kind.
     pub kind: Option<String>,
+    /// Only the receipt of this job.
+    pub job: Option<crate::JobId>,
+    /// Newest first (completion time, then id, both descending) instead of oldest first.
+    pub newest_first: bool,
 }
 
 #[cfg(test)]

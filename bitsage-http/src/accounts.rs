@@ -784,6 +784,68 @@ pub async fn create_key(
     Ok(res)
 }
 
+/// `POST /api/enrolments`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEnrolmentRequest {
+    /// The wallet the new node will register with (one of the organisation's).
+    #[schema(value_type = String)]
+    pub wallet: WalletAddress,
+    /// For admins: the organisation (default: the wallet's).
+    #[serde(default)]
+    pub org: Option<OrgId>,
+    /// How long the token may be used, seconds (60 ..= 604800; default 86400).
+    #[serde(default)]
+    pub ttl_secs: Option<u64>,
+}
+
+/// `POST /api/enrolments`: 201 with a single-use enrolment token (shown once).
+#[utoipa::path(
+    post,
+    path = "/api/enrolments",
+    tag = "nodes",
+    operation_id = "createEnrolment",
+    summary = "Create an enrolment token for a new node",
+    description = "The token (`bse_…`, the agent's `enrolment_token`) lets one new node register \
+        for the given wallet of your organisation, once, before it expires; only its hash is \
+        kept. A coordinator started with `--require-enrolment` admits new nodes with one only.",
+    request_body = CreateEnrolmentRequest,
+    responses(
+        (status = 201, description = "Created.", body = bitsage_core::service::accounts::CreatedEnrolment),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized),
+        (status = 403, response = Forbidden),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 500, response = InternalError),
+        (status = 503, response = ServiceUnavailable),
+    ),
+    security(("bearer" = []), ("cookie" = []))
+)]
+pub async fn create_enrolment(
+    State(state): State<AppState>,
+    caller: Caller,
+    ApiJson(req): ApiJson<CreateEnrolmentRequest>,
+) -> ApiResult<Response> {
+    let created = state
+        .accounts
+        .create_enrolment(
+            caller.required()?,
+            bitsage_core::service::accounts::NewEnrolmentInput {
+                wallet: req.wallet,
+                org: req.org,
+                ttl_secs: req.ttl_secs,
+            },
+            bitsage_core::time::now(),
+        )
+        .await?;
+    let mut res = (StatusCode::CREATED, Json(created)).into_response();
+    res.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(res)
+}
+
 /// `GET /api/keys`: the keys the caller may see (never their secrets).
 #[utoipa::path(
     get,

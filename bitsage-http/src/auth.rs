@@ -117,6 +117,7 @@ pub const ROUTES: &[RouteRule] = &[
     rule("GET", "/api/keys", users(ORG)),
     rule("POST", "/api/keys", users(ANY)),
     rule("DELETE", "/api/keys/{id}", users(ORG)),
+    rule("POST", "/api/enrolments", users(ORG)),
     // Nodes (signed by the node).
     rule("POST", "/api/nodes/register", Access::NodeSigned),
     rule("POST", "/api/nodes/heartbeat", Access::NodeSigned),

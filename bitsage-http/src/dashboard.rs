@@ -1528,6 +1528,11 @@ pub async fn jobs_recent(
     security((), ("bearer" = []), ("cookie" = []))
 )]
 pub async fn summary(State(state): State<AppState>) -> Json<Summary> {
+    Json(summary_of(&state).await)
+}
+
+/// The summary (also the console's Overview), each group within the dashboard budget.
+pub async fn summary_of(state: &AppState) -> Summary {
     let budget = Budget::start(&state.config);
     let store = &state.store;
     let network = fetch(Source::Store, &budget, async {
@@ -1544,7 +1549,7 @@ pub async fn summary(State(state): State<AppState>) -> Json<Summary> {
         })
     });
     let health = async {
-        match tokio::time::timeout_at(budget.deadline, service::readiness(&state)).await {
+        match tokio::time::timeout_at(budget.deadline, service::readiness(state)).await {
             Ok(h) => h.components.store,
             Err(_) => ComponentHealth {
                 status: HealthStatus::Unavailable,
@@ -1576,14 +1581,14 @@ pub async fn summary(State(state): State<AppState>) -> Json<Summary> {
     );
     let (network, chain, store_health, settlement, operations) =
         tokio::join!(network, totals, health, settlement, operations);
-    Json(Summary {
+    Summary {
         generated_at: bitsage_core::time::now(),
         network,
         chain,
         store: store_health,
         settlement,
         operations,
-    })
+    }
 }
 
 /// `GET /openapi.json`.

@@ -137,6 +137,9 @@ impl From<ServiceError> for ApiError {
             ServiceError::WalletRejected(m) => {
                 Self::new(StatusCode::FORBIDDEN, "wallet_rejected", m)
             }
+            ServiceError::EnrolmentRejected(m) => {
+                Self::new(StatusCode::FORBIDDEN, "enrolment_rejected", m)
+            }
             ServiceError::Transport(m) => Self::new(StatusCode::BAD_REQUEST, TRANSPORT_ERROR, m),
             ServiceError::Domain(e) => e.into(),
         }

@@ -34,6 +34,7 @@ pub mod accounts;
 pub mod api;
 pub mod auth;
 pub mod client;
+pub mod console;
 pub mod contracts;
 pub mod dashboard;
 pub mod error;
@@ -41,6 +42,7 @@ pub mod extract;
 pub mod layers;
 pub mod live;
 pub mod metrics;
+pub mod onboarding;
 pub mod openapi;
 pub mod operations;
 pub mod ratelimit;
@@ -361,6 +363,7 @@ pub fn router(state: AppState) -> Router {
             get(accounts::list_keys).post(accounts::create_key),
         )
         .route("/api/keys/{id}", delete(accounts::revoke_key))
+        .route("/api/enrolments", post(accounts::create_enrolment))
         .route("/api/audit", get(accounts::audit))
         .merge(dashboard::routes())
         .merge(operations::routes())
@@ -374,6 +377,8 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::authorize,
         ))
+        // The console's pages check their caller themselves (outside the API's table).
+        .merge(console::routes(state.clone()))
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -114,6 +114,7 @@ scope. Every route is rate limited per class (429 with `Retry-After`).";
         crate::accounts::list_keys,
         crate::accounts::create_key,
         crate::accounts::revoke_key,
+        crate::accounts::create_enrolment,
         crate::accounts::audit,
     ),
     components(

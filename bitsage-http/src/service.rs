@@ -270,8 +270,18 @@ pub async fn list_receipts(state: &AppState, q: ReceiptListQuery) -> ApiResult<P
         node: q.node,
         window: window_of(q.from, q.to)?,
         kind: q.kind,
+        ..ReceiptFilter::default()
     };
-    let p = state.store.list_receipts(&filter, page).await?;
+    receipts_page(state, &filter, page).await
+}
+
+/// A page of the receipts matching `filter` (also the console's search, newest first).
+pub async fn receipts_page(
+    state: &AppState,
+    filter: &ReceiptFilter,
+    page: PageRequest,
+) -> ApiResult<Page<ReceiptView>> {
+    let p = state.store.list_receipts(filter, page).await?;
     Ok(byte_capped(
         p.items.into_iter().map(ReceiptView::from).collect(),
         page,

@@ -1151,6 +1151,7 @@ impl ReceiptLedger for InMemoryStore {
                 .iter()
                 .filter(|r| filter.node.as_ref().is_none_or(|n| r.body.node_id == *n))
                 .filter(|r| filter.kind.as_ref().is_none_or(|k| r.body.kind == *k))
+                .filter(|r| filter.job.as_ref().is_none_or(|j| r.body.job_id == *j))
                 .filter(|r| {
                     filter
                         .window
@@ -1161,6 +1162,9 @@ impl ReceiptLedger for InMemoryStore {
             all.sort_by(|a, b| {
                 (a.body.completed_at, a.body.id).cmp(&(b.body.completed_at, b.body.id))
             });
+            if filter.newest_first {
+                all.reverse();
+            }
             Ok(paginate(all, page))
         })
     }

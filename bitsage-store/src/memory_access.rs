@@ -6,12 +6,12 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use bitsage_core::access::{
-    AccountStore, ApiKey, AuditEntry, AuditFilter, AuditLog, NewAuditEntry, Organisation,
-    RefreshToken, Role, Rotation, User, UserRecord, UserUpdate,
+    AccountStore, ApiKey, AuditEntry, AuditFilter, AuditLog, Enrolment, NewAuditEntry,
+    Organisation, Redemption, RefreshToken, Role, Rotation, User, UserRecord, UserUpdate,
 };
 use bitsage_core::crypto::Hash32;
 use bitsage_core::page::{Page, PageRequest};
-use bitsage_core::{Error, OrgId, Result, Timestamp, UserId, WalletAddress};
+use bitsage_core::{Error, NodeId, OrgId, Result, Timestamp, UserId, WalletAddress};
 
 use crate::common::{apply_user_update, paginate, token_state, touch_due, TokenState};
 use crate::memory::InMemoryStore;
@@ -33,6 +33,7 @@ pub(crate) struct AccessState {
     users: Vec<UserRecord>,
     tokens: HashMap<Hash32, TokenRow>,
     keys: Vec<ApiKey>,
+    enrolments: Vec<Enrolment>,
     audit: Vec<AuditEntry>,
 }
 
@@ -362,6 +363,54 @@ impl AccountStore for InMemoryStore {
             let k = s.key_mut(id)?;
             k.revoked_at.get_or_insert(now);
             Ok(())
+        })
+    }
+
+    async fn create_enrolment(&self, enrolment: &Enrolment) -> Result<()> {
+        self.access(|s| {
+            s.check_org(Some(&enrolment.org))?;
+            if s.enrolments.iter().any(|e| e.id == enrolment.id) {
+                return Err(Error::AlreadyExists {
+                    what: "enrolment",
+                    id: enrolment.id.clone(),
+                });
+            }
+            s.enrolments.push(enrolment.clone());
+            Ok(())
+        })
+    }
+
+    async fn redeem_enrolment(
+        &self,
+        token: &Hash32,
+        node: &NodeId,
+        wallet: &WalletAddress,
+        now: Timestamp,
+    ) -> Result<Redemption> {
+        self.access(|s| {
+            let Some(e) = s.enrolments.iter_mut().find(|e| e.hash == *token) else {
+                return Ok(Redemption::Unknown);
+            };
+            if e.node.is_none() && e.expires_at > now && e.wallet == *wallet {
+                e.node = Some(node.clone());
+                e.used_at = Some(now);
+                return Ok(Redemption::Redeemed(e.clone()));
+            }
+            Ok(bitsage_core::access::redemption_of(
+                e.clone(),
+                node,
+                wallet,
+                now,
+            ))
+        })
+    }
+
+    async fn node_enrolment(&self, node: &NodeId) -> Result<Option<Enrolment>> {
+        self.access(|s| {
+            Ok(s.enrolments
+                .iter()
+                .find(|e| e.node.as_ref() == Some(node))
+                .cloned())
         })
     }
 }

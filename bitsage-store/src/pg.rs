@@ -2135,28 +2135,37 @@ impl ReceiptLedger for PgStore {
         page: PageRequest,
     ) -> Result<Page<Receipt>> {
         let node = filter.node.as_ref().map(|n| n.to_string());
+        let job = filter.job.as_ref().map(|j| j.to_string());
         let from = filter.window.map(|w| w.from);
         let to = filter.window.map(|w| w.to);
         const WHERE: &str = "WHERE ($1::text IS NULL OR node_id = $1) \
              AND ($2::text IS NULL OR kind = $2) \
              AND ($3::timestamptz IS NULL OR completed_at >= $3) \
-             AND ($4::timestamptz IS NULL OR completed_at < $4)";
+             AND ($4::timestamptz IS NULL OR completed_at < $4) \
+             AND ($5::text IS NULL OR job_id = $5::uuid)";
+        let order = if filter.newest_first {
+            "completed_at DESC, id DESC"
+        } else {
+            "completed_at, id"
+        };
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM receipts {WHERE}"))
             .bind(&node)
             .bind(&filter.kind)
             .bind(from)
             .bind(to)
+            .bind(&job)
             .fetch_one(&self.pool)
             .await
             .map_err(db_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT receipt::text AS receipt FROM receipts {WHERE} ORDER BY completed_at, id \
-             LIMIT $5 OFFSET $6"
+            "SELECT receipt::text AS receipt FROM receipts {WHERE} ORDER BY {order} \
+             LIMIT $6 OFFSET $7"
         ))
         .bind(&node)
         .bind(&filter.kind)
         .bind(from)
         .bind(to)
+        .bind(&job)
         .bind(i64::from(page.limit))
         .bind(to_i64(page.offset, "page offset")?)
         .fetch_all(&self.pool)

@@ -6,12 +6,12 @@
 
 use async_trait::async_trait;
 use bitsage_core::access::{
-    AccountStore, ApiKey, AuditEntry, AuditFilter, AuditLog, NewAuditEntry, Organisation,
-    RefreshToken, Role, Rotation, User, UserRecord, UserUpdate,
+    AccountStore, ApiKey, AuditEntry, AuditFilter, AuditLog, Enrolment, NewAuditEntry,
+    Organisation, Redemption, RefreshToken, Role, Rotation, User, UserRecord, UserUpdate,
 };
 use bitsage_core::crypto::Hash32;
 use bitsage_core::page::{Page, PageRequest};
-use bitsage_core::{Error, OrgId, Result, Timestamp, UserId, WalletAddress};
+use bitsage_core::{Error, NodeId, OrgId, Result, Timestamp, UserId, WalletAddress};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
 
@@ -726,6 +726,117 @@ impl AccountStore for PgStore {
             None => Err(Error::not_found("API key", id)),
         }
     }
+
+    #[tracing::instrument(name = "store.create_enrolment", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn create_enrolment(&self, e: &Enrolment) -> Result<()> {
+        let mut tx = self.begin().await?;
+        let result: Result<()> = async {
+            require_org(&mut tx, Some(&e.org)).await?;
+            let done = sqlx::query(
+                "INSERT INTO enrolments (id, hash, org_id, wallet, created_by, created_at, \
+                 expires_at, used_at, node_id) VALUES ($1, $2, $3::uuid, $4, $5, $6, $7, $8, $9) \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(&e.id)
+            .bind(e.hash.to_hex())
+            .bind(e.org.to_string())
+            .bind(e.wallet.to_string())
+            .bind(&e.created_by)
+            .bind(e.created_at)
+            .bind(e.expires_at)
+            .bind(e.used_at)
+            .bind(e.node.as_ref().map(|n| n.to_string()))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done.rows_affected() == 0 {
+                return Err(Error::AlreadyExists {
+                    what: "enrolment",
+                    id: e.id.clone(),
+                });
+            }
+            Ok(())
+        }
+        .await;
+        finish(tx, result).await
+    }
+
+    #[tracing::instrument(name = "store.redeem_enrolment", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn redeem_enrolment(
+        &self,
+        token: &Hash32,
+        node: &NodeId,
+        wallet: &WalletAddress,
+        now: Timestamp,
+    ) -> Result<Redemption> {
+        // The row lock of the UPDATE makes one of several concurrent spends win; a loser
+        // re-evaluates the WHERE against the winner's row and updates nothing.
+        let spent = sqlx::query(&format!(
+            "UPDATE enrolments SET node_id = $1, used_at = $2 WHERE hash = $3 AND node_id IS NULL \
+             AND expires_at > $2 AND wallet = $4 RETURNING {ENROLMENT_COLUMNS}"
+        ))
+        .bind(node.to_string())
+        .bind(now)
+        .bind(token.to_hex())
+        .bind(wallet.to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        if let Some(row) = spent {
+            return Ok(Redemption::Redeemed(enrolment_from_row(&row)?));
+        }
+        let row = sqlx::query(&format!(
+            "SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE hash = $1"
+        ))
+        .bind(token.to_hex())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?;
+        let Some(row) = row else {
+            return Ok(Redemption::Unknown);
+        };
+        Ok(bitsage_core::access::redemption_of(
+            enrolment_from_row(&row)?,
+            node,
+            wallet,
+            now,
+        ))
+    }
+
+    #[tracing::instrument(name = "store.node_enrolment", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn node_enrolment(&self, node: &NodeId) -> Result<Option<Enrolment>> {
+        sqlx::query(&format!(
+            "SELECT {ENROLMENT_COLUMNS} FROM enrolments WHERE node_id = $1"
+        ))
+        .bind(node.to_string())
+        .fetch_optional(self.pool())
+        .await
+        .map_err(db_err)?
+        .as_ref()
+        .map(enrolment_from_row)
+        .transpose()
+    }
+}
+
+const ENROLMENT_COLUMNS: &str = "id, hash, org_id::text AS org_id, wallet, created_by, \
+     created_at, expires_at, used_at, node_id";
+
+fn enrolment_from_row(row: &PgRow) -> Result<Enrolment> {
+    let hash: String = get(row, "hash")?;
+    Ok(Enrolment {
+        id: get(row, "id")?,
+        hash: Hash32::from_hex(&hash)
+            .map_err(|e| Error::backend(BACKEND, format!("stored enrolment hash: {e}")))?,
+        org: stored_uuid(&get::<String>(row, "org_id")?, OrgId::parse)?,
+        wallet: WalletAddress::parse(&get::<String>(row, "wallet")?)?,
+        created_by: get(row, "created_by")?,
+        created_at: get(row, "created_at")?,
+        expires_at: get(row, "expires_at")?,
+        used_at: get(row, "used_at")?,
+        node: get::<Option<String>>(row, "node_id")?
+            .map(|n| NodeId::parse(&n))
+            .transpose()?,
+    })
 }
 
 #[async_trait]

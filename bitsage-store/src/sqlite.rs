@@ -2190,20 +2190,31 @@ impl ReceiptLedger for SqliteStore {
         page: PageRequest,
     ) -> Result<Page<Receipt>> {
         let node = filter.node.as_ref().map(|n| n.to_string());
+        let job = filter.job.as_ref().map(|j| j.to_string());
         let from = filter.window.map(|w| to_micros(w.from));
         let to = filter.window.map(|w| to_micros(w.to));
         const WHERE: &str = "WHERE (?1 IS NULL OR node_id = ?1) AND (?2 IS NULL OR kind = ?2) \
-             AND (?3 IS NULL OR completed_at >= ?3) AND (?4 IS NULL OR completed_at < ?4)";
+             AND (?3 IS NULL OR completed_at >= ?3) AND (?4 IS NULL OR completed_at < ?4) \
+             AND (?7 IS NULL OR job_id = ?7)";
+        let order = if filter.newest_first {
+            "completed_at DESC, id DESC"
+        } else {
+            "completed_at, id"
+        };
+        // ?5 and ?6 (the page) are unused by the count but bound: SQLite numbers up to ?7.
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM receipts {WHERE}"))
             .bind(&node)
             .bind(&filter.kind)
             .bind(from)
             .bind(to)
+            .bind(0_i64)
+            .bind(0_i64)
+            .bind(&job)
             .fetch_one(&self.reader)
             .await
             .map_err(db_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT receipt FROM receipts {WHERE} ORDER BY completed_at, id LIMIT ?5 OFFSET ?6"
+            "SELECT receipt FROM receipts {WHERE} ORDER BY {order} LIMIT ?5 OFFSET ?6"
         ))
         .bind(&node)
         .bind(&filter.kind)
@@ -2211,6 +2222,7 @@ impl ReceiptLedger for SqliteStore {
         .bind(to)
         .bind(i64::from(page.limit))
         .bind(to_i64(page.offset, "page offset")?)
+        .bind(&job)
         .fetch_all(&self.reader)
         .await
         .map_err(db_err)?;

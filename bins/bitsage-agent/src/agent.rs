@@ -120,6 +120,9 @@ pub struct AgentConfig {
     /// Region, runtime, labels and energy tag sent at registration (default: none sent;
     /// the coordinator then shows the default profile).
     pub profile: Option<bitsage_core::node::NodeProfile>,
+    /// The operator's enrolment token, which ties the node to the operator's organisation
+    /// when it registers (default none). Never logged: its `Debug` is redacted.
+    pub enrolment_token: Option<crate::enrolment::EnrolmentToken>,
 }
 
 impl AgentConfig {
@@ -144,6 +147,7 @@ impl AgentConfig {
             hardware_timeout: Duration::from_secs(30),
             wallet_signer: crate::wallet::WalletSigner::None,
             profile: None,
+            enrolment_token: None,
         }
     }
 
@@ -534,6 +538,9 @@ impl Ctx {
         }
         if let Some(profile) = &self.config.profile {
             req = req.with_profile(profile.clone(), &self.signing_key);
+        }
+        if let Some(token) = &self.config.enrolment_token {
+            req = req.with_enrolment_token(token.expose(), &self.signing_key);
         }
         let registered = self.client.register(&req).await?;
         let r = &registered.response;

@@ -10,6 +10,11 @@
 //! - [`receipt_check`]: offline verification of a receipt (and of the proof it names).
 //! - [`hardware`]: the hardware report an agent registers with.
 //! - [`wallet`]: proving the node's wallet (SNIP-12 signature of the wallet account).
+//! - [`config_file`]: `agent.yaml`, the configuration file, and how flags override it.
+//! - [`enrolment`]: the enrolment token tying a node to its operator's organisation.
+//!
+//! The service definitions that run the agent (`bitsage-agent service`) come from
+//! [`bitsage_http::onboarding::ServiceSpec`], the same source as the operator console's.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -32,6 +37,8 @@
 
 pub mod agent;
 pub mod backoff;
+pub mod config_file;
+pub mod enrolment;
 pub mod hardware;
 pub mod key;
 pub mod receipt_check;
@@ -41,6 +48,8 @@ pub mod wallet;
 pub use agent::{
     Agent, AgentConfig, AgentError, AgentReport, KeySource, AGENT_VERSION, SHUTDOWN_REASON,
 };
+pub use config_file::{AgentFile, ConfigError, RunSettings};
+pub use enrolment::EnrolmentToken;
 pub use key::{default_key_path, KeyError, NodeKey};
 pub use stats::{AgentHandle, AgentSnapshot, AgentStats};
 pub use wallet::WalletSigner;

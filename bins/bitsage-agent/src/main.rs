@@ -2,8 +2,10 @@
 //! logic lives in the `bitsage_agent` library and the other crates.
 
 mod gpu_cmd;
+mod init_cmd;
 mod prove_cmd;
 mod run_cmd;
+mod service_cmd;
 mod verify_receipt_cmd;
 mod wallet_cmd;
 
@@ -23,6 +25,10 @@ struct Cli {
 enum Command {
     /// Join a coordinator and prove the jobs it leases (Ctrl-C / SIGTERM: graceful stop).
     Run(run_cmd::RunArgs),
+    /// Write a configuration file (`agent.yaml`) for `run --config`.
+    Init(init_cmd::InitArgs),
+    /// Print or write a systemd unit or launchd job that runs `run --config FILE`.
+    Service(service_cmd::ServiceArgs),
     /// Prove a job locally and write the proof envelope to a file.
     Prove(prove_cmd::ProveArgs),
     /// Verify a proof envelope file (exit 0 valid, non-zero invalid).
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Run(args) => run_cmd::run(args),
+        Command::Init(args) => init_cmd::init(args),
+        Command::Service(args) => service_cmd::service(args),
         Command::Prove(args) => prove_cmd::prove(args),
         Command::Verify(args) => prove_cmd::verify(args),
         Command::VerifyReceipt(args) => verify_receipt_cmd::verify_receipt(args),

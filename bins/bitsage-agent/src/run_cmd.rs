@@ -5,39 +5,51 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bitsage_agent::{default_key_path, Agent, AgentConfig, KeySource, WalletSigner};
+use bitsage_agent::config_file::{
+    parse_coordinator, parse_energy_tag, parse_label, parse_node_id, parse_region, parse_runtime,
+    parse_wallet,
+};
+use bitsage_agent::{Agent, AgentFile, EnrolmentToken, RunSettings, WalletSigner};
 use bitsage_core::{NodeId, WalletAddress};
 use bitsage_prover::StwoProver;
 
-/// Arguments of `bitsage-agent run`.
+/// Arguments of `bitsage-agent run`. Each setting can also come from the configuration file
+/// (`--config`); a flag or environment variable overrides the file's value.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
+    /// The configuration file (`agent.yaml`, see `bitsage-agent init`). Not read unless
+    /// given.
+    #[arg(long, env = "BITSAGE_AGENT_CONFIG", value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Check the configuration, print the effective settings (the enrolment token
+    /// redacted) and exit without connecting.
+    #[arg(long)]
+    check: bool,
     /// The coordinator's base URL (plain HTTP), e.g. `http://127.0.0.1:8080`. Several
     /// coordinators of one deployment (comma-separated or the flag repeated) are used in
-    /// order, failing over when one cannot be reached.
-    #[arg(
-        long,
-        env = "BITSAGE_COORDINATOR",
-        value_delimiter = ',',
-        required = true
-    )]
+    /// order, failing over when one cannot be reached. Required here or in the file.
+    #[arg(long, env = "BITSAGE_COORDINATOR", value_delimiter = ',', value_parser = parse_coordinator)]
     coordinator: Vec<String>,
-    /// The Starknet wallet address the node earns for (`0x…`).
+    /// The Starknet wallet address the node earns for (`0x…`). Required here or in the file.
     #[arg(long, env = "BITSAGE_WALLET", value_parser = parse_wallet)]
-    wallet: WalletAddress,
+    wallet: Option<WalletAddress>,
     /// The node id (default: `node-` + the first 16 hex digits of the public key).
     #[arg(long, value_parser = parse_node_id)]
     node_id: Option<NodeId>,
     /// The node key file, created (mode 0600) if missing
-    /// (default: `$BITSAGE_DATA_DIR/node.key`, else `~/.bitsage/node.key`).
+    /// (default: `<data dir>/node.key`, else `~/.bitsage/node.key`).
     #[arg(long)]
     key_file: Option<PathBuf>,
-    /// How long a proof in progress at shutdown may take to finish and be handed in, seconds.
-    #[arg(long, default_value_t = 30)]
-    shutdown_grace_secs: u64,
-    /// The longest wait between reconnection attempts, seconds.
-    #[arg(long, default_value_t = 30)]
-    max_backoff_secs: u64,
+    /// The data directory, home of the default key file.
+    #[arg(long, env = "BITSAGE_DATA_DIR", value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// How long a proof in progress at shutdown may take to finish and be handed in, seconds
+    /// [default: 30].
+    #[arg(long)]
+    shutdown_grace_secs: Option<u64>,
+    /// The longest wait between reconnection attempts, seconds [default: 30].
+    #[arg(long)]
+    max_backoff_secs: Option<u64>,
     /// Prove the wallet at registration with this Stark private key (the wallet account's
     /// owner key; a file of mode 0600 holding `0x…`). Needed by a coordinator with a chain.
     #[arg(long, value_name = "FILE", conflicts_with = "wallet_proof")]
@@ -53,50 +65,53 @@ pub struct RunArgs {
     /// The serving runtime: native, ollama, vllm, tensorrtllm or tgi.
     #[arg(long, env = "BITSAGE_RUNTIME", value_parser = parse_runtime)]
     runtime: Option<bitsage_core::node::Runtime>,
-    /// A label `key=value` (repeatable; at most 16).
+    /// A label `key=value` (repeatable; at most 16, with the file's).
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
     labels: Vec<(String, String)>,
     /// The node's energy tag (e.g. `renewable`).
     #[arg(long, env = "BITSAGE_ENERGY_TAG", value_parser = parse_energy_tag)]
     energy_tag: Option<String>,
+    /// The enrolment token from the operator console, tying this node to your organisation.
+    // Checked after parsing, not by clap, so that a malformed token is not echoed.
+    #[arg(
+        long,
+        env = "BITSAGE_ENROLMENT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
+    enrolment_token: Option<String>,
 }
 
-fn parse_region(s: &str) -> Result<String, String> {
-    bitsage_core::node::check_region(s).map_err(|e| e.to_string())?;
-    Ok(s.to_string())
+impl RunArgs {
+    /// The flags and environment variables as a layer over the file.
+    fn layer(&self) -> anyhow::Result<AgentFile> {
+        let mut layer = AgentFile::default();
+        layer.coordinators = self.coordinator.clone();
+        layer.wallet = self.wallet;
+        layer.node_id = self.node_id.clone();
+        layer.key_file = self.key_file.clone();
+        layer.data_dir = self.data_dir.clone();
+        layer.region = self.region.clone();
+        layer.runtime = self.runtime;
+        layer.labels = self.labels.iter().cloned().collect();
+        layer.energy_tag = self.energy_tag.clone();
+        layer.enrolment_token = self
+            .enrolment_token
+            .as_deref()
+            .map(EnrolmentToken::parse)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("--enrolment-token (BITSAGE_ENROLMENT_TOKEN): {e}"))?;
+        layer.wallet_key = self.wallet_key.clone();
+        layer.wallet_proof = self.wallet_proof.clone();
+        layer.shutdown_grace_secs = self.shutdown_grace_secs;
+        layer.max_backoff_secs = self.max_backoff_secs;
+        Ok(layer)
+    }
 }
 
-fn parse_energy_tag(s: &str) -> Result<String, String> {
-    bitsage_core::node::check_energy_tag(s).map_err(|e| e.to_string())?;
-    Ok(s.to_string())
-}
-
-fn parse_runtime(s: &str) -> Result<bitsage_core::node::Runtime, String> {
-    bitsage_core::node::Runtime::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_label(s: &str) -> Result<(String, String), String> {
-    let (k, v) = s.split_once('=').ok_or("a label is `key=value`")?;
-    bitsage_core::node::check_label_key(k).map_err(|e| e.to_string())?;
-    Ok((k.to_string(), v.to_string()))
-}
-
-fn parse_wallet(s: &str) -> Result<WalletAddress, String> {
-    WalletAddress::parse(s).map_err(|e| e.to_string())
-}
-
-fn parse_node_id(s: &str) -> Result<NodeId, String> {
-    NodeId::parse(s).map_err(|e| e.to_string())
-}
-
-/// Runs `run`.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let key_file = match args.key_file {
-        Some(p) => p,
-        None => default_key_path()
-            .context("no --key-file given and neither BITSAGE_DATA_DIR nor HOME is set")?,
-    };
-    let wallet_signer = match (&args.wallet_key, &args.wallet_proof) {
+/// Loads the wallet key or proof the settings name.
+fn wallet_signer(settings: &RunSettings) -> anyhow::Result<WalletSigner> {
+    Ok(match (&settings.wallet_key, &settings.wallet_proof) {
         (Some(path), _) => WalletSigner::Key(bitsage_agent::wallet::load_private_key(path)?),
         (None, Some(path)) => {
             let bytes =
@@ -109,35 +124,27 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             WalletSigner::Prepared(Box::new(proof))
         }
         (None, None) => WalletSigner::None,
+    })
+}
+
+/// Runs `run`.
+pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => AgentFile::load(path)?,
+        None => AgentFile::default(),
     };
-    let profile = (args.region.is_some()
-        || args.runtime.is_some()
-        || !args.labels.is_empty()
-        || args.energy_tag.is_some())
-    .then(|| bitsage_core::node::NodeProfile {
-        region: args.region.clone(),
-        runtime: args.runtime.unwrap_or_default(),
-        labels: args.labels.iter().cloned().collect(),
-        energy_tag: args.energy_tag.clone(),
-    });
-    if let Some(p) = &profile {
-        p.validate()
-            .context("the node profile (--region, --runtime, --label, --energy-tag)")?;
+    let settings = file.overridden_by(args.layer()?).resolve()?;
+    let wallet_signer = wallet_signer(&settings)?;
+    if args.check {
+        print!("{}", settings.to_check_yaml(args.config.as_deref()));
+        return Ok(ExitCode::SUCCESS);
     }
+    let config = settings.agent_config(wallet_signer);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let mut urls = args.coordinator.into_iter();
-        let first = urls.next().context("--coordinator is required")?;
-        let mut config = AgentConfig::new(first, args.wallet, KeySource::File(key_file));
-        config.failover_urls = urls.collect();
-        config.node_id = args.node_id;
-        config.shutdown_grace = std::time::Duration::from_secs(args.shutdown_grace_secs);
-        config.max_backoff = std::time::Duration::from_secs(args.max_backoff_secs.max(1));
-        config.wallet_signer = wallet_signer;
-        config.profile = profile;
         let gpu = bitsage_gpu::LocalGpu::detect().await.source();
         let agent = Agent::new(config, Arc::new(StwoProver::new()), gpu)?;
         tracing::info!(node = %agent.node_id(), public_key = %agent.public_key(), "node identity");

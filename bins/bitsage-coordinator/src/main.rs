@@ -206,6 +206,10 @@ struct Tuning {
     /// (decimal, e.g. `100` or `0.5`).
     #[arg(long, default_value = "100", value_parser = parse_sage)]
     payout_threshold_sage: bitsage_core::TokenAmount,
+    /// Admit new nodes only with an enrolment token an operator created (`POST
+    /// /api/enrolments`, the console's Run a Node page).
+    #[arg(long, env = "BITSAGE_REQUIRE_ENROLMENT")]
+    require_enrolment: bool,
     /// A browser origin allowed to call the API (CORS), e.g. `https://console.example`;
     /// repeat for several. None: same origin only.
     #[arg(
@@ -407,6 +411,7 @@ fn config_from(
     c.policy.retention.raw_gpu_samples = Duration::from_secs(t.raw_retention_days * 86_400);
     c.policy.retention.minute_rollups = Duration::from_secs(t.rollup_retention_days * 86_400);
     c.policy.payout_threshold = t.payout_threshold_sage;
+    c.policy.require_enrolment = t.require_enrolment;
     c.policy.retention.proofs = t
         .proof_retention_hours
         .map(|h| Duration::from_secs(h * 3600));

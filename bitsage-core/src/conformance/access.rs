@@ -13,13 +13,14 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 
 use crate::access::{
-    AccountStore, ActorKind, ApiKey, AuditEntry, AuditFilter, AuditLog, NewAuditEntry,
-    Organisation, Outcome, RefreshToken, Role, Rotation, Scope, User, UserRecord, UserUpdate,
+    AccountStore, ActorKind, ApiKey, AuditEntry, AuditFilter, AuditLog, Enrolment, NewAuditEntry,
+    Organisation, Outcome, Redemption, RefreshToken, Role, Rotation, Scope, User, UserRecord,
+    UserUpdate,
 };
 use crate::crypto::Hash32;
 use crate::page::PageRequest;
 use crate::time::now;
-use crate::{Error, OrgId, TimeWindow, Timestamp, UserId, WalletAddress};
+use crate::{Error, NodeId, OrgId, TimeWindow, Timestamp, UserId, WalletAddress};
 
 /// Runs every check, each on a fresh store from `fresh`.
 pub async fn run_all<S, F, Fut>(fresh: F)
@@ -54,6 +55,8 @@ where
     check_api_keys(&*fresh().await).await;
     check_touch_api_key(&*fresh().await).await;
     check_revoke_api_key(&*fresh().await).await;
+    check_enrolments(&*fresh().await).await;
+    check_concurrent_enrolment(fresh().await, 6).await;
 }
 
 /// The [`AuditLog`] checks.
@@ -1602,4 +1605,133 @@ pub async fn check_audit_pagination<S: AuditLog + ?Sized>(s: &S) {
         (&want[2..], 3, None),
         "filtered page 2"
     );
+}
+
+fn enrolment(
+    id: &str,
+    secret: u8,
+    org: OrgId,
+    w: WalletAddress,
+    base: Timestamp,
+    ttl: i64,
+) -> Enrolment {
+    Enrolment {
+        id: id.to_string(),
+        hash: Hash32([secret; 32]),
+        org,
+        wallet: w,
+        created_by: "op".into(),
+        created_at: base,
+        expires_at: at(base, ttl),
+        used_at: None,
+        node: None,
+    }
+}
+
+fn node(n: u8) -> NodeId {
+    NodeId::parse(&format!("node-enrol-{n}")).expect("node id")
+}
+
+/// Enrolment tokens: stored by hash (`AlreadyExists` for a known id, `NotFound` for an
+/// unknown organisation); a wrong wallet spends nothing; the first node spends a live token
+/// and may present it again; another node finds it spent; an unused token past its expiry
+/// is expired; an unknown hash is unknown; `node_enrolment` finds the spent token.
+pub async fn check_enrolments<S: AccountStore + ?Sized>(s: &S) {
+    let base = now();
+    let o = org("Enrolling", base);
+    s.create_org(&o).await.expect("org");
+    let live = enrolment("bse_live", 1, o.id, wallet(1), base, 3600);
+    s.create_enrolment(&live).await.expect("create");
+    assert_already_exists(s.create_enrolment(&live).await, "a known enrolment id");
+    match s
+        .create_enrolment(&enrolment(
+            "bse_orphan",
+            9,
+            OrgId::new(),
+            wallet(1),
+            base,
+            60,
+        ))
+        .await
+    {
+        Err(Error::NotFound { .. }) => {}
+        other => panic!("enrolment for an unknown organisation: {other:?}"),
+    }
+    let t = at(base, 10);
+    assert_eq!(
+        s.redeem_enrolment(&live.hash, &node(1), &wallet(2), t)
+            .await
+            .expect("redeem"),
+        Redemption::WrongWallet,
+        "another wallet"
+    );
+    let first = s
+        .redeem_enrolment(&live.hash, &node(1), &wallet(1), t)
+        .await
+        .expect("redeem");
+    let Redemption::Redeemed(spent) = first else {
+        panic!("a live token with its wallet: {first:?}");
+    };
+    assert_eq!(spent.node, Some(node(1)));
+    assert_eq!(spent.used_at, Some(t));
+    assert_eq!(spent.org, o.id);
+    assert_eq!(
+        s.redeem_enrolment(&live.hash, &node(1), &wallet(1), at(base, 20))
+            .await
+            .expect("redeem"),
+        Redemption::Redeemed(spent.clone()),
+        "the same node again"
+    );
+    assert_eq!(
+        s.redeem_enrolment(&live.hash, &node(2), &wallet(1), at(base, 20))
+            .await
+            .expect("redeem"),
+        Redemption::Spent,
+        "another node"
+    );
+    let short = enrolment("bse_short", 2, o.id, wallet(1), base, 5);
+    s.create_enrolment(&short).await.expect("create");
+    assert_eq!(
+        s.redeem_enrolment(&short.hash, &node(3), &wallet(1), at(base, 5))
+            .await
+            .expect("redeem"),
+        Redemption::Expired,
+        "at its expiry"
+    );
+    assert_eq!(
+        s.redeem_enrolment(&Hash32([7; 32]), &node(3), &wallet(1), t)
+            .await
+            .expect("redeem"),
+        Redemption::Unknown
+    );
+    assert_eq!(s.node_enrolment(&node(1)).await.expect("get"), Some(spent));
+    assert_eq!(s.node_enrolment(&node(3)).await.expect("get"), None);
+}
+
+/// Of `tasks` nodes presenting one live token at once, exactly one gets it.
+pub async fn check_concurrent_enrolment<S: AccountStore + ?Sized + 'static>(s: Arc<S>, tasks: u8) {
+    let base = now();
+    let o = org("Racing", base);
+    s.create_org(&o).await.expect("org");
+    let e = enrolment("bse_race", 3, o.id, wallet(1), base, 3600);
+    s.create_enrolment(&e).await.expect("create");
+    let mut handles = Vec::new();
+    for i in 0..tasks {
+        let s = s.clone();
+        let hash = e.hash;
+        handles.push(tokio::spawn(async move {
+            s.redeem_enrolment(&hash, &node(10 + i), &wallet(1), at(base, 1))
+                .await
+                .expect("redeem")
+        }));
+    }
+    let mut won = 0;
+    for h in handles {
+        match h.await.expect("task") {
+            Redemption::Redeemed(_) => won += 1,
+            Redemption::Spent => {}
+            other => panic!("a concurrent presentation: {other:?}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one node spends the token");
 }

@@ -1471,6 +1471,30 @@ pub async fn receipts_idempotent_and_filtered(store: DynJobStore) {
         .await
         .expect("list");
     assert_eq!(by_time.items, vec![r2.clone()], "window is [from, to)");
+    let by_job = store
+        .list_receipts(
+            &ReceiptFilter {
+                job: Some(r2.body.job_id),
+                ..Default::default()
+            },
+            page(10, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(by_job.items, vec![r2.clone()], "the receipt of one job");
+    assert_eq!(by_job.total, 1);
+    let newest = store
+        .list_receipts(
+            &ReceiptFilter {
+                newest_first: true,
+                ..Default::default()
+            },
+            page(2, 0),
+        )
+        .await
+        .expect("list");
+    assert_eq!(newest.items, vec![r3.clone(), r2.clone()], "newest first");
+    assert_eq!(newest.total, 3);
     let paged = store
         .list_receipts(&ReceiptFilter::default(), page(2, 1))
         .await

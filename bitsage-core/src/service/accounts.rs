@@ -152,6 +152,27 @@ pub struct CreatedKey {
     pub key: ApiKey,
 }
 
+/// A new enrolment token, with its secret (shown once; only its hash is stored).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CreatedEnrolment {
+    /// The token to put in the new node's `agent.yaml` (`enrolment_token`); not shown again.
+    pub token: String,
+    /// The stored enrolment.
+    pub enrolment: access::Enrolment,
+}
+
+/// An enrolment token to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEnrolmentInput {
+    /// The wallet the new node will register with (one of the organisation's).
+    pub wallet: WalletAddress,
+    /// For an admin: the organisation (default: the wallet's). Others: their own.
+    pub org: Option<OrgId>,
+    /// How long it may be used, seconds (default 24 h, at most 7 days).
+    pub ttl_secs: Option<u64>,
+}
+
 /// Where a request came from, for the audit entries a use case writes itself.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AuditContext {
@@ -706,6 +727,77 @@ impl Accounts {
             return Ok(false);
         };
         Ok(self.store.wallet_org(wallet).await?.as_ref() == Some(org))
+    }
+
+    /// Creates an enrolment token for a new node of `input.wallet`: an operator for a wallet
+    /// of their organisation, an admin for any organisation's wallet. Users only (not keys).
+    pub async fn create_enrolment(
+        &self,
+        by: &Principal,
+        input: NewEnrolmentInput,
+        now: Timestamp,
+    ) -> ServiceResult<CreatedEnrolment> {
+        let Actor::User { username, .. } = &by.actor else {
+            return Err(ServiceError::Forbidden(
+                "enrolment tokens are created by a logged-in user, not by an API key".into(),
+            ));
+        };
+        let ttl = input.ttl_secs.unwrap_or(access::DEFAULT_ENROLMENT_TTL_SECS);
+        if !(60..=access::MAX_ENROLMENT_TTL_SECS).contains(&ttl) {
+            return Err(Error::invalid(
+                "ttl_secs",
+                format!("must be 60 ..= {}", access::MAX_ENROLMENT_TTL_SECS),
+            )
+            .into());
+        }
+        let owner = self.store.wallet_org(&input.wallet).await?;
+        let org = match (by.role, by.org) {
+            (Role::Admin, _) => input.org.or(owner),
+            (Role::Operator, Some(own)) => Some(own),
+            _ => {
+                return Err(ServiceError::Forbidden(
+                    "only operators and admins enrol nodes".into(),
+                ))
+            }
+        };
+        let Some(org) = org else {
+            return Err(Error::invalid(
+                "wallet",
+                "belongs to no organisation: add it to one first (POST /api/orgs/{id}/wallets)",
+            )
+            .into());
+        };
+        if owner != Some(org) {
+            return Err(
+                Error::invalid("wallet", "is not one of the organisation's wallets").into(),
+            );
+        }
+        let (id, secret) = access::new_enrolment_token();
+        let enrolment = access::Enrolment {
+            id,
+            hash: access::secret_hash(&secret),
+            org,
+            wallet: input.wallet,
+            created_by: username.clone(),
+            created_at: now,
+            expires_at: now + chrono::TimeDelta::seconds(ttl as i64),
+            used_at: None,
+            node: None,
+        };
+        self.store.create_enrolment(&enrolment).await?;
+        Ok(CreatedEnrolment {
+            token: secret,
+            enrolment,
+        })
+    }
+
+    /// The wallets of the caller's own organisation, whatever its role (empty without one):
+    /// the console's "own nodes" filter.
+    pub async fn own_wallets(&self, by: &Principal) -> ServiceResult<Vec<WalletAddress>> {
+        match &by.org {
+            Some(org) => Ok(self.store.org_wallets(org).await?),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// The wallets of the caller's organisation (`None`: every wallet, for an admin).

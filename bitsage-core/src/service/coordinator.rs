@@ -78,6 +78,9 @@ pub struct CoordinatorPolicy {
     /// A node's month is eligible for payout once its net earnings reach this (base
     /// units; default 100 SAGE).
     pub payout_threshold: crate::TokenAmount,
+    /// Whether a new node must present an enrolment token (default off: any node may
+    /// register, as before).
+    pub require_enrolment: bool,
 }
 
 impl Default for CoordinatorPolicy {
@@ -104,6 +107,7 @@ impl Default for CoordinatorPolicy {
             flags: std::collections::BTreeMap::new(),
             retention: crate::retention::RetentionPolicy::default(),
             payout_threshold: crate::TokenAmount::from_u128(100 * 10u128.pow(18)),
+            require_enrolment: false,
         }
     }
 }
@@ -174,6 +178,10 @@ pub enum ServiceError {
     /// account refused the signature.
     #[error("{0}")]
     WalletRejected(String),
+    /// The registration's enrolment token is missing where one is required, unknown,
+    /// expired, used by another node, or for another wallet.
+    #[error("{0}")]
+    EnrolmentRejected(String),
     /// The message was altered on the way (its bytes no longer match what the node signed):
     /// no fault of the node's; it should send again.
     #[error("{0}")]

@@ -119,6 +119,7 @@ impl Coordinator {
             return self.prove_later(registered, &req, now).await;
         }
         let wallet_proven_at = self.check_wallet(&req, now).await?;
+        self.enrol(&req, now).await?;
         let new = NewNode {
             id: req.node_id.clone(),
             public_key: req.public_key,
@@ -144,6 +145,43 @@ impl Coordinator {
             },
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// A new node's enrolment: its token is spent for it (refused when unknown, expired, used
+    /// by another node or for another wallet); without one, refused where the deployment
+    /// requires enrolment. Only new nodes are enrolled: a known node re-registering keeps
+    /// what it had.
+    async fn enrol(&self, req: &RegisterRequest, now: Timestamp) -> ServiceResult<()> {
+        use crate::access::Redemption;
+        let Some(token) = &req.enrolment_token else {
+            if self.policy.require_enrolment {
+                return Err(ServiceError::EnrolmentRejected(
+                    "this network admits new nodes with an enrolment token only: create one \
+                     on the console's Run a Node page (enrolment_token in agent.yaml)"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        };
+        crate::access::check_enrolment_token(token)?;
+        let hash = crate::access::secret_hash(token);
+        let why = match self
+            .store
+            .redeem_enrolment(&hash, &req.node_id, &req.wallet, now)
+            .await?
+        {
+            Redemption::Redeemed(e) => {
+                tracing::info!(node = %req.node_id, enrolment = %e.id, org = %e.org, "node enrolled");
+                return Ok(());
+            }
+            Redemption::Unknown => "the enrolment token is not known here",
+            Redemption::Expired => "the enrolment token has expired: create a new one",
+            Redemption::Spent => "the enrolment token was used by another node: create a new one",
+            Redemption::WrongWallet => {
+                "the enrolment token is for another wallet than the one this node registers with"
+            }
+        };
+        Err(ServiceError::EnrolmentRejected(why.into()))
     }
 
     /// A known node registered unverified (e.g. before this deployment had a chain) that now

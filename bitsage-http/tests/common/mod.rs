@@ -163,6 +163,7 @@ pub fn app() -> TestApp {
 pub struct Reply {
     pub status: StatusCode,
     pub content_type: Option<String>,
+    pub headers: axum::http::HeaderMap,
     pub body: Vec<u8>,
 }
 
@@ -224,6 +225,7 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
+    let headers = res.headers().clone();
     let body = res
         .into_body()
         .collect()
@@ -234,6 +236,7 @@ pub async fn send(app: &Router, req: Request<Body>) -> Reply {
     Reply {
         status,
         content_type,
+        headers,
         body,
     }
 }
