@@ -339,6 +339,7 @@ fn print_banner(url: &str, options: &DevOptions, devnet: Option<&Devnet>) {
         _ => println!("  chain         none (stake, rewards, reputation: unavailable)"),
     }
     println!("  wallet        {}", options.wallet);
+    println!("  console       {url}/  (log in as the admin below)");
     println!("  nodes         {url}/api/nodes");
     println!("  jobs          {url}/api/jobs/recent");
     println!("  receipts      {url}/api/receipts");
