@@ -3,6 +3,7 @@
 # every summary and JSON line under target/loadgen/<UTC time>/.
 #
 #   scripts/loadgen.sh                 # SQLite heartbeats + status vs bare axum (+ wrk if installed)
+#                                      # + console page TTFB (1,000 nodes, 100,000 jobs)
 #   scripts/loadgen.sh --with-postgres # also heartbeats on a throw-away PostgreSQL (fsync on)
 #   DURATION=5 scripts/loadgen.sh      # shorter phases (smoke run)
 #
@@ -54,6 +55,10 @@ done
 # How the status handler scales with the store's contents.
 run status --connections 16 --duration-secs "$DURATION" --rounds 1 --queued-jobs 5000
 run status --connections 16 --duration-secs "$DURATION" --rounds 1 --credits-per-node 500
+
+# The web console's Overview and Nodes pages (and their JSON) on a fleet-sized store: TTFB
+# sequential, then 8 connections for DURATION seconds per page.
+run console --nodes 1000 --jobs 100000 --connections 8 --duration-secs "$DURATION"
 
 if [ "$WITH_PG" = 1 ]; then
   trap stop_postgres EXIT

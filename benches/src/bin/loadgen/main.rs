@@ -17,9 +17,14 @@
 //! - `loadgen settle [--sizes 1,100,1000]`: one settlement transaction per epoch on
 //!   starknet-devnet with our contracts — fee, L2 gas, time to acceptance, per epoch size.
 //!
+//! - `loadgen console [--nodes 1000 --jobs 100000]`: time to first byte of the web console's
+//!   Overview and Nodes pages beside their JSON (`/api/summary`, `/api/nodes`), sequential
+//!   and concurrent, on a seeded store.
+//!
 //! Prints a summary for people, then one JSON line (the last line of stdout).
 //! Speed is measured here, never in tests.
 
+mod console;
 mod fanout;
 mod heartbeats;
 mod measure;
@@ -61,6 +66,9 @@ enum Scenario {
     Fanout(fanout::FanoutArgs),
     /// What settling an epoch costs on starknet-devnet (fee, L2 gas, time), per epoch size.
     Settle(settle::SettleArgs),
+    /// Time to first byte of the web console's Overview and Nodes pages (and their JSON) on
+    /// a store with a fleet's nodes and jobs.
+    Console(console::ConsoleArgs),
 }
 
 fn runtime(name: &str, threads: usize) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -93,6 +101,10 @@ fn main() -> anyhow::Result<()> {
         }
         Scenario::Status(args) => {
             let r = status::run(&server_rt, &client_rt, args, environment)?;
+            (r.human(), serde_json::to_string(&r)?)
+        }
+        Scenario::Console(args) => {
+            let r = console::run(&server_rt, &client_rt, args, environment)?;
             (r.human(), serde_json::to_string(&r)?)
         }
     };
