@@ -148,6 +148,9 @@ pub struct AppState {
     pub limiter: ratelimit::SharedLimiter,
     /// When this process's state was built (`uptime_seconds` of `GET /health`).
     pub started: std::time::Instant,
+    /// The console Overview's last summary, shared by concurrent viewers for a moment
+    /// ([`console`]); a cache of a read, not state.
+    pub(crate) overview: console::OverviewCache,
 }
 
 impl AppState {
@@ -189,6 +192,7 @@ impl AppState {
             config,
             accounts,
             started: std::time::Instant::now(),
+            overview: console::OverviewCache::default(),
         }
     }
 

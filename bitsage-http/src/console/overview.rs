@@ -24,7 +24,8 @@ pub(crate) async fn page_handler(state: &AppState, caller: &Caller, uri: &Uri) -
     {
         return super::to_login(&v.here);
     }
-    let s = crate::dashboard::summary_of(state).await;
+    let s = state.overview.get(state).await;
+    let s = &*s;
     let body = html! {
         div #overview data-live-region {
             h1 { "Network overview" }
