@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::{
     ago, api_error_page, chip, encode, ms, na, page, pct, short, utc, viewer, Section, Viewer,
 };
-use crate::api::{NodeListQuery, NodeView, ReceiptListQuery};
+use crate::api::{NodeListQuery, NodeView};
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
@@ -428,15 +428,16 @@ fn metrics_tab(d: &crate::api::NodeDetail) -> Markup {
 }
 
 async fn receipts_tab(state: &AppState, id: &bitsage_core::NodeId) -> Markup {
-    let q = ReceiptListQuery {
+    let filter = bitsage_core::receipt::ReceiptFilter {
         node: Some(id.clone()),
-        kind: None,
-        from: None,
-        to: None,
-        limit: Some(10),
-        offset: None,
+        newest_first: true,
+        ..Default::default()
     };
-    match service::list_receipts(state, q).await {
+    let page = bitsage_core::page::PageRequest {
+        limit: 10,
+        offset: 0,
+    };
+    match service::receipts_page(state, &filter, page).await {
         Err(e) => html! { p.error { (e.message) } },
         Ok(p) if p.items.is_empty() => html! { p.muted { "No receipt yet." } },
         Ok(p) => html! {
