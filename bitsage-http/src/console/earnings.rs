@@ -43,21 +43,10 @@ pub(crate) async fn index(
         return r;
     }
     let q = q.map(|q| q.0).unwrap_or_default();
-    let wallets = match auth::visible_wallets(&state, &caller).await {
-        Ok(w) => w,
+    let nodes = match super::picker_nodes(&state, &v).await {
+        Ok(n) => n,
         Err(e) => return api_error_page(&v, e),
     };
-    let nodes = service::list_nodes(
-        &state,
-        crate::api::NodeListQuery {
-            limit: Some(500),
-            ..Default::default()
-        },
-        wallets,
-    )
-    .await
-    .map(|p| p.items)
-    .unwrap_or_default();
     let chosen = q
         .node
         .as_deref()

@@ -231,6 +231,52 @@ pub(crate) fn encode(s: &str) -> String {
     out
 }
 
+// ---------------------------------------------------------------- form fields
+
+/// A form field's value, when it was filled in (trimmed; an empty field is "any").
+pub(crate) fn given(v: &Option<String>) -> Option<&str> {
+    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The filled-in fields as a query string (`k=v&…`, values percent-encoded).
+pub(crate) fn query_string(fields: &[(&str, &Option<String>)]) -> String {
+    fields
+        .iter()
+        .filter_map(|(k, v)| given(v).map(|v| format!("{k}={}", encode(v))))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// The `page` field: 1 when empty, else a whole number 1 ..= 100,000.
+pub(crate) fn page_number(v: &Option<String>) -> Result<u64, ApiError> {
+    given(v)
+        .map(|s| {
+            s.parse::<u64>()
+                .ok()
+                .filter(|p| (1..=100_000).contains(p))
+                .ok_or_else(|| ApiError::invalid("page must be a whole number from 1"))
+        })
+        .transpose()
+        .map(|p| p.unwrap_or(1))
+}
+
+/// The nodes a viewer may pick from in a form (the first 500 they may see); a failed list
+/// reads as none.
+pub(crate) async fn picker_nodes(
+    state: &AppState,
+    v: &Viewer,
+) -> Result<Vec<crate::api::NodeView>, ApiError> {
+    let wallets = auth::visible_wallets(state, &v.caller()).await?;
+    let q = crate::api::NodeListQuery {
+        limit: Some(500),
+        ..Default::default()
+    };
+    Ok(crate::service::list_nodes(state, q, wallets)
+        .await
+        .map(|p| p.items)
+        .unwrap_or_default())
+}
+
 // ---------------------------------------------------------------- page shell
 
 /// The sections of the navigation.

@@ -13,7 +13,8 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::{
-    ago, api_error_page, chip, encode, ms, na, page, pct, short, utc, viewer, Section, Viewer,
+    ago, api_error_page, chip, encode, given, ms, na, page, page_number, pct, query_string, short,
+    utc, viewer, Section, Viewer,
 };
 use crate::api::{NodeListQuery, NodeView};
 use crate::auth::{self, Caller};
@@ -38,10 +39,6 @@ pub(crate) struct NodesQuery {
     tab: Option<String>,
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
 impl NodesQuery {
     /// The API query of these filters, or the field that is wrong.
     fn api(&self) -> Result<(NodeListQuery, u64), ApiError> {
@@ -63,15 +60,7 @@ impl NodesQuery {
                 })
                 .transpose()
         };
-        let page = given(&self.page)
-            .map(|s| {
-                s.parse::<u64>()
-                    .ok()
-                    .filter(|p| (1..=100_000).contains(p))
-                    .ok_or_else(|| ApiError::invalid("page must be a whole number from 1"))
-            })
-            .transpose()?
-            .unwrap_or(1);
+        let page = page_number(&self.page)?;
         Ok((
             NodeListQuery {
                 status,
@@ -91,20 +80,14 @@ impl NodesQuery {
 
     /// The filters as a query string (without the page and the tab).
     fn filters(&self) -> String {
-        let mut parts = Vec::new();
-        for (k, v) in [
+        query_string(&[
             ("status", &self.status),
             ("region", &self.region),
             ("runtime", &self.runtime),
             ("reputation_min", &self.reputation_min),
             ("reputation_max", &self.reputation_max),
             ("mine", &self.mine),
-        ] {
-            if let Some(v) = given(v) {
-                parts.push(format!("{k}={}", encode(v)));
-            }
-        }
-        parts.join("&")
+        ])
     }
 
     fn mine(&self) -> bool {
@@ -235,7 +218,7 @@ fn filter_form(v: &Viewer, q: &NodesQuery) -> Markup {
                 label for="f-status" { "Status" }
                 select #f-status name="status" {
                     option value="" { "Any" }
-                    @for s in ["pending", "active", "stale", "offline", "quarantined"] {
+                    @for s in NodeStatus::ALL.map(|s| s.as_str()) {
                         option value=(s) selected[sel(&q.status, s)] { (s) }
                     }
                 }
@@ -248,7 +231,7 @@ fn filter_form(v: &Viewer, q: &NodesQuery) -> Markup {
                 label for="f-runtime" { "Runtime" }
                 select #f-runtime name="runtime" {
                     option value="" { "Any" }
-                    @for s in ["native", "ollama", "vllm", "tensorrtllm", "tgi"] {
+                    @for s in Runtime::ALL.map(|r| r.as_str()) {
                         option value=(s) selected[sel(&q.runtime, s)] { (s) }
                     }
                 }

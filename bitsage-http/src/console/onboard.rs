@@ -11,7 +11,7 @@ use bitsage_core::{Timestamp, WalletAddress};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{ago, encode, page, viewer, Section, Viewer};
+use super::{ago, encode, given, page, viewer, Section, Viewer};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::ApiQuery;
@@ -33,10 +33,6 @@ pub(crate) struct RunNodeQuery {
     region: Option<String>,
     runtime: Option<String>,
     since: Option<String>,
-}
-
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
 }
 
 /// This coordinator's URL as the browser reached it (a host with odd characters is not
@@ -179,7 +175,7 @@ pub(crate) async fn index(
             div.field {
                 label for="o-runtime" { "Runtime" }
                 select #o-runtime name="runtime" {
-                    @for r in ["native", "ollama", "vllm", "tensorrtllm", "tgi"] {
+                    @for r in bitsage_core::node::Runtime::ALL.map(|r| r.as_str()) {
                         option value=(r) selected[runtime.as_str() == r] { (r) }
                     }
                 }

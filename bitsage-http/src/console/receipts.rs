@@ -15,7 +15,10 @@ use chrono::{NaiveDate, TimeZone, Utc};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::{ago, api_error_page, encode, page, short, utc, viewer, Section, Viewer};
+use super::{
+    ago, api_error_page, given, page, page_number, query_string, short, utc, viewer, Section,
+    Viewer,
+};
 use crate::auth::{self, Caller};
 use crate::error::ApiError;
 use crate::extract::{ApiPath, ApiQuery};
@@ -36,10 +39,6 @@ pub(crate) struct ReceiptsQuery {
     page: Option<String>,
 }
 
-fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
-}
-
 fn day(name: &str, v: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
     given(v)
         .map(|s| {
@@ -51,19 +50,13 @@ fn day(name: &str, v: &Option<String>) -> Result<Option<NaiveDate>, ApiError> {
 
 impl ReceiptsQuery {
     fn filters(&self) -> String {
-        let mut parts = Vec::new();
-        for (k, v) in [
+        query_string(&[
             ("q", &self.q),
             ("node", &self.node),
             ("kind", &self.kind),
             ("from", &self.from),
             ("to", &self.to),
-        ] {
-            if let Some(v) = given(v) {
-                parts.push(format!("{k}={}", encode(v)));
-            }
-        }
-        parts.join("&")
+        ])
     }
 
     /// The store filter and page, or the field that is wrong.
@@ -107,15 +100,7 @@ impl ReceiptsQuery {
                     .map_err(|_| ApiError::invalid("search: a receipt id or a job id (UUID)"))?,
             ),
         };
-        let page = given(&self.page)
-            .map(|s| {
-                s.parse::<u64>()
-                    .ok()
-                    .filter(|p| (1..=100_000).contains(p))
-                    .ok_or_else(|| ApiError::invalid("page must be a whole number from 1"))
-            })
-            .transpose()?
-            .unwrap_or(1);
+        let page = page_number(&self.page)?;
         Ok((
             ReceiptFilter {
                 node,
@@ -150,7 +135,10 @@ pub(crate) async fn list(
             return Redirect::to(&format!("/receipts/{id}")).into_response();
         }
     }
-    let nodes = visible_nodes(&state, &v).await;
+    let nodes: Vec<NodeId> = super::picker_nodes(&state, &v)
+        .await
+        .map(|n| n.into_iter().map(|n| n.id).collect())
+        .unwrap_or_default();
     let results = results(&state, &v, &q).await;
     let body = html! {
         h1 { "Receipts" }
@@ -166,23 +154,6 @@ pub(crate) async fn list(
         body,
     )
     .await
-}
-
-/// The nodes the viewer may pick from (at most 500, the search's node list).
-async fn visible_nodes(state: &AppState, v: &Viewer) -> Vec<NodeId> {
-    let caller = v.caller();
-    let q = crate::api::NodeListQuery {
-        limit: Some(500),
-        ..Default::default()
-    };
-    let wallets = match auth::visible_wallets(state, &caller).await {
-        Ok(w) => w,
-        Err(_) => return Vec::new(),
-    };
-    service::list_nodes(state, q, wallets)
-        .await
-        .map(|p| p.items.into_iter().map(|n| n.id).collect())
-        .unwrap_or_default()
 }
 
 fn search_form(q: &ReceiptsQuery, nodes: &[NodeId], admin: bool) -> Markup {
