@@ -17,6 +17,12 @@
 #    Debian's chromium and the pinned npm packages (npm ci) when missing, and runs
 #    `node --test` against the real binaries in headless Chromium; their counts join the
 #    summary line. Without Chromium or Node.js they are skipped, with the reason, unless CI=true.
+# 5. Between the two, the deployment files' checks (deploy/, scripts/lib/promtool.sh), one test
+#    each in the summary line: `promtool check rules` and `promtool test rules` on the alerting
+#    rules, `promtool check config` on the example scrape config, `systemd-analyze verify` on
+#    both units (with the binaries cargo built). promtool comes from Debian's prometheus package,
+#    installed when missing (its server left stopped and disabled). Without promtool or
+#    systemd-analyze they are skipped, with the reason, unless CI=true.
 #
 # Under CI=true a test whose service is missing fails; the script also fails when no test ran.
 set -euo pipefail
@@ -30,6 +36,8 @@ source scripts/lib/devnet.sh
 source scripts/lib/schemathesis.sh
 # shellcheck source=lib/browser.sh
 source scripts/lib/browser.sh
+# shellcheck source=lib/promtool.sh
+source scripts/lib/promtool.sh
 
 trap stop_postgres EXIT
 
@@ -42,6 +50,7 @@ fi
 ensure_devnet
 log "starknet-devnet: $STARKNET_DEVNET"
 ensure_schemathesis
+ensure_promtool
 scripts/build-contracts.sh --check
 
 log "cargo test --workspace $*"
@@ -62,6 +71,12 @@ if [ "$ran" -eq 0 ]; then
   exit 1
 fi
 
+# The deployment files, against the binaries `cargo test --workspace` just built.
+deploy_status=0
+run_deploy_checks || deploy_status=$?
+ran=$((ran + DEPLOY_PASSED))
+failed=$((failed + DEPLOY_FAILED))
+
 ensure_browser
 browser_status=0
 # The binaries `cargo test --workspace` just built (same features: no second compile).
@@ -70,6 +85,11 @@ ran=$((ran + BROWSER_PASSED))
 failed=$((failed + BROWSER_FAILED))
 if [ "$browser_status" -ne 0 ]; then
   log "FAILED (browser tests): $ran passed, $failed failed"
+  echo "$ran passed, $failed failed"
+  exit 1
+fi
+if [ "$deploy_status" -ne 0 ]; then
+  log "FAILED (deployment checks): $ran passed, $failed failed"
   echo "$ran passed, $failed failed"
   exit 1
 fi

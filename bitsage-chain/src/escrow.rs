@@ -18,10 +18,11 @@ use starknet::core::types::{
 use starknet::core::utils::cairo_short_string_to_felt;
 use starknet::macros::selector;
 use starknet::providers::jsonrpc::HttpTransport;
-use starknet::providers::{JsonRpcClient, Provider, ProviderError};
+use starknet::providers::{Provider, ProviderError};
 use starknet::signers::{LocalWallet, SigningKey};
 use url::Url;
 
+use crate::rpc_timing::{timed_client, TimedClient};
 use crate::snip12::felt_of_address;
 
 const SOURCE: &str = "escrow";
@@ -35,7 +36,7 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 /// A JSON-RPC client for `rpc_url` whose every request is bounded by `timeout`.
-pub(crate) fn provider(rpc_url: &str, timeout: Duration) -> Result<JsonRpcClient<HttpTransport>> {
+pub(crate) fn provider(rpc_url: &str, timeout: Duration) -> Result<TimedClient> {
     let url = Url::parse(rpc_url.trim())
         .map_err(|e| Error::invalid("starknet rpc url", e.to_string()))?;
     let http = reqwest::Client::builder()
@@ -43,9 +44,7 @@ pub(crate) fn provider(rpc_url: &str, timeout: Duration) -> Result<JsonRpcClient
         .timeout(timeout)
         .build()
         .map_err(|e| Error::backend(SOURCE, e))?;
-    Ok(JsonRpcClient::new(HttpTransport::new_with_client(
-        url, http,
-    )))
+    Ok(timed_client(HttpTransport::new_with_client(url, http)))
 }
 
 fn limb(f: &Felt, what: &str) -> Result<u128> {
@@ -116,7 +115,7 @@ pub struct AnchoredEpoch {
 /// Reads the `JobEscrow` contract at the latest block.
 #[derive(Clone)]
 pub struct EscrowReader {
-    provider: std::sync::Arc<JsonRpcClient<HttpTransport>>,
+    provider: std::sync::Arc<TimedClient>,
     escrow: Felt,
 }
 
@@ -259,7 +258,7 @@ pub struct SettlementContracts {
 /// Settles epochs on Starknet: one multicall transaction per epoch from the settler account
 /// (see the [module documentation](self)).
 pub struct StarknetSettlement {
-    account: SingleOwnerAccount<JsonRpcClient<HttpTransport>, LocalWallet>,
+    account: SingleOwnerAccount<TimedClient, LocalWallet>,
     reader: EscrowReader,
     contracts: SettlementContracts,
 }

@@ -11,6 +11,8 @@
 //! - [`escrow`]: the `JobEscrow` contract — payers' escrow as their funding limit
 //!   ([`escrow::EscrowFunding`]) and epochs settled on chain ([`escrow::StarknetSettlement`]).
 //! - [`indexer`]: follows our contracts' events into a [`bitsage_core::JobStore`], reorg-safe.
+//! - [`rpc_timing`]: every JSON-RPC call of these clients is timed, by method, into
+//!   [`bitsage_core::telemetry::chain_rpc`] (the coordinator's `/metrics`).
 //! - [`InMemoryChain`] holds chain state in process memory — for embedding, demos and tests; it
 //!   stands for a chain, it does not pretend to read one (its source name is `"memory"`).
 //! - `devnet` (feature `devnet`): starts `starknet-devnet`, declares and deploys our contracts
@@ -21,6 +23,7 @@ pub mod devnet;
 pub mod escrow;
 pub mod indexer;
 mod memory;
+pub mod rpc_timing;
 mod settlement_memory;
 pub mod snip12;
 pub mod starknet_source;

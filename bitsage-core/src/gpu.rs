@@ -341,7 +341,17 @@ pub struct GpuCollectorStatus {
 /// Longest [`GpuCollectorStatus::last_error`] a heartbeat may carry, bytes.
 pub const MAX_COLLECTOR_ERROR_LEN: usize = 1024;
 
+/// The [`crate::GpuSource`] name of a host without usable GPUs (`bitsage-gpu`'s
+/// `HostOnlySource`): a collector of this source has nothing to sample, which is not a failure.
+pub const HOST_ONLY_SOURCE: &str = "host-only";
+
 impl GpuCollectorStatus {
+    /// Whether the collector samples a host without GPUs ([`HOST_ONLY_SOURCE`]): its `up` says
+    /// nothing about the node's health and is not exported.
+    pub fn is_cpu_only(&self) -> bool {
+        self.source == HOST_ONLY_SOURCE
+    }
+
     /// Checks a status that came from outside (a heartbeat): a source name of 1 to 32
     /// printable characters, an error of at most [`MAX_COLLECTOR_ERROR_LEN`] bytes, an age that
     /// is finite and not negative.

@@ -40,6 +40,7 @@ pub mod reputation;
 pub mod retention;
 pub mod service;
 pub mod settlement;
+pub mod telemetry;
 pub mod time;
 pub mod timing;
 pub mod wallet;

@@ -186,6 +186,14 @@ pub trait NodeStore: Send + Sync + Debug {
     async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>>;
     /// Nodes matching `filter`.
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>>;
+    /// The nodes in `status` silent since before `before` — whose latest heartbeat (before
+    /// their first one: their registration) is older — each with that time, in registration
+    /// order. What the lifecycle sweep reads: its cost follows the silent nodes, not the fleet.
+    async fn silent_nodes(
+        &self,
+        status: crate::NodeStatus,
+        before: Timestamp,
+    ) -> Result<Vec<(NodeRecord, Timestamp)>>;
     /// How many nodes match `filter`: the `total` of [`NodeStore::list_nodes`] (one row read).
     async fn count_nodes(&self, filter: &NodeFilter) -> Result<u64> {
         let one = PageRequest {
@@ -250,7 +258,10 @@ pub trait NodeStore: Send + Sync + Debug {
 /// - `append_heartbeat` refuses a sequence not above the node's last stored one (`Conflict`,
 ///   nothing stored) and stores the heartbeat, its samples and its collector status in one
 ///   transaction, with the node's per-minute rollup (one more beat in the heartbeat's
-///   [`crate::node::minute_of`]) and its latest heartbeat time (`last_seen`).
+///   [`crate::node::minute_of`]) and its latest heartbeat time (`last_seen`); it answers with
+///   the node's status at that commit. Concurrent calls (many nodes at once, or one node's
+///   heartbeats racing) keep every one of these rules exactly: each accepted sequence is
+///   stored once, each refused one not at all, whatever the batching.
 /// - `last_seen` and the rollup do not depend on raw heartbeats: they survive retention.
 /// - `settle_completion` stores the job's [`crate::timing::JobTiming`] and the node's
 ///   `lease_completed` fact ([`crate::reputation::NodeFact`]) in its transaction, once;
@@ -258,11 +269,14 @@ pub trait NodeStore: Send + Sync + Debug {
 /// - Windows are half-open and results oldest first.
 #[async_trait]
 pub trait TelemetryStore: Send + Sync + Debug {
-    /// Stores a heartbeat (the node must exist). A sequence not above the last stored one is
-    /// a replay: `Conflict`, nothing stored. In the same transaction the heartbeat's
-    /// `gpu_samples` are stored (as by `append_gpu_samples`) and its `gpu_collector` becomes
-    /// the node's latest collector status (`None` clears it): all of it or none.
-    async fn append_heartbeat(&self, heartbeat: &Heartbeat) -> Result<()>;
+    /// Stores a heartbeat (the node must exist) and returns the node's status as of that
+    /// commit. A sequence not above the last stored one is a replay: `Conflict`, nothing
+    /// stored. In the same transaction the heartbeat's `gpu_samples` are stored (as by
+    /// `append_gpu_samples`) and its `gpu_collector` becomes the node's latest collector status
+    /// (`None` clears it): all of it or none. Returns only once that is durable; an
+    /// implementation may commit concurrent heartbeats together (group commit), each still
+    /// checked and answered on its own.
+    async fn append_heartbeat(&self, heartbeat: &Heartbeat) -> Result<crate::NodeStatus>;
     /// The GPU collector status of the node's latest accepted heartbeat, with that
     /// heartbeat's time; `None` when it carried none (or the node is unknown).
     async fn gpu_collector(&self, id: &NodeId) -> Result<Option<ReportedCollector>>;

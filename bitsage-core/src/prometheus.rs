@@ -1,6 +1,8 @@
-//! Prometheus text exposition (format 0.0.4) of GPU readings: a pure function over the domain's
-//! GPU types, used by the coordinator's `/metrics` route and the agent's GPU collector
-//! (`bitsage_gpu::prometheus` adds the collector-snapshot conversion).
+//! Prometheus metric families of GPU readings: a pure function over the domain's GPU types
+//! ([`families`], structured, for an exposition library to encode — the coordinator's
+//! `/metrics` does so with `prometheus-client`) and its Prometheus text rendering (format
+//! 0.0.4, [`render`]; the agent's GPU collector, through `bitsage_gpu::prometheus`, which adds
+//! the collector-snapshot conversion).
 //!
 //! Conventions: base units (bytes, watts, joules, hertz, seconds, °C), ratios in `0..=1`,
 //! counters end in `_total`; every per-GPU series carries `node` and `uuid` labels; identity
@@ -24,9 +26,15 @@
 //! | `bitsage_gpu_ecc_errors_total{type="corrected"\|"uncorrected"}` | counter (volatile) | sample |
 //! | `bitsage_gpu_xid_events`, `bitsage_gpu_last_xid_code` | gauge | sample (events since the previous sample) |
 //! | `bitsage_gpu_compute_processes` | gauge | sample |
+//! | `bitsage_gpu_collector_cpu_only{node}` | gauge (1) | a node without GPUs (see below) |
 //! | `bitsage_gpu_collector_up{node}` | gauge (0/1) | collector |
 //! | `bitsage_gpu_collector_last_sample_age_seconds{node}` | gauge | collector |
 //! | `bitsage_gpu_collector_samples_total{node}`, `bitsage_gpu_collector_sample_errors_total{node}` | counter | collector |
+//!
+//! A **CPU-only node** ([`NodeGpuMetrics::is_cpu_only`]: its inventory lists no GPU, or, with
+//! no inventory, its collector samples the host-only source) exports
+//! `bitsage_gpu_collector_cpu_only{node} 1` and none of the other collector series: it has no
+//! GPU to collect from, so an alert on `bitsage_gpu_collector_up == 0` does not fire for it.
 
 use std::fmt::Write;
 
@@ -46,29 +54,85 @@ pub struct NodeGpuMetrics<'a> {
     pub collector: Option<GpuCollectorStatus>,
 }
 
+impl NodeGpuMetrics<'_> {
+    /// Whether the node has no GPU to collect from: its inventory (when known) lists no
+    /// device, or — inventory unknown — its collector samples the host-only source. A known
+    /// inventory decides: a registered GPU node whose agent lost its GPU source is not
+    /// CPU-only, and its `up 0` is exported.
+    pub fn is_cpu_only(&self) -> bool {
+        match self.inventory {
+            Some(inv) => inv.devices.is_empty(),
+            None => self.collector.as_ref().is_some_and(|c| c.is_cpu_only()),
+        }
+    }
+}
+
 /// A sample value: integers stay exact (u64 counters above 2^53 survive).
-#[derive(Debug, Clone, Copy)]
-enum Value {
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SampleValue {
+    /// An integer.
     Int(u64),
+    /// A float (NaN and infinities allowed).
     Float(f64),
 }
 
-impl From<u64> for Value {
+impl From<u64> for SampleValue {
     fn from(v: u64) -> Self {
-        Value::Int(v)
+        SampleValue::Int(v)
     }
 }
 
-impl From<f64> for Value {
+impl From<f64> for SampleValue {
     fn from(v: f64) -> Self {
-        Value::Float(v)
+        SampleValue::Float(v)
     }
 }
 
-impl From<bool> for Value {
+impl From<bool> for SampleValue {
     fn from(v: bool) -> Self {
-        Value::Int(u64::from(v))
+        SampleValue::Int(u64::from(v))
     }
+}
+
+/// The type of a family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyKind {
+    /// A value that goes up and down.
+    Gauge,
+    /// A value that only goes up (its name ends in `_total`).
+    Counter,
+}
+
+impl FamilyKind {
+    /// `gauge` or `counter`, as the text format's `# TYPE` line says.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FamilyKind::Gauge => "gauge",
+            FamilyKind::Counter => "counter",
+        }
+    }
+}
+
+/// One series of a family: its labels (in order) and its value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Label names and values (values unescaped).
+    pub labels: Vec<(&'static str, String)>,
+    /// The value.
+    pub value: SampleValue,
+}
+
+/// One metric family with at least one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricFamily {
+    /// The series name as the text format 0.0.4 writes it (a counter's ends in `_total`).
+    pub name: &'static str,
+    /// Its type.
+    pub kind: FamilyKind,
+    /// Its help text (one line, ending in a full stop).
+    pub help: &'static str,
+    /// Its series, in a fixed order (of `nodes`, then of their devices or samples).
+    pub series: Vec<Series>,
 }
 
 /// Renders `nodes` as Prometheus text. Families appear once each, in a fixed order; series
@@ -81,6 +145,56 @@ pub fn render(nodes: &[NodeGpuMetrics<'_>]) -> String {
 
 /// [`render`], appending to `out` (for a `/metrics` handler that renders other families too).
 pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
+    for f in families(nodes) {
+        // Writing to a String cannot fail.
+        let _ = writeln!(out, "# HELP {} {}", f.name, f.help);
+        let _ = writeln!(out, "# TYPE {} {}", f.name, f.kind.as_str());
+        for s in &f.series {
+            out.push_str(f.name);
+            out.push('{');
+            for (i, (k, v)) in s.labels.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(k);
+                out.push_str("=\"");
+                escape_label_value(out, v);
+                out.push('"');
+            }
+            out.push_str("} ");
+            write_value(out, s.value);
+            out.push('\n');
+        }
+    }
+}
+
+/// Collects one family; left out when no series has a value (absent metrics produce no
+/// series, and no family header either).
+fn family(
+    out: &mut Vec<MetricFamily>,
+    name: &'static str,
+    kind: FamilyKind,
+    help: &'static str,
+    series: impl Iterator<Item = (Vec<(&'static str, String)>, Option<SampleValue>)>,
+) {
+    let series: Vec<Series> = series
+        .filter_map(|(labels, value)| value.map(|value| Series { labels, value }))
+        .collect();
+    if !series.is_empty() {
+        out.push(MetricFamily {
+            name,
+            kind,
+            help,
+            series,
+        });
+    }
+}
+
+/// The GPU families of `nodes` (see the [module documentation](self)): in a fixed order, each
+/// with at least one series.
+pub fn families(nodes: &[NodeGpuMetrics<'_>]) -> Vec<MetricFamily> {
+    use FamilyKind::{Counter, Gauge};
+    let mut out = Vec::new();
     // ---- identity and static properties (inventory)
     let devices = || {
         nodes.iter().flat_map(|n| {
@@ -90,9 +204,9 @@ pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
         })
     };
     family(
-        out,
+        &mut out,
         "bitsage_gpu_info",
-        "gauge",
+        Gauge,
         "GPU identity (value 1): name, index, PCI bus id, driver and CUDA versions, staking tier.",
         devices().map(|(node, inv, d)| {
             let index = d.index.to_string();
@@ -107,32 +221,32 @@ pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
                 ("cuda_version", inv.cuda_version.as_deref()),
                 ("tier", tier.as_deref()),
             ];
-            (label_set(&labels), Some(Value::Int(1)))
+            (label_set(&labels), Some(SampleValue::Int(1)))
         }),
     );
-    type DeviceGet = fn(&crate::gpu::GpuDevice) -> Option<Value>;
-    let inventory_gauges: [(&str, &str, DeviceGet); 3] = [
+    type DeviceGet = fn(&crate::gpu::GpuDevice) -> Option<SampleValue>;
+    let inventory_gauges: [(&'static str, &'static str, DeviceGet); 3] = [
         (
             "bitsage_gpu_memory_total_bytes",
             "Total framebuffer memory, bytes.",
-            |d| d.memory_total_bytes.map(Value::from),
+            |d| d.memory_total_bytes.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_mig_enabled",
             "Whether MIG mode is enabled (1) or not (0).",
-            |d| d.mig_enabled.map(Value::from),
+            |d| d.mig_enabled.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_confidential_compute_enabled",
             "Whether confidential-compute mode is on (1) or off (0).",
-            |d| d.confidential_compute.map(Value::from),
+            |d| d.confidential_compute.map(SampleValue::from),
         ),
     ];
     for (name, help, get) in inventory_gauges {
         family(
-            out,
+            &mut out,
             name,
-            "gauge",
+            Gauge,
             help,
             devices().map(|(node, _, d)| (gpu_labels(node, &d.uuid, None), get(d))),
         );
@@ -145,9 +259,9 @@ pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
             .flat_map(|n| n.samples.iter().map(move |s| (n.node, s)))
     };
     family(
-        out,
+        &mut out,
         "bitsage_gpu_state",
-        "gauge",
+        Gauge,
         "Device state as the driver reports it (1 for the current state).",
         samples().flat_map(|(node, s)| {
             [
@@ -159,101 +273,110 @@ pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
             .map(move |(state, label)| {
                 (
                     gpu_labels(node, &s.uuid, Some(("state", label))),
-                    Some(Value::from(s.state == state)),
+                    Some(SampleValue::from(s.state == state)),
                 )
             })
         }),
     );
-    type Get = fn(&GpuSample) -> Option<Value>;
-    let per_sample: [(&str, &str, &str, Get); 14] = [
+    type Get = fn(&GpuSample) -> Option<SampleValue>;
+    let per_sample: [(&'static str, FamilyKind, &'static str, Get); 14] = [
         (
             "bitsage_gpu_utilization_ratio",
-            "gauge",
+            Gauge,
             "Share of time a kernel was running, 0-1.",
-            |s| s.gpu_utilization_ratio.map(Value::from),
+            |s| s.gpu_utilization_ratio.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_memory_utilization_ratio",
-            "gauge",
+            Gauge,
             "Share of time device memory was read or written, 0-1.",
-            |s| s.memory_utilization_ratio.map(Value::from),
+            |s| s.memory_utilization_ratio.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_memory_used_bytes",
-            "gauge",
+            Gauge,
             "Framebuffer memory used, bytes.",
-            |s| s.memory_used_bytes.map(Value::from),
+            |s| s.memory_used_bytes.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_memory_free_bytes",
-            "gauge",
+            Gauge,
             "Framebuffer memory free, bytes.",
-            |s| s.memory_free_bytes.map(Value::from),
+            |s| s.memory_free_bytes.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_temperature_celsius",
-            "gauge",
+            Gauge,
             "GPU core temperature, degrees Celsius.",
-            |s| s.temperature_celsius.map(Value::from),
+            |s| s.temperature_celsius.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_power_watts",
-            "gauge",
+            Gauge,
             "Power draw, watts.",
-            |s| s.power_watts.map(Value::from),
+            |s| s.power_watts.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_energy_joules_total",
-            "counter",
+            Counter,
             "Energy consumed since the driver loaded, joules.",
-            |s| s.energy_joules_total.map(Value::from),
+            |s| s.energy_joules_total.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_sm_clock_hertz",
-            "gauge",
+            Gauge,
             "SM clock, hertz.",
-            |s| s.sm_clock_hz.map(Value::from),
+            |s| s.sm_clock_hz.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_memory_clock_hertz",
-            "gauge",
+            Gauge,
             "Memory clock, hertz.",
-            |s| s.memory_clock_hz.map(Value::from),
+            |s| s.memory_clock_hz.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_pcie_tx_bytes_per_second",
-            "gauge",
+            Gauge,
             "PCIe transmit throughput, bytes per second.",
-            |s| s.pcie_tx_bytes_per_second.map(Value::from),
+            |s| s.pcie_tx_bytes_per_second.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_pcie_rx_bytes_per_second",
-            "gauge",
+            Gauge,
             "PCIe receive throughput, bytes per second.",
-            |s| s.pcie_rx_bytes_per_second.map(Value::from),
+            |s| s.pcie_rx_bytes_per_second.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_pcie_replays_total",
-            "counter",
+            Counter,
             "PCIe replays.",
-            |s| s.pcie_replays_total.map(Value::from),
+            |s| s.pcie_replays_total.map(SampleValue::from),
         ),
         (
             "bitsage_gpu_xid_events",
-            "gauge",
+            Gauge,
             "XID errors seen since the previous sample.",
-            |s| s.xid_events.as_ref().map(|e| Value::Int(e.len() as u64)),
+            |s| {
+                s.xid_events
+                    .as_ref()
+                    .map(|e| SampleValue::Int(e.len() as u64))
+            },
         ),
         (
             "bitsage_gpu_last_xid_code",
-            "gauge",
+            Gauge,
             "Code of the latest XID error seen since the previous sample.",
-            |s| s.xid_events.as_ref()?.last().map(|e| Value::Int(e.code)),
+            |s| {
+                s.xid_events
+                    .as_ref()?
+                    .last()
+                    .map(|e| SampleValue::Int(e.code))
+            },
         ),
     ];
     for (name, kind, help, get) in per_sample {
         family(
-            out,
+            &mut out,
             name,
             kind,
             help,
@@ -261,9 +384,9 @@ pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
         );
     }
     family(
-        out,
+        &mut out,
         "bitsage_gpu_ecc_errors_total",
-        "counter",
+        Counter,
         "ECC errors since the driver loaded (volatile), by type.",
         samples().flat_map(|(node, s)| {
             [
@@ -274,112 +397,96 @@ pub fn render_into(out: &mut String, nodes: &[NodeGpuMetrics<'_>]) {
             .map(move |(t, v)| {
                 (
                     gpu_labels(node, &s.uuid, Some(("type", t))),
-                    v.map(Value::from),
+                    v.map(SampleValue::from),
                 )
             })
         }),
     );
     family(
-        out,
+        &mut out,
         "bitsage_gpu_compute_processes",
-        "gauge",
+        Gauge,
         "Compute processes running on the GPU.",
         samples().map(|(node, s)| {
             (
                 gpu_labels(node, &s.uuid, None),
-                s.processes.as_ref().map(|p| Value::Int(p.len() as u64)),
+                s.processes
+                    .as_ref()
+                    .map(|p| SampleValue::Int(p.len() as u64)),
             )
         }),
     );
 
-    // ---- the collector
+    // ---- the collector (a CPU-only node has nothing to collect: one `cpu_only` series)
+    family(
+        &mut out,
+        "bitsage_gpu_collector_cpu_only",
+        Gauge,
+        "A node without GPUs (value 1): it has no other bitsage_gpu_collector_* series.",
+        nodes
+            .iter()
+            .filter(|n| n.is_cpu_only())
+            .map(|n| (node_labels(n.node), Some(SampleValue::Int(1)))),
+    );
     let collectors = || {
-        nodes.iter().filter_map(|n| {
-            n.collector
-                .as_ref()
-                .map(|c| (label_set(&[("node", Some(n.node))]), c))
-        })
+        nodes
+            .iter()
+            .filter(|n| !n.is_cpu_only())
+            .filter_map(|n| n.collector.as_ref().map(|c| (node_labels(n.node), c)))
     };
     family(
-        out,
+        &mut out,
         "bitsage_gpu_collector_up",
-        "gauge",
+        Gauge,
         "Whether the latest GPU sampling attempt succeeded.",
-        collectors().map(|(l, c)| (l, Some(Value::from(c.up)))),
+        collectors().map(|(l, c)| (l, Some(SampleValue::from(c.up)))),
     );
     family(
-        out,
+        &mut out,
         "bitsage_gpu_collector_last_sample_age_seconds",
-        "gauge",
+        Gauge,
         "Age of the latest successful GPU sample, seconds.",
-        collectors().map(|(l, c)| (l, c.last_sample_age_seconds.map(Value::from))),
+        collectors().map(|(l, c)| (l, c.last_sample_age_seconds.map(SampleValue::from))),
     );
     family(
-        out,
+        &mut out,
         "bitsage_gpu_collector_samples_total",
-        "counter",
+        Counter,
         "Successful GPU samples.",
-        collectors().map(|(l, c)| (l, Some(Value::from(c.samples_total)))),
+        collectors().map(|(l, c)| (l, Some(SampleValue::from(c.samples_total)))),
     );
     family(
-        out,
+        &mut out,
         "bitsage_gpu_collector_sample_errors_total",
-        "counter",
+        Counter,
         "Failed GPU sampling attempts (source unavailable, timeout, ...).",
-        collectors().map(|(l, c)| (l, Some(Value::from(c.sample_errors_total)))),
+        collectors().map(|(l, c)| (l, Some(SampleValue::from(c.sample_errors_total)))),
     );
+    out
 }
 
-/// Writes one family: HELP and TYPE, then its series; nothing at all when no series has a
-/// value (absent metrics produce no series).
-fn family(
-    out: &mut String,
-    name: &str,
-    kind: &str,
-    help: &str,
-    series: impl Iterator<Item = (String, Option<Value>)>,
-) {
-    let mut header = false;
-    for (labels, value) in series {
-        let Some(value) = value else { continue };
-        if !header {
-            // Writing to a String cannot fail.
-            let _ = writeln!(out, "# HELP {name} {help}");
-            let _ = writeln!(out, "# TYPE {name} {kind}");
-            header = true;
-        }
-        out.push_str(name);
-        out.push_str(&labels);
-        out.push(' ');
-        write_value(out, value);
-        out.push('\n');
-    }
+fn node_labels(node: &str) -> Vec<(&'static str, String)> {
+    vec![("node", node.to_string())]
 }
 
-fn gpu_labels(node: &str, uuid: &str, extra: Option<(&str, &str)>) -> String {
-    match extra {
-        Some((k, v)) => label_set(&[("node", Some(node)), ("uuid", Some(uuid)), (k, Some(v))]),
-        None => label_set(&[("node", Some(node)), ("uuid", Some(uuid))]),
+fn gpu_labels(
+    node: &str,
+    uuid: &str,
+    extra: Option<(&'static str, &str)>,
+) -> Vec<(&'static str, String)> {
+    let mut labels = vec![("node", node.to_string()), ("uuid", uuid.to_string())];
+    if let Some((k, v)) = extra {
+        labels.push((k, v.to_string()));
     }
+    labels
 }
 
-/// `{k="v",...}` with the values escaped; labels without a value are left out.
-fn label_set(labels: &[(&str, Option<&str>)]) -> String {
-    let mut s = String::from("{");
-    let mut first = true;
-    for (k, v) in labels {
-        let Some(v) = v else { continue };
-        if !first {
-            s.push(',');
-        }
-        first = false;
-        s.push_str(k);
-        s.push_str("=\"");
-        escape_label_value(&mut s, v);
-        s.push('"');
-    }
-    s.push('}');
-    s
+/// The labels that have a value, in order.
+fn label_set(labels: &[(&'static str, Option<&str>)]) -> Vec<(&'static str, String)> {
+    labels
+        .iter()
+        .filter_map(|(k, v)| v.map(|v| (*k, v.to_string())))
+        .collect()
 }
 
 /// Escapes a label value: backslash, double quote and line feed (the exposition format's rule).
@@ -394,15 +501,15 @@ pub fn escape_label_value(out: &mut String, v: &str) {
     }
 }
 
-fn write_value(out: &mut String, v: Value) {
+fn write_value(out: &mut String, v: SampleValue) {
     // Writing to a String cannot fail.
     let _ = match v {
-        Value::Int(i) => write!(out, "{i}"),
-        Value::Float(f) if f.is_nan() => write!(out, "NaN"),
-        Value::Float(f) if f.is_infinite() => {
+        SampleValue::Int(i) => write!(out, "{i}"),
+        SampleValue::Float(f) if f.is_nan() => write!(out, "NaN"),
+        SampleValue::Float(f) if f.is_infinite() => {
             write!(out, "{}", if f > 0.0 { "+Inf" } else { "-Inf" })
         }
-        Value::Float(f) => write!(out, "{f}"),
+        SampleValue::Float(f) => write!(out, "{f}"),
     };
 }
 
@@ -561,13 +668,71 @@ mod tests {
     }
 
     #[test]
+    fn a_cpu_only_node_exports_cpu_only_and_no_collector_health() {
+        let host_only = GpuCollectorStatus {
+            source: crate::gpu::HOST_ONLY_SOURCE.into(),
+            up: false,
+            last_error: None,
+            last_sample_age_seconds: None,
+            samples_total: 0,
+            sample_errors_total: 0,
+        };
+        let no_gpus = GpuInventory {
+            devices: vec![],
+            driver_version: None,
+            cuda_version: None,
+        };
+        let gpus = inventory();
+        let text = render(&[
+            // The agent's own view: no inventory, a host-only collector.
+            NodeGpuMetrics {
+                node: "agent-cpu",
+                inventory: None,
+                samples: &[],
+                collector: Some(host_only.clone()),
+            },
+            // The coordinator's view: registered without GPUs.
+            NodeGpuMetrics {
+                node: "registered-cpu",
+                inventory: Some(&no_gpus),
+                samples: &[],
+                collector: None,
+            },
+            // A registered GPU node whose agent lost its GPU source is not CPU-only.
+            NodeGpuMetrics {
+                node: "gpu-lost",
+                inventory: Some(&gpus),
+                samples: &[],
+                collector: Some(host_only),
+            },
+        ]);
+        let has = |line: &str| text.lines().any(|l| l == line);
+        assert!(
+            has("bitsage_gpu_collector_cpu_only{node=\"agent-cpu\"} 1"),
+            "{text}"
+        );
+        assert!(has(
+            "bitsage_gpu_collector_cpu_only{node=\"registered-cpu\"} 1"
+        ));
+        assert!(!text.contains("cpu_only{node=\"gpu-lost\"}"));
+        assert!(has("bitsage_gpu_collector_up{node=\"gpu-lost\"} 0"));
+        for node in ["agent-cpu", "registered-cpu"] {
+            assert!(
+                !text.contains(&format!("collector_up{{node=\"{node}\"}}"))
+                    && !text.contains(&format!("errors_total{{node=\"{node}\"}}")),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
     fn special_floats_use_prometheus_spelling() {
         let mut s = String::new();
-        write_value(&mut s, Value::Float(f64::NAN));
+        write_value(&mut s, SampleValue::Float(f64::NAN));
         s.push(' ');
-        write_value(&mut s, Value::Float(f64::INFINITY));
+        write_value(&mut s, SampleValue::Float(f64::INFINITY));
         s.push(' ');
-        write_value(&mut s, Value::Int(u64::MAX));
+        write_value(&mut s, SampleValue::Int(u64::MAX));
         assert_eq!(s, "NaN +Inf 18446744073709551615");
     }
 }

@@ -177,7 +177,7 @@ impl HostOnlySource {
 #[async_trait]
 impl GpuSource for HostOnlySource {
     fn name(&self) -> &'static str {
-        "host-only"
+        bitsage_core::gpu::HOST_ONLY_SOURCE
     }
 
     async fn inventory(&self) -> Result<GpuInventory> {

@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use bitsage_core::gpu::{
-    GpuCollectorStatus, GpuInventory, GpuSample, HostInfo, MAX_COLLECTOR_ERROR_LEN,
+    GpuCollectorStatus, GpuInventory, GpuSample, HostInfo, HOST_ONLY_SOURCE,
+    MAX_COLLECTOR_ERROR_LEN,
 };
 use bitsage_core::time::{now, Timestamp};
 use bitsage_core::{DynGpuSource, Result};
@@ -241,6 +242,12 @@ async fn step(shared: &Arc<Shared>) {
         }
         worker.in_flight = None;
     }
+    if shared.source.name() == HOST_ONLY_SOURCE {
+        // A host without GPUs: nothing to sample, which is not a failure (no error counted,
+        // no `last_error`; the collector reports itself CPU-only). The host section is real.
+        read_host(shared).await;
+        return;
+    }
 
     let refresh_inventory = {
         let cache = read(&shared.cache);
@@ -462,7 +469,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn the_background_task_samples_and_an_unavailable_source_is_reported() {
+    async fn a_host_without_gpus_is_cpu_only_not_failing() {
         let sampler = GpuSampler::spawn(
             Arc::new(HostOnlySource::new("nvml", "libnvidia-ml.so.1 not found")),
             SamplerConfig::default(),
@@ -470,10 +477,20 @@ mod tests {
         // Paused clock: sleeping advances virtual time and lets the ticks run.
         tokio::time::sleep(Duration::from_millis(2500)).await;
         let s = sampler.snapshot();
+        // Nothing to sample is not a failure: no errors, no error text, no samples.
         assert!(!s.up);
-        assert_eq!(s.errors_total, 3);
-        assert_eq!(s.last_error.as_deref(), Some("libnvidia-ml.so.1 not found"));
+        assert_eq!(s.errors_total, 0);
+        assert_eq!(s.last_error, None);
         assert!(s.samples.is_none() && s.age.is_none());
+        let status = s.collector_status();
+        assert!(status.is_cpu_only(), "{status:?}");
+        // What the agent exports: CPU-only, no `up 0` for an alert to fire on.
+        let text = crate::prometheus::render(&[crate::prometheus::from_snapshot("n", &s)]);
+        assert!(
+            text.contains("bitsage_gpu_collector_cpu_only{node=\"n\"} 1\n"),
+            "{text}"
+        );
+        assert!(!text.contains("bitsage_gpu_collector_up"), "{text}");
         // A GPU-less worker still has its host section.
         assert!(s.host.is_some_and(|h| h.logical_cores >= 1));
     }

@@ -24,6 +24,19 @@ pub trait ChainInfo: Send + Sync + Debug {
     fn indexer_health(&self) -> Option<IndexerHealth> {
         None
     }
+    /// How far the indexer has followed the chain, for `/metrics`, when an indexer runs.
+    fn indexer_progress(&self) -> Option<IndexerProgress> {
+        None
+    }
+}
+
+/// How far the event indexer has followed the chain (`bitsage_indexer_*` on `/metrics`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IndexerProgress {
+    /// The last block it processed (its stored cursor); `None` before its first step.
+    pub block_height: Option<u64>,
+    /// Blocks between its cursor and the chain's head at its last successful step.
+    pub lag_blocks: Option<u64>,
 }
 
 /// How well the event indexer keeps up.

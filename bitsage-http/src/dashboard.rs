@@ -22,12 +22,14 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::IntoResponse as _;
 use axum::routing::get;
 use axum::{Json, Router};
 use bitsage_core::attestation::AttestationSummary;
@@ -1102,7 +1104,128 @@ fn split_unavailable<A, B, C>(reason: String) -> (Section<A>, Section<B>, Sectio
 pub async fn validator_status(
     State(state): State<AppState>,
     WalletHeader(wallet): WalletHeader,
-) -> Json<ValidatorStatus> {
+) -> axum::response::Response {
+    let cache = state.status_cache.clone();
+    let ttl = state.config.status_cache_ttl.min(MAX_STATUS_CACHE_TTL);
+    let (body, at) = cache
+        .get_or_compute(wallet, ttl, || async {
+            let status = compute_validator_status(&state, wallet).await;
+            // A store group that did not answer is not kept: the next request asks again.
+            let keep = matches!(status.workers, Section::Ok(_))
+                && matches!(status.jobs, Section::Ok(_))
+                && matches!(status.earnings, Section::Ok(_));
+            (
+                serde_json::to_vec(&status).map(axum::body::Bytes::from),
+                keep,
+            )
+        })
+        .await;
+    match body {
+        Ok(bytes) => {
+            let age = at.elapsed().as_secs();
+            (
+                [
+                    (
+                        axum::http::header::CONTENT_TYPE,
+                        "application/json".to_string(),
+                    ),
+                    (axum::http::header::AGE, age.to_string()),
+                    (
+                        axum::http::header::CACHE_CONTROL,
+                        format!("private, max-age={}", ttl.as_secs().saturating_sub(age)),
+                    ),
+                ],
+                bytes,
+            )
+                .into_response()
+        }
+        Err(e) => {
+            ApiError::from(bitsage_core::Error::backend("json", e.to_string())).into_response()
+        }
+    }
+}
+
+/// The longest a validator status answer is reused ([`HttpConfig::status_cache_ttl`] is capped
+/// at this).
+pub const MAX_STATUS_CACHE_TTL: Duration = Duration::from_secs(15);
+
+/// Most wallets whose status answer is kept at once; beyond it expired answers are dropped,
+/// and if none is expired the cache starts over (a bound on memory an outsider cannot grow
+/// beyond: only callers allowed to read a wallet's status fill it).
+pub const MAX_STATUS_CACHE_WALLETS: usize = 10_000;
+
+type StatusSlot = Arc<(
+    std::time::Instant,
+    tokio::sync::OnceCell<(Result<axum::body::Bytes, Arc<serde_json::Error>>, bool)>,
+)>;
+
+/// `GET /api/validator/status` answers per wallet, reused for [`HttpConfig::status_cache_ttl`]
+/// (default 5 s, at most 15 s), with their age in the `Age` header and `generated_at` in the
+/// body: the answer's cost no longer depends on how often it is asked. Concurrent requests
+/// for a wallet whose answer is missing or expired share one computation. A cache of a read,
+/// per process (nothing to agree on between coordinators).
+#[derive(Debug, Clone, Default)]
+pub struct StatusCache {
+    slots: Arc<std::sync::Mutex<std::collections::HashMap<WalletAddress, StatusSlot>>>,
+}
+
+impl StatusCache {
+    /// The answer for `wallet` and when it was computed: reused when younger than `ttl`,
+    /// else computed by `compute` (which also says whether the answer may be kept).
+    async fn get_or_compute<F, Fut>(
+        &self,
+        wallet: WalletAddress,
+        ttl: Duration,
+        compute: F,
+    ) -> (
+        Result<axum::body::Bytes, Arc<serde_json::Error>>,
+        std::time::Instant,
+    )
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = (Result<axum::body::Bytes, serde_json::Error>, bool)>,
+    {
+        let slot = {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            match slots.get(&wallet) {
+                Some(slot) if slot.0.elapsed() < ttl => Arc::clone(slot),
+                _ => {
+                    if slots.len() >= MAX_STATUS_CACHE_WALLETS {
+                        slots.retain(|_, s| s.0.elapsed() < ttl);
+                        if slots.len() >= MAX_STATUS_CACHE_WALLETS {
+                            slots.clear();
+                        }
+                    }
+                    let slot: StatusSlot =
+                        Arc::new((std::time::Instant::now(), tokio::sync::OnceCell::new()));
+                    slots.insert(wallet, Arc::clone(&slot));
+                    slot
+                }
+            }
+        };
+        let (body, keep) = slot
+            .1
+            .get_or_init(|| async {
+                let (body, keep) = compute().await;
+                (body.map_err(Arc::new), keep)
+            })
+            .await
+            .clone();
+        if !keep {
+            let mut slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+            if slots.get(&wallet).is_some_and(|s| Arc::ptr_eq(s, &slot)) {
+                slots.remove(&wallet);
+            }
+        }
+        (body, slot.0)
+    }
+}
+
+/// The validator status of `wallet`, read now.
+pub(crate) async fn compute_validator_status(
+    state: &AppState,
+    wallet: WalletAddress,
+) -> ValidatorStatus {
     let budget = Budget::start(&state.config);
     let store = &state.store;
     let store_groups = async {
@@ -1132,7 +1255,7 @@ pub async fn validator_status(
         ),
         chain_read(&budget, chain.map(|c| c.reputation(&wallet)), |r| r),
     );
-    Json(ValidatorStatus {
+    ValidatorStatus {
         wallet,
         generated_at: bitsage_core::time::now(),
         workers,
@@ -1141,7 +1264,7 @@ pub async fn validator_status(
         stake,
         rewards,
         reputation,
-    })
+    }
 }
 
 /// `GET /api/validator/gpus`.

@@ -1,11 +1,16 @@
 //! What wraps every request: its id (accepted from `x-request-id` when well-formed, else
 //! generated; returned on the response; a field of every log line and audit entry written
-//! while it runs), a log line when it ends, a deadline for the answer, the security headers
-//! and the CORS allow-list.
+//! while it runs), a log line when it ends, a deadline for the answer, the security headers,
+//! the CORS allow-list, and its count and duration for `/metrics`
+//! ([`RequestMetricsLayer`]).
 
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +18,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
+use crate::metrics::{method_label, Metrics, UNMATCHED_ROUTE};
 
 /// The request id header.
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -137,6 +143,107 @@ pub fn cors(origins: &[String]) -> Option<CorsLayer> {
             .allow_credentials(true)
             .max_age(Duration::from_secs(600)),
     )
+}
+
+/// Counts every request the router answers (`bitsage_dashboard_requests_total{route,method,
+/// status}`) and times it to its response head (`bitsage_dashboard_request_duration_seconds`;
+/// a live stream's duration ends when its stream starts). `route` is the matched route's
+/// template (`/api/nodes/{id}`), `unmatched` when no route matched — never the raw path, so
+/// the series stay bounded.
+///
+/// Applied with `Router::layer` (axum wraps each route with it, after routing), so the
+/// [`MatchedPath`] is known. Cheap on the hot path: an interned label lookup, an `Arc` clone
+/// and the metric updates; no boxing (the future is a plain wrapper) and no allocation once a
+/// series exists.
+#[derive(Debug, Clone)]
+pub struct RequestMetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl RequestMetricsLayer {
+    /// A layer recording into `metrics`.
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower::Layer<S> for RequestMetricsLayer {
+    type Service = RequestMetricsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestMetricsService {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+/// The service of [`RequestMetricsLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestMetricsService<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, ResBody> tower::Service<axum::http::Request<B>> for RequestMetricsService<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = RequestMetricsFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let route = req
+            .extensions()
+            .get::<MatchedPath>()
+            .map_or(UNMATCHED_ROUTE, |p| self.metrics.route_label(p.as_str()));
+        let method = method_label(req.method());
+        RequestMetricsFuture {
+            inner: self.inner.call(req),
+            started: Instant::now(),
+            route,
+            method,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestMetricsService`]: records the answer when it is ready.
+    pub struct RequestMetricsFuture<F> {
+        #[pin]
+        inner: F,
+        started: Instant,
+        route: &'static str,
+        method: &'static str,
+        metrics: Arc<Metrics>,
+    }
+}
+
+impl<F, ResBody, E> Future for RequestMetricsFuture<F>
+where
+    F: Future<Output = Result<axum::http::Response<ResBody>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let answer = ready!(this.inner.poll(cx));
+        if let Ok(res) = &answer {
+            this.metrics.record_request(
+                this.route,
+                this.method,
+                res.status().as_u16(),
+                this.started.elapsed(),
+            );
+        }
+        Poll::Ready(answer)
+    }
 }
 
 #[cfg(test)]

@@ -28,7 +28,8 @@
 //! - live ([`live`]): `GET /api/events` (Server-Sent Events, `Last-Event-ID` resume),
 //!   `GET /ws` (WebSocket; subscribe to topics) and `/ws/jobs`, `/ws/workers`, `/ws/staking`
 //! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
-//!   `GET /openapi.json`, `GET /metrics` (Prometheus, see [`metrics`])
+//!   `GET /openapi.json`, `GET /metrics` (Prometheus text 0.0.4 or OpenMetrics, through
+//!   `prometheus-client`; see [`metrics`] for the families)
 
 pub mod accounts;
 pub mod api;
@@ -89,6 +90,10 @@ pub struct HttpConfig {
     /// How long a dashboard response waits for its slowest source (default 2 s); a source
     /// that misses it is reported `unavailable` in its own field group.
     pub dashboard_budget: Duration,
+    /// How long a `GET /api/validator/status` answer is reused for the same wallet (default
+    /// 5 s, at most [`dashboard::MAX_STATUS_CACHE_TTL`]; zero: never). Its age is in the
+    /// answer's `Age` header and `generated_at`.
+    pub status_cache_ttl: Duration,
     /// Connection cap and timeouts ([`server::serve`] and the router's deadlines).
     pub limits: server::ServerLimits,
     /// Origins allowed to call the API from a browser (CORS); empty (the default): same
@@ -106,6 +111,7 @@ impl Default for HttpConfig {
             register_body_limit_bytes: 1024 * 1024,
             readiness_timeout: Duration::from_secs(2),
             dashboard_budget: Duration::from_secs(2),
+            status_cache_ttl: Duration::from_secs(5),
             limits: server::ServerLimits::default(),
             cors_origins: Vec::new(),
             rate_limits: ratelimit::RateLimits::default(),
@@ -151,6 +157,10 @@ pub struct AppState {
     /// The console Overview's last summary, shared by concurrent viewers for a moment
     /// ([`console`]); a cache of a read, not state.
     pub(crate) overview: console::OverviewCache,
+    /// `GET /api/validator/status` answers reused for a few seconds ([`dashboard::StatusCache`]).
+    pub(crate) status_cache: dashboard::StatusCache,
+    /// The request counters and histograms `/metrics` exports ([`metrics`]); this process's.
+    pub metrics: Arc<metrics::Metrics>,
 }
 
 impl AppState {
@@ -193,6 +203,8 @@ impl AppState {
             accounts,
             started: std::time::Instant::now(),
             overview: console::OverviewCache::default(),
+            status_cache: dashboard::StatusCache::default(),
+            metrics: Arc::new(metrics::Metrics::new()),
         }
     }
 
@@ -397,6 +409,9 @@ pub fn router(state: AppState) -> Router {
     if let Some(cors) = layers::cors(&cors_origins) {
         app = app.layer(cors);
     }
+    let request_metrics = layers::RequestMetricsLayer::new(state.metrics.clone());
     app.layer(axum::middleware::from_fn(layers::request_id))
+        // Outermost: every answer is counted, whatever layer produced it.
+        .layer(request_metrics)
         .with_state(state)
 }

@@ -85,6 +85,50 @@ struct HubInner {
     /// Turns true when the coordinator shuts down: every live stream ends.
     closing: tokio::sync::watch::Sender<bool>,
     settings: LiveSettings,
+    /// Open connections by [`Transport`] (for `/metrics`).
+    open: [AtomicU64; 2],
+}
+
+/// A live transport, as `/metrics` counts connections (`bitsage_websocket_subscribers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// A WebSocket (`/ws`, `/ws/{topic}`).
+    WebSocket,
+    /// A Server-Sent Events stream (`/api/events`, the console's `/console/live`).
+    Sse,
+}
+
+impl Transport {
+    /// Both transports.
+    pub const ALL: [Transport; 2] = [Transport::WebSocket, Transport::Sse];
+
+    /// The label value: `ws` or `sse`.
+    pub fn label(self) -> &'static str {
+        match self {
+            Transport::WebSocket => "ws",
+            Transport::Sse => "sse",
+        }
+    }
+
+    fn index(self) -> usize {
+        match self {
+            Transport::WebSocket => 0,
+            Transport::Sse => 1,
+        }
+    }
+}
+
+/// One open live connection, counted in [`EventHub::connections`] until dropped.
+#[derive(Debug)]
+pub struct ConnectionGuard {
+    hub: Arc<HubInner>,
+    transport: Transport,
+}
+
+impl Drop for ConnectionGuard {
+    fn drop(&mut self) {
+        self.hub.open[self.transport.index()].fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 const NOT_STARTED: u64 = u64::MAX;
@@ -105,6 +149,7 @@ impl EventHub {
                 connections: Arc::new(Semaphore::new(settings.max_connections)),
                 closing: tokio::sync::watch::channel(false).0,
                 settings,
+                open: Default::default(),
             }),
         }
     }
@@ -133,6 +178,21 @@ impl EventHub {
     /// a graceful shutdown then does not wait for clients that would never leave.
     pub fn close(&self) {
         self.inner.closing.send_replace(true);
+    }
+
+    /// Counts a live connection of `transport` while the guard lives (a WebSocket from its
+    /// upgrade until it closes, subscribed or not; an SSE stream while its body streams).
+    pub fn connection(&self, transport: Transport) -> ConnectionGuard {
+        self.inner.open[transport.index()].fetch_add(1, Ordering::Relaxed);
+        ConnectionGuard {
+            hub: Arc::clone(&self.inner),
+            transport,
+        }
+    }
+
+    /// Live connections of `transport` open now.
+    pub fn connections(&self, transport: Transport) -> u64 {
+        self.inner.open[transport.index()].load(Ordering::Relaxed)
     }
 
     /// The last id broadcast.
@@ -397,7 +457,8 @@ pub async fn sse(
     let topics = parse_topics(q.topics.as_deref())?;
     let resume = last_event_id(&headers)?.or(q.after);
     let sub = state.events.subscribe(topics, resume).await?;
-    let stream = futures::stream::unfold(Some(sub), |sub| async move {
+    let open = state.events.connection(Transport::Sse);
+    let stream = futures::stream::unfold((Some(sub), open), |(sub, open)| async move {
         let mut sub = sub?;
         match sub.next().await {
             Ok(e) => {
@@ -406,7 +467,7 @@ pub async fn sse(
                     .event(e.kind.clone())
                     .json_data(&*e)
                     .unwrap_or_else(|_| Event::default().comment("unserialisable event"));
-                Some((Ok::<_, Infallible>(frame), Some(sub)))
+                Some((Ok::<_, Infallible>(frame), (Some(sub), open)))
             }
             Err(Ended::SlowConsumer(reason)) => {
                 let body = crate::api::ErrorBody {
@@ -419,7 +480,7 @@ pub async fn sse(
                     .event("error")
                     .json_data(&body)
                     .unwrap_or_else(|_| Event::default().comment("slow consumer"));
-                Some((Ok(frame), None))
+                Some((Ok(frame), (None, open)))
             }
             Err(Ended::Closed) => None,
         }
@@ -638,6 +699,7 @@ async fn next_event(sub: &mut Option<Subscription>) -> Result<Arc<StoredEvent>, 
 }
 
 async fn serve_socket(state: AppState, mut socket: WebSocket, preset: Option<Topic>) {
+    let _open = state.events.connection(Transport::WebSocket);
     let mut sub = None;
     if let Some(t) = preset {
         resubscribe(

@@ -632,18 +632,26 @@ pub async fn coordinator(State(state): State<AppState>) -> Response {
     Json(service::coordinator_info(&state).await).into_response()
 }
 
-/// `GET /metrics`: Prometheus text; 503 in the API error shape when the store cannot answer.
+/// `GET /metrics`: the Prometheus exposition ([`metrics`]) — OpenMetrics text when the
+/// scraper asks for it (`Accept: application/openmetrics-text`), else the text format 0.0.4;
+/// 503 in the API error shape when the store cannot answer.
 #[utoipa::path(
     get,
     path = "/metrics",
     tag = "ops",
     operation_id = "metrics",
-    summary = "Prometheus text exposition",
-    description = "Per-GPU series of every node (fresh readings only), collector health, node and \
-        job counts (format 0.0.4).",
+    summary = "Prometheus metrics (text format 0.0.4, or OpenMetrics when asked for)",
+    description = "Build and process, HTTP requests by route template, heartbeats, nodes, jobs, \
+        proof verification and fraud, settlement, the chain indexer and RPC latency, live \
+        connections, rate-limit refusals, node uptime, stake, and per-GPU series of every node \
+        (fresh readings only). Encoded by `prometheus-client`: OpenMetrics 1.0 when the \
+        `Accept` header asks for `application/openmetrics-text` (as Prometheus does), else the \
+        Prometheus text format 0.0.4.",
     responses(
-        (status = 200, description = "Prometheus exposition format 0.0.4.", body = String,
-            content_type = "text/plain; version=0.0.4; charset=utf-8"),
+        (status = 200, description = "The exposition, in the negotiated format.", content(
+            (String = "text/plain; version=0.0.4; charset=utf-8"),
+            (String = "application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        )),
         (status = 401, response = Unauthorized),
         (status = 403, response = Forbidden),
         (status = 429, response = TooManyRequests),
@@ -653,9 +661,11 @@ pub async fn coordinator(State(state): State<AppState>) -> Response {
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
-pub async fn metrics(State(state): State<AppState>) -> Response {
-    match metrics::render(&state, bitsage_core::time::now()).await {
-        Ok(text) => ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response(),
+pub async fn metrics(State(state): State<AppState>, headers: axum::http::HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = metrics::Format::negotiate(accept);
+    match metrics::render(&state, bitsage_core::time::now(), format).await {
+        Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) if e.status.is_server_error() => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

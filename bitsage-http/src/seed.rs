@@ -15,8 +15,8 @@ use utoipa::ToSchema;
 
 use crate::api::ErrorBody;
 use crate::dashboard::{
-    chain_read, validator_gpus, validator_status, Budget, ChainReading, RewardsView, Section,
-    ValidatorGpus, ValidatorStatus, WalletHeader,
+    chain_read, validator_gpus, Budget, ChainReading, RewardsView, Section, ValidatorGpus,
+    ValidatorStatus, WalletHeader,
 };
 use crate::openapi::responses::*;
 use crate::{routes, AppState};
@@ -59,8 +59,11 @@ pub struct WorkerStatus {
     ),
     security(("bearer" = []), ("cookie" = []))
 )]
-pub async fn worker_status(state: State<AppState>, wallet: WalletHeader) -> Json<WorkerStatus> {
-    let Json(status) = validator_status(state, wallet).await;
+pub async fn worker_status(
+    State(state): State<AppState>,
+    WalletHeader(wallet): WalletHeader,
+) -> Json<WorkerStatus> {
+    let status = crate::dashboard::compute_validator_status(&state, wallet).await;
     Json(WorkerStatus {
         staked_amount: status.stake.ok().map(|s| s.value.amount),
         reputation_score: status.reputation.ok().map(|r| r.value.score),

@@ -49,16 +49,17 @@ pub fn page_of(limit: Option<u32>, offset: Option<u64>) -> Result<PageRequest, E
 pub fn register_response(state: &AppState, r: Registered) -> RegisterResponse {
     RegisterResponse {
         node: NodeView::from(r.node),
-        heartbeat_interval_secs: state.policy().heartbeat_interval.as_secs(),
+        heartbeat_interval_secs: state.coordinator.advertised_heartbeat_interval().as_secs(),
         coordinator_public_key: state.public_key(),
     }
 }
 
-/// The answer to an accepted heartbeat.
+/// The answer to an accepted heartbeat, with the interval the coordinator wants now (raised
+/// while ingest is behind: [`bitsage_core::service::Coordinator::advertised_heartbeat_interval`]).
 pub fn heartbeat_response(state: &AppState, status: NodeStatus) -> HeartbeatResponse {
     HeartbeatResponse {
         status,
-        heartbeat_interval_secs: state.policy().heartbeat_interval.as_secs(),
+        heartbeat_interval_secs: state.coordinator.advertised_heartbeat_interval().as_secs(),
     }
 }
 

@@ -36,11 +36,22 @@ use serde_json::Value;
 
 // ---------------------------------------------------------------- helpers
 
-/// An app over an in-memory store, with an optional chain and a dashboard budget.
+/// An app over an in-memory store, with an optional chain and a dashboard budget; validator
+/// status answers are not reused (see `app_with_cache`).
 fn app_with(chain: Option<DynChainSource>, budget: Duration) -> TestApp {
+    app_with_cache(chain, budget, Duration::ZERO)
+}
+
+/// [`app_with`], reusing validator status answers for `status_cache_ttl`.
+fn app_with_cache(
+    chain: Option<DynChainSource>,
+    budget: Duration,
+    status_cache_ttl: Duration,
+) -> TestApp {
     let store = Arc::new(InMemoryStore::new());
     let config = HttpConfig {
         dashboard_budget: budget,
+        status_cache_ttl,
         rate_limits: bitsage_http::ratelimit::RateLimits::disabled(),
         ..HttpConfig::default()
     };
@@ -1213,4 +1224,34 @@ async fn the_seed_routes_answer_with_the_seeds_names_and_units() {
     assert!(v["staked_amount"].is_null());
     assert!(v["pending_rewards"].is_null());
     assert!(v["reputation_score"].is_null());
+}
+
+#[tokio::test]
+async fn validator_status_is_reused_for_its_ttl_and_says_its_age() {
+    let t = app_with_cache(None, Duration::from_secs(2), Duration::from_secs(2));
+    register_for(&t.app, &key(1), "node-a1", wallet_a(), gpu_less("none")).await;
+    let first = send(&t.app, get_with_wallet("/api/validator/status", "0xa11ce")).await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(first.headers["age"], "0");
+    assert!(first.headers["cache-control"]
+        .to_str()
+        .unwrap()
+        .starts_with("private, max-age="));
+    let v = first.json();
+    assert_eq!(v["workers"]["total"], 1);
+
+    // A second node within the TTL: the same answer (same generated_at), its age growing.
+    register_for(&t.app, &key(2), "node-a2", wallet_a(), gpu_less("none")).await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let again = send(&t.app, get_with_wallet("/api/validator/status", "0xa11ce")).await;
+    assert_eq!(again.headers["age"], "1");
+    let w = again.json();
+    assert_eq!(w["generated_at"], v["generated_at"], "the reused answer");
+    assert_eq!(w["workers"]["total"], 1);
+
+    // Past the TTL: read again.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let fresh = get_json(&t.app, get_with_wallet("/api/validator/status", "0xa11ce")).await;
+    assert_eq!(fresh["workers"]["total"], 2);
+    assert_ne!(fresh["generated_at"], v["generated_at"]);
 }

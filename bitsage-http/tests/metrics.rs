@@ -1,5 +1,9 @@
 //! `/metrics` and the GPU samples heartbeats carry: per-GPU series from real reports only,
-//! stale readings not exported as current, invalid or foreign samples refused.
+//! stale readings not exported as current, invalid or foreign samples refused; the
+//! coordinator's own families after real traffic (requests by route template, heartbeats,
+//! verified and rejected proofs, fraud, live connections, 429s, CPU-only nodes), both formats,
+//! and the 0.0.4 body through `promtool check metrics` (skipped without promtool, except under
+//! `CI=true`).
 
 mod common;
 
@@ -312,4 +316,520 @@ async fn an_invalid_collector_status_is_400_and_nothing_is_stored() {
         .await
         .unwrap()
         .is_none());
+}
+
+// ------------------------------------------------------------ the coordinator's own families
+
+/// Pipes a `/metrics` body through `promtool check metrics` (Prometheus 2.42's linter). Without
+/// promtool the check is skipped with the reason — except under `CI=true`, where it fails.
+fn promtool_check(body: &str) {
+    use std::io::Write as _;
+    use std::process::{Command, Stdio};
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let child = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            let reason = format!("promtool check metrics skipped: cannot run `{promtool}`: {e}");
+            assert!(
+                std::env::var("CI").as_deref() != Ok("true"),
+                "{reason} (CI=true: the check must run; install the `prometheus` package)"
+            );
+            eprintln!("{reason}");
+            return;
+        }
+    };
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write to promtool");
+    let out = child.wait_with_output().expect("promtool ran");
+    assert!(
+        out.status.success(),
+        "promtool check metrics failed ({}):\n{}{}\n--- body ---\n{body}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The body of `GET /metrics` (admin), asserting 200 and the 0.0.4 content type.
+async fn scrape(app: &axum::Router) -> String {
+    let r = send(app, get("/metrics")).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    assert_eq!(
+        r.content_type.as_deref(),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    String::from_utf8(r.body).expect("utf-8")
+}
+
+fn prove(spec: &bitsage_core::JobSpec) -> bitsage_core::proof::ProofEnvelope {
+    bitsage_prover::StwoProver::new()
+        .prove_sync(spec)
+        .expect("prove")
+}
+
+fn nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+async fn lease(t: &TestApp, k: &SigningKey, id: &str) -> bitsage_http::api::Assignment {
+    let req =
+        bitsage_http::api::LeaseRequest::signed(k, node_id(id), nonce(), bitsage_core::time::now());
+    let r = send(&t.app, post_json("/api/jobs/lease", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let l: bitsage_http::api::LeaseResponse = r.parse();
+    l.assignment.expect("an assignment")
+}
+
+fn completion(
+    k: &SigningKey,
+    id: &str,
+    a: &bitsage_http::api::Assignment,
+    env: bitsage_core::proof::ProofEnvelope,
+) -> bitsage_http::api::CompleteRequest {
+    use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
+    use bitsage_http::api::Assignment;
+    let (job_id, lease_id, probe, receipt, receipt_signature) = match a {
+        Assignment::Probe { ticket } => (ticket.spec.id, None, Some(ticket.clone()), None, None),
+        Assignment::Job { lease, fee, net } => {
+            let body = bitsage_core::receipt::ReceiptBody {
+                id: bitsage_core::ReceiptId(lease.spec.id.0),
+                job_id: lease.spec.id,
+                kind: lease.spec.kind.name().to_string(),
+                node_id: node_id(id),
+                node_key: PublicKey::of(k),
+                coordinator_key: PublicKey::of(&key(42)),
+                output: env.output.clone(),
+                proof_hash: env.proof_hash,
+                payment: lease.payment,
+                fee: *fee,
+                net: *net,
+                completed_at: bitsage_core::time::now(),
+            };
+            let sig = body.sign_as_node(k).expect("node signs");
+            (
+                lease.spec.id,
+                Some(lease.lease.lease_id),
+                None,
+                Some(body),
+                Some(sig),
+            )
+        }
+    };
+    bitsage_http::api::CompleteRequest {
+        node_id: node_id(id),
+        job_id,
+        lease_id,
+        probe,
+        envelope: env,
+        receipt,
+        receipt_signature,
+        envelope_digest: Hash32([0; 32]),
+        sent_at: bitsage_core::time::now(),
+        signature: SignatureBytes([0; 64]),
+    }
+    .sign(k)
+}
+
+/// The value of `series` (a name and its exact label set) in `text`.
+fn value_of(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn the_coordinator_families_follow_real_traffic_and_pass_promtool() {
+    let t = app();
+    // A GPU node that heartbeats, a CPU-only node whose agent reports a host-only collector,
+    // and a worker that passes its probe, then submits a tampered proof.
+    let gk = key(1);
+    register_with(&t, &gk, "gpu-node", vec![h100("GPU-7777")]).await;
+    let beat = beat_with(&gk, "gpu-node", 1, vec![reading("GPU-7777")])
+        .with_gpu_collector(collector(true, Some(0.5)))
+        .sign(&gk);
+    assert_eq!(
+        send(&t.app, post_json("/api/nodes/heartbeat", &beat))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let ck = key(2);
+    register_with(&t, &ck, "cpu-node", vec![]).await;
+    let host_only = GpuCollectorStatus {
+        source: bitsage_core::gpu::HOST_ONLY_SOURCE.into(),
+        up: false,
+        last_error: None,
+        samples_total: 0,
+        sample_errors_total: 0,
+        last_sample_age_seconds: None,
+    };
+    let beat = beat_with(&ck, "cpu-node", 1, vec![])
+        .with_gpu_collector(host_only)
+        .sign(&ck);
+    assert_eq!(
+        send(&t.app, post_json("/api/nodes/heartbeat", &beat))
+            .await
+            .status,
+        StatusCode::OK
+    );
+
+    let wk = key(3);
+    register(&t.app, &wk, "worker").await;
+    let probe = lease(&t, &wk, "worker").await;
+    let env = prove(probe.spec());
+    let r = send(
+        &t.app,
+        post_json(
+            "/api/jobs/complete",
+            &completion(&wk, "worker", &probe, env),
+        ),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    let job = submission(
+        bitsage_core::JobKind::Poseidon2Chain {
+            seed: 9,
+            length: 64,
+        },
+        1000,
+        Some(2),
+    );
+    assert_eq!(
+        send(&t.app, post_json("/api/jobs", &job)).await.status,
+        StatusCode::CREATED
+    );
+    let work = lease(&t, &wk, "worker").await;
+    let mut env = prove(work.spec());
+    let mid = env.proof.len() / 2;
+    env.proof[mid] ^= 0x01;
+    send(
+        &t.app,
+        post_json("/api/jobs/complete", &completion(&wk, "worker", &work, env)),
+    )
+    .await
+    .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "proof_rejected");
+
+    // A templated route and a path no route matches.
+    assert_eq!(
+        send(&t.app, get("/api/nodes/gpu-node")).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&t.app, get("/no/such/route")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // A live stream is open while its body is.
+    let sse = tower::ServiceExt::oneshot(t.app.clone(), get("/api/events"))
+        .await
+        .expect("infallible");
+    assert_eq!(sse.status(), StatusCode::OK);
+
+    let text = scrape(&t.app).await;
+    let has = |line: &str| text.lines().any(|l| l == line);
+    let value = |series: &str| value_of(&text, series);
+
+    // The build and the process.
+    let build = text
+        .lines()
+        .find(|l| l.starts_with("bitsage_build_info{"))
+        .expect("build info");
+    assert!(
+        build.starts_with(&format!(
+            "bitsage_build_info{{version=\"{}\",commit=\"",
+            env!("CARGO_PKG_VERSION")
+        )) && build.contains(",target_cpu=\"")
+            && build.ends_with("} 1"),
+        "{build}"
+    );
+    assert!(has("# TYPE bitsage_build_info gauge"));
+    assert!(value("bitsage_process_start_time_seconds").is_some_and(|v| v > 1.6e9));
+
+    // Every request, by route template (never the raw path), method and status.
+    assert!(
+        has("# TYPE bitsage_dashboard_requests_total counter"),
+        "{text}"
+    );
+    assert!(
+        value("bitsage_dashboard_requests_total{route=\"/api/nodes/{id}\",method=\"GET\",status=\"200\"}")
+            == Some(1.0),
+        "{text}"
+    );
+    assert!(
+        value("bitsage_dashboard_requests_total{route=\"/api/nodes/heartbeat\",method=\"POST\",status=\"200\"}")
+            == Some(2.0),
+        "{text}"
+    );
+    assert!(
+        value("bitsage_dashboard_requests_total{route=\"/api/jobs/complete\",method=\"POST\",status=\"422\"}")
+            == Some(1.0),
+        "{text}"
+    );
+    assert!(
+        value(
+            "bitsage_dashboard_requests_total{route=\"unmatched\",method=\"GET\",status=\"404\"}"
+        ) == Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("route=\"/api/nodes/gpu-node\""), "{text}");
+    assert!(!text.contains("/no/such/route"), "{text}");
+    assert!(has(
+        "# TYPE bitsage_dashboard_request_duration_seconds histogram"
+    ));
+    assert!(
+        value("bitsage_dashboard_request_duration_seconds_count{route=\"/api/nodes/{id}\",method=\"GET\"}")
+            == Some(1.0),
+        "{text}"
+    );
+    assert!(text.contains(
+        "bitsage_dashboard_request_duration_seconds_bucket{route=\"/api/nodes/{id}\",method=\"GET\",le=\"+Inf\"} 1"
+    ));
+
+    // Heartbeats (counted by the heartbeat use case) and the interval agents are told.
+    assert!(has("# TYPE bitsage_worker_heartbeats_total counter"));
+    assert_eq!(
+        value("bitsage_worker_heartbeats_total{outcome=\"accepted\"}"),
+        Some(2.0)
+    );
+    assert_eq!(
+        value("bitsage_worker_heartbeats_total{outcome=\"rejected\"}"),
+        Some(0.0)
+    );
+    assert_eq!(value("bitsage_heartbeat_interval_seconds"), Some(10.0));
+
+    // Nodes and jobs from the store.
+    assert_eq!(
+        value("bitsage_nodes{status=\"quarantined\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(value("bitsage_nodes{status=\"pending\"}"), Some(2.0));
+    assert_eq!(value("bitsage_active_workers"), Some(0.0));
+    assert_eq!(
+        value("bitsage_jobs{status=\"queued\"}"),
+        Some(1.0),
+        "{text}"
+    );
+
+    // Verification: the probe verified, the tampered proof rejected and the node caught.
+    assert_eq!(value("bitsage_proofs_verified_total"), Some(1.0), "{text}");
+    assert_eq!(
+        value("bitsage_proofs_rejected_total{reason=\"invalid_proof\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("bitsage_proofs_rejected_total{reason=\"receipt_mismatch\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("bitsage_proof_verification_duration_seconds_count"),
+        Some(2.0)
+    );
+    assert!(has(
+        "# TYPE bitsage_proof_verification_duration_seconds histogram"
+    ));
+    assert!(text.contains("bitsage_proof_verification_duration_seconds_bucket{le=\"0.001\"} "));
+    assert!(
+        text.contains("bitsage_proof_verification_duration_seconds_bucket{le=\"30\"} 2"),
+        "{text}"
+    );
+    assert_eq!(
+        value("bitsage_verification_outcomes_total{node=\"worker\",outcome=\"verified\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("bitsage_verification_outcomes_total{node=\"worker\",outcome=\"rejected\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("bitsage_fraud_detected_total{reason=\"invalid_proof\"}"),
+        Some(1.0)
+    );
+    assert_eq!(
+        value("bitsage_fraud_detected_total{reason=\"bad_signature\"}"),
+        Some(0.0)
+    );
+
+    // Settlement: nothing completed, nothing settled.
+    assert_eq!(value("bitsage_settlement_backlog_receipts"), Some(0.0));
+    assert_eq!(
+        value("bitsage_settlement_epochs{state=\"accepted\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("bitsage_settlement_epochs{state=\"pending\"}"),
+        Some(0.0)
+    );
+
+    // No chain here: the chain's series are absent, never 0.
+    for absent in [
+        "bitsage_indexer_block_height",
+        "bitsage_indexer_lag_blocks",
+        "bitsage_total_staked",
+    ] {
+        assert!(!text.contains(absent), "{absent}:\n{text}");
+    }
+
+    // Live connections, rate limiting (off in this app), uptime.
+    assert_eq!(
+        value("bitsage_websocket_subscribers{transport=\"sse\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value("bitsage_websocket_subscribers{transport=\"ws\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("bitsage_rate_limit_rejections_total{scope=\"status\"}"),
+        Some(0.0)
+    );
+    assert_eq!(
+        value("bitsage_node_uptime_ratio{node=\"gpu-node\"}"),
+        Some(1.0),
+        "{text}"
+    );
+
+    // The CPU-only node: `cpu_only`, and no `up`/error series an alert could fire on.
+    assert_eq!(
+        value("bitsage_gpu_collector_cpu_only{node=\"cpu-node\"}"),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(!text.contains("collector_up{node=\"cpu-node\"}"), "{text}");
+    assert!(
+        !text.contains("sample_errors_total{node=\"cpu-node\"}"),
+        "{text}"
+    );
+    assert_eq!(
+        value("bitsage_gpu_collector_up{node=\"gpu-node\"}"),
+        Some(1.0)
+    );
+    assert!(!text.contains("cpu_only{node=\"gpu-node\"}"));
+
+    promtool_check(&text);
+
+    // The stream closed: no longer counted.
+    drop(sse);
+    let text = scrape(&t.app).await;
+    assert_eq!(
+        value_of(&text, "bitsage_websocket_subscribers{transport=\"sse\"}"),
+        Some(0.0)
+    );
+}
+
+#[tokio::test]
+async fn a_scraper_that_asks_for_openmetrics_gets_it() {
+    let t = app();
+    register_with(&t, &key(1), "gpu-node", vec![h100("GPU-8888")]).await;
+    let req = axum::http::Request::get("/metrics")
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        )
+        .body(axum::body::Body::empty())
+        .unwrap();
+    let r = send(&t.app, req).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(
+        r.content_type.as_deref(),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert_eq!(text.matches("# EOF").count(), 1);
+    // OpenMetrics names a counter family without `_total`; its samples keep it.
+    assert!(
+        text.contains("# TYPE bitsage_dashboard_requests counter\n"),
+        "{text}"
+    );
+    assert!(text.contains("# TYPE bitsage_proofs_verified counter\n"));
+    assert!(text.contains("\nbitsage_proofs_verified_total 0\n"));
+    assert!(text.contains("bitsage_gpu_info{node=\"gpu-node\",uuid=\"GPU-8888\""));
+    // Each family is declared once.
+    let mut types: Vec<&str> = text.lines().filter(|l| l.starts_with("# TYPE ")).collect();
+    let n = types.len();
+    types.sort_unstable();
+    types.dedup();
+    assert_eq!(types.len(), n, "{text}");
+}
+
+#[tokio::test]
+async fn every_429_is_counted_by_its_scope() {
+    use bitsage_http::ratelimit::RateLimits;
+    let store = std::sync::Arc::new(bitsage_store::InMemoryStore::new());
+    let state = bitsage_http::AppState::new(
+        store.clone(),
+        std::sync::Arc::new(bitsage_prover::StwoProver::new()),
+        std::sync::Arc::new(bitsage_store::InMemoryProofStore::new()),
+        bitsage_core::deployment::DeploymentKey::new(SigningKey::from_bytes(&[42; 32]), "test")
+            .expect("deployment key"),
+        bitsage_http::HttpConfig {
+            rate_limits: RateLimits {
+                status_per_min: 2,
+                ..RateLimits::default()
+            },
+            ..bitsage_http::HttpConfig::default()
+        },
+    );
+    let token = admin_token(&state).await;
+    let app = as_user(bitsage_http::router(state), &token);
+    let mut refused = 0;
+    for _ in 0..4 {
+        if send(&app, get("/livez")).await.status == StatusCode::TOO_MANY_REQUESTS {
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 2);
+    let text = scrape(&app).await;
+    assert_eq!(
+        value_of(
+            &text,
+            "bitsage_rate_limit_rejections_total{scope=\"status\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    assert_eq!(
+        value_of(
+            &text,
+            "bitsage_rate_limit_rejections_total{scope=\"analytics\"}"
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value_of(
+            &text,
+            "bitsage_dashboard_requests_total{route=\"/livez\",method=\"GET\",status=\"429\"}"
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    promtool_check(&text);
 }

@@ -512,3 +512,39 @@ async fn node_detail_shows_uptime_from_registration_and_latency() {
     assert!(ops["p95_ms"]["value"].is_null());
     assert_eq!(ops["trend"].as_array().map(Vec::len), Some(24));
 }
+
+#[tokio::test]
+async fn heartbeat_interval_grows_while_ingest_is_behind_and_stays_below_stale() {
+    let t = app();
+    let policy = bitsage_core::service::CoordinatorPolicy {
+        heartbeat_interval: std::time::Duration::from_secs(1),
+        // Every commit counts as "behind".
+        heartbeat_latency_target: std::time::Duration::ZERO,
+        max_heartbeat_interval: std::time::Duration::from_secs(60),
+        stale_after: std::time::Duration::from_secs(6),
+        ..Default::default()
+    };
+    let app = as_user(
+        bitsage_http::router(t.state.clone().with_policy(policy)),
+        &t.admin_token,
+    );
+    let k = key(1);
+    register(&app, &k, "node-1").await;
+    let mut seen = Vec::new();
+    for seq in 1..=4 {
+        // The pacer re-decides at most once per base interval.
+        tokio::time::sleep(std::time::Duration::from_millis(1_050)).await;
+        let r = send(
+            &app,
+            post_json(
+                "/api/nodes/heartbeat",
+                &heartbeat_request(&k, "node-1", seq),
+            ),
+        )
+        .await;
+        seen.push(r.parse::<HeartbeatResponse>().heartbeat_interval_secs);
+    }
+    // 1 → 2 → 4, then capped at two thirds of stale_after (4 s): a paced node never looks
+    // silent.
+    assert_eq!(seen, vec![2, 4, 4, 4], "advertised intervals");
+}

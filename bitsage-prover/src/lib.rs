@@ -14,6 +14,7 @@
 //!   Decoding bounds every size and every malformed input is an error, never a panic.
 
 mod chain_air;
+pub mod cpu;
 pub mod envelope;
 mod fib_air;
 pub mod policy;

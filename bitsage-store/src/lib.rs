@@ -20,15 +20,18 @@
 
 mod common;
 mod events;
+mod group_commit;
 mod memory;
 mod memory_access;
 mod memory_ops;
 mod pg;
 mod pg_access;
+mod pg_heartbeats;
 mod pg_ops;
 mod proofs;
 mod sqlite;
 mod sqlite_access;
+mod sqlite_heartbeats;
 mod sqlite_ops;
 pub mod testing;
 

@@ -339,6 +339,27 @@ impl NodeStore for InMemoryStore {
         self.with(|s| Ok(s.nodes.iter().find(|n| n.id == *id).cloned()))
     }
 
+    async fn silent_nodes(
+        &self,
+        status: bitsage_core::NodeStatus,
+        before: Timestamp,
+    ) -> Result<Vec<(NodeRecord, Timestamp)>> {
+        self.with(|s| {
+            let mut silent: Vec<(NodeRecord, Timestamp)> = s
+                .nodes
+                .iter()
+                .filter(|n| n.status == status)
+                .map(|n| {
+                    let seen = s.latest_beat.get(&n.id).map_or(n.registered_at, |b| b.at);
+                    (n.clone(), seen)
+                })
+                .filter(|(_, seen)| *seen < before)
+                .collect();
+            silent.sort_by(|a, b| (a.0.registered_at, &a.0.id).cmp(&(b.0.registered_at, &b.0.id)));
+            Ok(silent)
+        })
+    }
+
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
         self.with(|s| {
             let mut all: Vec<NodeRecord> = s
@@ -515,11 +536,16 @@ impl NodeStore for InMemoryStore {
 
 #[async_trait]
 impl TelemetryStore for InMemoryStore {
-    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
+    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<bitsage_core::NodeStatus> {
         self.with(|s| {
-            if !s.nodes.iter().any(|n| n.id == hb.node_id) {
+            let Some(status) = s
+                .nodes
+                .iter()
+                .find(|n| n.id == hb.node_id)
+                .map(|n| n.status)
+            else {
                 return Err(Error::not_found("node", &hb.node_id));
-            }
+            };
             if let Some(last) = s.latest_beat.get(&hb.node_id).map(|b| b.sequence) {
                 if hb.sequence <= last {
                     return Err(Error::Conflict(format!(
@@ -544,7 +570,7 @@ impl TelemetryStore for InMemoryStore {
                     .or_default()
                     .extend_from_slice(&hb.gpu_samples);
             }
-            Ok(())
+            Ok(status)
         })
     }
 

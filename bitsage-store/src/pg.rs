@@ -28,10 +28,11 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use crate::common::{
-    apply_payer_effect, check_lease, collector_json, complete, epoch_state, expiry_error,
-    job_filter_sql, lease_until, new_job_record, new_node_record, payer_effect, replay_or_missing,
-    reported_collector, settle_failure, settle_payer,
+    apply_payer_effect, check_lease, complete, epoch_state, expiry_error, job_filter_sql,
+    lease_until, new_job_record, new_node_record, payer_effect, reported_collector, settle_failure,
+    settle_payer,
 };
+use crate::group_commit::GroupCommit;
 
 /// The advisory lock that serialises epoch assembly across coordinators.
 const EPOCH_LOCK: i64 = 0x6269_7473_6570_6f63; // "bitsepoc"
@@ -80,7 +81,16 @@ fn sum_amount(s: &str) -> Result<TokenAmount> {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Heartbeats wait here for a shared commit ([`crate::pg_heartbeats`]).
+    heartbeats: GroupCommit<Heartbeat, NodeStatus>,
 }
+
+/// Most heartbeats in one group commit.
+const HEARTBEAT_BATCH: usize = 2_048;
+/// Most heartbeats waiting for a commit before writers wait for room.
+const HEARTBEAT_QUEUE: usize = 65_536;
+/// Group commits in flight at once (each holds one pooled connection).
+const HEARTBEAT_COMMITS: usize = 4;
 
 impl PgStore {
     /// Connects to `url` (`postgres://user@host:port/db`) and applies migrations.
@@ -113,7 +123,18 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| Error::backend(BACKEND, e))?;
-        Ok(Self { pool })
+        let batch_pool = pool.clone();
+        let heartbeats = GroupCommit::spawn(
+            BACKEND,
+            HEARTBEAT_BATCH,
+            HEARTBEAT_QUEUE,
+            HEARTBEAT_COMMITS.min(max_connections.max(1) as usize),
+            move |beats| {
+                let pool = batch_pool.clone();
+                async move { crate::pg_heartbeats::append(&pool, beats).await }
+            },
+        );
+        Ok(Self { pool, heartbeats })
     }
 
     /// The connection pool (for embedding code that shares it).
@@ -1182,6 +1203,30 @@ impl NodeStore for PgStore {
             .transpose()
     }
 
+    #[tracing::instrument(name = "store.silent_nodes", level = "debug", skip_all, fields(db.system = "postgresql"))]
+    async fn silent_nodes(
+        &self,
+        status: NodeStatus,
+        before: Timestamp,
+    ) -> Result<Vec<(NodeRecord, Timestamp)>> {
+        let rows = sqlx::query(&format!(
+            "SELECT {NODE_COLUMNS}, COALESCE(last_heartbeat_at, registered_at) AS seen_at \
+             FROM nodes WHERE status = $1 AND COALESCE(last_heartbeat_at, registered_at) < $2 \
+             ORDER BY registered_at, id"
+        ))
+        .bind(status.as_str())
+        .bind(before)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let seen: Timestamp = r.try_get("seen_at").map_err(db_err)?;
+                Ok((node_from_row(r)?, seen))
+            })
+            .collect()
+    }
+
     #[tracing::instrument(name = "store.list_nodes", level = "debug", skip_all, fields(db.system = "postgresql"))]
     async fn list_nodes(&self, filter: &NodeFilter, page: PageRequest) -> Result<Page<NodeRecord>> {
         let status = filter.status.map(|s| s.as_str());
@@ -1477,58 +1522,8 @@ impl NodeStore for PgStore {
 #[async_trait]
 impl TelemetryStore for PgStore {
     #[tracing::instrument(name = "store.append_heartbeat", level = "debug", skip_all, fields(db.system = "postgresql"))]
-    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
-        let seq = to_i64(hb.sequence, "heartbeat sequence")?;
-        let collector_json = collector_json(hb, BACKEND)?;
-        // One statement: claim the sequence on the node row (row-locked, so concurrent
-        // heartbeats of one node serialise), then insert the heartbeat and its samples only if
-        // the claim succeeded (data-modifying CTEs all run, in one implicit transaction).
-        let mut uuids = Vec::with_capacity(hb.gpu_samples.len());
-        let mut times = Vec::with_capacity(hb.gpu_samples.len());
-        let mut bodies = Vec::with_capacity(hb.gpu_samples.len());
-        for smp in &hb.gpu_samples {
-            uuids.push(smp.uuid.clone());
-            times.push(smp.at);
-            bodies.push(serde_json::to_string(smp).map_err(json_err)?);
-        }
-        let stored: i64 = sqlx::query_scalar(
-            "WITH claimed AS (UPDATE nodes SET last_heartbeat_seq = $2, \
-             gpu_collector = $6::jsonb, gpu_collector_at = $3, last_heartbeat_at = $3 \
-             WHERE id = $1 \
-             AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < $2) RETURNING id), \
-             beat AS (INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
-             SELECT id, $2, $3, $4, $5 FROM claimed RETURNING 1), \
-             rollup AS (INSERT INTO heartbeat_minutes (node_id, minute, beats) \
-             SELECT id, $10, 1 FROM claimed ON CONFLICT (node_id, minute) \
-             DO UPDATE SET beats = heartbeat_minutes.beats + 1 RETURNING 1), \
-             samples AS (INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) \
-             SELECT c.id, s.uuid, s.at, s.body::jsonb FROM claimed c, \
-             UNNEST($7::text[], $8::timestamptz[], $9::text[]) AS s(uuid, at, body) RETURNING 1) \
-             SELECT count(*) FROM beat",
-        )
-        .bind(hb.node_id.as_str())
-        .bind(seq)
-        .bind(hb.at)
-        .bind(hb.load_average_1m)
-        .bind(&hb.agent_version)
-        .bind(collector_json)
-        .bind(&uuids)
-        .bind(&times)
-        .bind(&bodies)
-        .bind(bitsage_core::node::minute_of(hb.at))
-        .fetch_one(&self.pool)
-        .await
-        .map_err(db_err)?;
-        if stored == 1 {
-            return Ok(());
-        }
-        let last: Option<Option<i64>> =
-            sqlx::query_scalar("SELECT last_heartbeat_seq FROM nodes WHERE id = $1")
-                .bind(hb.node_id.as_str())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(db_err)?;
-        Err(replay_or_missing(&hb.node_id, seq, last))
+    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<NodeStatus> {
+        self.heartbeats.submit(hb.clone()).await
     }
 
     #[tracing::instrument(name = "store.gpu_collector", level = "debug", skip_all, fields(db.system = "postgresql"))]

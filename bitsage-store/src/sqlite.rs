@@ -36,11 +36,12 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::common::{
-    apply_payer_effect, check_lease, collector_json, complete, epoch_state, expiry_error,
-    job_filter_sql, lease_until, new_job_record, new_node_record, payer_effect, replay_or_missing,
-    reported_collector, settle_failure, settle_payer,
+    apply_payer_effect, check_lease, complete, epoch_state, expiry_error, job_filter_sql,
+    lease_until, new_job_record, new_node_record, payer_effect, reported_collector, settle_failure,
+    settle_payer,
 };
 use crate::events::LocalEventBus;
+use crate::group_commit::GroupCommit;
 use bitsage_core::funding::PayerAccount;
 use bitsage_core::settlement::{Epoch, SettlementItem, SettlementLedger, SlashItem};
 use bitsage_core::wallet::FeltHex;
@@ -216,7 +217,14 @@ pub struct SqliteStore {
     pub(crate) reader: SqlitePool,
     path: PathBuf,
     bus: LocalEventBus,
+    /// Heartbeats wait here for a shared commit ([`crate::sqlite_heartbeats`]).
+    heartbeats: GroupCommit<Heartbeat, NodeStatus>,
 }
+
+/// Most heartbeats in one group commit.
+const HEARTBEAT_BATCH: usize = 2_048;
+/// Most heartbeats waiting for a commit before writers wait for room.
+const HEARTBEAT_QUEUE: usize = 65_536;
 
 impl SqliteStore {
     /// Opens (creating if needed) `bitsage.db` in `data_dir` and applies migrations.
@@ -256,11 +264,19 @@ impl SqliteStore {
             .connect_with(opts.read_only(true))
             .await
             .map_err(db_err)?;
+        let batch_writer = writer.clone();
+        // One batch at a time: SQLite has one writer.
+        let heartbeats =
+            GroupCommit::spawn(BACKEND, HEARTBEAT_BATCH, HEARTBEAT_QUEUE, 1, move |beats| {
+                let writer = batch_writer.clone();
+                async move { crate::sqlite_heartbeats::append(&writer, beats).await }
+            });
         Ok(Self {
             writer,
             reader,
             path,
             bus: LocalEventBus::new(),
+            heartbeats,
         })
     }
 
@@ -1307,6 +1323,30 @@ impl NodeStore for SqliteStore {
         Ok(Page::new(items, page, total as u64))
     }
 
+    #[tracing::instrument(name = "store.silent_nodes", level = "debug", skip_all, fields(db.system = "sqlite"))]
+    async fn silent_nodes(
+        &self,
+        status: NodeStatus,
+        before: Timestamp,
+    ) -> Result<Vec<(NodeRecord, Timestamp)>> {
+        let rows = sqlx::query(
+            "SELECT *, COALESCE(last_heartbeat_at, registered_at) AS seen_at FROM nodes \
+             WHERE status = ? AND COALESCE(last_heartbeat_at, registered_at) < ? \
+             ORDER BY registered_at, id",
+        )
+        .bind(status.as_str())
+        .bind(to_micros(before))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db_err)?;
+        rows.iter()
+            .map(|r| {
+                let seen: i64 = r.try_get("seen_at").map_err(db_err)?;
+                Ok((node_from_row(r)?, time_of(seen)?))
+            })
+            .collect()
+    }
+
     #[tracing::instrument(name = "store.apply_transition", level = "debug", skip_all, fields(db.system = "sqlite"))]
     async fn apply_transition(
         &self,
@@ -1569,60 +1609,8 @@ impl NodeStore for SqliteStore {
 #[async_trait]
 impl TelemetryStore for SqliteStore {
     #[tracing::instrument(name = "store.append_heartbeat", level = "debug", skip_all, fields(db.system = "sqlite"))]
-    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<()> {
-        let seq = to_i64(hb.sequence, "heartbeat sequence")?;
-        let collector_json = collector_json(hb, BACKEND)?;
-        let mut tx = self.begin().await?;
-        let result: Result<()> = async {
-            let claimed = sqlx::query(
-                "UPDATE nodes SET last_heartbeat_seq = ?, gpu_collector = ?, \
-                 gpu_collector_at = ?, last_heartbeat_at = ? WHERE id = ? \
-                 AND (last_heartbeat_seq IS NULL OR last_heartbeat_seq < ?)",
-            )
-            .bind(seq)
-            .bind(collector_json.as_deref())
-            .bind(to_micros(hb.at))
-            .bind(to_micros(hb.at))
-            .bind(hb.node_id.as_str())
-            .bind(seq)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-            if claimed == 0 {
-                let last: Option<Option<i64>> =
-                    sqlx::query_scalar("SELECT last_heartbeat_seq FROM nodes WHERE id = ?")
-                        .bind(hb.node_id.as_str())
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err(db_err)?;
-                return Err(replay_or_missing(&hb.node_id, seq, last));
-            }
-            sqlx::query(
-                "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
-                 VALUES (?, ?, ?, ?, ?)",
-            )
-            .bind(hb.node_id.as_str())
-            .bind(seq)
-            .bind(to_micros(hb.at))
-            .bind(hb.load_average_1m)
-            .bind(&hb.agent_version)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            sqlx::query(
-                "INSERT INTO heartbeat_minutes (node_id, minute, beats) VALUES (?, ?, 1) \
-                 ON CONFLICT (node_id, minute) DO UPDATE SET beats = beats + 1",
-            )
-            .bind(hb.node_id.as_str())
-            .bind(bitsage_core::node::minute_of(hb.at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            insert_samples(&mut tx, &hb.node_id, &hb.gpu_samples).await
-        }
-        .await;
-        finish(tx, result).await
+    async fn append_heartbeat(&self, hb: &Heartbeat) -> Result<NodeStatus> {
+        self.heartbeats.submit(hb.clone()).await
     }
 
     #[tracing::instrument(name = "store.gpu_collector", level = "debug", skip_all, fields(db.system = "sqlite"))]

@@ -293,6 +293,8 @@ impl Agent {
             gpus = hardware.gpus.len(),
             gpu_unavailable_reason = hardware.gpu_unavailable_reason.as_deref().unwrap_or(""),
             prover = self.prover.name(),
+            prover_simd = bitsage_prover::cpu::simd_backend(),
+            built_for = bitsage_prover::cpu::build_level(),
             "agent starting"
         );
         let sampler = GpuSampler::spawn(

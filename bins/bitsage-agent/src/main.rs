@@ -44,6 +44,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    // Before anything else of ours runs: a CPU without the features this build uses would
+    // fail later with an illegal instruction.
+    if let Err(e) = bitsage_prover::cpu::check() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
     let cli = Cli::parse();
     // Logs go to stderr (stdout carries command output); `RUST_LOG` overrides the level.
     let default_level = match cli.command {

@@ -79,6 +79,14 @@ impl ChainInfo for CoordinatorChainInfo {
         serde_json::to_value(self.indexer.snapshot()).ok()
     }
 
+    fn indexer_progress(&self) -> Option<bitsage_http::contracts::IndexerProgress> {
+        let s = self.indexer.snapshot();
+        Some(bitsage_http::contracts::IndexerProgress {
+            block_height: s.cursor.map(|c| c.block_number),
+            lag_blocks: s.lag_blocks,
+        })
+    }
+
     fn indexer_health(&self) -> Option<bitsage_http::contracts::IndexerHealth> {
         let s = self.indexer.snapshot();
         Some(bitsage_http::contracts::IndexerHealth {

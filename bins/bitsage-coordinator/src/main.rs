@@ -454,8 +454,18 @@ fn stop_signal() -> watch::Receiver<bool> {
     rx
 }
 
+fn main() -> ExitCode {
+    // Before anything else of ours runs (the runtime included): a CPU without the features
+    // this build uses would fail later with an illegal instruction.
+    if let Err(e) = bitsage_prover::cpu::check() {
+        eprintln!("error: {e}");
+        return ExitCode::from(2);
+    }
+    serve_main()
+}
+
 #[tokio::main]
-async fn main() -> ExitCode {
+async fn serve_main() -> ExitCode {
     let cli = Cli::parse();
     let telemetry = match telemetry::init(cli.log_format, cli.otlp_endpoint.as_deref()) {
         Ok(t) => t,

@@ -14,8 +14,10 @@ use starknet::core::types::{
     StarknetError,
 };
 use starknet::providers::jsonrpc::HttpTransport;
-use starknet::providers::{JsonRpcClient, Provider, ProviderError};
+use starknet::providers::{Provider, ProviderError};
 use url::Url;
+
+use crate::rpc_timing::{timed_client, TimedClient};
 
 use super::source::{canonical_hex, BlockRef, EventPage, EventSource};
 
@@ -42,7 +44,7 @@ const RECEIPT_CONCURRENCY: usize = 8;
 /// the event's (the chain moved between the two calls) is an error: the caller retries.
 #[derive(Debug)]
 pub struct StarknetEventSource {
-    provider: JsonRpcClient<HttpTransport>,
+    provider: TimedClient,
     url: Url,
     timeout: Duration,
 }
@@ -64,7 +66,7 @@ impl StarknetEventSource {
     /// 10 s timeout per call.
     pub fn new(rpc_url: Url) -> Self {
         Self {
-            provider: JsonRpcClient::new(HttpTransport::new(rpc_url.clone())),
+            provider: timed_client(HttpTransport::new(rpc_url.clone())),
             url: rpc_url,
             timeout: Duration::from_secs(10),
         }

@@ -50,9 +50,10 @@ use serde::{Deserialize, Serialize};
 use starknet::core::types::{BlockId, Felt, FunctionCall, StarknetError};
 use starknet::macros::selector;
 use starknet::providers::jsonrpc::{HttpTransport, HttpTransportError, JsonRpcClientError};
-use starknet::providers::{JsonRpcClient, Provider, ProviderError};
+use starknet::providers::{Provider, ProviderError};
 use url::Url;
 
+use crate::rpc_timing::{timed_client, TimedClient};
 pub use breaker::BreakerState;
 use breaker::{Admission, Breaker, Permit, Refused};
 use cache::Cache;
@@ -464,7 +465,7 @@ fn felt_of(address: &WalletAddress) -> Felt {
 /// (see the [module documentation](self) for the exact rules).
 pub struct StarknetChainSource {
     config: StarknetConfig,
-    provider: JsonRpcClient<HttpTransport>,
+    provider: TimedClient,
     breaker: Breaker,
     stakes: ViewCache<WalletAddress, StakeInfo>,
     reputations: ViewCache<WalletAddress, ReputationInfo>,
@@ -494,8 +495,7 @@ impl StarknetChainSource {
             .timeout(config.call_timeout)
             .build()
             .map_err(|e| Error::backend(SOURCE_NAME, e))?;
-        let provider =
-            JsonRpcClient::new(HttpTransport::new_with_client(config.rpc_url.clone(), http));
+        let provider = timed_client(HttpTransport::new_with_client(config.rpc_url.clone(), http));
         Ok(Self {
             breaker: Breaker::new(config.breaker_failures, config.breaker_cooldown),
             stakes: new_cache(&config),

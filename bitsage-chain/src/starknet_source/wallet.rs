@@ -13,12 +13,12 @@ use bitsage_core::{Error, PayerLedger, Result, WalletAddress};
 use starknet::core::crypto::Signature;
 use starknet::core::types::{BlockId, BlockTag, Felt, FunctionCall, StarknetError};
 use starknet::macros::selector;
-use starknet::providers::jsonrpc::HttpTransport;
-use starknet::providers::{JsonRpcClient, Provider, ProviderError};
+use starknet::providers::{Provider, ProviderError};
 use starknet::signers::VerifyingKey;
 use tokio::sync::OnceCell;
 
 use super::{classify, ReadError, SOURCE_NAME};
+use crate::rpc_timing::TimedClient;
 use crate::snip12::{felt_of_address, felt_of_hex, message_hash};
 
 /// `'VALID'` as a Cairo short string: what SNIP-6 accounts answer for a valid signature.
@@ -37,7 +37,7 @@ fn felts(signature: &[FeltHex]) -> std::result::Result<Vec<Felt>, String> {
 /// is valid. No account at the address, a contract that is no account, or a reverted check
 /// is a refusal; an unreachable endpoint is [`Error::Unavailable`].
 pub struct StarknetWalletVerifier {
-    provider: JsonRpcClient<HttpTransport>,
+    provider: TimedClient,
     timeout: Duration,
     chain_id: OnceCell<String>,
 }

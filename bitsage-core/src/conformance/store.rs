@@ -231,6 +231,7 @@ where
     Fut: Future<Output = DynJobStore>,
 {
     heartbeats_and_uptime(fresh().await).await;
+    concurrent_heartbeats_are_exact(fresh().await).await;
     gpu_samples_latest_window_retention(fresh().await).await;
 }
 
@@ -704,6 +705,90 @@ fn collector(samples_total: u64) -> crate::gpu::GpuCollectorStatus {
     }
 }
 
+/// Many heartbeats at once (as a loaded coordinator sends them, and as a store that commits
+/// them in groups sees them): 20 nodes × sequences 1..=10 in random arrival order plus a
+/// duplicate of each node's 10, and heartbeats of an unknown node. Every answer is exact:
+/// each accepted heartbeat is stored once (no refused one at all), the duplicate is accepted
+/// once, an unknown node is `NotFound`, an accepted one answers the node's status.
+pub async fn concurrent_heartbeats_are_exact(store: DynJobStore) {
+    use rand::seq::SliceRandom as _;
+    const NODES: u64 = 20;
+    const SEQS: u64 = 10;
+    for n in 1..=NODES {
+        store
+            .create_node(&new_node(n, 1, t(0)))
+            .await
+            .expect("create");
+    }
+    let beat = |n: u64, sequence: u64| Heartbeat {
+        node_id: node_id(n),
+        at: t(1),
+        sequence,
+        load_average_1m: None,
+        agent_version: "0.1.0".into(),
+        gpu_collector: None,
+        gpu_samples: Vec::new(),
+    };
+    let mut sends: Vec<(u64, u64)> = Vec::new();
+    for n in 1..=NODES {
+        sends.extend((1..=SEQS).map(|s| (n, s)));
+        sends.push((n, SEQS));
+    }
+    sends.extend((1..=5).map(|s| (999, s)));
+    sends.shuffle(&mut rand::thread_rng());
+    let answers = futures::future::join_all(sends.iter().map(|&(n, s)| {
+        let store = Arc::clone(&store);
+        let hb = beat(n, s);
+        async move { store.append_heartbeat(&hb).await }
+    }))
+    .await;
+    let mut accepted = std::collections::HashMap::<u64, Vec<u64>>::new();
+    for (&(n, s), answer) in sends.iter().zip(answers) {
+        match answer {
+            Ok(status) => {
+                assert_ne!(n, 999, "a heartbeat of an unknown node was accepted");
+                assert_eq!(
+                    status,
+                    crate::NodeStatus::Pending,
+                    "the node's status at commit"
+                );
+                accepted.entry(n).or_default().push(s);
+            }
+            Err(Error::NotFound { .. }) => assert_eq!(n, 999, "node {n} exists"),
+            Err(Error::Conflict(_)) => assert_ne!(n, 999),
+            Err(e) => panic!("heartbeat {n}/{s}: unexpected error {e}"),
+        }
+    }
+    for n in 1..=NODES {
+        let mut got = accepted.remove(&n).unwrap_or_default();
+        got.sort_unstable();
+        let before = got.len();
+        got.dedup();
+        assert_eq!(before, got.len(), "node {n}: a sequence was accepted twice");
+        assert_eq!(
+            got.last(),
+            Some(&SEQS),
+            "node {n}: its highest sequence is accepted once"
+        );
+        let stored = store
+            .heartbeat_times(&node_id(n), window(0, 100))
+            .await
+            .expect("heartbeat times");
+        assert_eq!(stored.len(), got.len(), "node {n}: stored = accepted");
+        assert!(
+            matches!(
+                store.append_heartbeat(&beat(n, SEQS)).await,
+                Err(Error::Conflict(_))
+            ),
+            "node {n}: the last sequence is claimed"
+        );
+        store
+            .append_heartbeat(&beat(n, SEQS + 1))
+            .await
+            .expect("the next sequence is accepted");
+    }
+}
+
 /// Heartbeats: append, last seen, replay refused, window query, uptime, collector status.
 pub async fn heartbeats_and_uptime(store: DynJobStore) {
     store
@@ -771,6 +856,38 @@ pub async fn heartbeats_and_uptime(store: DynJobStore) {
         .await
         .expect("last seen")
         .is_none());
+    // Silence: node 1 last beat at 40 s, node 2 (never beat) registered at 0 s.
+    let silent = |before: i64| {
+        let store = Arc::clone(&store);
+        async move {
+            store
+                .silent_nodes(crate::NodeStatus::Pending, t(before))
+                .await
+                .expect("silent nodes")
+                .into_iter()
+                .map(|(n, seen)| (n.id, seen))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(silent(0).await, vec![], "nobody is silent since before 0 s");
+    assert_eq!(
+        silent(1).await,
+        vec![(node_id(2), t(0))],
+        "never beat: registration time"
+    );
+    assert_eq!(
+        silent(41).await,
+        vec![(node_id(1), t(40)), (node_id(2), t(0))],
+        "registration order, with the last heartbeat"
+    );
+    assert!(
+        store
+            .silent_nodes(crate::NodeStatus::Active, t(1000))
+            .await
+            .expect("silent nodes")
+            .is_empty(),
+        "another status"
+    );
 
     let replay = Heartbeat {
         node_id: node_id(1),

@@ -33,6 +33,15 @@ pub const MAX_EPOCH_JOBS: u32 = 400;
 pub struct CoordinatorPolicy {
     /// How often nodes must send a heartbeat (default 10 s); told to agents.
     pub heartbeat_interval: Duration,
+    /// The longest interval the coordinator tells agents when heartbeat ingest falls behind
+    /// (default 20 s). Never less than `heartbeat_interval` nor more than two thirds of
+    /// `stale_after` (a paced node must not look silent): see
+    /// [`CoordinatorPolicy::heartbeat_interval_range`].
+    pub max_heartbeat_interval: Duration,
+    /// The time a heartbeat takes to be accepted (signature, checks, commit; a recent mean)
+    /// above which ingest counts as behind and the advertised interval doubles (default
+    /// 250 ms; below a quarter of it the interval halves again).
+    pub heartbeat_latency_target: Duration,
     /// How far a signed message's `sent_at` may be from the coordinator's clock (default
     /// 5 min); replayed messages are remembered this long.
     pub max_clock_skew: Duration,
@@ -87,6 +96,8 @@ impl Default for CoordinatorPolicy {
     fn default() -> Self {
         Self {
             heartbeat_interval: Duration::from_secs(10),
+            max_heartbeat_interval: Duration::from_secs(20),
+            heartbeat_latency_target: Duration::from_millis(250),
             max_clock_skew: Duration::from_secs(5 * 60),
             lease_duration: Duration::from_secs(10 * 60),
             probe_ttl: Duration::from_secs(10 * 60),
@@ -113,6 +124,15 @@ impl Default for CoordinatorPolicy {
 }
 
 impl CoordinatorPolicy {
+    /// The intervals the pacer may advertise: from `heartbeat_interval` up to
+    /// `max_heartbeat_interval`, capped at two thirds of `stale_after` so that a node sending at
+    /// the longest interval still has a third of `stale_after` to spare.
+    pub fn heartbeat_interval_range(&self) -> (Duration, Duration) {
+        let base = self.heartbeat_interval;
+        let cap = self.stale_after.saturating_mul(2) / 3;
+        (base, self.max_heartbeat_interval.min(cap).max(base))
+    }
+
     /// Checks the settings make sense together.
     pub fn validate(&self) -> Result<(), Error> {
         if self.stale_after >= self.offline_after {
@@ -226,6 +246,10 @@ pub struct Coordinator {
     pub(crate) last_reputation_round: Arc<Mutex<Option<Timestamp>>>,
     /// Flags as last read from the store, and when (read again after 2 s).
     pub(crate) flag_cache: Arc<Mutex<Option<super::incidents::FlagCache>>>,
+    /// What the use cases count ([`crate::telemetry`]), read by `/metrics`.
+    pub(crate) telemetry: Arc<crate::telemetry::Telemetry>,
+    /// Node-key cache and heartbeat pacer ([`super::ingest`]).
+    pub(crate) ingest: Arc<super::ingest::Ingest>,
 }
 
 /// What one [`Coordinator::sweep`] did.
@@ -270,6 +294,8 @@ impl Coordinator {
             last_stake_check: Arc::default(),
             last_reputation_round: Arc::default(),
             flag_cache: Arc::default(),
+            telemetry: Arc::default(),
+            ingest: Arc::default(),
         }
     }
 

@@ -21,6 +21,7 @@ use crate::message::{
 use crate::node::NodeRecord;
 use crate::proof::VerifiedProof;
 use crate::receipt::{Receipt, ReceiptBody};
+use crate::telemetry::{FraudKind, ProofRejection};
 use crate::time::check_skew;
 use crate::{
     EntryId, Error, JobId, JobKind, JobSpec, JobStatus, LifecycleEvent, NodeId, NodeStatus,
@@ -300,10 +301,19 @@ impl Coordinator {
         lease: Option<&LeaseRef>,
         now: Timestamp,
     ) -> ServiceResult<VerifiedProof> {
-        match self.verifier.verify(spec, &req.envelope).await {
+        let started = std::time::Instant::now();
+        let verdict = self.verifier.verify(spec, &req.envelope).await;
+        if matches!(verdict, Ok(_) | Err(Error::ProofRejected(_))) {
+            // Only verifications that reached a verdict (not a verifier that could not run).
+            self.telemetry.observe_verification(started.elapsed());
+        }
+        match verdict {
             Ok(v) => Ok(v),
             Err(Error::ProofRejected(detail)) => {
                 tracing::warn!(node = %node.id, job = %spec.id, %detail, "proof rejected; quarantining the node");
+                self.telemetry
+                    .proof_rejected(&node.id, ProofRejection::InvalidProof);
+                self.telemetry.fraud_detected(FraudKind::InvalidProof);
                 self.note_fact(
                     &node.id,
                     crate::reputation::NodeFact::ProofRejected,
@@ -391,6 +401,7 @@ impl Coordinator {
         let verified = self
             .verify_or_quarantine(&node, &ticket.spec, &req, None, now)
             .await?;
+        self.telemetry.proof_verified(&node.id);
         let status = match node.status {
             NodeStatus::Pending => {
                 let event = LifecycleEvent::ProbePassed {
@@ -513,6 +524,9 @@ impl Coordinator {
                 &detail,
             )
             .await;
+            self.telemetry
+                .proof_rejected(&node.id, ProofRejection::BadReceiptSignature);
+            self.telemetry.fraud_detected(FraudKind::BadSignature);
             let event = LifecycleEvent::BadSignature { detail };
             self.apply_event(&node, &event, now).await?;
             self.record_slash(&node, job.spec.id, "forged receipt", now)
@@ -532,6 +546,8 @@ impl Coordinator {
         };
         let verify_time = verify_started.elapsed();
         if body.output != verified.output || body.proof_hash != verified.proof_hash {
+            self.telemetry
+                .proof_rejected(&node.id, ProofRejection::ReceiptMismatch);
             self.note_fact(
                 &node.id,
                 crate::reputation::NodeFact::ReceiptFault,
@@ -576,6 +592,10 @@ impl Coordinator {
         };
         // Also records the node's `lease_completed` fact, once, in the same transaction.
         self.store.settle_completion(&completion, now).await?;
+        if !already_done {
+            // A retry of an accepted completion is not a second verified proof.
+            self.telemetry.proof_verified(&node.id);
+        }
         tracing::info!(node = %node.id, job = %job.spec.id, net = %body.net, "job completed, receipt countersigned, node credited");
         Ok(Completion {
             receipt: Some(receipt),

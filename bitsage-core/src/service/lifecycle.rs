@@ -6,11 +6,8 @@
 use std::time::Duration;
 
 use crate::lifecycle::transition;
-use crate::node::{NodeFilter, NodeRecord};
-use crate::{
-    Error, JobStore, JobStoreExt as _, LifecycleEvent, NodeId, NodeStatus, Result, Timestamp,
-    Transition,
-};
+use crate::node::NodeRecord;
+use crate::{Error, JobStore, LifecycleEvent, NodeId, NodeStatus, Result, Timestamp, Transition};
 
 /// Applies `event` to `node` (as the caller last read it) and returns the node's status
 /// afterwards. A move made concurrently by someone else (another request, another
@@ -21,15 +18,24 @@ pub async fn apply(
     event: &LifecycleEvent,
     at: Timestamp,
 ) -> Result<NodeStatus> {
-    let Some(t) = transition(node.status, event)? else {
-        return Ok(node.status);
+    apply_from(store, &node.id, node.status, event, at).await
+}
+
+/// [`apply`] for a node known by id and its current `status` (e.g. as a heartbeat's commit
+/// returned it), without reading the node.
+pub async fn apply_from(
+    store: &dyn JobStore,
+    id: &NodeId,
+    status: NodeStatus,
+    event: &LifecycleEvent,
+    at: Timestamp,
+) -> Result<NodeStatus> {
+    let Some(t) = transition(status, event)? else {
+        return Ok(status);
     };
-    match store.apply_transition(&node.id, &t, at).await {
+    match store.apply_transition(id, &t, at).await {
         Ok(moved) => Ok(moved.status),
-        Err(Error::Conflict(_)) => Ok(store
-            .get_node(&node.id)
-            .await?
-            .map_or(node.status, |n| n.status)),
+        Err(Error::Conflict(_)) => Ok(store.get_node(id).await?.map_or(status, |n| n.status)),
         Err(e) => Err(e),
     }
 }
@@ -46,14 +52,14 @@ pub async fn sweep(
 ) -> Result<Vec<(NodeId, Transition)>> {
     let mut applied = Vec::new();
     for status in [NodeStatus::Pending, NodeStatus::Active, NodeStatus::Stale] {
-        let filter = NodeFilter::status(status);
-        // Collect first: applying transitions changes the filtered list under the pages.
-        let nodes = store.all_nodes(&filter).await?;
-        for node in nodes {
-            let last = store
-                .last_seen(&node.id)
-                .await?
-                .unwrap_or(node.registered_at);
+        // Only nodes silent for at least `stale_after` can move.
+        let Some(before) = chrono::TimeDelta::from_std(stale_after)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+        else {
+            continue;
+        };
+        for (node, last) in store.silent_nodes(status, before).await? {
             let silent = (now - last).to_std().unwrap_or(Duration::ZERO);
             let event = if silent >= offline_after {
                 LifecycleEvent::OfflineTimeout {

@@ -29,6 +29,7 @@ pub mod availability;
 pub mod coordinator;
 pub mod fleet;
 pub mod incidents;
+pub mod ingest;
 pub mod jobs;
 pub mod lifecycle;
 pub mod nodes;

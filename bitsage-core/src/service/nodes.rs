@@ -6,7 +6,9 @@ use std::time::Duration;
 use crate::attestation::{AttestationChallenge, ATTESTATION_NONCE_LEN};
 use crate::crypto::PublicKey;
 use crate::gpu::GpuSample;
-use crate::message::{HeartbeatRequest, RegisterRequest, MAX_AGENT_VERSION_LEN};
+use crate::message::{
+    HeartbeatRequest, NodeSignedMessage as _, RegisterRequest, MAX_AGENT_VERSION_LEN,
+};
 use crate::node::{Heartbeat, NewNode, NodeRecord};
 use crate::time::check_skew;
 use crate::wallet::{AccountMessage, WalletCheck, WalletClaim};
@@ -43,7 +45,7 @@ fn check_agent_version(v: &str) -> Result<(), Error> {
 /// Checks a heartbeat's GPU samples: each valid ([`GpuSample::validate`]), taken within the
 /// clock-skew window, and of a device the node registered (a node reports its own GPUs only).
 fn check_samples(
-    node: &NodeRecord,
+    gpu_uuids: &[String],
     samples: &[GpuSample],
     now: Timestamp,
     max_skew: Duration,
@@ -56,7 +58,7 @@ fn check_samples(
     }
     for s in samples {
         s.validate()?;
-        if !node.hardware.gpus.iter().any(|g| g.uuid == s.uuid) {
+        if !gpu_uuids.contains(&s.uuid) {
             return Err(Error::invalid(
                 "GPU sample",
                 format!(
@@ -257,33 +259,74 @@ impl Coordinator {
     }
 
     /// Accepts a heartbeat signed with the node's stored key: stores it (received at `now`)
-    /// with its GPU samples and collector status in one store transaction, then applies the
-    /// lifecycle's `Heartbeat` event; returns the node's status. Unknown node, bad signature
-    /// or a sequence not above the last one (a replay, also one sent to another coordinator
-    /// of the deployment) → [`ServiceError::Unauthenticated`] / unauthorized, nothing stored.
+    /// with its GPU samples and collector status in one store transaction (which may be shared
+    /// with concurrent heartbeats: group commit), then applies the lifecycle's `Heartbeat`
+    /// event to the status that commit returned; answers the node's status. Unknown node, bad
+    /// signature or a sequence not above the last one (a replay, also one sent to another
+    /// coordinator of the deployment) → [`ServiceError::Unauthenticated`] / unauthorized,
+    /// nothing stored.
+    ///
+    /// The node's key and GPU inventory come from the in-process cache ([`super::ingest`]):
+    /// they never change once registered, so the hot path reads nothing before its write.
     pub async fn heartbeat(
         &self,
         req: HeartbeatRequest,
         now: Timestamp,
     ) -> ServiceResult<NodeStatus> {
-        // Replays are refused by sequence (in the store), not by the replay log.
-        let node = self.signed_sender(&req, HEARTBEAT_REJECTED, now).await?;
+        let started = std::time::Instant::now();
+        let result = self.accept_heartbeat(req, now).await;
+        // What the pacer judges: the whole time a heartbeat spends here (key, signature,
+        // checks, waiting for CPU and for its commit), so ingest that falls behind on CPU
+        // raises the interval as surely as a slow disk does.
+        self.ingest.pacer.observe(started.elapsed());
+        match &result {
+            Ok(_) => self.telemetry.heartbeat_accepted(),
+            Err(_) => self.telemetry.heartbeat_rejected(),
+        }
+        result
+    }
+
+    async fn accept_heartbeat(
+        &self,
+        req: HeartbeatRequest,
+        now: Timestamp,
+    ) -> ServiceResult<NodeStatus> {
+        let identity = match self.ingest.keys.get(&req.node_id) {
+            Some(identity) => identity,
+            None => {
+                let node = self
+                    .store
+                    .get_node(&req.node_id)
+                    .await?
+                    .ok_or(ServiceError::Unauthenticated(HEARTBEAT_REJECTED))?;
+                self.ingest.keys.insert(&node)
+            }
+        };
+        req.verify_with(&identity.public_key)
+            .map_err(|_| ServiceError::Unauthenticated(HEARTBEAT_REJECTED))?;
+        // From here on the sender holds the node key, so precise reasons reveal nothing.
+        check_skew(req.sent_at, now, self.policy.max_clock_skew)?;
         check_agent_version(&req.agent_version)?;
-        check_samples(&node, &req.gpu_samples, now, self.policy.max_clock_skew)?;
+        check_samples(
+            &identity.gpu_uuids,
+            &req.gpu_samples,
+            now,
+            self.policy.max_clock_skew,
+        )?;
         if let Some(c) = &req.gpu_collector {
             c.validate()?;
         }
         let beat = Heartbeat {
-            node_id: node.id.clone(),
+            node_id: req.node_id,
             at: now,
             sequence: req.sequence,
             load_average_1m: req.load_average_1m,
-            agent_version: req.agent_version.clone(),
-            gpu_collector: req.gpu_collector.clone(),
+            agent_version: req.agent_version,
+            gpu_collector: req.gpu_collector,
             gpu_samples: req.gpu_samples,
         };
-        match self.store.append_heartbeat(&beat).await {
-            Ok(()) => {}
+        let status = match self.store.append_heartbeat(&beat).await {
+            Ok(status) => status,
             Err(Error::Conflict(_)) => {
                 return Err(ServiceError::Unauthorized(
                     "heartbeat rejected: sequence is not above the last accepted one (replay)"
@@ -294,15 +337,43 @@ impl Coordinator {
                 return Err(ServiceError::Unauthenticated(HEARTBEAT_REJECTED))
             }
             Err(e) => return Err(e.into()),
-        }
+        };
         {
             let mut tally = self.tally.lock().unwrap_or_else(|p| p.into_inner());
             tally.since.get_or_insert(now);
-            *tally.per_node.entry(node.id.clone()).or_default() += 1;
+            *tally.per_node.entry(beat.node_id.clone()).or_default() += 1;
         }
-        Ok(self
-            .apply_event(&node, &LifecycleEvent::Heartbeat, now)
-            .await?)
+        let after = super::lifecycle::apply_from(
+            &*self.store,
+            &beat.node_id,
+            status,
+            &LifecycleEvent::Heartbeat,
+            now,
+        )
+        .await?;
+        if after != status {
+            tracing::info!(node = %beat.node_id, from = %status, to = %after, event = "heartbeat", "node status changed");
+        }
+        Ok(after)
+    }
+
+    /// The heartbeat interval to tell agents now: the policy's interval, raised (up to
+    /// [`CoordinatorPolicy::heartbeat_interval_range`]) while this coordinator's heartbeat
+    /// commits take longer than [`CoordinatorPolicy::heartbeat_latency_target`].
+    ///
+    /// [`CoordinatorPolicy::heartbeat_interval_range`]: super::CoordinatorPolicy::heartbeat_interval_range
+    /// [`CoordinatorPolicy::heartbeat_latency_target`]: super::CoordinatorPolicy::heartbeat_latency_target
+    pub fn advertised_heartbeat_interval(&self) -> std::time::Duration {
+        let (base, max) = self.policy.heartbeat_interval_range();
+        self.ingest
+            .pacer
+            .interval(base, max, self.policy.heartbeat_latency_target)
+    }
+
+    /// The recent mean time a heartbeat took to be answered here, commit included (`None`
+    /// before the first).
+    pub fn heartbeat_store_latency(&self) -> Option<std::time::Duration> {
+        self.ingest.pacer.latency()
     }
 
     /// A fresh random nonce for `public_key`, signed with the deployment key, valid for

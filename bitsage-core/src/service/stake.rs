@@ -40,6 +40,15 @@ pub async fn check_stake(
     wallet: &WalletAddress,
     tier: GpuTier,
 ) -> Result<StakeVerdict, Error> {
+    Ok(check_stake_reading(chain, wallet, tier).await?.0)
+}
+
+/// [`check_stake`], with the wallet's staked amount it read.
+async fn check_stake_reading(
+    chain: &dyn ChainSource,
+    wallet: &WalletAddress,
+    tier: GpuTier,
+) -> Result<(StakeVerdict, crate::TokenAmount), Error> {
     let stake = chain.stake(wallet).await?.value;
     let min = chain.min_stake(tier).await?.value;
     let eligible = chain.is_eligible(wallet).await?.value;
@@ -56,21 +65,23 @@ pub async fn check_stake(
         } else {
             String::new()
         };
-        return Ok(StakeVerdict::Below(format!(
+        let verdict = StakeVerdict::Below(format!(
             "stake {}{locked} is below the {} minimum of {}",
             free.format_sage(),
             tier.label(),
             min.format_sage()
-        )));
+        ));
+        return Ok((verdict, stake.amount));
     }
     if !eligible {
-        return Ok(StakeVerdict::Below(format!(
+        let verdict = StakeVerdict::Below(format!(
             "wallet {wallet} is not eligible on ProverStaking (stake {} for the {} tier is inactive)",
             free.format_sage(),
             stake.gpu_tier.label()
-        )));
+        ));
+        return Ok((verdict, stake.amount));
     }
-    Ok(StakeVerdict::Eligible)
+    Ok((StakeVerdict::Eligible, stake.amount))
 }
 
 impl Coordinator {
@@ -97,16 +108,24 @@ impl Coordinator {
             return Ok(Vec::new());
         };
         let mut moves = Vec::new();
+        // The stake of the distinct wallets read, for `Telemetry::total_staked` (kept only
+        // when every wallet could be read: a partial sum would look like a drop).
+        let mut staked = std::collections::BTreeMap::new();
+        let mut all_read = true;
         for status in [NodeStatus::Active, NodeStatus::Stale] {
             let filter = NodeFilter::status(status);
             // Collect first: moving nodes changes the filtered list under the pages.
             for node in self.store.all_nodes(&filter).await? {
-                let reason = match check_stake(&**chain, &node.wallet, node_tier(&node.hardware))
-                    .await
-                {
-                    Ok(StakeVerdict::Below(reason)) => reason,
-                    Ok(StakeVerdict::Eligible) => continue,
+                let reading =
+                    check_stake_reading(&**chain, &node.wallet, node_tier(&node.hardware)).await;
+                if let Ok((_, amount)) = &reading {
+                    staked.insert(node.wallet, *amount);
+                }
+                let reason = match reading {
+                    Ok((StakeVerdict::Below(reason), _)) => reason,
+                    Ok((StakeVerdict::Eligible, _)) => continue,
                     Err(e) => {
+                        all_read = false;
                         tracing::warn!(node = %node.id, error = %e, "stake re-check: chain unavailable; status kept");
                         continue;
                     }
@@ -123,6 +142,12 @@ impl Coordinator {
                     Err(Error::Conflict(_)) => {}
                     Err(e) => return Err(e.into()),
                 }
+            }
+        }
+        if all_read {
+            match crate::TokenAmount::checked_sum(staked.into_values()) {
+                Ok(total) => self.telemetry.set_total_staked(total),
+                Err(e) => tracing::warn!(error = %e, "total stake out of range; not recorded"),
             }
         }
         Ok(moves)

@@ -803,12 +803,12 @@ async fn live(
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let stream = futures::stream::unfold(Some(sub), |sub| async move {
-        let mut sub = sub?;
+    let open = state.events.connection(crate::live::Transport::Sse);
+    let stream = futures::stream::unfold((sub, open), |(mut sub, open)| async move {
         match sub.next().await {
             Ok(e) => {
                 let frame = Event::default().event("changed").data(e.topic.as_str());
-                Some((Ok::<_, Infallible>(frame), Some(sub)))
+                Some((Ok::<_, Infallible>(frame), (sub, open)))
             }
             Err(_) => None,
         }

@@ -467,7 +467,7 @@ fn heartbeat_times(status: NodeStatus, i: u64, now: Timestamp) -> Vec<Timestamp>
 }
 
 /// Runs `f` over `items` with at most `concurrency` in flight.
-async fn for_each_concurrent<T, F, Fut>(
+pub(crate) async fn for_each_concurrent<T, F, Fut>(
     items: Vec<T>,
     concurrency: usize,
     f: F,

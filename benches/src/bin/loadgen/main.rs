@@ -5,11 +5,15 @@
 //! SQLite worker threads) and the load on another (threads `lg-client*`), so the CPU each side
 //! uses can be told apart. No tracing subscriber is installed (the server logs nothing).
 //!
-//! - `loadgen heartbeats --agents N --duration-secs S [--rate R] [--store sqlite|postgres]`:
-//!   N simulated agents register (signed) and send signed heartbeats; accepted/s, latency
-//!   percentiles, errors.
-//! - `loadgen status --connections C --duration-secs S [--wrk]`: `GET /api/validator/status`
-//!   on the real router beside a bare axum handler, same client, same run; the ratio.
+//! - `loadgen heartbeats --agents N --duration-secs S [--store sqlite|postgres]`: N simulated
+//!   agents register (signed) and send signed heartbeats back to back (closed loop: the
+//!   maximum), or as a fleet with `--nodes N --interval-secs 10` (open loop, each node every
+//!   10 s, obeying the interval the answers advertise; `--rate R` for a rate instead), to
+//!   one coordinator or `--coordinators K` on one PostgreSQL; accepted/s, latency
+//!   percentiles, errors, CPU per 1,000 heartbeats, RSS over the window.
+//! - `loadgen status --connections C --duration-secs S [--wrk] [--client hyper|reqwest]`:
+//!   `GET /api/validator/status` on the real router beside a bare axum handler, same client,
+//!   same run; the ratio.
 //!
 //! - `loadgen fanout --rate R --duration-secs S`: event fan-out latency from a commit on one
 //!   coordinator (PgStore) to delivery on another (its event hub), p50/p99.
@@ -27,6 +31,7 @@
 mod console;
 mod fanout;
 mod heartbeats;
+mod lean;
 mod measure;
 mod settle;
 mod status;
@@ -83,12 +88,13 @@ fn runtime(name: &str, threads: usize) -> anyhow::Result<tokio::runtime::Runtime
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let server_rt = runtime("lg-server", cli.server_threads.unwrap_or(cores))?;
+    let server_threads = cli.server_threads.unwrap_or(cores);
+    let server_rt = runtime("lg-server", server_threads)?;
     let client_rt = runtime("lg-client", cli.client_threads.unwrap_or(cores))?;
     let environment = measure::Environment::detect();
     let (human, json) = match &cli.scenario {
         Scenario::Heartbeats(args) => {
-            let r = heartbeats::run(&server_rt, &client_rt, args, environment)?;
+            let r = heartbeats::run(&server_rt, &client_rt, server_threads, args, environment)?;
             (r.human(), serde_json::to_string(&r)?)
         }
         Scenario::Fanout(args) => {

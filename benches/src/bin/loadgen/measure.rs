@@ -164,11 +164,13 @@ impl Percentiles {
 #[derive(Debug, Clone, Default)]
 pub struct CpuSnapshot {
     at: Option<Instant>,
-    /// Clock ticks (user + system) per thread group.
+    /// CPU nanoseconds (user + system) per thread group.
     groups: BTreeMap<&'static str, u64>,
-    /// Clock ticks and name per thread id.
+    /// CPU nanoseconds and name per thread id.
     threads: BTreeMap<u64, (String, u64)>,
-    /// This process, all threads (including ones that exited), clock ticks.
+    /// CPU nanoseconds per thread name (a runtime's workers share one name).
+    names: BTreeMap<String, u64>,
+    /// This process, all threads (including ones that exited), nanoseconds (from clock ticks).
     process: u64,
     /// `/proc/stat` "cpu" line: total and idle+iowait and iowait and steal ticks.
     machine_total: u64,
@@ -177,13 +179,17 @@ pub struct CpuSnapshot {
     machine_steal: u64,
 }
 
-/// The thread group of a thread name: the server runtime and the SQLite worker threads serve,
-/// the client runtime loads, `other` is the rest (main thread, wrk is a separate process).
+/// The thread group of a thread name: the server runtime(s) (`lg-server`, `lg-server-c<i>`
+/// with several coordinators) and the SQLite worker threads serve, the client runtime loads,
+/// the signing threads (`lg-signer`: what the simulated agents would spend on their own
+/// machines) sign, `other` is the rest (main thread, samplers; wrk is a separate process).
 fn group_of(comm: &str) -> &'static str {
     if comm.starts_with("lg-server") || comm.starts_with("sqlx-sqlite") {
         "server"
     } else if comm.starts_with("lg-client") {
         "client"
+    } else if comm.starts_with("lg-signer") {
+        "signer"
     } else {
         "other"
     }
@@ -201,20 +207,41 @@ fn parse_stat(line: &str) -> Option<(String, u64)> {
     Some((comm, utime + stime))
 }
 
+/// Nanoseconds per `/proc` clock tick.
+fn ns_per_tick() -> u64 {
+    static NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *NS.get_or_init(|| (1e9 / ticks_per_sec()) as u64)
+}
+
+/// A thread's time on a CPU, nanoseconds, from `schedstat` (exact; clock ticks are sampled
+/// and miss threads that run in short bursts, such as the signers).
+fn schedstat_ns(task: &Path) -> Option<u64> {
+    std::fs::read_to_string(task.join("schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
 impl CpuSnapshot {
-    /// Reads the counters now (Linux `/proc`; empty elsewhere).
+    /// Reads the counters now (Linux `/proc`; empty elsewhere). Per thread: `schedstat`'s
+    /// run time where the kernel has it, otherwise `stat`'s clock ticks.
     pub fn take() -> Self {
         let mut snap = CpuSnapshot {
             at: Some(Instant::now()),
             ..Default::default()
         };
+        let per_tick = ns_per_tick();
         if let Ok(dir) = std::fs::read_dir("/proc/self/task") {
             for entry in dir.flatten() {
                 let Ok(line) = std::fs::read_to_string(entry.path().join("stat")) else {
                     continue;
                 };
                 if let Some((comm, ticks)) = parse_stat(&line) {
+                    let ticks = schedstat_ns(&entry.path()).unwrap_or(ticks * per_tick);
                     *snap.groups.entry(group_of(&comm)).or_default() += ticks;
+                    *snap.names.entry(comm.clone()).or_default() += ticks;
                     if let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) {
                         snap.threads.insert(tid, (comm, ticks));
                     }
@@ -225,7 +252,7 @@ impl CpuSnapshot {
             .ok()
             .and_then(|l| parse_stat(&l))
         {
-            snap.process = ticks;
+            snap.process = ticks * per_tick;
         }
         if let Ok(stat) = std::fs::read_to_string("/proc/stat") {
             if let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) {
@@ -250,8 +277,12 @@ impl CpuSnapshot {
 pub struct CpuReport {
     /// Server side: the coordinator's runtime threads and its SQLite worker threads.
     pub server_cores: f64,
-    /// Client side: the load generator's runtime threads (signing, HTTP client).
+    /// Client side: the load generator's runtime threads (HTTP client; signing too where it
+    /// is done inline).
     pub client_cores: f64,
+    /// The signing threads (`lg-signer`): the simulated agents' own work, done ahead of the
+    /// send time on dedicated threads (0 when everything was pre-signed before the window).
+    pub signer_cores: f64,
     /// This process in all (server + client + other threads).
     pub process_cores: f64,
     /// The machine (all processes, incl. other users' builds and PostgreSQL), busy cores.
@@ -266,6 +297,9 @@ pub struct CpuReport {
     pub machine_cores: usize,
     /// The busiest threads of this process (`name/tid`, cores), busiest first.
     pub top_threads: Vec<(String, f64)>,
+    /// Cores per thread name (a runtime's workers share one name; with several coordinators
+    /// each has its own runtime, `lg-server-c<i>`).
+    pub by_thread_name: BTreeMap<String, f64>,
 }
 
 /// Threads listed in [`CpuReport::top_threads`].
@@ -273,12 +307,12 @@ const TOP_THREADS: usize = 6;
 
 impl CpuReport {
     /// CPU use between two snapshots.
-    pub fn between(a: &CpuSnapshot, b: &CpuSnapshot, ticks_per_sec: f64) -> Self {
+    pub fn between(a: &CpuSnapshot, b: &CpuSnapshot) -> Self {
         let secs = match (a.at, b.at) {
             (Some(x), Some(y)) => (y - x).as_secs_f64().max(1e-9),
             _ => return Self::default(),
         };
-        let cores = |t0: u64, t1: u64| t1.saturating_sub(t0) as f64 / ticks_per_sec / secs;
+        let cores = |t0: u64, t1: u64| t1.saturating_sub(t0) as f64 / 1e9 / secs;
         let group = |g: &str| {
             cores(
                 a.groups.get(g).copied().unwrap_or(0),
@@ -299,10 +333,21 @@ impl CpuReport {
             .collect();
         top_threads.sort_by(|x, y| y.1.total_cmp(&x.1));
         top_threads.truncate(TOP_THREADS);
+        let by_thread_name = b
+            .names
+            .iter()
+            .map(|(name, t1)| {
+                let t0 = a.names.get(name).copied().unwrap_or(0);
+                (name.clone(), cores(t0, *t1))
+            })
+            .filter(|(_, c)| *c > 0.0)
+            .collect();
         Self {
             top_threads,
+            by_thread_name,
             server_cores: group("server"),
             client_cores: group("client"),
+            signer_cores: group("signer"),
             process_cores: cores(a.process, b.process),
             machine_busy_cores: (1.0 - idle) * machine_cores as f64,
             machine_idle_ratio: idle,
@@ -339,7 +384,7 @@ pub fn cpu_over(window: Window) -> std::thread::JoinHandle<CpuReport> {
         let a = CpuSnapshot::take();
         sleep_until(window.end);
         let b = CpuSnapshot::take();
-        CpuReport::between(&a, &b, ticks_per_sec())
+        CpuReport::between(&a, &b)
     })
 }
 
@@ -504,4 +549,267 @@ pub fn format_errors(errors: &BTreeMap<String, u64>) -> String {
         .map(|(k, v)| format!("{k} ×{v}"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+// ---------------------------------------------------------------- latency histogram
+
+/// Exact buckets below this many microseconds.
+const HIST_LINEAR: u64 = 256;
+/// Sub-buckets per power of two above [`HIST_LINEAR`] (7 bits: ≤ 0.8 % relative error).
+const HIST_SUB_BITS: u32 = 7;
+/// Buckets: the linear part, then 128 per power of two up to 2^40 µs (~12 days).
+const HIST_BUCKETS: usize = HIST_LINEAR as usize + (40 - 8) * (1 << HIST_SUB_BITS);
+
+/// A latency histogram of fixed size (microseconds, exact below 256 µs, then ≤ 0.8 % wide
+/// buckets): unlike a list of every latency it does not grow with the run, so a long run's
+/// RSS shows the server's memory, not the load generator's.
+#[derive(Debug, Clone)]
+pub struct Histogram {
+    buckets: Vec<u64>,
+    count: u64,
+    sum_us: u128,
+    max_us: u64,
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Self {
+            buckets: vec![0; HIST_BUCKETS],
+            count: 0,
+            sum_us: 0,
+            max_us: 0,
+        }
+    }
+}
+
+impl Histogram {
+    fn index(us: u64) -> usize {
+        if us < HIST_LINEAR {
+            return us as usize;
+        }
+        let e = 63 - us.leading_zeros(); // ≥ 8
+        let m = (us >> (e - HIST_SUB_BITS)) & ((1 << HIST_SUB_BITS) - 1);
+        let i = HIST_LINEAR as usize + (e as usize - 8) * (1 << HIST_SUB_BITS) + m as usize;
+        i.min(HIST_BUCKETS - 1)
+    }
+
+    /// The largest value of bucket `i`.
+    fn upper(i: usize) -> u64 {
+        if i < HIST_LINEAR as usize {
+            return i as u64;
+        }
+        let k = i - HIST_LINEAR as usize;
+        let e = (k >> HIST_SUB_BITS) as u32 + 8;
+        let m = (k & ((1 << HIST_SUB_BITS) - 1)) as u64;
+        let width = 1u64 << (e - HIST_SUB_BITS);
+        (((1u64 << HIST_SUB_BITS) + m) << (e - HIST_SUB_BITS)) + width - 1
+    }
+
+    /// Records one latency.
+    pub fn record(&mut self, d: Duration) {
+        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        self.buckets[Self::index(us)] += 1;
+        self.count += 1;
+        self.sum_us += u128::from(us);
+        self.max_us = self.max_us.max(us);
+    }
+
+    /// Adds `other` into `self`.
+    pub fn merge(&mut self, other: &Histogram) {
+        for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
+            *a += *b;
+        }
+        self.count += other.count;
+        self.sum_us += other.sum_us;
+        self.max_us = self.max_us.max(other.max_us);
+    }
+
+    /// Nearest-rank percentiles (each the upper end of its bucket, at most the maximum; mean
+    /// and maximum exact).
+    pub fn percentiles(&self) -> Percentiles {
+        if self.count == 0 {
+            return Percentiles::default();
+        }
+        let at = |p: f64| {
+            let rank = ((p / 100.0) * self.count as f64).ceil().max(1.0) as u64;
+            let mut seen = 0u64;
+            for (i, n) in self.buckets.iter().enumerate() {
+                seen += n;
+                if seen >= rank {
+                    return Self::upper(i).min(self.max_us) as f64 / 1000.0;
+                }
+            }
+            self.max_us as f64 / 1000.0
+        };
+        Percentiles {
+            count: self.count,
+            mean_ms: self.sum_us as f64 / self.count as f64 / 1000.0,
+            p50_ms: at(50.0),
+            p90_ms: at(90.0),
+            p99_ms: at(99.0),
+            p999_ms: at(99.9),
+            max_ms: self.max_us as f64 / 1000.0,
+        }
+    }
+}
+
+// ---------------------------------------------------------------- memory
+
+/// A `kB` field of `/proc/self/status` (`VmRSS`, `VmHWM`), in MiB.
+fn proc_status_mib(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The resident set of this process (server and client together), MiB.
+pub fn rss_mib() -> Option<f64> {
+    proc_status_mib("VmRSS:")
+}
+
+/// The process's resident set over a window, sampled on a plain thread.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RssReport {
+    /// Seconds between samples.
+    pub every_secs: f64,
+    /// At the window's start, MiB.
+    pub start_mib: f64,
+    /// At its end, MiB.
+    pub end_mib: f64,
+    /// Largest sample, MiB.
+    pub max_mib: f64,
+    /// `VmHWM` (the process's peak resident set since it started, setup included) at the end.
+    pub peak_since_start_mib: f64,
+    /// Least-squares slope over the samples, MiB per minute (growth shows as a positive
+    /// slope that does not flatten; a few MiB/min over a short window is allocator warm-up).
+    pub slope_mib_per_min: f64,
+    /// Slope over the second half of the window only, MiB per minute (a leak keeps its slope,
+    /// warm-up flattens).
+    pub second_half_slope_mib_per_min: f64,
+    /// `(seconds since the window's start, MiB)`.
+    pub samples: Vec<(f64, f64)>,
+}
+
+/// Least-squares slope of `points` (x in seconds, y in MiB), MiB per minute.
+fn slope_per_min(points: &[(f64, f64)]) -> f64 {
+    if points.len() < 2 {
+        return 0.0;
+    }
+    let n = points.len() as f64;
+    let mx = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let my = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let sxy: f64 = points.iter().map(|p| (p.0 - mx) * (p.1 - my)).sum();
+    let sxx: f64 = points.iter().map(|p| (p.0 - mx).powi(2)).sum();
+    if sxx <= 0.0 {
+        0.0
+    } else {
+        sxy / sxx * 60.0
+    }
+}
+
+/// Samples `VmRSS` at the window's start, every `every`, and at its end, on a plain thread;
+/// join it after the phase.
+pub fn rss_over(window: Window, every: Duration) -> std::thread::JoinHandle<RssReport> {
+    let every = every.max(Duration::from_millis(100));
+    std::thread::Builder::new()
+        .name("lg-rss".into())
+        .spawn(move || {
+            let sleep_until = |t: Instant| {
+                let now = Instant::now();
+                if t > now {
+                    std::thread::sleep(t - now);
+                }
+            };
+            let mut samples = Vec::new();
+            let mut next = window.start;
+            loop {
+                sleep_until(next);
+                let t = Instant::now();
+                if let Some(mib) = rss_mib() {
+                    samples.push(((t - window.start).as_secs_f64(), mib));
+                }
+                if next >= window.end {
+                    break;
+                }
+                next = (next + every).min(window.end);
+            }
+            let half = window.secs() / 2.0;
+            let second_half: Vec<(f64, f64)> =
+                samples.iter().copied().filter(|p| p.0 >= half).collect();
+            RssReport {
+                every_secs: every.as_secs_f64(),
+                start_mib: samples.first().map_or(0.0, |p| p.1),
+                end_mib: samples.last().map_or(0.0, |p| p.1),
+                max_mib: samples.iter().map(|p| p.1).fold(0.0, f64::max),
+                peak_since_start_mib: proc_status_mib("VmHWM:").unwrap_or(0.0),
+                slope_mib_per_min: slope_per_min(&samples),
+                second_half_slope_mib_per_min: slope_per_min(&second_half),
+                samples,
+            }
+        })
+        .expect("spawning the RSS sampler")
+}
+
+impl RssReport {
+    /// One line for people.
+    pub fn summary(&self) -> String {
+        format!(
+            "RSS (whole process, MiB): start {:.1}, end {:.1}, max {:.1} (peak since start {:.1}); \
+             slope {:+.2} MiB/min (second half {:+.2}) over {} samples every {:.0} s",
+            self.start_mib,
+            self.end_mib,
+            self.max_mib,
+            self.peak_since_start_mib,
+            self.slope_mib_per_min,
+            self.second_half_slope_mib_per_min,
+            self.samples.len(),
+            self.every_secs
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_round_trip() {
+        for us in [0u64, 1, 255, 256, 257, 1000, 12_345, 1 << 20, (1 << 30) + 7] {
+            let i = Histogram::index(us);
+            assert!(Histogram::upper(i) >= us, "{us}");
+            let lower = if i == 0 {
+                0
+            } else {
+                Histogram::upper(i - 1) + 1
+            };
+            assert!(lower <= us, "{us}");
+            assert!(
+                (Histogram::upper(i) - lower) as f64 <= us as f64 / 100.0 + 1.0,
+                "{us}"
+            );
+        }
+    }
+
+    #[test]
+    fn histogram_percentiles() {
+        let mut h = Histogram::default();
+        for ms in 1..=100u64 {
+            h.record(Duration::from_millis(ms));
+        }
+        let p = h.percentiles();
+        assert_eq!(p.count, 100);
+        assert!((p.p50_ms - 50.0).abs() < 0.5, "{p:?}");
+        assert!((p.p99_ms - 99.0).abs() < 1.0, "{p:?}");
+        assert_eq!(p.max_ms, 100.0);
+        assert!((p.mean_ms - 50.5).abs() < 1e-9);
+    }
+
+    #[test]
+    fn slope() {
+        let pts: Vec<(f64, f64)> = (0..10)
+            .map(|i| (i as f64 * 10.0, 100.0 + i as f64))
+            .collect();
+        assert!((slope_per_min(&pts) - 6.0).abs() < 1e-9);
+    }
 }

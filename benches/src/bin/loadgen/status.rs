@@ -1,8 +1,10 @@
 //! Scenario `status`: `GET /api/validator/status` on the real router (coordinator on SQLite, a
 //! wallet with registered nodes and ledger credits) beside a bare axum handler answering a
 //! fixed small JSON on the same route, both in this process, loaded alternately with the same
-//! client settings in the same run. Optionally `wrk` loads both too (a separate, lighter
-//! client) as a cross-check.
+//! client settings in the same run (`--client hyper`, the default: a lean hyper client with a
+//! keep-alive pool, so the bare handler is less bound by the client; `--client reqwest`: the
+//! agent's stack, as in the first figures). Optionally `wrk` loads both too (a separate,
+//! lighter client) as a cross-check. The process's resident set is sampled in every phase.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -26,8 +28,10 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::lean::{ClientKind, HttpClient};
 use crate::measure::{
-    cpu_over, format_errors, format_threads, CpuReport, Environment, Percentiles, Tally, Window,
+    cpu_over, format_errors, format_threads, rss_over, CpuReport, Environment, Percentiles,
+    RssReport, Tally, Window,
 };
 
 /// The route both servers answer.
@@ -71,6 +75,12 @@ pub struct StatusArgs {
     /// `wrk` threads.
     #[arg(long, default_value_t = 2)]
     pub wrk_threads: usize,
+    /// The in-process client both servers are loaded with.
+    #[arg(long, value_enum, default_value_t = ClientKind::Hyper)]
+    pub client: ClientKind,
+    /// Seconds between samples of the process's resident set in each phase.
+    #[arg(long, default_value_t = 10)]
+    pub rss_every_secs: u64,
 }
 
 /// Which server a phase loads.
@@ -103,6 +113,8 @@ pub struct Phase {
     pub errors_outside_window: BTreeMap<String, u64>,
     /// CPU inside the window.
     pub cpu: CpuReport,
+    /// The process's resident set during the window.
+    pub rss: RssReport,
 }
 
 /// One server over all rounds.
@@ -175,9 +187,11 @@ pub struct StatusReport {
     pub credits_per_node: usize,
     /// Queued jobs in the store (other clients' work).
     pub queued_jobs: usize,
+    /// The in-process client.
+    pub client: ClientKind,
     /// Every phase in order.
     pub phases: Vec<Phase>,
-    /// Ours over all rounds (in-process reqwest client).
+    /// Ours over all rounds (in-process client).
     pub ours: TargetSummary,
     /// Bare over all rounds (same client).
     pub bare: TargetSummary,
@@ -279,7 +293,18 @@ async fn api_key(running: &bitsage_coordinator::RunningCoordinator) -> anyhow::R
     Ok(key.secret)
 }
 
-/// The HTTP client both servers are loaded with (a fresh pool per phase, same settings).
+/// The client both servers are loaded with (a fresh pool per phase, same settings).
+fn load_client(kind: ClientKind, connections: usize) -> anyhow::Result<HttpClient> {
+    let auth = format!("Bearer {}", API_KEY.get().map_or("", |k| k.as_str()));
+    HttpClient::new(
+        kind,
+        connections,
+        Duration::from_secs(30),
+        &[("authorization", &auth), ("x-wallet-address", WALLET)],
+    )
+}
+
+/// The reqwest client of the one-off answer check.
 fn http_client(connections: usize) -> anyhow::Result<reqwest::Client> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(key) = API_KEY.get() {
@@ -317,8 +342,8 @@ async fn probe(client: &reqwest::Client, url: &str) -> anyhow::Result<Vec<u8>> {
 
 /// One connection's loop: request after request until the window ends.
 async fn connection_loop(
-    client: reqwest::Client,
-    url: String,
+    client: HttpClient,
+    uri: hyper::Uri,
     window: Window,
     expected_unavailable: usize,
 ) -> Tally {
@@ -328,20 +353,10 @@ async fn connection_loop(
         if started >= window.end {
             break;
         }
-        let result = async {
-            let resp = client
-                .get(&url)
-                .header("X-Wallet-Address", WALLET)
-                .send()
-                .await?;
-            let status = resp.status();
-            let body = resp.bytes().await?;
-            Ok::<_, reqwest::Error>((status, body))
-        }
-        .await;
+        let result = client.get(&uri).await;
         let done = Instant::now();
         match result {
-            Ok((status, body)) if status == reqwest::StatusCode::OK => {
+            Ok((200, body)) => {
                 if occurrences(&body, UNAVAILABLE) == expected_unavailable {
                     tally.ok(&window, done, done - started);
                 } else {
@@ -359,10 +374,10 @@ async fn connection_loop(
             Ok((status, body)) => tally.error(
                 &window,
                 done,
-                format!("{}", status.as_u16()),
+                format!("{status}"),
                 format!("{status}: {}", String::from_utf8_lossy(&body)),
             ),
-            Err(e) => tally.error(&window, done, "transport".into(), format!("{e:?}")),
+            Err(e) => tally.error(&window, done, "transport".into(), e.0),
         }
     }
     tally
@@ -374,19 +389,21 @@ fn run_phase(
     url: &str,
     args: &StatusArgs,
     expected_unavailable: usize,
-) -> anyhow::Result<(Tally, CpuReport, f64)> {
-    let client = client_rt.block_on(async { http_client(args.connections) })?;
+) -> anyhow::Result<(Tally, CpuReport, RssReport, f64)> {
+    let client = client_rt.block_on(async { load_client(args.client, args.connections) })?;
+    let uri: hyper::Uri = url.parse().context("status URI")?;
     let window = Window::after_warmup(
         Duration::from_secs(args.warmup_secs),
         Duration::from_secs(args.duration_secs),
     );
     let cpu = cpu_over(window);
+    let rss = rss_over(window, Duration::from_secs(args.rss_every_secs.max(1)));
     let tally = client_rt.block_on(async {
         let mut set = JoinSet::new();
         for _ in 0..args.connections {
             set.spawn(connection_loop(
                 client.clone(),
-                url.to_string(),
+                uri.clone(),
                 window,
                 expected_unavailable,
             ));
@@ -400,7 +417,10 @@ fn run_phase(
     let cpu = cpu
         .join()
         .map_err(|_| anyhow::anyhow!("the CPU sampling thread panicked"))?;
-    Ok((tally, cpu, window.secs()))
+    let rss = rss
+        .join()
+        .map_err(|_| anyhow::anyhow!("the RSS sampling thread panicked"))?;
+    Ok((tally, cpu, rss, window.secs()))
 }
 
 /// Registers `nodes` nodes for the wallet and credits each `credits` ledger entries.
@@ -648,7 +668,7 @@ pub fn run(
                 Target::Ours => (&ours_url, ours_unavailable),
                 Target::Bare => (&bare_url, bare_unavailable),
             };
-            let (tally, cpu, secs) = run_phase(client_rt, url, args, expected)?;
+            let (tally, cpu, rss, secs) = run_phase(client_rt, url, args, expected)?;
             let mut lat = tally.latencies_us.clone();
             report_phases.push(Phase {
                 round,
@@ -659,6 +679,7 @@ pub fn run(
                 errors: tally.errors.clone(),
                 errors_outside_window: tally.errors_outside_window.clone(),
                 cpu,
+                rss,
             });
             phases.push((target, tally, secs));
         }
@@ -712,6 +733,7 @@ pub fn run(
         nodes: args.nodes,
         credits_per_node: args.credits_per_node,
         queued_jobs: args.queued_jobs,
+        client: args.client,
         ratio_bare_over_ours: bare.requests_per_sec / ours.requests_per_sec.max(f64::MIN_POSITIVE),
         ratio_per_round,
         phases: report_phases,
@@ -736,7 +758,10 @@ impl StatusReport {
             self.credits_per_node,
             self.queued_jobs
         );
-        out += "  in-process client (reqwest, same settings for both):\n";
+        out += &format!(
+            "  in-process client ({:?}, same settings for both):\n",
+            self.client
+        );
         for p in &self.phases {
             out += &format!(
                 "    round {} {:<4}: {:>9.1} req/s, p50 {:.3} ms, p99 {:.3} ms, errors {}; CPU \
@@ -755,6 +780,7 @@ impl StatusReport {
                 "      busiest threads (cores): {}\n",
                 format_threads(&p.cpu.top_threads)
             );
+            out += &format!("      {}\n", p.rss.summary());
         }
         for (name, s) in [("ours", &self.ours), ("bare", &self.bare)] {
             out += &format!(

@@ -1,0 +1,248 @@
+//! Heartbeat ingest on SQLite: a batch of heartbeats from the group-commit queue
+//! ([`crate::group_commit`]) stored in **one** transaction with multi-row statements, so a
+//! batch costs a handful of round trips to SQLite's worker thread and one fsync, whatever its
+//! size.
+//!
+//! Per batch round (each node at most once per round, see [`group_commit::rounds`]):
+//! 1. claim the sequences: one `UPDATE nodes … FROM (VALUES …)` that moves each node's
+//!    `last_heartbeat_seq` only where the new sequence is above it, `RETURNING` the nodes it
+//!    moved and their status (the replay check, exact: a sequence is claimed at most once);
+//! 2. for the heartbeats not claimed, one `SELECT` tells a replay from an unknown node;
+//! 3. one multi-row `INSERT` each for the heartbeats, the per-minute rollup (upsert) and the
+//!    GPU samples of the claimed ones.
+
+use std::collections::HashMap;
+
+use bitsage_core::node::Heartbeat;
+use bitsage_core::time::to_micros;
+use bitsage_core::{Error, NodeStatus, Result};
+use sqlx::{Row, Sqlite, SqlitePool, Transaction};
+
+use crate::common::{collector_json, replay_or_missing};
+use crate::group_commit::{self, copy_error};
+use crate::sqlite::{db_err, to_i64, BACKEND};
+
+/// Most heartbeats per multi-row statement (≤ 5 bound values each; SQLite allows 32,766).
+const ROWS: usize = 500;
+/// Most GPU samples per multi-row statement (4 bound values each).
+const SAMPLE_ROWS: usize = 2_000;
+
+/// A heartbeat checked and encoded for its statements.
+struct Encoded {
+    /// Index in the batch.
+    at: usize,
+    seq: i64,
+    collector: Option<String>,
+}
+
+/// Stores `beats` in one transaction; one result per heartbeat, in order: the node's status
+/// at commit, or why that heartbeat was refused (`Conflict` replay, `NotFound` node). A
+/// failure of the transaction itself fails every heartbeat of the batch (none is stored).
+pub(crate) async fn append(writer: &SqlitePool, beats: Vec<Heartbeat>) -> Vec<Result<NodeStatus>> {
+    let mut results: Vec<Option<Result<NodeStatus>>> = (0..beats.len()).map(|_| None).collect();
+    let mut rows = Vec::with_capacity(beats.len());
+    for (i, hb) in beats.iter().enumerate() {
+        match to_i64(hb.sequence, "heartbeat sequence")
+            .and_then(|seq| Ok((seq, collector_json(hb, BACKEND)?)))
+        {
+            Ok((seq, collector)) => rows.push(Encoded {
+                at: i,
+                seq,
+                collector,
+            }),
+            Err(e) => results[i] = Some(Err(e)),
+        }
+    }
+    let outcome = store(writer, &beats, &rows, &mut results).await;
+    if let Err(e) = outcome {
+        for r in &rows {
+            results[r.at] = Some(Err(copy_error(BACKEND, &e)));
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::backend(BACKEND, "heartbeat left unanswered"))))
+        .collect()
+}
+
+async fn store(
+    writer: &SqlitePool,
+    beats: &[Heartbeat],
+    rows: &[Encoded],
+    results: &mut [Option<Result<NodeStatus>>],
+) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<&str> = rows.iter().map(|r| beats[r.at].node_id.as_str()).collect();
+    let mut tx = writer.begin().await.map_err(db_err)?;
+    let mut answers: Vec<(usize, Result<NodeStatus>)> = Vec::with_capacity(rows.len());
+    for round in group_commit::rounds(&keys) {
+        for chunk in round.chunks(ROWS) {
+            let chunk: Vec<&Encoded> = chunk.iter().map(|&k| &rows[k]).collect();
+            let claimed = claim(&mut tx, beats, &chunk).await?;
+            let (stored, refused): (Vec<&Encoded>, Vec<&Encoded>) = chunk
+                .iter()
+                .partition(|r| claimed.contains_key(beats[r.at].node_id.as_str()));
+            if !refused.is_empty() {
+                let last = last_sequences(&mut tx, beats, &refused).await?;
+                for r in &refused {
+                    let id = &beats[r.at].node_id;
+                    let err = replay_or_missing(id, r.seq, last.get(id.as_str()).copied());
+                    answers.push((r.at, Err(err)));
+                }
+            }
+            if stored.is_empty() {
+                continue;
+            }
+            insert_beats(&mut tx, beats, &stored).await?;
+            insert_minutes(&mut tx, beats, &stored).await?;
+            insert_samples(&mut tx, beats, &stored).await?;
+            for r in &stored {
+                answers.push((r.at, Ok(claimed[beats[r.at].node_id.as_str()])));
+            }
+        }
+    }
+    tx.commit().await.map_err(db_err)?;
+    for (at, answer) in answers {
+        results[at] = Some(answer);
+    }
+    Ok(())
+}
+
+/// `(?, ?, …)` repeated `n` times with `width` placeholders each, comma-separated.
+fn tuples(n: usize, width: usize) -> String {
+    let one = format!("({})", vec!["?"; width].join(", "));
+    vec![one; n].join(", ")
+}
+
+async fn claim(
+    tx: &mut Transaction<'_, Sqlite>,
+    beats: &[Heartbeat],
+    chunk: &[&Encoded],
+) -> Result<HashMap<String, NodeStatus>> {
+    let sql = format!(
+        "WITH v(id, seq, coll, at) AS (VALUES {}) \
+         UPDATE nodes SET last_heartbeat_seq = v.seq, gpu_collector = v.coll, \
+         gpu_collector_at = v.at, last_heartbeat_at = v.at FROM v \
+         WHERE nodes.id = v.id \
+         AND (nodes.last_heartbeat_seq IS NULL OR nodes.last_heartbeat_seq < v.seq) \
+         RETURNING nodes.id, nodes.status",
+        tuples(chunk.len(), 4)
+    );
+    let mut q = sqlx::query(&sql);
+    for r in chunk {
+        let hb = &beats[r.at];
+        q = q
+            .bind(hb.node_id.as_str())
+            .bind(r.seq)
+            .bind(r.collector.as_deref())
+            .bind(to_micros(hb.at));
+    }
+    let moved = q.fetch_all(&mut **tx).await.map_err(db_err)?;
+    let mut claimed = HashMap::with_capacity(moved.len());
+    for row in moved {
+        let id: String = row.try_get(0).map_err(db_err)?;
+        let status: String = row.try_get(1).map_err(db_err)?;
+        claimed.insert(id, NodeStatus::parse(&status)?);
+    }
+    Ok(claimed)
+}
+
+async fn last_sequences(
+    tx: &mut Transaction<'_, Sqlite>,
+    beats: &[Heartbeat],
+    refused: &[&Encoded],
+) -> Result<HashMap<String, Option<i64>>> {
+    let sql = format!(
+        "SELECT id, last_heartbeat_seq FROM nodes WHERE id IN ({})",
+        vec!["?"; refused.len()].join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for r in refused {
+        q = q.bind(beats[r.at].node_id.as_str());
+    }
+    let found = q.fetch_all(&mut **tx).await.map_err(db_err)?;
+    found
+        .into_iter()
+        .map(|row| {
+            Ok((
+                row.try_get(0).map_err(db_err)?,
+                row.try_get(1).map_err(db_err)?,
+            ))
+        })
+        .collect()
+}
+
+async fn insert_beats(
+    tx: &mut Transaction<'_, Sqlite>,
+    beats: &[Heartbeat],
+    stored: &[&Encoded],
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
+         VALUES {}",
+        tuples(stored.len(), 5)
+    );
+    let mut q = sqlx::query(&sql);
+    for r in stored {
+        let hb = &beats[r.at];
+        q = q
+            .bind(hb.node_id.as_str())
+            .bind(r.seq)
+            .bind(to_micros(hb.at))
+            .bind(hb.load_average_1m)
+            .bind(hb.agent_version.as_str());
+    }
+    q.execute(&mut **tx).await.map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_minutes(
+    tx: &mut Transaction<'_, Sqlite>,
+    beats: &[Heartbeat],
+    stored: &[&Encoded],
+) -> Result<()> {
+    let sql = format!(
+        "INSERT INTO heartbeat_minutes (node_id, minute, beats) VALUES {} \
+         ON CONFLICT (node_id, minute) DO UPDATE SET beats = beats + 1",
+        vec!["(?, ?, 1)"; stored.len()].join(", ")
+    );
+    let mut q = sqlx::query(&sql);
+    for r in stored {
+        let hb = &beats[r.at];
+        q = q
+            .bind(hb.node_id.as_str())
+            .bind(bitsage_core::node::minute_of(hb.at));
+    }
+    q.execute(&mut **tx).await.map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_samples(
+    tx: &mut Transaction<'_, Sqlite>,
+    beats: &[Heartbeat],
+    stored: &[&Encoded],
+) -> Result<()> {
+    let mut samples = Vec::new();
+    for r in stored {
+        let hb = &beats[r.at];
+        for s in &hb.gpu_samples {
+            let body = serde_json::to_string(s)
+                .map_err(|e| Error::backend(BACKEND, format!("encoding a GPU sample: {e}")))?;
+            samples.push((hb.node_id.as_str(), s.uuid.as_str(), to_micros(s.at), body));
+        }
+    }
+    for chunk in samples.chunks(SAMPLE_ROWS) {
+        let sql = format!(
+            "INSERT INTO gpu_samples (node_id, device_uuid, sampled_at, sample) VALUES {}",
+            tuples(chunk.len(), 4)
+        );
+        let mut q = sqlx::query(&sql);
+        for (node, uuid, at, body) in chunk {
+            q = q.bind(*node).bind(*uuid).bind(*at).bind(body.as_str());
+        }
+        q.execute(&mut **tx).await.map_err(db_err)?;
+    }
+    Ok(())
+}
