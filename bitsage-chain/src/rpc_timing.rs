@@ -83,6 +83,24 @@ impl<T: JsonRpcTransport + Send + Sync> JsonRpcTransport for TimedTransport<T> {
 mod tests {
     use super::*;
 
+    #[tokio::test]
+    async fn every_call_is_timed_even_a_failed_one() {
+        use starknet::providers::Provider as _;
+        // Nothing listens on port 1: the call fails at once, and is still timed.
+        let url = url::Url::parse("http://127.0.0.1:1/rpc").expect("url");
+        let client = timed_client(HttpTransport::new(url));
+        let count = || {
+            bitsage_core::telemetry::chain_rpc()
+                .snapshot()
+                .into_iter()
+                .find(|(m, _)| m == "starknet_blockNumber")
+                .map_or(0, |(_, h)| h.count)
+        };
+        let before = count();
+        assert!(client.block_number().await.is_err());
+        assert_eq!(count(), before + 1);
+    }
+
     #[test]
     fn methods_are_named_as_the_specification_does() {
         assert_eq!(method_name(JsonRpcMethod::Call), "starknet_call");

@@ -19,7 +19,7 @@
 //! | `bitsage_dashboard_requests_total` | counter | `route`, `method`, `status` | every HTTP request of the router ([`crate::layers::RequestMetricsLayer`]) |
 //! | `bitsage_dashboard_request_duration_seconds` | histogram | `route`, `method` | the same, time to the response head |
 //! | `bitsage_worker_heartbeats_total` | counter | `outcome` = `accepted` \| `rejected` | the core's [`Telemetry`] |
-//! | `bitsage_heartbeat_interval_seconds` | gauge | — | the interval the coordinator tells agents |
+//! | `bitsage_heartbeat_interval_seconds` | gauge | — | the interval the coordinator tells agents now ([`bitsage_core::service::Coordinator::advertised_heartbeat_interval`]) |
 //! | `bitsage_nodes` | gauge | `status` (every node status) | the store, at scrape time |
 //! | `bitsage_active_workers` | gauge | — | the store: nodes in status `active` |
 //! | `bitsage_jobs` | gauge | `status` (every job status) | the store, at scrape time |
@@ -116,10 +116,14 @@ pub struct MetricsConfig {
 }
 
 impl MetricsConfig {
-    /// Three heartbeat intervals of `state`.
+    /// Three of the heartbeat intervals `state` currently tells agents (raised under load,
+    /// so slower beats do not read as stale).
     pub fn of(state: &AppState) -> Self {
         Self {
-            fresh_for: state.policy().heartbeat_interval.saturating_mul(3),
+            fresh_for: state
+                .coordinator
+                .advertised_heartbeat_interval()
+                .saturating_mul(3),
         }
     }
 }
@@ -274,7 +278,7 @@ impl Metrics {
     }
 
     /// The `route` label of a matched route template: the template itself, interned (a
-    /// template is leaked once; there are at most [`MAX_ROUTES`] of them).
+    /// template is leaked once; at most 512 are kept, further ones are `other`).
     pub fn route_label(&self, template: &str) -> &'static str {
         {
             let routes = self.routes.read().unwrap_or_else(|p| p.into_inner());
@@ -617,9 +621,8 @@ async fn registry(state: &AppState, now: Timestamp) -> ApiResult<Registry> {
             (label("outcome", "rejected"), Num::U(beats.rejected)),
         ]),
     );
-    // TODO(heartbeat): read `state.coordinator.advertised_heartbeat_interval()` once the
-    // coordinator adapts the interval it tells agents; until then it is the policy's.
-    let interval = state.policy().heartbeat_interval;
+    // What agents are told now: the policy's interval, raised by the pacer under load.
+    let interval = state.coordinator.advertised_heartbeat_interval();
     r.register(
         "bitsage_heartbeat_interval_seconds",
         "The heartbeat interval the coordinator currently tells agents, seconds",

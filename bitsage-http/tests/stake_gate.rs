@@ -171,6 +171,10 @@ async fn a_node_works_only_while_its_stake_meets_its_tier_minimum() {
         .await
         .unwrap();
     assert!(report.transitions.is_empty(), "{:?}", report.transitions);
+    // Nor does it record a partial total stake: `bitsage_total_staked` stays absent.
+    assert_eq!(t.state.coordinator.telemetry().total_staked(), None);
+    let metrics = send(&t.app, get("/metrics")).await;
+    assert!(!String::from_utf8_lossy(&metrics.body).contains("bitsage_total_staked"));
     chain.set_unavailable(None).unwrap();
 
     // Unstaking below the minimum takes the node out of active, with the reason. (The
@@ -191,6 +195,8 @@ async fn a_node_works_only_while_its_stake_meets_its_tier_minimum() {
     .with_stake_gate(chain.clone());
     let report = sweeper.sweep(bitsage_core::time::now()).await.unwrap();
     assert_eq!(report.transitions.len(), 1, "{:?}", report.transitions);
+    // The re-check read every wallet: the total stake is known (staked, locked part included).
+    assert_eq!(sweeper.telemetry().total_staked(), Some(sage(1_000)));
     let (_, moved) = &report.transitions[0];
     assert_eq!(
         (moved.from, moved.to),

@@ -245,6 +245,8 @@ pub struct CpuPer1000 {
     pub client_secs: f64,
     /// The signer threads (the agents' own cost).
     pub signer_secs: f64,
+    /// PostgreSQL's processes (the store server; 0 on SQLite).
+    pub postgres_secs: f64,
     /// The whole machine's busy time (PostgreSQL, other users included).
     pub machine_secs: f64,
 }
@@ -1458,6 +1460,7 @@ pub fn run(
             server_secs: per1000(cpu.server_cores, all.ok),
             client_secs: per1000(cpu.client_cores, all.ok),
             signer_secs: per1000(cpu.signer_cores, all.ok),
+            postgres_secs: per1000(cpu.postgres_cores, all.ok),
             machine_secs: per1000(cpu.machine_busy_cores, all.ok),
         },
         cpu,
@@ -1547,12 +1550,13 @@ impl HeartbeatReport {
         );
         let c = &self.cpu;
         out += &format!(
-            "  CPU (cores): server {:.2}, client {:.2}, signer {:.2}, process {:.2}; machine busy \
-             {:.2} of {} (iowait {:.0} %, steal {:.0} %)\n",
+            "  CPU (cores): server {:.2}, client {:.2}, signer {:.2}, process {:.2}, PostgreSQL \
+             {:.2}; machine busy {:.2} of {} (iowait {:.0} %, steal {:.0} %)\n",
             c.server_cores,
             c.client_cores,
             c.signer_cores,
             c.process_cores,
+            c.postgres_cores,
             c.machine_busy_cores,
             c.machine_cores,
             c.machine_iowait_ratio * 100.0,
@@ -1560,8 +1564,16 @@ impl HeartbeatReport {
         );
         let p = &self.cpu_per_1000;
         out += &format!(
-            "  CPU s per 1,000 accepted: server {:.3}, client {:.3}, signer {:.3}, machine {:.3}\n",
-            p.server_secs, p.client_secs, p.signer_secs, p.machine_secs
+            "  CPU s per 1,000 accepted: server {:.3}{}, client {:.3}, signer {:.3}, machine {:.3}\n",
+            p.server_secs,
+            if self.store == StoreKind::Postgres {
+                format!(" + PostgreSQL {:.3}", p.postgres_secs)
+            } else {
+                String::new()
+            },
+            p.client_secs,
+            p.signer_secs,
+            p.machine_secs
         );
         out += &format!(
             "  busiest threads (cores): {}\n",

@@ -177,6 +177,9 @@ pub struct CpuSnapshot {
     machine_idle: u64,
     machine_iowait: u64,
     machine_steal: u64,
+    /// Live PostgreSQL processes on the machine (comm `postgres`), nanoseconds from ticks
+    /// (the store's server is another process: its CPU is not in `process`).
+    postgres: BTreeMap<u64, u64>,
 }
 
 /// The thread group of a thread name: the server runtime(s) (`lg-server`, `lg-server-c<i>`
@@ -268,6 +271,25 @@ impl CpuSnapshot {
                 snap.machine_steal = v.get(7).copied().unwrap_or(0);
             }
         }
+        if let Ok(dir) = std::fs::read_dir("/proc") {
+            for entry in dir.flatten() {
+                let Some(pid) = entry
+                    .file_name()
+                    .to_str()
+                    .and_then(|p| p.parse::<u64>().ok())
+                else {
+                    continue;
+                };
+                let Ok(line) = std::fs::read_to_string(entry.path().join("stat")) else {
+                    continue;
+                };
+                if let Some((comm, ticks)) = parse_stat(&line) {
+                    if comm == "postgres" {
+                        snap.postgres.insert(pid, ticks * per_tick);
+                    }
+                }
+            }
+        }
         snap
     }
 }
@@ -293,6 +315,10 @@ pub struct CpuReport {
     pub machine_iowait_ratio: f64,
     /// The machine's steal share, 0–1 (hypervisor).
     pub machine_steal_ratio: f64,
+    /// PostgreSQL server processes on this machine (0 without one): the store's own CPU,
+    /// outside this process (backends that started or ended inside the window are missed or
+    /// counted only in part).
+    pub postgres_cores: f64,
     /// Cores of the machine.
     pub machine_cores: usize,
     /// The busiest threads of this process (`name/tid`, cores), busiest first.
@@ -353,6 +379,11 @@ impl CpuReport {
             machine_idle_ratio: idle,
             machine_iowait_ratio: b.machine_iowait.saturating_sub(a.machine_iowait) as f64 / total,
             machine_steal_ratio: b.machine_steal.saturating_sub(a.machine_steal) as f64 / total,
+            postgres_cores: b
+                .postgres
+                .iter()
+                .map(|(pid, t1)| cores(a.postgres.get(pid).copied().unwrap_or(*t1), *t1))
+                .fold(0.0, |x, y| x + y),
             machine_cores,
         }
     }
