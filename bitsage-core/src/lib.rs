@@ -10,6 +10,7 @@ pub mod access;
 pub mod address;
 pub mod amount;
 pub mod attestation;
+pub mod build;
 pub mod chain;
 #[cfg(feature = "conformance")]
 pub mod conformance;

@@ -198,25 +198,8 @@ impl BuildInfo {
             Some(c) => c,
             None => "unknown",
         },
-        target_cpu: target_cpu(),
+        target_cpu: bitsage_core::build::target_level(),
     };
-}
-
-/// The CPU baseline this code was compiled for, from its target features.
-const fn target_cpu() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
-        if cfg!(target_feature = "avx512f") {
-            "x86-64-v4"
-        } else if cfg!(target_feature = "avx2") {
-            "x86-64-v3"
-        } else {
-            "x86-64"
-        }
-    } else if cfg!(target_arch = "aarch64") {
-        "aarch64"
-    } else {
-        std::env::consts::ARCH
-    }
 }
 
 /// Labels of `bitsage_dashboard_requests_total`: all static strings and a number, so counting

@@ -10,27 +10,10 @@
 //! its message. Portable build for such CPUs: `RUSTFLAGS="-C target-cpu=x86-64" cargo build
 //! --release`.
 
-/// The x86-64 micro-architecture level (or other target) this build assumes.
-pub fn build_level() -> &'static str {
-    if cfg!(target_arch = "x86_64") {
-        if cfg!(all(
-            target_feature = "avx512f",
-            target_feature = "avx512bw",
-            target_feature = "avx512vl"
-        )) {
-            "x86-64-v4"
-        } else if cfg!(all(target_feature = "avx2", target_feature = "fma")) {
-            "x86-64-v3"
-        } else if cfg!(target_feature = "sse4.2") {
-            "x86-64-v2"
-        } else {
-            "x86-64"
-        }
-    } else if cfg!(target_arch = "aarch64") {
-        "aarch64"
-    } else {
-        std::env::consts::ARCH
-    }
+/// The x86-64 micro-architecture level (or other target) this build assumes
+/// ([`bitsage_core::build::target_level`]).
+pub const fn build_level() -> &'static str {
+    bitsage_core::build::target_level()
 }
 
 /// The SIMD width stwo's backend was compiled with in this build.

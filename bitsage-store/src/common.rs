@@ -527,6 +527,52 @@ pub(crate) fn unavailable_or(backend: &'static str, e: sqlx::Error) -> Error {
     }
 }
 
+/// A heartbeat of a group-commit batch, checked and encoded for the multi-row statements.
+pub(crate) struct EncodedBeat {
+    /// Index in the batch.
+    pub(crate) at: usize,
+    pub(crate) seq: i64,
+    pub(crate) collector: Option<String>,
+}
+
+/// Encodes a batch of heartbeats: those that can be stored, and an answer already for each
+/// that cannot (a sequence beyond `i64`, a collector status that does not encode).
+pub(crate) fn encode_beats(
+    beats: &[bitsage_core::node::Heartbeat],
+    backend: &'static str,
+) -> (
+    Vec<EncodedBeat>,
+    Vec<Option<Result<bitsage_core::NodeStatus>>>,
+) {
+    let mut answers: Vec<Option<Result<bitsage_core::NodeStatus>>> =
+        (0..beats.len()).map(|_| None).collect();
+    let mut rows = Vec::with_capacity(beats.len());
+    for (i, hb) in beats.iter().enumerate() {
+        let seq = i64::try_from(hb.sequence)
+            .map_err(|_| Error::invalid("heartbeat sequence", "exceeds 2^63 - 1"));
+        match seq.and_then(|seq| Ok((seq, collector_json(hb, backend)?))) {
+            Ok((seq, collector)) => rows.push(EncodedBeat {
+                at: i,
+                seq,
+                collector,
+            }),
+            Err(e) => answers[i] = Some(Err(e)),
+        }
+    }
+    (rows, answers)
+}
+
+/// A batch's answers, in order (one left unanswered would be a bug: a backend error).
+pub(crate) fn batch_answers(
+    answers: Vec<Option<Result<bitsage_core::NodeStatus>>>,
+    backend: &'static str,
+) -> Vec<Result<bitsage_core::NodeStatus>> {
+    answers
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(Error::backend(backend, "heartbeat left unanswered"))))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

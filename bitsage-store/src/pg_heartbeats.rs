@@ -14,17 +14,9 @@ use bitsage_core::node::Heartbeat;
 use bitsage_core::{Error, NodeStatus, Result, Timestamp};
 use sqlx::{PgPool, Postgres, Row, Transaction};
 
-use crate::common::{collector_json, replay_or_missing};
+use crate::common::{batch_answers, encode_beats, replay_or_missing, EncodedBeat};
 use crate::group_commit::{self, copy_error};
-use crate::pg::{db_err, to_i64, BACKEND};
-
-/// A heartbeat checked and encoded for the statement.
-struct Encoded {
-    /// Index in the batch.
-    at: usize,
-    seq: i64,
-    collector: Option<String>,
-}
+use crate::pg::{db_err, BACKEND};
 
 /// How often a batch that lost a deadlock or serialization race is tried again.
 const RETRIES: usize = 3;
@@ -33,20 +25,7 @@ const RETRIES: usize = 3;
 /// at commit, or why that heartbeat was refused (`Conflict` replay, `NotFound` node). A
 /// failure of the transaction itself fails every heartbeat of the batch (none is stored).
 pub(crate) async fn append(pool: &PgPool, beats: Vec<Heartbeat>) -> Vec<Result<NodeStatus>> {
-    let mut results: Vec<Option<Result<NodeStatus>>> = (0..beats.len()).map(|_| None).collect();
-    let mut rows = Vec::with_capacity(beats.len());
-    for (i, hb) in beats.iter().enumerate() {
-        match to_i64(hb.sequence, "heartbeat sequence")
-            .and_then(|seq| Ok((seq, collector_json(hb, BACKEND)?)))
-        {
-            Ok((seq, collector)) => rows.push(Encoded {
-                at: i,
-                seq,
-                collector,
-            }),
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
+    let (rows, mut results) = encode_beats(&beats, BACKEND);
     let mut attempt = 0;
     loop {
         match store(pool, &beats, &rows).await {
@@ -65,10 +44,7 @@ pub(crate) async fn append(pool: &PgPool, beats: Vec<Heartbeat>) -> Vec<Result<N
             }
         }
     }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::backend(BACKEND, "heartbeat left unanswered"))))
-        .collect()
+    batch_answers(results, BACKEND)
 }
 
 /// A deadlock (40P01) or serialization failure (40001): the whole batch can be tried again.
@@ -80,7 +56,7 @@ fn retryable(e: &Error) -> bool {
 async fn store(
     pool: &PgPool,
     beats: &[Heartbeat],
-    rows: &[Encoded],
+    rows: &[EncodedBeat],
 ) -> Result<Vec<(usize, Result<NodeStatus>)>> {
     let mut answers = Vec::with_capacity(rows.len());
     if rows.is_empty() {
@@ -89,9 +65,9 @@ async fn store(
     let keys: Vec<&str> = rows.iter().map(|r| beats[r.at].node_id.as_str()).collect();
     let mut tx = pool.begin().await.map_err(db_err)?;
     for round in group_commit::rounds(&keys) {
-        let round: Vec<&Encoded> = round.iter().map(|&k| &rows[k]).collect();
+        let round: Vec<&EncodedBeat> = round.iter().map(|&k| &rows[k]).collect();
         let claimed = claim_and_insert(&mut tx, beats, &round).await?;
-        let refused: Vec<&Encoded> = round
+        let refused: Vec<&EncodedBeat> = round
             .iter()
             .copied()
             .filter(|r| !claimed.contains_key(beats[r.at].node_id.as_str()))
@@ -117,7 +93,7 @@ async fn store(
 async fn claim_and_insert(
     tx: &mut Transaction<'_, Postgres>,
     beats: &[Heartbeat],
-    round: &[&Encoded],
+    round: &[&EncodedBeat],
 ) -> Result<HashMap<String, NodeStatus>> {
     let n = round.len();
     let mut ids = Vec::with_capacity(n);
@@ -198,7 +174,7 @@ async fn claim_and_insert(
 async fn last_sequences(
     tx: &mut Transaction<'_, Postgres>,
     beats: &[Heartbeat],
-    refused: &[&Encoded],
+    refused: &[&EncodedBeat],
 ) -> Result<HashMap<String, Option<i64>>> {
     let ids: Vec<&str> = refused
         .iter()

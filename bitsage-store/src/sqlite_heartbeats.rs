@@ -18,57 +18,33 @@ use bitsage_core::time::to_micros;
 use bitsage_core::{Error, NodeStatus, Result};
 use sqlx::{Row, Sqlite, SqlitePool, Transaction};
 
-use crate::common::{collector_json, replay_or_missing};
+use crate::common::{batch_answers, encode_beats, replay_or_missing, EncodedBeat};
 use crate::group_commit::{self, copy_error};
-use crate::sqlite::{db_err, to_i64, BACKEND};
+use crate::sqlite::{db_err, BACKEND};
 
 /// Most heartbeats per multi-row statement (≤ 5 bound values each; SQLite allows 32,766).
 const ROWS: usize = 500;
 /// Most GPU samples per multi-row statement (4 bound values each).
 const SAMPLE_ROWS: usize = 2_000;
 
-/// A heartbeat checked and encoded for its statements.
-struct Encoded {
-    /// Index in the batch.
-    at: usize,
-    seq: i64,
-    collector: Option<String>,
-}
-
 /// Stores `beats` in one transaction; one result per heartbeat, in order: the node's status
 /// at commit, or why that heartbeat was refused (`Conflict` replay, `NotFound` node). A
 /// failure of the transaction itself fails every heartbeat of the batch (none is stored).
 pub(crate) async fn append(writer: &SqlitePool, beats: Vec<Heartbeat>) -> Vec<Result<NodeStatus>> {
-    let mut results: Vec<Option<Result<NodeStatus>>> = (0..beats.len()).map(|_| None).collect();
-    let mut rows = Vec::with_capacity(beats.len());
-    for (i, hb) in beats.iter().enumerate() {
-        match to_i64(hb.sequence, "heartbeat sequence")
-            .and_then(|seq| Ok((seq, collector_json(hb, BACKEND)?)))
-        {
-            Ok((seq, collector)) => rows.push(Encoded {
-                at: i,
-                seq,
-                collector,
-            }),
-            Err(e) => results[i] = Some(Err(e)),
-        }
-    }
+    let (rows, mut results) = encode_beats(&beats, BACKEND);
     let outcome = store(writer, &beats, &rows, &mut results).await;
     if let Err(e) = outcome {
         for r in &rows {
             results[r.at] = Some(Err(copy_error(BACKEND, &e)));
         }
     }
-    results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(Error::backend(BACKEND, "heartbeat left unanswered"))))
-        .collect()
+    batch_answers(results, BACKEND)
 }
 
 async fn store(
     writer: &SqlitePool,
     beats: &[Heartbeat],
-    rows: &[Encoded],
+    rows: &[EncodedBeat],
     results: &mut [Option<Result<NodeStatus>>],
 ) -> Result<()> {
     if rows.is_empty() {
@@ -79,9 +55,9 @@ async fn store(
     let mut answers: Vec<(usize, Result<NodeStatus>)> = Vec::with_capacity(rows.len());
     for round in group_commit::rounds(&keys) {
         for chunk in round.chunks(ROWS) {
-            let chunk: Vec<&Encoded> = chunk.iter().map(|&k| &rows[k]).collect();
+            let chunk: Vec<&EncodedBeat> = chunk.iter().map(|&k| &rows[k]).collect();
             let claimed = claim(&mut tx, beats, &chunk).await?;
-            let (stored, refused): (Vec<&Encoded>, Vec<&Encoded>) = chunk
+            let (stored, refused): (Vec<&EncodedBeat>, Vec<&EncodedBeat>) = chunk
                 .iter()
                 .partition(|r| claimed.contains_key(beats[r.at].node_id.as_str()));
             if !refused.is_empty() {
@@ -119,7 +95,7 @@ fn tuples(n: usize, width: usize) -> String {
 async fn claim(
     tx: &mut Transaction<'_, Sqlite>,
     beats: &[Heartbeat],
-    chunk: &[&Encoded],
+    chunk: &[&EncodedBeat],
 ) -> Result<HashMap<String, NodeStatus>> {
     let sql = format!(
         "WITH v(id, seq, coll, at) AS (VALUES {}) \
@@ -152,7 +128,7 @@ async fn claim(
 async fn last_sequences(
     tx: &mut Transaction<'_, Sqlite>,
     beats: &[Heartbeat],
-    refused: &[&Encoded],
+    refused: &[&EncodedBeat],
 ) -> Result<HashMap<String, Option<i64>>> {
     let sql = format!(
         "SELECT id, last_heartbeat_seq FROM nodes WHERE id IN ({})",
@@ -177,7 +153,7 @@ async fn last_sequences(
 async fn insert_beats(
     tx: &mut Transaction<'_, Sqlite>,
     beats: &[Heartbeat],
-    stored: &[&Encoded],
+    stored: &[&EncodedBeat],
 ) -> Result<()> {
     let sql = format!(
         "INSERT INTO heartbeats (node_id, sequence, at, load_average_1m, agent_version) \
@@ -201,7 +177,7 @@ async fn insert_beats(
 async fn insert_minutes(
     tx: &mut Transaction<'_, Sqlite>,
     beats: &[Heartbeat],
-    stored: &[&Encoded],
+    stored: &[&EncodedBeat],
 ) -> Result<()> {
     let sql = format!(
         "INSERT INTO heartbeat_minutes (node_id, minute, beats) VALUES {} \
@@ -222,7 +198,7 @@ async fn insert_minutes(
 async fn insert_samples(
     tx: &mut Transaction<'_, Sqlite>,
     beats: &[Heartbeat],
-    stored: &[&Encoded],
+    stored: &[&EncodedBeat],
 ) -> Result<()> {
     let mut samples = Vec::new();
     for r in stored {
