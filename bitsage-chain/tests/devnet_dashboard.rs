@@ -55,7 +55,11 @@ async fn app(chain: DynChainSource) -> Router {
             "test",
         )
         .expect("deployment key"),
-        HttpConfig::default(),
+        // Every request reads the chain: no status answer is reused.
+        HttpConfig {
+            status_cache_ttl: Duration::ZERO,
+            ..HttpConfig::default()
+        },
     )
     .with_chain(chain);
     let now = bitsage_core::time::now();
