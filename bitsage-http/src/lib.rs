@@ -119,13 +119,39 @@ impl Default for HttpConfig {
     }
 }
 
-/// What every handler shares. Cheap to clone (everything is behind `Arc`s).
+/// What every handler shares: one reference-counted handle on [`AppStateInner`], whose fields
+/// it dereferences to (`state.coordinator`, `state.config`, …).
+///
+/// Cloning it is one atomic increment. axum clones the state for every middleware that takes
+/// it and for every handler, on every request; cloning the fields themselves (some twenty
+/// `Arc`s and the configuration's strings) cost about a fifth of the server's CPU per heartbeat
+/// (measured with `perf`, BENCHMARKS.md "Network scale"). Changing a field through `&mut`
+/// (the builder methods, tests) copies the fields first when the handle is shared
+/// ([`Arc::make_mut`]): other holders keep what they had.
+#[derive(Clone)]
+pub struct AppState(Arc<AppStateInner>);
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for AppState {
+    fn deref_mut(&mut self) -> &mut AppStateInner {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+/// The fields of [`AppState`].
 ///
 /// Nothing here is per-process state that coordinators of one deployment must agree on: the
 /// store, the replay log and the proof store are shared backends, and the deployment key is
 /// the same file or secret on every coordinator.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppStateInner {
     /// The use cases (register, heartbeat, submit, lease, complete, fail, sweep) over the
     /// ports, under the deployment's policy. Handlers that change anything call this.
     pub coordinator: Coordinator,
@@ -189,7 +215,7 @@ impl AppState {
             deployment.clone(),
             CoordinatorPolicy::default(),
         );
-        Self {
+        Self(Arc::new(AppStateInner {
             coordinator,
             store: store.clone(),
             outbox: store,
@@ -205,12 +231,12 @@ impl AppState {
             overview: console::OverviewCache::default(),
             status_cache: dashboard::StatusCache::default(),
             metrics: Arc::new(metrics::Metrics::new()),
-        }
+        }))
     }
 
     /// The same state under `policy`.
     pub fn with_policy(mut self, policy: CoordinatorPolicy) -> Self {
-        self.coordinator = self.coordinator.with_policy(policy);
+        self.coordinator = self.coordinator.clone().with_policy(policy);
         self
     }
 
@@ -220,13 +246,13 @@ impl AppState {
         mut self,
         wallets: bitsage_core::wallet::DynWalletVerifier,
     ) -> Self {
-        self.coordinator = self.coordinator.with_wallet_verifier(wallets);
+        self.coordinator = self.coordinator.clone().with_wallet_verifier(wallets);
         self
     }
 
     /// The same state gating work on stake read from `chain` ([`bitsage_core::service::stake`]).
     pub fn with_stake_gate(mut self, chain: bitsage_core::DynChainSource) -> Self {
-        self.coordinator = self.coordinator.with_stake_gate(chain);
+        self.coordinator = self.coordinator.clone().with_stake_gate(chain);
         self
     }
 
@@ -234,20 +260,20 @@ impl AppState {
     /// account contracts; without, the keys stored with local credit). Without one, job
     /// submissions are refused (503): a payment is never accepted unsigned.
     pub fn with_payer_verifier(mut self, payers: bitsage_core::wallet::DynWalletVerifier) -> Self {
-        self.coordinator = self.coordinator.with_payer_verifier(payers);
+        self.coordinator = self.coordinator.clone().with_payer_verifier(payers);
         self
     }
 
     /// The same state reading payers' limits from `funding` (default: local credit).
     pub fn with_funding(mut self, funding: bitsage_core::funding::DynFundingSource) -> Self {
-        self.coordinator = self.coordinator.with_funding(funding);
+        self.coordinator = self.coordinator.clone().with_funding(funding);
         self
     }
 
     /// The same state settling verified work through `settlement`
     /// ([`bitsage_core::service::settle`]).
     pub fn with_settlement(mut self, settlement: bitsage_core::settlement::DynSettlement) -> Self {
-        self.coordinator = self.coordinator.with_settlement(settlement);
+        self.coordinator = self.coordinator.clone().with_settlement(settlement);
         self
     }
 
@@ -286,6 +312,12 @@ impl AppState {
 }
 
 impl fmt::Debug for AppState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl fmt::Debug for AppStateInner {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // `DeploymentKey`'s Debug never prints the secret key.
         f.debug_struct("AppState")

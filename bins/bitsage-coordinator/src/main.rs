@@ -454,6 +454,11 @@ fn stop_signal() -> watch::Receiver<bool> {
     rx
 }
 
+/// mimalloc instead of glibc malloc: the request path allocates small, short-lived buffers on
+/// every heartbeat (BENCHMARKS.md "Network scale").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     // Before anything else of ours runs (the runtime included): a CPU without the features
     // this build uses would fail later with an illegal instruction.

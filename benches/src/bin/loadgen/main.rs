@@ -85,6 +85,11 @@ fn runtime(name: &str, threads: usize) -> anyhow::Result<tokio::runtime::Runtime
         .with_context(|| format!("building the {name} runtime"))
 }
 
+/// mimalloc instead of glibc malloc: the coordinator it hosts, like the real binary: the request path allocates small, short-lived buffers on
+/// every heartbeat (BENCHMARKS.md "Network scale").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
