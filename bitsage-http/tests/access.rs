@@ -719,3 +719,54 @@ async fn logins_are_audited_and_cookie_refreshes_need_the_csrf_header() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_key_revoked_through_another_coordinator_is_refused_within_the_auth_cache_ttl() {
+    use bitsage_core::access::AccountStore as _;
+    let t = app();
+    let created = admin_post(
+        &t,
+        "/api/keys",
+        json!({ "name": "scraper", "scopes": ["metrics:read"] }),
+    )
+    .await;
+    let secret = created["secret"].as_str().expect("secret").to_string();
+    let id = created["key"]["id"].as_str().expect("id").to_string();
+    let accounts = &t.state.accounts;
+    let ttl = accounts.policy().auth_cache_ttl;
+    assert!(!ttl.is_zero(), "the default policy reuses authentications");
+    let now = bitsage_core::time::now();
+    assert!(accounts.authenticate(&secret, now).await.is_ok());
+    // Another coordinator of the deployment revokes it: only the shared store changes.
+    t.store.revoke_api_key(&id, now).await.expect("revoke");
+    // This coordinator believed it a moment ago, and keeps believing it until the TTL ends...
+    assert!(accounts.authenticate(&secret, now).await.is_ok());
+    // ...not one moment longer.
+    let later = now + chrono::TimeDelta::from_std(ttl).expect("ttl");
+    let refused = accounts.authenticate(&secret, later).await;
+    assert!(refused.is_err(), "{refused:?}");
+    // The fresher refusal wins over the older entry, even asked at the earlier instant.
+    assert!(accounts.authenticate(&secret, now).await.is_err());
+    // Revoked through this coordinator (the HTTP route): refused at once, although used a
+    // moment before.
+    let second = admin_post(
+        &t,
+        "/api/keys",
+        json!({ "name": "scraper 2", "scopes": ["metrics:read"] }),
+    )
+    .await;
+    let secret = second["secret"].as_str().expect("secret").to_string();
+    let id = second["key"]["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        send(&t.bare, with_token(get("/metrics"), Some(&secret)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let mut revoke = get(&format!("/api/keys/{id}"));
+    *revoke.method_mut() = Method::DELETE;
+    assert!(send(&t.app, revoke).await.status.is_success());
+    send(&t.bare, with_token(get("/metrics"), Some(&secret)))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+}

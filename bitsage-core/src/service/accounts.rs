@@ -31,13 +31,28 @@ pub struct SessionPolicy {
     pub access_ttl: Duration,
     /// Refresh token lifetime (default 14 days); each refresh issues a new one.
     pub refresh_ttl: Duration,
+    /// How long this coordinator believes a credential it has just authenticated without
+    /// asking the store again (default 1 s, at most [`MAX_AUTH_CACHE_TTL`]; zero: never).
+    /// A key revoked, a user disabled or demoted **through this coordinator** takes effect at
+    /// once (the change empties the cache); through another coordinator of the deployment, at
+    /// most this long after. Saves a busy client's every request the store reads (user, key)
+    /// and the key's `last used` write.
+    pub auth_cache_ttl: Duration,
 }
+
+/// The longest [`SessionPolicy::auth_cache_ttl`] honoured.
+pub const MAX_AUTH_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The most credentials [`SessionPolicy::auth_cache_ttl`] keeps (then the cache is emptied and
+/// starts again). Only credentials that authenticated enter it, so an outsider cannot fill it.
+pub const MAX_AUTH_CACHE_ENTRIES: usize = 10_000;
 
 impl Default for SessionPolicy {
     fn default() -> Self {
         Self {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(14 * 24 * 3600),
+            auth_cache_ttl: Duration::from_secs(1),
         }
     }
 }
@@ -236,6 +251,51 @@ pub struct Accounts {
     secret: [u8; 32],
     issuer: String,
     policy: SessionPolicy,
+    /// Shared by every clone: credentials authenticated a moment ago.
+    recent: Arc<AuthCache>,
+}
+
+/// Credentials authenticated a moment ago ([`SessionPolicy::auth_cache_ttl`]), by the hash of
+/// the bearer string (the secret itself is not kept), with the principal and until when it is
+/// believed (the caller's clock, never past the credential's own expiry).
+#[derive(Debug, Default)]
+struct AuthCache {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], (Principal, Timestamp)>>,
+}
+
+impl AuthCache {
+    fn get(&self, id: &[u8; 32], now: Timestamp) -> Option<Principal> {
+        let entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        entries
+            .get(id)
+            .filter(|(_, until)| now < *until)
+            .map(|(p, _)| p.clone())
+    }
+
+    fn put(&self, id: [u8; 32], principal: Principal, until: Timestamp, now: Timestamp) {
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        if entries.len() >= MAX_AUTH_CACHE_ENTRIES {
+            entries.retain(|_, (_, u)| now < *u);
+            if entries.len() >= MAX_AUTH_CACHE_ENTRIES {
+                entries.clear();
+            }
+        }
+        entries.insert(id, (principal, until));
+    }
+
+    fn remove(&self, id: &[u8; 32]) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    fn clear(&self) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
 }
 
 impl std::fmt::Debug for Accounts {
@@ -267,6 +327,7 @@ impl Accounts {
             secret: deployment.derive_secret("access-token-hs256"),
             issuer: format!("bitsage/{}/{}", deployment.network(), deployment.key_id()),
             policy: SessionPolicy::default(),
+            recent: Arc::default(),
         }
     }
 
@@ -430,11 +491,44 @@ impl Accounts {
         self.store
             .revoke_refresh_family(&access::secret_hash(token), now)
             .await?;
+        self.recent.clear();
         Ok(())
     }
 
-    /// Authenticates a bearer credential: an API key (`bsa_…`) or an access token.
+    /// Authenticates a bearer credential: an API key (`bsa_…`) or an access token. A credential
+    /// authenticated less than [`SessionPolicy::auth_cache_ttl`] ago (by this `Accounts` or a
+    /// clone) is believed without the store; a refused one is never remembered.
     pub async fn authenticate(&self, bearer: &str, now: Timestamp) -> ServiceResult<Principal> {
+        let ttl = self.policy.auth_cache_ttl.min(MAX_AUTH_CACHE_TTL);
+        if ttl.is_zero() {
+            return Ok(self.authenticate_uncached(bearer, now).await?.0);
+        }
+        let id = access::secret_hash(bearer).0;
+        if let Some(principal) = self.recent.get(&id, now) {
+            return Ok(principal);
+        }
+        let (principal, expires) = match self.authenticate_uncached(bearer, now).await {
+            Ok(found) => found,
+            Err(e) => {
+                // The freshest answer wins: a credential refused now is not believed later
+                // from an earlier, still unexpired entry.
+                self.recent.remove(&id);
+                return Err(e);
+            }
+        };
+        let until = ts_after(now, ttl)?;
+        let until = expires.map_or(until, |e| e.min(until));
+        self.recent.put(id, principal.clone(), until, now);
+        Ok(principal)
+    }
+
+    /// The principal behind `bearer` and when the credential expires (`None`: never), read
+    /// from the store.
+    async fn authenticate_uncached(
+        &self,
+        bearer: &str,
+        now: Timestamp,
+    ) -> ServiceResult<(Principal, Option<Timestamp>)> {
         if bearer.starts_with(access::API_KEY_PREFIX) {
             self.authenticate_key(bearer, now).await
         } else {
@@ -442,7 +536,11 @@ impl Accounts {
         }
     }
 
-    async fn authenticate_access(&self, token: &str, now: Timestamp) -> ServiceResult<Principal> {
+    async fn authenticate_access(
+        &self,
+        token: &str,
+        now: Timestamp,
+    ) -> ServiceResult<(Principal, Option<Timestamp>)> {
         let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
         validation.set_audience(&[AUDIENCE]);
         validation.set_issuer(&[self.issuer.as_str()]);
@@ -467,7 +565,7 @@ impl Accounts {
             .map(|r| r.user)
             .filter(|u| !u.disabled)
             .ok_or_else(|| ServiceError::Unauthorized(BAD_TOKEN.into()))?;
-        Ok(Principal {
+        let principal = Principal {
             actor: Actor::User {
                 id: user.id,
                 username: user.username,
@@ -475,10 +573,15 @@ impl Accounts {
             role: user.role,
             org: user.org,
             scopes: None,
-        })
+        };
+        Ok((principal, Timestamp::from_timestamp(data.claims.exp, 0)))
     }
 
-    async fn authenticate_key(&self, secret: &str, now: Timestamp) -> ServiceResult<Principal> {
+    async fn authenticate_key(
+        &self,
+        secret: &str,
+        now: Timestamp,
+    ) -> ServiceResult<(Principal, Option<Timestamp>)> {
         let id = access::api_key_id(secret).ok_or(ServiceError::Unauthorized(BAD_KEY.into()))?;
         let key = self
             .store
@@ -498,7 +601,8 @@ impl Accounts {
             .filter(|u| !u.disabled)
             .ok_or_else(|| ServiceError::Unauthorized(BAD_KEY.into()))?;
         self.store.touch_api_key(&key.id, now).await?;
-        Ok(Principal {
+        let expires = key.expires_at;
+        let principal = Principal {
             actor: Actor::ApiKey {
                 id: key.id,
                 created_by: key.created_by,
@@ -507,7 +611,8 @@ impl Accounts {
             role: key.role.max(creator.role),
             org: key.org,
             scopes: Some(key.scopes),
-        })
+        };
+        Ok((principal, expires))
     }
 
     /// Creates the first admin (see [`bootstrap_admin`]).
@@ -581,7 +686,7 @@ impl Accounts {
         if next_role == Role::Operator && next_org.is_none() {
             return Err(Error::invalid("org", "an operator belongs to an organisation").into());
         }
-        Ok(self
+        let user = self
             .store
             .update_user(
                 id,
@@ -593,7 +698,10 @@ impl Accounts {
                 },
                 now,
             )
-            .await?)
+            .await?;
+        // A disabled or demoted user (and their keys) is refused or lessened at once here.
+        self.recent.clear();
+        Ok(user)
     }
 
     /// Admin: creates an organisation.
@@ -707,7 +815,9 @@ impl Accounts {
             }
             .into());
         }
-        Ok(self.store.revoke_api_key(id, now).await?)
+        self.store.revoke_api_key(id, now).await?;
+        self.recent.clear();
+        Ok(())
     }
 
     /// Whether `by` may see data of `wallet`: admins and viewers-with-aggregates aside, an
