@@ -5,24 +5,15 @@
 mod common;
 
 use axum::http::StatusCode;
-use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
+use bitsage_core::crypto::SignatureBytes;
 use bitsage_core::job::JobFilter;
 use bitsage_core::page::PageRequest;
-use bitsage_core::proof::ProofEnvelope;
-use bitsage_core::receipt::{ReceiptBody, ReceiptFilter};
+use bitsage_core::receipt::ReceiptFilter;
 use bitsage_core::store_prelude::*;
-use bitsage_core::{JobKind, JobSpec, JobStatus, NodeStatus, ReceiptId, TokenAmount};
-use bitsage_http::api::{
-    Assignment, CompleteRequest, CompleteResponse, FailRequest, JobView, LeaseRequest,
-    LeaseResponse,
-};
-use bitsage_prover::StwoProver;
+use bitsage_core::{JobKind, JobSpec, JobStatus, NodeStatus, TokenAmount};
+use bitsage_http::api::{Assignment, CompleteResponse, FailRequest, JobView, LeaseRequest};
 use common::*;
 use ed25519_dalek::SigningKey;
-
-fn prove(spec: &JobSpec) -> ProofEnvelope {
-    StwoProver::new().prove_sync(spec).expect("prove")
-}
 
 async fn submit(t: &TestApp, length: u32, payment: u128) -> JobView {
     let req = submission(
@@ -38,93 +29,6 @@ async fn submit(t: &TestApp, length: u32, payment: u128) -> JobView {
         String::from_utf8_lossy(&r.body)
     );
     r.parse()
-}
-
-async fn lease(t: &TestApp, k: &SigningKey, id: &str) -> LeaseResponse {
-    let req = LeaseRequest::signed(k, node_id(id), rand_nonce(), bitsage_core::time::now());
-    let r = send(&t.app, post_json("/api/jobs/lease", &req)).await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    r.parse()
-}
-
-fn rand_nonce() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(1);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-fn coordinator_key() -> PublicKey {
-    PublicKey::of(&key(42))
-}
-
-fn probe_completion(
-    k: &SigningKey,
-    id: &str,
-    a: &Assignment,
-    env: ProofEnvelope,
-) -> CompleteRequest {
-    let Assignment::Probe { ticket } = a else {
-        panic!("expected a probe, got {a:?}")
-    };
-    CompleteRequest {
-        node_id: node_id(id),
-        job_id: ticket.spec.id,
-        lease_id: None,
-        probe: Some(ticket.clone()),
-        envelope: env,
-        receipt: None,
-        receipt_signature: None,
-        envelope_digest: Hash32([0; 32]),
-        sent_at: bitsage_core::time::now(),
-        signature: SignatureBytes([0; 64]),
-    }
-    .sign(k)
-}
-
-fn job_completion(
-    k: &SigningKey,
-    id: &str,
-    a: &Assignment,
-    env: ProofEnvelope,
-    edit: impl FnOnce(&mut ReceiptBody),
-) -> CompleteRequest {
-    let Assignment::Job { lease, fee, net } = a else {
-        panic!("expected a job, got {a:?}")
-    };
-    let mut body = ReceiptBody {
-        id: ReceiptId(lease.spec.id.0),
-        job_id: lease.spec.id,
-        kind: lease.spec.kind.name().to_string(),
-        node_id: node_id(id),
-        node_key: PublicKey::of(k),
-        coordinator_key: coordinator_key(),
-        output: env.output.clone(),
-        proof_hash: env.proof_hash,
-        payment: lease.payment,
-        fee: *fee,
-        net: *net,
-        completed_at: bitsage_core::time::now(),
-    };
-    edit(&mut body);
-    let receipt_signature = body.sign_as_node(k).expect("node signs");
-    CompleteRequest {
-        node_id: node_id(id),
-        job_id: lease.spec.id,
-        lease_id: Some(lease.lease.lease_id),
-        probe: None,
-        envelope: env,
-        receipt: Some(body),
-        receipt_signature: Some(receipt_signature),
-        envelope_digest: Hash32([0; 32]),
-        sent_at: bitsage_core::time::now(),
-        signature: SignatureBytes([0; 64]),
-    }
-    .sign(k)
 }
 
 /// Registers a node and passes its probe: the node is active.

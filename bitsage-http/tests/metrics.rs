@@ -376,82 +376,6 @@ async fn scrape(app: &axum::Router) -> String {
     String::from_utf8(r.body).expect("utf-8")
 }
 
-fn prove(spec: &bitsage_core::JobSpec) -> bitsage_core::proof::ProofEnvelope {
-    bitsage_prover::StwoProver::new()
-        .prove_sync(spec)
-        .expect("prove")
-}
-
-fn nonce() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(1);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
-async fn lease(t: &TestApp, k: &SigningKey, id: &str) -> bitsage_http::api::Assignment {
-    let req =
-        bitsage_http::api::LeaseRequest::signed(k, node_id(id), nonce(), bitsage_core::time::now());
-    let r = send(&t.app, post_json("/api/jobs/lease", &req)).await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    let l: bitsage_http::api::LeaseResponse = r.parse();
-    l.assignment.expect("an assignment")
-}
-
-fn completion(
-    k: &SigningKey,
-    id: &str,
-    a: &bitsage_http::api::Assignment,
-    env: bitsage_core::proof::ProofEnvelope,
-) -> bitsage_http::api::CompleteRequest {
-    use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
-    use bitsage_http::api::Assignment;
-    let (job_id, lease_id, probe, receipt, receipt_signature) = match a {
-        Assignment::Probe { ticket } => (ticket.spec.id, None, Some(ticket.clone()), None, None),
-        Assignment::Job { lease, fee, net } => {
-            let body = bitsage_core::receipt::ReceiptBody {
-                id: bitsage_core::ReceiptId(lease.spec.id.0),
-                job_id: lease.spec.id,
-                kind: lease.spec.kind.name().to_string(),
-                node_id: node_id(id),
-                node_key: PublicKey::of(k),
-                coordinator_key: PublicKey::of(&key(42)),
-                output: env.output.clone(),
-                proof_hash: env.proof_hash,
-                payment: lease.payment,
-                fee: *fee,
-                net: *net,
-                completed_at: bitsage_core::time::now(),
-            };
-            let sig = body.sign_as_node(k).expect("node signs");
-            (
-                lease.spec.id,
-                Some(lease.lease.lease_id),
-                None,
-                Some(body),
-                Some(sig),
-            )
-        }
-    };
-    bitsage_http::api::CompleteRequest {
-        node_id: node_id(id),
-        job_id,
-        lease_id,
-        probe,
-        envelope: env,
-        receipt,
-        receipt_signature,
-        envelope_digest: Hash32([0; 32]),
-        sent_at: bitsage_core::time::now(),
-        signature: SignatureBytes([0; 64]),
-    }
-    .sign(k)
-}
-
 /// The value of `series` (a name and its exact label set) in `text`.
 fn value_of(text: &str, series: &str) -> Option<f64> {
     text.lines()
@@ -497,13 +421,16 @@ async fn the_coordinator_families_follow_real_traffic_and_pass_promtool() {
 
     let wk = key(3);
     register(&t.app, &wk, "worker").await;
-    let probe = lease(&t, &wk, "worker").await;
+    let probe = lease(&t, &wk, "worker")
+        .await
+        .assignment
+        .expect("an assignment");
     let env = prove(probe.spec());
     let r = send(
         &t.app,
         post_json(
             "/api/jobs/complete",
-            &completion(&wk, "worker", &probe, env),
+            &probe_completion(&wk, "worker", &probe, env),
         ),
     )
     .await;
@@ -525,13 +452,19 @@ async fn the_coordinator_families_follow_real_traffic_and_pass_promtool() {
         send(&t.app, post_json("/api/jobs", &job)).await.status,
         StatusCode::CREATED
     );
-    let work = lease(&t, &wk, "worker").await;
+    let work = lease(&t, &wk, "worker")
+        .await
+        .assignment
+        .expect("an assignment");
     let mut env = prove(work.spec());
     let mid = env.proof.len() / 2;
     env.proof[mid] ^= 0x01;
     send(
         &t.app,
-        post_json("/api/jobs/complete", &completion(&wk, "worker", &work, env)),
+        post_json(
+            "/api/jobs/complete",
+            &job_completion(&wk, "worker", &work, env, |_| {}),
+        ),
     )
     .await
     .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "proof_rejected");

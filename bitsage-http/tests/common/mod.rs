@@ -6,8 +6,12 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::http::{header, Method, Request, StatusCode};
 use axum::Router;
+use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
 use bitsage_core::node::HardwareReport;
-use bitsage_core::{NodeId, WalletAddress};
+use bitsage_core::proof::ProofEnvelope;
+use bitsage_core::receipt::ReceiptBody;
+use bitsage_core::{JobSpec, NodeId, ReceiptId, WalletAddress};
+use bitsage_http::api::{Assignment, CompleteRequest, LeaseRequest, LeaseResponse};
 use bitsage_http::api::{ErrorBody, HeartbeatRequest, RegisterRequest};
 use bitsage_http::{router, AppState, HttpConfig};
 use bitsage_prover::StwoProver;
@@ -323,4 +327,103 @@ pub async fn register(app: &Router, key: &SigningKey, id: &str) {
         "{}",
         String::from_utf8_lossy(&r.body)
     );
+}
+
+/// A proof of `spec` by the real prover.
+pub fn prove(spec: &JobSpec) -> ProofEnvelope {
+    bitsage_prover::StwoProver::new()
+        .prove_sync(spec)
+        .expect("prove")
+}
+
+/// A signed lease request from node `id`, answered 200.
+pub async fn lease(t: &TestApp, k: &SigningKey, id: &str) -> LeaseResponse {
+    let req = LeaseRequest::signed(k, node_id(id), rand_nonce(), bitsage_core::time::now());
+    let r = send(&t.app, post_json("/api/jobs/lease", &req)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "{}",
+        String::from_utf8_lossy(&r.body)
+    );
+    r.parse()
+}
+
+/// A fresh nonce for a signed request.
+pub fn rand_nonce() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(1);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+/// The test deployment's public key.
+pub fn coordinator_key() -> PublicKey {
+    PublicKey::of(&key(42))
+}
+
+/// Node `id`'s signed completion of the probe in `a` with `env`.
+pub fn probe_completion(
+    k: &SigningKey,
+    id: &str,
+    a: &Assignment,
+    env: ProofEnvelope,
+) -> CompleteRequest {
+    let Assignment::Probe { ticket } = a else {
+        panic!("expected a probe, got {a:?}")
+    };
+    CompleteRequest {
+        node_id: node_id(id),
+        job_id: ticket.spec.id,
+        lease_id: None,
+        probe: Some(ticket.clone()),
+        envelope: env,
+        receipt: None,
+        receipt_signature: None,
+        envelope_digest: Hash32([0; 32]),
+        sent_at: bitsage_core::time::now(),
+        signature: SignatureBytes([0; 64]),
+    }
+    .sign(k)
+}
+
+/// Node `id`'s signed completion of the job in `a` with `env`, its receipt changed by `edit`.
+pub fn job_completion(
+    k: &SigningKey,
+    id: &str,
+    a: &Assignment,
+    env: ProofEnvelope,
+    edit: impl FnOnce(&mut ReceiptBody),
+) -> CompleteRequest {
+    let Assignment::Job { lease, fee, net } = a else {
+        panic!("expected a job, got {a:?}")
+    };
+    let mut body = ReceiptBody {
+        id: ReceiptId(lease.spec.id.0),
+        job_id: lease.spec.id,
+        kind: lease.spec.kind.name().to_string(),
+        node_id: node_id(id),
+        node_key: PublicKey::of(k),
+        coordinator_key: coordinator_key(),
+        output: env.output.clone(),
+        proof_hash: env.proof_hash,
+        payment: lease.payment,
+        fee: *fee,
+        net: *net,
+        completed_at: bitsage_core::time::now(),
+    };
+    edit(&mut body);
+    let receipt_signature = body.sign_as_node(k).expect("node signs");
+    CompleteRequest {
+        node_id: node_id(id),
+        job_id: lease.spec.id,
+        lease_id: Some(lease.lease.lease_id),
+        probe: None,
+        envelope: env,
+        receipt: Some(body),
+        receipt_signature: Some(receipt_signature),
+        envelope_digest: Hash32([0; 32]),
+        sent_at: bitsage_core::time::now(),
+        signature: SignatureBytes([0; 64]),
+    }
+    .sign(k)
 }
