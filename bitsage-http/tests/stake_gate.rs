@@ -11,14 +11,11 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use bitsage_chain::InMemoryChain;
 use bitsage_core::chain::StakeInfo;
-use bitsage_core::crypto::{Hash32, SignatureBytes};
 use bitsage_core::gpu::{DeviceState, GpuDevice, GpuTier};
 use bitsage_core::node::HardwareReport;
 use bitsage_core::store_prelude::*;
 use bitsage_core::{NodeStatus, TokenAmount};
-use bitsage_http::api::{
-    Assignment, CompleteRequest, CompleteResponse, LeaseRequest, LeaseResponse, RegisterRequest,
-};
+use bitsage_http::api::{Assignment, CompleteResponse, RegisterRequest};
 use bitsage_prover::StwoProver;
 use common::*;
 use ed25519_dalek::SigningKey;
@@ -73,36 +70,9 @@ fn data_center_node(key: &SigningKey, id: &str) -> RegisterRequest {
     )
 }
 
-async fn lease(t: &TestApp, k: &SigningKey, id: &str, nonce: u64) -> LeaseResponse {
-    let req = LeaseRequest::signed(k, node_id(id), nonce, bitsage_core::time::now());
-    let r = send(&t.app, post_json("/api/jobs/lease", &req)).await;
-    assert_eq!(
-        r.status,
-        StatusCode::OK,
-        "{}",
-        String::from_utf8_lossy(&r.body)
-    );
-    r.parse()
-}
-
 async fn pass_probe(t: &TestApp, k: &SigningKey, id: &str, a: &Assignment) {
-    let Assignment::Probe { ticket } = a else {
-        panic!("expected a probe, got {a:?}")
-    };
-    let env = StwoProver::new().prove_sync(&ticket.spec).expect("prove");
-    let req = CompleteRequest {
-        node_id: node_id(id),
-        job_id: ticket.spec.id,
-        lease_id: None,
-        probe: Some(ticket.clone()),
-        envelope: env,
-        receipt: None,
-        receipt_signature: None,
-        envelope_digest: Hash32([0; 32]),
-        sent_at: bitsage_core::time::now(),
-        signature: SignatureBytes([0; 64]),
-    }
-    .sign(k);
+    let env = prove(a.spec());
+    let req = probe_completion(k, id, a, env);
     let r = send(&t.app, post_json("/api/jobs/complete", &req)).await;
     assert_eq!(
         r.status,
@@ -134,7 +104,7 @@ async fn a_node_works_only_while_its_stake_meets_its_tier_minimum() {
     assert_eq!(r.status, StatusCode::CREATED);
 
     // Below the minimum: no probe, the reason in words, on the answer and on the node.
-    let l = lease(&t, &k, "node-1", 1).await;
+    let l = lease(&t, &k, "node-1").await;
     assert!(l.assignment.is_none());
     assert_eq!(l.node_status, NodeStatus::Pending);
     assert_eq!(l.waiting_reason.as_deref(), Some(BELOW));
@@ -158,7 +128,7 @@ async fn a_node_works_only_while_its_stake_meets_its_tier_minimum() {
 
     // Staked to the minimum: a probe, and active once it passes.
     chain.set_stake(wallet(), stake(sage(1_000))).unwrap();
-    let l = lease(&t, &k, "node-1", 2).await;
+    let l = lease(&t, &k, "node-1").await;
     let probe = l.assignment.expect("a probe once the stake suffices");
     pass_probe(&t, &k, "node-1", &probe).await;
 
@@ -208,7 +178,7 @@ async fn a_node_works_only_while_its_stake_meets_its_tier_minimum() {
     assert_eq!(stored.status, NodeStatus::Pending);
     assert_eq!(stored.status_reason, reason);
     // And it gets no probe until it stakes again.
-    let l = lease(&t, &k, "node-1", 3).await;
+    let l = lease(&t, &k, "node-1").await;
     assert!(l.assignment.is_none());
     assert_eq!(l.waiting_reason.as_deref(), Some(reason));
 }
@@ -227,7 +197,7 @@ async fn an_unreachable_chain_keeps_a_pending_node_waiting_with_the_reason() {
     )
     .await;
     assert_eq!(r.status, StatusCode::CREATED);
-    let l = lease(&t, &k, "node-2", 1).await;
+    let l = lease(&t, &k, "node-2").await;
     assert!(l.assignment.is_none());
     let reason = l.waiting_reason.expect("a reason");
     assert!(reason.starts_with("stake cannot be checked"), "{reason}");
