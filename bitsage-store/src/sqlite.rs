@@ -225,6 +225,16 @@ pub struct SqliteStore {
 const HEARTBEAT_BATCH: usize = 2_048;
 /// Most heartbeats waiting for a commit before writers wait for room.
 const HEARTBEAT_QUEUE: usize = 65_536;
+/// The writer connection's page cache, KiB (SQLite's default is 2 MiB): a heartbeat batch
+/// touches a few pages per node (its history, its minute and its row), so the default cache
+/// re-reads them from the file on every commit once the fleet has more than a few hundred
+/// nodes.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+/// WAL frames after which a commit checkpoints the log into the database (SQLite's default is
+/// 1,000 pages, 4 MiB — less than one busy heartbeat batch writes, so nearly every commit
+/// also copied its pages into the database file; pages rewritten by many commits between two
+/// checkpoints are copied once). The WAL file grows to about this many pages (64 MiB).
+const WAL_CHECKPOINT_PAGES: u32 = 16_384;
 
 impl SqliteStore {
     /// Opens (creating if needed) `bitsage.db` in `data_dir` and applies migrations.
@@ -251,7 +261,11 @@ impl SqliteStore {
             .busy_timeout(Duration::from_secs(10));
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
-            .connect_with(opts.clone())
+            .connect_with(
+                opts.clone()
+                    .pragma("cache_size", format!("-{}", WRITER_CACHE_KIB))
+                    .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string()),
+            )
             .await
             .map_err(db_err)?;
         sqlx::migrate!("migrations/sqlite")

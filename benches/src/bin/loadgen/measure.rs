@@ -699,27 +699,33 @@ pub fn rss_mib() -> Option<f64> {
     proc_status_mib("VmRSS:")
 }
 
-/// The process's resident set over a window, sampled on a plain thread.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RssReport {
-    /// Seconds between samples.
-    pub every_secs: f64,
-    /// At the window's start, MiB.
-    pub start_mib: f64,
-    /// At its end, MiB.
-    pub end_mib: f64,
-    /// Largest sample, MiB.
-    pub max_mib: f64,
-    /// `VmHWM` (the process's peak resident set since it started, setup included) at the end.
-    pub peak_since_start_mib: f64,
-    /// Least-squares slope over the samples, MiB per minute (growth shows as a positive
-    /// slope that does not flatten; a few MiB/min over a short window is allocator warm-up).
-    pub slope_mib_per_min: f64,
-    /// Slope over the second half of the window only, MiB per minute (a leak keeps its slope,
-    /// warm-up flattens).
-    pub second_half_slope_mib_per_min: f64,
-    /// `(seconds since the window's start, MiB)`.
-    pub samples: Vec<(f64, f64)>,
+/// The Rust heap: memory mimalloc (the global allocator) holds committed, MiB.
+#[allow(unsafe_code)]
+fn rust_heap_mib() -> f64 {
+    let mut commit = 0usize;
+    // SAFETY: every out-parameter but one is null, which `mi_process_info` allows; `commit`
+    // is a valid `usize` it writes once.
+    unsafe {
+        libmimalloc_sys::mi_process_info(
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut commit,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+    }
+    commit as f64 / (1024.0 * 1024.0)
+}
+
+/// SQLite's own allocations in this process (page caches, prepared statements, schema), MiB.
+#[allow(unsafe_code)]
+fn sqlite_mib() -> f64 {
+    // SAFETY: a thread-safe read of SQLite's global allocation counter; no arguments.
+    let bytes = unsafe { libsqlite3_sys::sqlite3_memory_used() };
+    bytes.max(0) as f64 / (1024.0 * 1024.0)
 }
 
 /// Least-squares slope of `points` (x in seconds, y in MiB), MiB per minute.
@@ -739,8 +745,83 @@ fn slope_per_min(points: &[(f64, f64)]) -> f64 {
     }
 }
 
-/// Samples `VmRSS` at the window's start, every `every`, and at its end, on a plain thread;
-/// join it after the phase.
+/// One series of memory samples: its ends, its largest value and its slopes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct MemSeries {
+    /// At the window's start, MiB.
+    pub start_mib: f64,
+    /// At its end, MiB.
+    pub end_mib: f64,
+    /// Largest sample, MiB.
+    pub max_mib: f64,
+    /// Least-squares slope over the samples, MiB per minute (growth shows as a positive
+    /// slope that does not flatten; a few MiB/min over a short window is allocator warm-up).
+    pub slope_mib_per_min: f64,
+    /// Slope over the second half of the window only, MiB per minute (a leak keeps its slope,
+    /// warm-up flattens).
+    pub second_half_slope_mib_per_min: f64,
+    /// `(seconds since the window's start, MiB)`.
+    pub samples: Vec<(f64, f64)>,
+}
+
+impl MemSeries {
+    fn of(samples: Vec<(f64, f64)>, window: &Window) -> Self {
+        let half = window.secs() / 2.0;
+        let second_half: Vec<(f64, f64)> =
+            samples.iter().copied().filter(|p| p.0 >= half).collect();
+        Self {
+            start_mib: samples.first().map_or(0.0, |p| p.1),
+            end_mib: samples.last().map_or(0.0, |p| p.1),
+            max_mib: samples.iter().map(|p| p.1).fold(0.0, f64::max),
+            slope_mib_per_min: slope_per_min(&samples),
+            second_half_slope_mib_per_min: slope_per_min(&second_half),
+            samples,
+        }
+    }
+
+    fn line(&self, name: &str) -> String {
+        format!(
+            "{name} start {:.1}, end {:.1}, max {:.1}, slope {:+.2} MiB/min (second half {:+.2})",
+            self.start_mib,
+            self.end_mib,
+            self.max_mib,
+            self.slope_mib_per_min,
+            self.second_half_slope_mib_per_min
+        )
+    }
+}
+
+/// The process's memory over a window, sampled on a plain thread: the resident set (server
+/// and client together), and two parts of it that can be told apart from inside — the Rust
+/// heap (everything Rust allocates, server and generator: mimalloc's committed memory) and
+/// SQLite's allocations. What the resident set holds beyond them is code, stacks and pages of
+/// glibc's heap not counted by SQLite.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RssReport {
+    /// Seconds between samples.
+    pub every_secs: f64,
+    /// At the window's start, MiB.
+    pub start_mib: f64,
+    /// At its end, MiB.
+    pub end_mib: f64,
+    /// Largest sample, MiB.
+    pub max_mib: f64,
+    /// `VmHWM` (the process's peak resident set since it started, setup included) at the end.
+    pub peak_since_start_mib: f64,
+    /// Least-squares slope of the resident set, MiB per minute.
+    pub slope_mib_per_min: f64,
+    /// Its slope over the second half of the window only, MiB per minute.
+    pub second_half_slope_mib_per_min: f64,
+    /// `(seconds since the window's start, MiB)` of the resident set.
+    pub samples: Vec<(f64, f64)>,
+    /// The Rust heap (mimalloc's committed memory).
+    pub rust_heap: MemSeries,
+    /// SQLite's own allocations (`sqlite3_memory_used`).
+    pub sqlite: MemSeries,
+}
+
+/// Samples `VmRSS`, the Rust heap and SQLite's memory at the window's start, every `every`,
+/// and at its end, on a plain thread; join it after the phase.
 pub fn rss_over(window: Window, every: Duration) -> std::thread::JoinHandle<RssReport> {
     let every = every.max(Duration::from_millis(100));
     std::thread::Builder::new()
@@ -752,42 +833,45 @@ pub fn rss_over(window: Window, every: Duration) -> std::thread::JoinHandle<RssR
                     std::thread::sleep(t - now);
                 }
             };
-            let mut samples = Vec::new();
+            let (mut rss, mut heap, mut sqlite) = (Vec::new(), Vec::new(), Vec::new());
             let mut next = window.start;
             loop {
                 sleep_until(next);
-                let t = Instant::now();
+                let at = (Instant::now() - window.start).as_secs_f64();
                 if let Some(mib) = rss_mib() {
-                    samples.push(((t - window.start).as_secs_f64(), mib));
+                    rss.push((at, mib));
                 }
+                heap.push((at, rust_heap_mib()));
+                sqlite.push((at, sqlite_mib()));
                 if next >= window.end {
                     break;
                 }
                 next = (next + every).min(window.end);
             }
-            let half = window.secs() / 2.0;
-            let second_half: Vec<(f64, f64)> =
-                samples.iter().copied().filter(|p| p.0 >= half).collect();
+            let resident = MemSeries::of(rss, &window);
             RssReport {
                 every_secs: every.as_secs_f64(),
-                start_mib: samples.first().map_or(0.0, |p| p.1),
-                end_mib: samples.last().map_or(0.0, |p| p.1),
-                max_mib: samples.iter().map(|p| p.1).fold(0.0, f64::max),
+                start_mib: resident.start_mib,
+                end_mib: resident.end_mib,
+                max_mib: resident.max_mib,
                 peak_since_start_mib: proc_status_mib("VmHWM:").unwrap_or(0.0),
-                slope_mib_per_min: slope_per_min(&samples),
-                second_half_slope_mib_per_min: slope_per_min(&second_half),
-                samples,
+                slope_mib_per_min: resident.slope_mib_per_min,
+                second_half_slope_mib_per_min: resident.second_half_slope_mib_per_min,
+                samples: resident.samples,
+                rust_heap: MemSeries::of(heap, &window),
+                sqlite: MemSeries::of(sqlite, &window),
             }
         })
         .expect("spawning the RSS sampler")
 }
 
 impl RssReport {
-    /// One line for people.
+    /// Lines for people.
     pub fn summary(&self) -> String {
         format!(
             "RSS (whole process, MiB): start {:.1}, end {:.1}, max {:.1} (peak since start {:.1}); \
-             slope {:+.2} MiB/min (second half {:+.2}) over {} samples every {:.0} s",
+             slope {:+.2} MiB/min (second half {:+.2}) over {} samples every {:.0} s\n  \
+             of which {}\n  and {}",
             self.start_mib,
             self.end_mib,
             self.max_mib,
@@ -795,7 +879,9 @@ impl RssReport {
             self.slope_mib_per_min,
             self.second_half_slope_mib_per_min,
             self.samples.len(),
-            self.every_secs
+            self.every_secs,
+            self.rust_heap.line("Rust heap (mimalloc committed):"),
+            self.sqlite.line("SQLite's allocations:"),
         )
     }
 }
