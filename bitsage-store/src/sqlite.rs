@@ -3,10 +3,12 @@
 //! Durability: WAL journal with `synchronous = FULL`, so a commit is fsynced before the call
 //! returns. Concurrency: SQLite has one writer at a time, so writes go through a one-connection
 //! pool (no `SQLITE_BUSY` upgrades, leases are trivially exclusive) and reads through a separate
-//! pool that sees every committed write.
+//! pool that sees every committed write. A third connection checkpoints the WAL into the
+//! database file every second, beside the writer, so commits do not wait for checkpoint I/O.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -219,6 +221,42 @@ pub struct SqliteStore {
     bus: LocalEventBus,
     /// Heartbeats wait here for a shared commit ([`crate::sqlite_heartbeats`]).
     heartbeats: GroupCommit<Heartbeat, NodeStatus>,
+    /// Checkpoints the WAL beside the writer ([`spawn_checkpointer`]); stops when the last
+    /// clone of the store is dropped.
+    checkpointer: Arc<Checkpointer>,
+}
+
+/// The background checkpointer's connection and its stop signal.
+#[derive(Debug)]
+struct Checkpointer {
+    pool: SqlitePool,
+    _stop: tokio::sync::watch::Sender<()>,
+}
+
+/// Copies the WAL into the database file every [`CHECKPOINT_EVERY`] on its own connection
+/// (`PRAGMA wal_checkpoint(PASSIVE)`: it takes no lock a writer or reader waits for), so the
+/// writer's commits never pay for a checkpoint's writes and fsync; the writer's own
+/// auto-checkpoint ([`WAL_CHECKPOINT_PAGES`]) only bounds the WAL should this fall behind.
+/// Ends when `stop` is dropped.
+fn spawn_checkpointer(pool: SqlitePool, mut stop: tokio::sync::watch::Receiver<()>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                changed = stop.changed() => if changed.is_err() { break },
+                () = tokio::time::sleep(CHECKPOINT_EVERY) => {}
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                if pool.is_closed() {
+                    break;
+                }
+                tracing::warn!(error = %e, "SQLite WAL checkpoint failed (the writer's auto-checkpoint still bounds the WAL)");
+            }
+        }
+        pool.close().await;
+    });
 }
 
 /// Most heartbeats in one group commit.
@@ -230,11 +268,14 @@ const HEARTBEAT_QUEUE: usize = 65_536;
 /// re-reads them from the file on every commit once the fleet has more than a few hundred
 /// nodes.
 const WRITER_CACHE_KIB: u32 = 64 * 1024;
-/// WAL frames after which a commit checkpoints the log into the database (SQLite's default is
-/// 1,000 pages, 4 MiB — less than one busy heartbeat batch writes, so nearly every commit
-/// also copied its pages into the database file; pages rewritten by many commits between two
-/// checkpoints are copied once). The WAL file grows to about this many pages (64 MiB).
-const WAL_CHECKPOINT_PAGES: u32 = 16_384;
+/// WAL frames after which a commit of the writer checkpoints the log itself — a bound only:
+/// the checkpointer ([`spawn_checkpointer`]) normally copies the log first, off the writer.
+/// (SQLite's default, 1,000 pages / 4 MiB, is less than one busy heartbeat batch writes, so
+/// nearly every commit also copied its pages into the database file and waited for that
+/// fsync.) The WAL file stays below about this many pages (256 MiB).
+const WAL_CHECKPOINT_PAGES: u32 = 65_536;
+/// How often the checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 impl SqliteStore {
     /// Opens (creating if needed) `bitsage.db` in `data_dir` and applies migrations.
@@ -273,6 +314,13 @@ impl SqliteStore {
             .await
             .map_err(|e| Error::backend(BACKEND, e))?;
         backfill_earnings_totals(&writer).await?;
+        let checkpoints = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(db_err)?;
+        let (stop, stopped) = tokio::sync::watch::channel(());
+        spawn_checkpointer(checkpoints.clone(), stopped);
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(opts.read_only(true))
@@ -291,6 +339,10 @@ impl SqliteStore {
             path,
             bus: LocalEventBus::new(),
             heartbeats,
+            checkpointer: Arc::new(Checkpointer {
+                pool: checkpoints,
+                _stop: stop,
+            }),
         })
     }
 
@@ -303,6 +355,7 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        self.checkpointer.pool.close().await;
     }
 
     pub(crate) async fn begin(&self) -> Result<Transaction<'_, Sqlite>> {

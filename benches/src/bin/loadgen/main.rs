@@ -56,6 +56,10 @@ struct Cli {
     /// Also append the JSON line to this file.
     #[arg(long, global = true)]
     json_out: Option<PathBuf>,
+    /// Write the in-process coordinators' log lines to stderr (filter `RUST_LOG`, default
+    /// as the coordinator binary's), e.g. to see what the server did during a stall.
+    #[arg(long, global = true)]
+    log: bool,
     #[command(subcommand)]
     scenario: Scenario,
 }
@@ -92,6 +96,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    let _telemetry = if cli.log {
+        Some(bitsage_coordinator::telemetry::init(
+            bitsage_coordinator::telemetry::LogFormat::Text,
+            None,
+        )?)
+    } else {
+        None
+    };
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let server_threads = cli.server_threads.unwrap_or(cores);
     let server_rt = runtime("lg-server", server_threads)?;
