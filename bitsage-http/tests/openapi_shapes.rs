@@ -19,17 +19,15 @@ use axum::Router;
 use bitsage_core::attestation::{
     Attestation, AttestationChallenge, DeviceAttestation, HostAttestation, RegistrationAttestation,
 };
-use bitsage_core::crypto::{Hash32, PublicKey, SignatureBytes};
+use bitsage_core::crypto::{Hash32, PublicKey};
 use bitsage_core::gpu::{DeviceState, GpuCollectorStatus, GpuDevice, GpuSample, HostInfo};
 use bitsage_core::node::HardwareReport;
 use bitsage_core::proof::ProofEnvelope;
-use bitsage_core::receipt::ReceiptBody;
-use bitsage_core::{JobKind, JobSpec, ReceiptId};
+use bitsage_core::JobKind;
 use bitsage_http::api::{
     Assignment, CompleteRequest, FailRequest, HeartbeatRequest, JobView, LeaseRequest,
     LeaseResponse, RegisterRequest,
 };
-use bitsage_prover::StwoProver;
 use common::*;
 use ed25519_dalek::SigningKey;
 use serde_json::{json, Map, Value};
@@ -334,16 +332,6 @@ async fn call(spec: &Spec, app: &Router, route: &str, req: Request<Body>) -> Rep
     r
 }
 
-fn prove(spec: &JobSpec) -> ProofEnvelope {
-    StwoProver::new().prove_sync(spec).expect("prove")
-}
-
-fn nonce() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(1);
-    N.fetch_add(1, Ordering::Relaxed)
-}
-
 fn gpu(index: u32) -> GpuDevice {
     GpuDevice {
         index,
@@ -469,7 +457,7 @@ async fn heartbeat(spec: &Spec, t: &TestApp, k: &SigningKey, id: &str, sequence:
 }
 
 async fn lease(spec: &Spec, t: &TestApp, k: &SigningKey, id: &str) -> LeaseResponse {
-    let req = LeaseRequest::signed(k, node_id(id), nonce(), bitsage_core::time::now());
+    let req = LeaseRequest::signed(k, node_id(id), rand_nonce(), bitsage_core::time::now());
     let r = call(
         spec,
         &t.app,
@@ -493,42 +481,10 @@ async fn submit(spec: &Spec, t: &TestApp, seed: u64) -> JobView {
 }
 
 fn completion(k: &SigningKey, id: &str, a: &Assignment, env: ProofEnvelope) -> CompleteRequest {
-    let (job_id, lease_id, probe, receipt) = match a {
-        Assignment::Probe { ticket } => (ticket.spec.id, None, Some(ticket.clone()), None),
-        Assignment::Job { lease, fee, net } => {
-            let body = ReceiptBody {
-                id: ReceiptId(lease.spec.id.0),
-                job_id: lease.spec.id,
-                kind: lease.spec.kind.name().to_string(),
-                node_id: node_id(id),
-                node_key: PublicKey::of(k),
-                coordinator_key: PublicKey::of(&key(42)),
-                output: env.output.clone(),
-                proof_hash: env.proof_hash,
-                payment: lease.payment,
-                fee: *fee,
-                net: *net,
-                completed_at: bitsage_core::time::now(),
-            };
-            (lease.spec.id, Some(lease.lease.lease_id), None, Some(body))
-        }
-    };
-    let receipt_signature = receipt
-        .as_ref()
-        .map(|b| b.sign_as_node(k).expect("node signs"));
-    CompleteRequest {
-        node_id: node_id(id),
-        job_id,
-        lease_id,
-        probe,
-        envelope: env,
-        receipt,
-        receipt_signature,
-        envelope_digest: Hash32([0; 32]),
-        sent_at: bitsage_core::time::now(),
-        signature: SignatureBytes([0; 64]),
+    match a {
+        Assignment::Probe { .. } => probe_completion(k, id, a, env),
+        Assignment::Job { .. } => job_completion(k, id, a, env, |_| {}),
     }
-    .sign(k)
 }
 
 async fn complete(spec: &Spec, t: &TestApp, k: &SigningKey, id: &str, a: &Assignment) -> Reply {

@@ -800,20 +800,11 @@ impl MemSeries {
 pub struct RssReport {
     /// Seconds between samples.
     pub every_secs: f64,
-    /// At the window's start, MiB.
-    pub start_mib: f64,
-    /// At its end, MiB.
-    pub end_mib: f64,
-    /// Largest sample, MiB.
-    pub max_mib: f64,
     /// `VmHWM` (the process's peak resident set since it started, setup included) at the end.
     pub peak_since_start_mib: f64,
-    /// Least-squares slope of the resident set, MiB per minute.
-    pub slope_mib_per_min: f64,
-    /// Its slope over the second half of the window only, MiB per minute.
-    pub second_half_slope_mib_per_min: f64,
-    /// `(seconds since the window's start, MiB)` of the resident set.
-    pub samples: Vec<(f64, f64)>,
+    /// The resident set (its fields sit at the top level of the JSON, as before the split).
+    #[serde(flatten)]
+    pub resident: MemSeries,
     /// The Rust heap (mimalloc's committed memory).
     pub rust_heap: MemSeries,
     /// SQLite's own allocations (`sqlite3_memory_used`).
@@ -848,16 +839,10 @@ pub fn rss_over(window: Window, every: Duration) -> std::thread::JoinHandle<RssR
                 }
                 next = (next + every).min(window.end);
             }
-            let resident = MemSeries::of(rss, &window);
             RssReport {
                 every_secs: every.as_secs_f64(),
-                start_mib: resident.start_mib,
-                end_mib: resident.end_mib,
-                max_mib: resident.max_mib,
                 peak_since_start_mib: proc_status_mib("VmHWM:").unwrap_or(0.0),
-                slope_mib_per_min: resident.slope_mib_per_min,
-                second_half_slope_mib_per_min: resident.second_half_slope_mib_per_min,
-                samples: resident.samples,
+                resident: MemSeries::of(rss, &window),
                 rust_heap: MemSeries::of(heap, &window),
                 sqlite: MemSeries::of(sqlite, &window),
             }
@@ -872,13 +857,13 @@ impl RssReport {
             "RSS (whole process, MiB): start {:.1}, end {:.1}, max {:.1} (peak since start {:.1}); \
              slope {:+.2} MiB/min (second half {:+.2}) over {} samples every {:.0} s\n  \
              of which {}\n  and {}",
-            self.start_mib,
-            self.end_mib,
-            self.max_mib,
+            self.resident.start_mib,
+            self.resident.end_mib,
+            self.resident.max_mib,
             self.peak_since_start_mib,
-            self.slope_mib_per_min,
-            self.second_half_slope_mib_per_min,
-            self.samples.len(),
+            self.resident.slope_mib_per_min,
+            self.resident.second_half_slope_mib_per_min,
+            self.resident.samples.len(),
             self.every_secs,
             self.rust_heap.line("Rust heap (mimalloc committed):"),
             self.sqlite.line("SQLite's allocations:"),
