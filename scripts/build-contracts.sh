@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Builds our Cairo contracts (contracts/src/*.cairo, Cairo 2.1 dialect) into Sierra contract
-# classes in contracts/build/, with the starknet-compile 2.1.0 that the PyPI package
+# classes in bitsage-chain/classes/ (the devnet harness embeds them), with the starknet-compile 2.1.0 that the PyPI package
 # cairo-lang==0.12.3 ships (later releases ship an incomplete core library; see
 # ../shared/TOOLCHAIN.md). The package is fetched once into the tools cache
 # ($BITSAGE_TOOLS_DIR, default ~/.cache/bitsage-tools) and checked against its SHA-256.
 #
-#   scripts/build-contracts.sh          # (re)build contracts/build/*.json
+#   scripts/build-contracts.sh          # (re)build bitsage-chain/classes/*.json
 #   scripts/build-contracts.sh --check  # rebuild into a temp dir; fail if it differs from the
 #                                       # committed build (the build is reproducible)
 set -euo pipefail
@@ -30,7 +30,7 @@ if [ ! -x "$COMPILER" ]; then
 fi
 log "$("$COMPILER" --version)"
 
-out=contracts/build
+out=bitsage-chain/classes
 if [ "${1:-}" = "--check" ]; then out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
 mkdir -p "$out"
 for src in contracts/src/*.cairo; do
@@ -39,6 +39,6 @@ for src in contracts/src/*.cairo; do
   log "built $name ($(sha256sum "$out/$name.contract_class.json" | cut -c1-16)…)"
 done
 if [ "${1:-}" = "--check" ]; then
-  diff -rq "$out" contracts/build >&2 || { log "contracts/build differs from a fresh build"; exit 1; }
-  log "contracts/build is reproducible"
+  diff -rq "$out" bitsage-chain/classes >&2 || { log "bitsage-chain/classes differs from a fresh build"; exit 1; }
+  log "bitsage-chain/classes is reproducible"
 fi

@@ -6,7 +6,7 @@
 # 1. Installs what is missing: PostgreSQL (Debian's packages), starknet-devnet 0.10.1 (into
 #    ~/.cache/bitsage-tools: unpacked from a checksummed prebuilt binary in ../shared/tools when
 #    there is one, else cargo install --locked, ~16-45 min once; then reused; exported as
-#    STARKNET_DEVNET), the Cairo compiler from PyPI (cached) to check that contracts/build is
+#    STARKNET_DEVNET), the Cairo compiler from PyPI (cached) to check that bitsage-chain/classes is
 #    reproducible, and the API fuzzer schemathesis (PyPI, pinned, into a virtual environment in
 #    the tools cache; exported as BITSAGE_SCHEMATHESIS).
 # 2. Starts a throw-away PostgreSQL cluster in a temp directory on a free loopback port and
@@ -17,7 +17,11 @@
 #    Debian's chromium and the pinned npm packages (npm ci) when missing, and runs
 #    `node --test` against the real binaries in headless Chromium; their counts join the
 #    summary line. Without Chromium or Node.js they are skipped, with the reason, unless CI=true.
-# 5. Between the two, the deployment files' checks (deploy/, scripts/lib/promtool.sh), one test
+# 5. After the tests, the source checks CI holds too (scripts/lib/code_checks.sh), one test each
+#    in the summary line: `cargo fmt --check`, `cargo clippy --workspace --all-targets -- -D
+#    warnings`, `cargo doc --workspace --no-deps` with warnings denied, and `cargo package` of
+#    every library crate in dependency order.
+# 6. Between the two, the deployment files' checks (deploy/, scripts/lib/promtool.sh), one test
 #    each in the summary line: `promtool check rules` and `promtool test rules` on the alerting
 #    rules, `promtool check config` on the example scrape config, `systemd-analyze verify` on
 #    both units (with the binaries cargo built). promtool comes from Debian's prometheus package,
@@ -38,6 +42,8 @@ source scripts/lib/schemathesis.sh
 source scripts/lib/browser.sh
 # shellcheck source=lib/promtool.sh
 source scripts/lib/promtool.sh
+# shellcheck source=lib/code_checks.sh
+source scripts/lib/code_checks.sh
 
 trap stop_postgres EXIT
 
@@ -71,6 +77,12 @@ if [ "$ran" -eq 0 ]; then
   exit 1
 fi
 
+# fmt, clippy, doc and package: what CI holds besides the tests.
+code_status=0
+run_code_checks || code_status=$?
+ran=$((ran + CODE_PASSED))
+failed=$((failed + CODE_FAILED))
+
 # The deployment files, against the binaries `cargo test --workspace` just built.
 deploy_status=0
 run_deploy_checks || deploy_status=$?
@@ -85,6 +97,11 @@ ran=$((ran + BROWSER_PASSED))
 failed=$((failed + BROWSER_FAILED))
 if [ "$browser_status" -ne 0 ]; then
   log "FAILED (browser tests): $ran passed, $failed failed"
+  echo "$ran passed, $failed failed"
+  exit 1
+fi
+if [ "$code_status" -ne 0 ]; then
+  log "FAILED (fmt / clippy / doc / package): $ran passed, $failed failed"
   echo "$ran passed, $failed failed"
   exit 1
 fi

@@ -1,5 +1,6 @@
 //! A local Starknet chain for tests and `bitsage-coordinator dev`: starts `starknet-devnet`
-//! (0.10.1), declares and deploys our contracts (`contracts/`), mints, stakes and reports
+//! (0.10.1), declares and deploys our contracts (sources in the repository's `contracts/`,
+//! Sierra classes embedded from this crate's `classes/`), mints, stakes and reports
 //! reputation. Feature `devnet`.
 //!
 //! ```no_run
@@ -612,7 +613,7 @@ pub struct PredeployedAccount {
 // ---------------------------------------------------------------- contracts
 
 /// The Sierra classes of our three contracts (JSON text, as `scripts/build-contracts.sh`
-/// writes them to `contracts/build/`).
+/// writes them to `bitsage-chain/classes/`).
 #[derive(Clone)]
 pub struct ContractClasses {
     /// `SageToken`.
@@ -637,26 +638,20 @@ impl std::fmt::Debug for ContractClasses {
 }
 
 impl ContractClasses {
-    /// The classes built into this crate at compile time from `contracts/build/` (so a binary
+    /// The classes built into this crate at compile time from `bitsage-chain/classes/` (so a binary
     /// can deploy them from anywhere).
     pub fn embedded() -> Self {
         Self {
-            sage_token: include_str!("../../contracts/build/sage_token.contract_class.json")
+            sage_token: include_str!("../classes/sage_token.contract_class.json").to_string(),
+            prover_staking: include_str!("../classes/prover_staking.contract_class.json")
                 .to_string(),
-            prover_staking: include_str!(
-                "../../contracts/build/prover_staking.contract_class.json"
-            )
-            .to_string(),
-            reputation_manager: include_str!(
-                "../../contracts/build/reputation_manager.contract_class.json"
-            )
-            .to_string(),
-            job_escrow: include_str!("../../contracts/build/job_escrow.contract_class.json")
+            reputation_manager: include_str!("../classes/reputation_manager.contract_class.json")
                 .to_string(),
+            job_escrow: include_str!("../classes/job_escrow.contract_class.json").to_string(),
         }
     }
 
-    /// The classes in `dir` (a `contracts/build/` directory).
+    /// The classes in `dir` (a `bitsage-chain/classes/` directory).
     pub fn from_dir(dir: &Path) -> DevnetResult<Self> {
         let read = |name: &str| {
             let p = dir.join(format!("{name}.contract_class.json"));

@@ -29,7 +29,7 @@ pub struct InMemoryChain {
 }
 
 /// What a wallet that never staked reads, as the staking contract returns it.
-pub fn empty_stake() -> StakeInfo {
+pub(crate) fn empty_stake() -> StakeInfo {
     StakeInfo {
         amount: TokenAmount::ZERO,
         locked_amount: TokenAmount::ZERO,
@@ -45,7 +45,7 @@ pub fn empty_stake() -> StakeInfo {
 
 /// What a wallet without history reads, as the reputation contract returns it (score 500,
 /// level 3).
-pub fn initial_reputation() -> ReputationInfo {
+pub(crate) fn initial_reputation() -> ReputationInfo {
     ReputationInfo {
         score: 500,
         level: 3,

@@ -1,10 +1,4 @@
-//! # bitsage-core
-//!
-//! The domain of BitSage — a verifiable GPU compute network — with no I/O: validated types
-//! (addresses, exact u256 amounts, jobs, receipts, GPU samples, chain views), the node
-//! lifecycle state machine, and the **ports** every backend implements ([`GpuSource`],
-//! [`ChainSource`], [`JobStore`], [`ReplayLog`], [`ProofStore`], [`Prover`]). With the `conformance` feature, the
-//! [`conformance`] module holds one test suite per port; a backend is done when it passes.
+#![doc = include_str!("../README.md")]
 
 pub mod access;
 pub mod address;

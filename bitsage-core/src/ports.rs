@@ -1,6 +1,6 @@
 //! The ports: what the coordinator and agent need from the outside world. Implementations live
 //! in the leaf crates (`bitsage-gpu`, `bitsage-chain`, `bitsage-prover`, `bitsage-store`); each
-//! must pass its conformance suite in [`crate::conformance`] (feature `conformance`).
+//! must pass its conformance suite in `crate::conformance` (feature `conformance`).
 
 use std::fmt::Debug;
 use std::sync::Arc;

@@ -1,5 +1,5 @@
 //! [`FixtureGpuSource`]: replays recorded [`GpuReport`]s. For tests and demos only (feature
-//! `fixtures`); a fixture is never a stand-in for missing hardware.
+//! `test-utils`); a fixture is never a stand-in for missing hardware.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use bitsage_core::{DynGpuSource, Error, Result};
 
 use crate::host::HostOnlySource;
+#[cfg(feature = "nvml")]
 use crate::nvml::NvmlGpuSource;
 
 /// The agent's view of its own hardware: NVML where it loads, otherwise a
@@ -20,19 +21,36 @@ pub struct LocalGpu {
 
 impl LocalGpu {
     /// Tries NVML (on a blocking thread) and falls back to the host only.
+    #[cfg(feature = "nvml")]
     pub async fn detect() -> Self {
         match tokio::task::spawn_blocking(NvmlGpuSource::new).await {
             Ok(result) => Self::from_result(result),
-            Err(e) => Self::from_result(Err(Error::backend("nvml", e))),
+            Err(e) => Self::from_result::<NvmlGpuSource>(Err(Error::backend("nvml", e))),
         }
     }
 
     /// [`LocalGpu::detect`] for synchronous callers (blocks while NVML initialises).
+    #[cfg(feature = "nvml")]
     pub fn detect_blocking() -> Self {
         Self::from_result(NvmlGpuSource::new())
     }
 
-    fn from_result(result: Result<NvmlGpuSource>) -> Self {
+    /// Without the `nvml` feature: the host only, with that reason.
+    #[cfg(not(feature = "nvml"))]
+    pub async fn detect() -> Self {
+        Self::detect_blocking()
+    }
+
+    /// Without the `nvml` feature: the host only, with that reason.
+    #[cfg(not(feature = "nvml"))]
+    pub fn detect_blocking() -> Self {
+        Self::from_result(Err::<HostOnlySource, _>(Error::Unavailable {
+            source_name: "nvml".into(),
+            reason: "this build has no NVML support (bitsage-gpu feature `nvml`)".into(),
+        }))
+    }
+
+    fn from_result<S: bitsage_core::GpuSource + 'static>(result: Result<S>) -> Self {
         match result {
             Ok(nvml) => Self {
                 source: Arc::new(nvml),

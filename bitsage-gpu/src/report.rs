@@ -280,7 +280,7 @@ mod tests {
         assert!(text.contains("Host: "));
     }
 
-    #[cfg(feature = "fixtures")]
+    #[cfg(feature = "test-utils")]
     #[tokio::test]
     async fn the_table_shows_absent_values_as_dashes() {
         let src = crate::FixtureGpuSource::synthetic_2xh100().unwrap();

@@ -1,35 +1,4 @@
-//! # bitsage-http
-//!
-//! The coordinator's HTTP surface, built on axum 0.8 (hyper 1), and the wire types agents
-//! reuse ([`api`]).
-//!
-//! [`router`] builds the whole API over an [`AppState`] (the core's
-//! [`bitsage_core::service::Coordinator`] — the use cases over the store, the replay log, the
-//! verifier, the proof store and the deployment key, under a
-//! [`bitsage_core::service::CoordinatorPolicy`] —, an optional chain source and an
-//! [`HttpConfig`]); handlers extract, call the coordinator and answer; tests drive it with `tower::ServiceExt::oneshot`, no
-//! socket. Every error — domain errors, malformed bodies, unknown routes, wrong methods,
-//! oversized bodies, even a panic — is answered as `{"error":{"type":"…","message":"…"}}`
-//! with the matching status; internal details stay in the logs.
-//!
-//! Routes (the served `/openapi.json` has the exact shapes):
-//! - nodes: `POST /api/nodes/register`, `POST /api/nodes/heartbeat` (ed25519-signed, see
-//!   [`api`]), `GET /api/nodes`, `GET /api/nodes/{id}`, `GET /api/worker/uptime`
-//! - jobs: `POST /api/jobs` (clients), `GET /api/jobs/{id}`, `POST /api/jobs/lease`,
-//!   `POST /api/jobs/complete`, `POST /api/jobs/fail` (agents, signed; see [`bitsage_core::service::jobs`]),
-//!   `GET /api/jobs/analytics`, `GET /api/jobs/recent`
-//! - receipts and earnings: `GET /api/receipts`, `GET /api/receipts/{id}`,
-//!   `GET /api/earnings/{node}` (JSON, or CSV with `?format=csv`)
-//! - dashboard ([`dashboard`]): `GET /api/validator/status|gpus|rewards|history` (wallet in
-//!   `X-Wallet-Address`), `GET /api/network/stats|workers`, `GET /api/summary`,
-//!   `GET /api/contracts` (addresses read and the event indexer's status)
-//! - deployment: `GET /api/coordinator` (and `/.well-known/bitsage.json`): network, public
-//!   key and key id every receipt is countersigned with
-//! - live ([`live`]): `GET /api/events` (Server-Sent Events, `Last-Event-ID` resume),
-//!   `GET /ws` (WebSocket; subscribe to topics) and `/ws/jobs`, `/ws/workers`, `/ws/staking`
-//! - ops: `GET /livez`, `GET /readyz` (+ `/health`, `/health/live`, `/health/ready`),
-//!   `GET /openapi.json`, `GET /metrics` (Prometheus text 0.0.4 or OpenMetrics, through
-//!   `prometheus-client`; see [`metrics`] for the families)
+#![doc = include_str!("../README.md")]
 
 pub mod accounts;
 pub mod api;
@@ -51,6 +20,8 @@ pub mod routes;
 pub mod seed;
 pub mod server;
 pub mod service;
+#[cfg(feature = "test-utils")]
+pub mod test_utils;
 
 use std::fmt;
 use std::sync::Arc;

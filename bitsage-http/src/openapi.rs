@@ -11,7 +11,7 @@
 //! every operation, who may call it, read from [`crate::auth::ROUTES`].
 //!
 //! Tests check that every route is documented, that the security of each operation agrees
-//! with the route table, and (`tests/openapi_shapes.rs`) that served bodies validate against
+//! with the route table, and (`tests/it/openapi_shapes.rs`) that served bodies validate against
 //! the schemas the document declares for them.
 
 use std::sync::OnceLock;

@@ -632,7 +632,7 @@ pub async fn coordinator(State(state): State<AppState>) -> Response {
     Json(service::coordinator_info(&state).await).into_response()
 }
 
-/// `GET /metrics`: the Prometheus exposition ([`metrics`]) — OpenMetrics text when the
+/// `GET /metrics`: the Prometheus exposition ([`crate::metrics`]) — OpenMetrics text when the
 /// scraper asks for it (`Accept: application/openmetrics-text`), else the text format 0.0.4;
 /// 503 in the API error shape when the store cannot answer.
 #[utoipa::path(

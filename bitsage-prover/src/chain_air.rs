@@ -40,23 +40,23 @@ use stwo_constraint_framework::{
 use crate::poseidon2::{self, State, HALF_FULL_ROUNDS, PARTIAL_ROUNDS, WIDTH};
 
 /// Trace columns per row.
-pub const N_COLUMNS: usize = 2 + WIDTH + 2 * (2 * HALF_FULL_ROUNDS * WIDTH + PARTIAL_ROUNDS);
+pub(crate) const N_COLUMNS: usize = 2 + WIDTH + 2 * (2 * HALF_FULL_ROUNDS * WIDTH + PARTIAL_ROUNDS);
 /// Smallest trace (SIMD lanes).
-pub const MIN_LOG_ROWS: u32 = LOG_N_LANES;
+pub(crate) const MIN_LOG_ROWS: u32 = LOG_N_LANES;
 /// `max_constraint_log_degree_bound - log_rows` (constraints have degree ≤ 3).
-pub const LOG_EXPAND: u32 = 1;
+pub(crate) const LOG_EXPAND: u32 = 1;
 
 relation!(ChainState, 17);
 
 /// log2 of the rows needed for a chain of `length` permutations.
-pub fn log_rows(length: u32) -> u32 {
+pub(crate) fn log_rows(length: u32) -> u32 {
     let n = length.max(1).next_power_of_two();
     n.ilog2().max(MIN_LOG_ROWS)
 }
 
 /// The constraints of a chain of `2^log_rows` rows.
 #[derive(Debug, Clone)]
-pub struct ChainEval {
+pub(crate) struct ChainEval {
     /// log2 of the number of rows.
     pub log_rows: u32,
     /// The relation's interaction elements.
@@ -176,7 +176,7 @@ impl FrameworkEval for ChainEval {
 }
 
 /// The main trace plus what the interaction trace needs.
-pub struct ChainTrace {
+pub(crate) struct ChainTrace {
     /// The committed columns ([`N_COLUMNS`]).
     pub columns: Vec<BaseColumn>,
     /// Each row's output state (not committed; used for the LogUp fractions).
@@ -226,7 +226,7 @@ fn permute_recording(input: &[M31; WIDTH], record: &mut Vec<M31>) -> [M31; WIDTH
 /// The chain itself is sequential: one pass computes every row's input state; the columns are
 /// then filled in parallel (one permutation per row again, recording the S-box values), 16 rows
 /// (one SIMD vector) at a time.
-pub fn generate_trace(seed: u64, length: u32) -> ChainTrace {
+pub(crate) fn generate_trace(seed: u64, length: u32) -> ChainTrace {
     let log_rows = log_rows(length);
     let n_rows = 1usize << log_rows;
     let n_vec_rows = n_rows >> LOG_N_LANES;
@@ -300,7 +300,7 @@ pub fn generate_trace(seed: u64, length: u32) -> ChainTrace {
 }
 
 /// Columns as circle evaluations, ready to commit.
-pub fn into_evaluations(
+pub(crate) fn into_evaluations(
     columns: Vec<BaseColumn>,
     log_rows: u32,
 ) -> Vec<CircleEvaluation<SimdBackend, BaseField, BitReversedOrder>> {
@@ -314,14 +314,14 @@ pub fn into_evaluations(
 impl ChainTrace {
     /// Moves the committed columns out, keeping only those the interaction trace reads
     /// (`is_active`, `step`, the inputs).
-    pub fn take_columns(&mut self) -> Vec<BaseColumn> {
+    pub(crate) fn take_columns(&mut self) -> Vec<BaseColumn> {
         let keep = self.columns[..2 + WIDTH].to_vec();
         std::mem::replace(&mut self.columns, keep)
     }
 }
 
 /// The LogUp interaction trace and its total sum.
-pub fn generate_interaction(
+pub(crate) fn generate_interaction(
     trace: &ChainTrace,
     relation: &ChainState,
 ) -> (
@@ -352,7 +352,12 @@ pub fn generate_interaction(
 }
 
 /// The LogUp sum a valid trace has: `1/D(0, s_0) − 1/D(length, digest)`.
-pub fn claimed_sum(relation: &ChainState, seed: u64, length: u32, digest: &State) -> SecureField {
+pub(crate) fn claimed_sum(
+    relation: &ChainState,
+    seed: u64,
+    length: u32,
+    digest: &State,
+) -> SecureField {
     let mut start = vec![M31::from_u32_unchecked(0)];
     start.extend(poseidon2::initial_state(seed).map(M31::from_u32_unchecked));
     let mut end = vec![M31::from_u32_unchecked(length)];

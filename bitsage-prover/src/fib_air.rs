@@ -31,13 +31,13 @@ use stwo_constraint_framework::{
 };
 
 /// `max_constraint_log_degree_bound - log_rows` (LogUp constraints have degree 3).
-pub const LOG_EXPAND: u32 = 1;
+pub(crate) const LOG_EXPAND: u32 = 1;
 
 relation!(FibPair, 3);
 
 /// The constraints.
 #[derive(Debug, Clone)]
-pub struct FibEval {
+pub(crate) struct FibEval {
     /// log2 of the number of rows.
     pub log_rows: u32,
     /// Sequence values per row (≥ 2).
@@ -82,7 +82,7 @@ impl FrameworkEval for FibEval {
 }
 
 /// The main trace.
-pub struct FibTrace {
+pub(crate) struct FibTrace {
     /// `step` then the sequence columns.
     pub columns: Vec<BaseColumn>,
     /// The final pair `(y, z)`.
@@ -105,7 +105,7 @@ pub fn reference_last_pair(columns: u32, log_rows: u32, a: u32, b: u32) -> [u32;
 }
 
 /// Computes the sequence and lays out the trace, 16 rows (one SIMD vector) at a time.
-pub fn generate_trace(columns: usize, log_rows: u32, a: u32, b: u32) -> FibTrace {
+pub(crate) fn generate_trace(columns: usize, log_rows: u32, a: u32, b: u32) -> FibTrace {
     let n_rows = 1usize << log_rows;
     let mut cols: Vec<BaseColumn> = (0..=columns).map(|_| BaseColumn::zeros(n_rows)).collect();
     let (mut x, mut y) = (M31::from_u32_unchecked(a), M31::from_u32_unchecked(b));
@@ -139,7 +139,7 @@ pub fn generate_trace(columns: usize, log_rows: u32, a: u32, b: u32) -> FibTrace
 impl FibTrace {
     /// Moves the committed columns out, keeping only those the interaction trace reads
     /// (`step`, the first pair, the last pair).
-    pub fn take_columns(&mut self) -> Vec<BaseColumn> {
+    pub(crate) fn take_columns(&mut self) -> Vec<BaseColumn> {
         let n = self.columns.len();
         let keep = [0, 1, 2, n - 2, n - 1]
             .iter()
@@ -150,7 +150,7 @@ impl FibTrace {
 }
 
 /// The LogUp interaction trace and its total sum (after [`FibTrace::take_columns`]).
-pub fn generate_interaction(
+pub(crate) fn generate_interaction(
     trace: &FibTrace,
     relation: &FibPair,
 ) -> (
@@ -185,7 +185,7 @@ pub fn generate_interaction(
 }
 
 /// The LogUp sum a valid trace has: `1/D(0, a, b) − 1/D(2^log_rows, y, z)`.
-pub fn claimed_sum(
+pub(crate) fn claimed_sum(
     relation: &FibPair,
     log_rows: u32,
     a: u32,

@@ -1,17 +1,4 @@
-//! BitSage's prover: [`StwoProver`] proves jobs with Circle STARKs on stwo's SIMD backend and
-//! verifies proof envelopes under a fixed security policy.
-//!
-//! - Job AIRs: `poseidon2-chain` (a chain of Poseidon2-M31 permutations, see [`poseidon2`] for
-//!   the permutation, its constants and the seed derivation) and `wide-fibonacci` (the
-//!   calibration AIR). Both bind their public statement with a LogUp sum that telescopes from
-//!   the public start to the public end, computed by the verifier.
-//! - The Fiat–Shamir transcript starts with the job id, kind, parameters, public output and
-//!   configuration, so a proof cannot be replayed for another job or statement.
-//! - The verifier owns the configuration ([`policy::SECURITY_POLICY`], 100 bits); a proof with
-//!   any other configuration is rejected.
-//! - Envelopes ([`ProofEnvelope`]) carry the postcard-serialized, zstd-compressed stwo proof,
-//!   a domain-separated BLAKE2s-256 hash, the trace commitments, sizes and timings.
-//!   Decoding bounds every size and every malformed input is an error, never a panic.
+#![doc = include_str!("../README.md")]
 
 mod chain_air;
 pub mod cpu;

@@ -70,7 +70,7 @@ fn bytes_to_u32s(bytes: &[u8]) -> Vec<u32> {
 
 /// Mixes the statement into the channel: domain tag, configuration, job id, kind, parameters
 /// and public output (each group length-prefixed).
-pub fn mix_statement(
+pub(crate) fn mix_statement(
     channel: &mut Blake2sChannel,
     pcs: &PcsConfig,
     spec: &JobSpec,
@@ -410,7 +410,7 @@ impl LinePolyCheck for stwo::core::poly::line::LinePoly {
 /// Verifies `proof` of `spec` with public output `public_output` under the policy `config`.
 /// Builds everything from the spec; returns [`Error::ProofRejected`] for any invalid proof and
 /// never panics (stwo's verifier runs under `catch_unwind` as a last resort).
-pub fn verify_raw(
+pub(crate) fn verify_raw(
     spec: &JobSpec,
     public_output: &[u32],
     proof: Proof,
@@ -476,7 +476,7 @@ pub fn verify_raw(
 }
 
 /// The trace's Merkle roots (the commitments) of a proof.
-pub fn commitments(proof: &Proof) -> Vec<[u8; 32]> {
+pub(crate) fn commitments(proof: &Proof) -> Vec<[u8; 32]> {
     proof.0.commitments.iter().map(|h| h.0).collect()
 }
 

@@ -37,7 +37,7 @@ use crate::group_commit::GroupCommit;
 /// The advisory lock that serialises epoch assembly across coordinators.
 const EPOCH_LOCK: i64 = 0x6269_7473_6570_6f63; // "bitsepoc"
 
-use crate::events::PG_EVENT_CHANNEL;
+use crate::pg_events::PG_EVENT_CHANNEL;
 use bitsage_core::funding::PayerAccount;
 use bitsage_core::receipt::Receipt as StoredReceipt;
 use bitsage_core::settlement::{Epoch, EpochState, SettlementItem, SettlementLedger, SlashItem};

@@ -21,7 +21,7 @@ fn io(e: std::io::Error) -> Error {
 /// `.json` files of earlier versions are still read and purged). A put writes a temporary
 /// file, fsyncs it, renames it into place and fsyncs the directory before returning, so an
 /// acknowledged proof survives a crash. Retention deletes files by modification time. One machine only: coordinators sharing PostgreSQL use
-/// [`crate::PgStore`] as their proof store.
+/// `PgStore` (feature `postgres`) as their proof store.
 #[derive(Debug, Clone)]
 pub struct FsProofStore {
     dir: PathBuf,

@@ -51,7 +51,7 @@ use bitsage_core::PayerLedger;
 
 pub(crate) const BACKEND: &str = "sqlite";
 /// The database file's name inside the data directory.
-pub const DB_FILE: &str = "bitsage.db";
+pub(crate) const DB_FILE: &str = "bitsage.db";
 
 pub(crate) fn db_err(e: sqlx::Error) -> Error {
     crate::common::unavailable_or(BACKEND, e)

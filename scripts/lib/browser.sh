@@ -19,7 +19,8 @@ BROWSER_TESTS_DIR=console-tests
 BROWSER_SKIPPED=""
 BROWSER_PASSED=0
 BROWSER_FAILED=0
-# How run_browser_tests builds the binaries: `bins` (cargo build --bin bitsage-coordinator
+# How run_browser_tests builds the binaries: `bins` (cargo build --features
+# bitsage-coordinator/devnet --bin bitsage-coordinator
 # --bin bitsage-agent; the least work on its own) or `tests` (cargo test --workspace
 # --no-run: the feature set `cargo test --workspace` builds the binaries with — dev-dependencies
 # add features, e.g. bitsage-core/conformance — so it is a no-op right after it, where
@@ -82,7 +83,7 @@ run_browser_tests() {
     log "browser tests not run: $BROWSER_SKIPPED"
     return 0
   fi
-  local build=(cargo build --bin bitsage-coordinator --bin bitsage-agent)
+  local build=(cargo build --features bitsage-coordinator/devnet --bin bitsage-coordinator --bin bitsage-agent)
   if [ "$BROWSER_BUILD" = tests ]; then build=(cargo test --workspace --no-run); fi
   log "${build[*]}"
   "${build[@]}" || { log "FAILED: building the binaries the browser tests run"; return 1; }

@@ -9,7 +9,7 @@ use bitsage_gpu::{GpuReport, LocalGpu, ATTESTATION_NONCE_LEN};
 
 /// Arguments of `bitsage-agent gpu`.
 #[derive(Debug, clap::Args)]
-pub struct GpuArgs {
+pub(crate) struct GpuArgs {
     /// Print JSON (the report the agent sends, and the format GPU fixtures replay).
     #[arg(long)]
     json: bool,
@@ -20,7 +20,7 @@ pub struct GpuArgs {
 }
 
 /// Runs `gpu`.
-pub fn gpu(args: GpuArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn gpu(args: GpuArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

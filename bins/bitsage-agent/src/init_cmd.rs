@@ -14,7 +14,7 @@ use bitsage_core::{NodeId, WalletAddress};
 /// Arguments of `bitsage-agent init`. Only flags are read (no environment variables), so
 /// the file holds exactly what was typed; paths are written absolute.
 #[derive(Debug, clap::Args)]
-pub struct InitArgs {
+pub(crate) struct InitArgs {
     /// The file to write (mode 0600: it may hold the enrolment token).
     #[arg(long, value_name = "FILE", default_value = "agent.yaml")]
     out: PathBuf,
@@ -82,7 +82,7 @@ fn absolute(flag: &str, path: Option<PathBuf>) -> anyhow::Result<Option<PathBuf>
 }
 
 /// Runs `init`.
-pub fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn init(args: InitArgs) -> anyhow::Result<ExitCode> {
     let mut file = AgentFile::default();
     file.coordinators = args.coordinator;
     file.wallet = args.wallet;

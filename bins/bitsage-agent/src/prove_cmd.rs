@@ -9,7 +9,7 @@ use bitsage_prover::{decode_envelope_json, encode_envelope_json, verify_envelope
 
 /// The job kinds `prove` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum KindArg {
+pub(crate) enum KindArg {
     /// `P^length(seed)` for the Poseidon2-M31 permutation.
     #[value(name = "poseidon2-chain")]
     Poseidon2Chain,
@@ -20,7 +20,7 @@ pub enum KindArg {
 
 /// Arguments of `bitsage-agent prove`.
 #[derive(Debug, clap::Args)]
-pub struct ProveArgs {
+pub(crate) struct ProveArgs {
     /// Job kind.
     #[arg(long)]
     pub kind: KindArg,
@@ -52,13 +52,13 @@ pub struct ProveArgs {
 
 /// Arguments of `bitsage-agent verify`.
 #[derive(Debug, clap::Args)]
-pub struct VerifyArgs {
+pub(crate) struct VerifyArgs {
     /// A proof envelope file written by `prove`.
     pub file: PathBuf,
 }
 
 /// Runs `prove`.
-pub fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
     let id = match &args.job_id {
         Some(s) => JobId::parse(s)?,
         None => JobId::new(),
@@ -96,7 +96,7 @@ pub fn prove(args: ProveArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Runs `verify`: exit 0 when the envelope proves the job it contains, 1 when it does not.
-pub fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let envelope = match decode_envelope_json(&bytes) {

@@ -16,7 +16,7 @@ use bitsage_prover::StwoProver;
 /// Arguments of `bitsage-agent run`. Each setting can also come from the configuration file
 /// (`--config`); a flag or environment variable overrides the file's value.
 #[derive(Debug, clap::Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The configuration file (`agent.yaml`, see `bitsage-agent init`). Not read unless
     /// given.
     #[arg(long, env = "BITSAGE_AGENT_CONFIG", value_name = "FILE")]
@@ -128,7 +128,7 @@ fn wallet_signer(settings: &RunSettings) -> anyhow::Result<WalletSigner> {
 }
 
 /// Runs `run`.
-pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let file = match &args.config {
         Some(path) => AgentFile::load(path)?,
         None => AgentFile::default(),

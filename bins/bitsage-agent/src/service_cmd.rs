@@ -13,7 +13,7 @@ use bitsage_http::onboarding::ServiceSpec;
 /// Arguments of `bitsage-agent service`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("kind").required(true).args(["systemd", "launchd"])))]
-pub struct ServiceArgs {
+pub(crate) struct ServiceArgs {
     /// A systemd unit (Linux).
     #[arg(long)]
     systemd: bool,
@@ -43,7 +43,7 @@ pub struct ServiceArgs {
 }
 
 /// Runs `service`.
-pub fn service(args: ServiceArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn service(args: ServiceArgs) -> anyhow::Result<ExitCode> {
     let config = std::path::absolute(&args.config)
         .with_context(|| format!("--config {}", args.config.display()))?;
     let file = AgentFile::load(&config)?;

@@ -11,7 +11,7 @@ use bitsage_core::deployment::DeploymentInfo;
 /// Arguments of `bitsage-agent verify-receipt`. One trust anchor is required: a receipt's
 /// own keys prove nothing (anyone can sign a receipt with two fresh keys).
 #[derive(Debug, clap::Args)]
-pub struct VerifyReceiptArgs {
+pub(crate) struct VerifyReceiptArgs {
     /// A receipt as served by `GET /api/receipts/{id}`, optionally with an `"envelope"` field
     /// holding the proof envelope.
     pub file: PathBuf,
@@ -37,7 +37,8 @@ pub struct VerifyReceiptArgs {
 }
 
 /// What to say when no key is pinned.
-pub const NO_PIN: &str = "no deployment key pinned: a receipt cannot vouch for its own keys. \
+pub(crate) const NO_PIN: &str =
+    "no deployment key pinned: a receipt cannot vouch for its own keys. \
 Pin one with --coordinator-key HEX (the key your operator publishes), --coordinator URL \
 (fetches GET /api/coordinator and prints its key id to compare with the published one) or \
 --rpc URL --escrow ADDRESS (reads the key the deployment registered on chain)";
@@ -134,7 +135,7 @@ fn check_anchor(args: &VerifyReceiptArgs, file: &ReceiptFile) -> anyhow::Result<
 }
 
 /// Runs `verify-receipt`: exit 0 when valid, 1 when not (with the reason).
-pub fn verify_receipt(args: VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn verify_receipt(args: VerifyReceiptArgs) -> anyhow::Result<ExitCode> {
     let bytes =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
     let (pinned, source) = pinned_key(&args)?;

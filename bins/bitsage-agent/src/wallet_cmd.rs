@@ -15,7 +15,7 @@ use bitsage_http::client::CoordinatorClient;
 
 /// Arguments of `bitsage-agent wallet`.
 #[derive(Debug, clap::Args)]
-pub struct WalletArgs {
+pub(crate) struct WalletArgs {
     #[command(subcommand)]
     command: WalletCommand,
 }
@@ -100,7 +100,7 @@ fn write_json(path: &PathBuf, value: &impl serde::Serialize) -> anyhow::Result<(
 }
 
 /// Runs `wallet`.
-pub fn wallet(args: WalletArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn wallet(args: WalletArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         WalletCommand::Sign {
             target,

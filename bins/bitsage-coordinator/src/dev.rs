@@ -22,9 +22,27 @@ use bitsage_prover::StwoProver;
 use rand::Rng;
 use tokio::sync::watch;
 
+#[cfg(feature = "devnet")]
 use crate::chain::ChainConfig;
 use crate::{serve, CoordinatorConfig, RunningCoordinator};
-use bitsage_chain::devnet::{deploy_contracts, Devnet, Felt};
+#[cfg(feature = "devnet")]
+use bitsage_chain::devnet::{deploy_contracts, Devnet};
+use starknet::core::types::Felt;
+
+/// The local chain `dev` runs: a starknet-devnet process (feature `devnet`).
+#[cfg(feature = "devnet")]
+type LocalChain = Devnet;
+
+/// Without the `devnet` feature there is never a local chain.
+#[cfg(not(feature = "devnet"))]
+enum LocalChain {}
+
+#[cfg(not(feature = "devnet"))]
+impl LocalChain {
+    fn rpc_url(&self) -> &str {
+        match *self {}
+    }
+}
 
 /// The wallet the local agent earns for unless `--wallet` says otherwise (the bytes of
 /// "bitsage dev" as a Starknet address). It is a label for the demo ledger, not a funded
@@ -77,34 +95,7 @@ pub async fn run(options: DevOptions, stop: watch::Receiver<bool>) -> anyhow::Re
     // `unavailable` with the reason (never a number).
     std::fs::create_dir_all(&options.coordinator.data_dir)
         .with_context(|| format!("creating {}", options.coordinator.data_dir.display()))?;
-    let devnet = match Devnet::binary() {
-        Some(_) => match start_chain(
-            crate::load_deployment_key(
-                &options.coordinator.deployment_key,
-                &options.coordinator.data_dir,
-                &options.coordinator.network,
-            )?
-            .public_key(),
-        )
-        .await
-        {
-            Ok((devnet, chain, wallet, wallet_key, client)) => {
-                options.coordinator.chain = Some(chain);
-                options.wallet = wallet;
-                wallet_signer = WalletSigner::Key(wallet_key);
-                payer = client;
-                Some(devnet)
-            }
-            Err(e) => {
-                println!("chain: starknet-devnet failed to start or deploy ({e:#}); stake, rewards and reputation will say unavailable");
-                None
-            }
-        },
-        None => {
-            println!("chain: no starknet-devnet found (scripts/install-devnet.sh installs it); stake, rewards and reputation will say unavailable");
-            None
-        }
-    };
+    let devnet = start_local_chain(&mut options, &mut wallet_signer, &mut payer).await?;
     // The admin exists before the API listens, so a login right after start works.
     let admin = dev_admin(&options.coordinator).await?;
     let running = serve(options.coordinator.clone()).await?;
@@ -277,8 +268,54 @@ async fn shutdown(running: RunningCoordinator) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A real local chain when starknet-devnet is installed: the coordinator reads it, the agent's
+/// wallet is a predeployed account, the demo client pays from the escrow. Otherwise the chain
+/// fields say `unavailable` with the reason (never a number).
+#[cfg(feature = "devnet")]
+async fn start_local_chain(
+    options: &mut DevOptions,
+    wallet_signer: &mut WalletSigner,
+    payer: &mut DemoPayer,
+) -> anyhow::Result<Option<LocalChain>> {
+    if Devnet::binary().is_none() {
+        println!("chain: no starknet-devnet found (scripts/install-devnet.sh installs it); stake, rewards and reputation will say unavailable");
+        return Ok(None);
+    }
+    let key = crate::load_deployment_key(
+        &options.coordinator.deployment_key,
+        &options.coordinator.data_dir,
+        &options.coordinator.network,
+    )?
+    .public_key();
+    match start_chain(key).await {
+        Ok((devnet, chain, wallet, wallet_key, client)) => {
+            options.coordinator.chain = Some(chain);
+            options.wallet = wallet;
+            *wallet_signer = WalletSigner::Key(wallet_key);
+            *payer = client;
+            Ok(Some(devnet))
+        }
+        Err(e) => {
+            println!("chain: starknet-devnet failed to start or deploy ({e:#}); stake, rewards and reputation will say unavailable");
+            Ok(None)
+        }
+    }
+}
+
+/// This build has no devnet harness (the production build): no local chain.
+#[cfg(not(feature = "devnet"))]
+async fn start_local_chain(
+    _options: &mut DevOptions,
+    _wallet_signer: &mut WalletSigner,
+    _payer: &mut DemoPayer,
+) -> anyhow::Result<Option<LocalChain>> {
+    println!("chain: this build has no devnet harness (build with `--features devnet`); stake, rewards and reputation will say unavailable");
+    Ok(None)
+}
+
 /// Starts a devnet, deploys our contracts, and stakes for predeployed account 1, which becomes
 /// the local agent's wallet.
+#[cfg(feature = "devnet")]
 async fn start_chain(
     deployment_key: bitsage_core::crypto::PublicKey,
 ) -> anyhow::Result<(Devnet, ChainConfig, WalletAddress, Felt, DemoPayer)> {
@@ -319,7 +356,7 @@ async fn start_chain(
     Ok((devnet, chain, worker.wallet, worker.private_key, payer))
 }
 
-fn print_banner(url: &str, options: &DevOptions, devnet: Option<&Devnet>) {
+fn print_banner(url: &str, options: &DevOptions, devnet: Option<&LocalChain>) {
     println!("BitSage dev network");
     println!(
         "  coordinator   {url}  (SQLite in {})",

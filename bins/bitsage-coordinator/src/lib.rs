@@ -1,16 +1,4 @@
-//! # bitsage-coordinator (library)
-//!
-//! Composition of the coordinator: open the store, load the coordinator key, build the
-//! [`AppState`], serve the HTTP API and run the background services (the lifecycle sweeper,
-//! lease expiry, GPU-sample retention). `main.rs` only parses arguments and calls in here, so
-//! tests run exactly what the binary runs.
-//!
-//! - [`serve`] starts a coordinator and returns a [`RunningCoordinator`] (its address and a
-//!   shutdown handle).
-//! - the background services call [`bitsage_core::service::Coordinator::sweep`] (the lifecycle engine, lease
-//!   expiry, heartbeat summaries) and the retention passes every `sweep_interval`.
-//! - [`dev`] runs the one-machine network: coordinator + an in-process agent for this host +
-//!   a demo job feeder, on SQLite in a data directory.
+#![doc = include_str!("../README.md")]
 
 pub mod chain;
 pub mod dev;
@@ -262,24 +250,6 @@ pub async fn serve(config: CoordinatorConfig) -> anyhow::Result<RunningCoordinat
     let deployment =
         load_deployment_key(&config.deployment_key, &config.data_dir, &config.network)?;
     let stores = open_stores(&config).await?;
-    if let Some((username, password)) = &config.bootstrap_admin {
-        match bitsage_core::service::accounts::bootstrap_admin(
-            stores.store.as_ref(),
-            stores.store.as_ref(),
-            username,
-            password,
-            bitsage_core::time::now(),
-        )
-        .await
-        {
-            Ok(user) => tracing::info!(username = %user.username, "first admin created"),
-            // An admin exists, or another coordinator of the deployment created it just now.
-            Err(bitsage_core::service::ServiceError::Domain(
-                bitsage_core::Error::Conflict(_) | bitsage_core::Error::AlreadyExists { .. },
-            )) => {}
-            Err(e) => anyhow::bail!("creating the first admin: {e}"),
-        }
-    }
     // Without a chain, payers sign with the key stored with their local credit (a chain
     // replaces this with the account contracts, see `chain::attach`).
     let payers: Arc<dyn bitsage_core::PayerLedger> = stores.store.clone();
@@ -312,12 +282,28 @@ fn connection_budget() -> usize {
     usize::try_from(soft.saturating_sub(RESERVED_DESCRIPTORS).max(16)).unwrap_or(usize::MAX)
 }
 
-/// Starts serving an already built state (tests use this with other stores or verifiers).
+/// Starts serving an already built state (an embedding application's own chain source or
+/// verifiers; tests use it with other stores): creates `config.bootstrap_admin` when the
+/// deployment has no admin, binds, attaches the chain and runs the background services.
 pub async fn serve_state(
     config: CoordinatorConfig,
     state: AppState,
 ) -> anyhow::Result<RunningCoordinator> {
     config.validate()?;
+    if let Some((username, password)) = &config.bootstrap_admin {
+        match state
+            .accounts
+            .bootstrap_admin(username, password, bitsage_core::time::now())
+            .await
+        {
+            Ok(user) => tracing::info!(username = %user.username, "first admin created"),
+            // An admin exists, or another coordinator of the deployment created it just now.
+            Err(bitsage_core::service::ServiceError::Domain(
+                bitsage_core::Error::Conflict(_) | bitsage_core::Error::AlreadyExists { .. },
+            )) => {}
+            Err(e) => anyhow::bail!("creating the first admin: {e}"),
+        }
+    }
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("binding {}", config.listen))?;

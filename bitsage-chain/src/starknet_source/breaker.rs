@@ -42,7 +42,7 @@ enum Inner {
 
 /// A call the breaker refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
+pub(super) struct Refused {
     /// How many consecutive failures opened the breaker.
     pub failures: u32,
     /// How long until a trial call is allowed (zero while a trial is in flight).
@@ -51,7 +51,7 @@ pub struct Refused {
 
 /// What kind of call the breaker admitted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Admission {
+pub(super) enum Admission {
     /// An ordinary call (breaker closed): retries allowed.
     Normal,
     /// The one trial call of a half-open breaker: no retries.
@@ -60,7 +60,7 @@ pub enum Admission {
 
 /// The breaker. Cheap to consult; one per endpoint.
 #[derive(Debug)]
-pub struct Breaker {
+pub(super) struct Breaker {
     threshold: u32,
     cooldown: Duration,
     inner: Mutex<Inner>,
@@ -69,7 +69,7 @@ pub struct Breaker {
 impl Breaker {
     /// A closed breaker that opens after `threshold` consecutive failures (at least 1) for
     /// `cooldown`.
-    pub fn new(threshold: u32, cooldown: Duration) -> Self {
+    pub(super) fn new(threshold: u32, cooldown: Duration) -> Self {
         Self {
             threshold: threshold.max(1),
             cooldown,
@@ -83,7 +83,7 @@ impl Breaker {
     }
 
     /// The state at `now` (an open breaker whose cooldown has passed reads as half-open).
-    pub fn state(&self, now: Instant) -> BreakerState {
+    pub(super) fn state(&self, now: Instant) -> BreakerState {
         match *self.lock() {
             Inner::Closed { .. } => BreakerState::Closed,
             Inner::Open { until } if now < until => BreakerState::Open,
@@ -92,7 +92,7 @@ impl Breaker {
     }
 
     /// Asks to make a call at `now`.
-    pub fn admit(&self, now: Instant) -> Result<Admission, Refused> {
+    pub(super) fn admit(&self, now: Instant) -> Result<Admission, Refused> {
         let mut inner = self.lock();
         match *inner {
             Inner::Closed { .. } => Ok(Admission::Normal),
@@ -119,7 +119,7 @@ impl Breaker {
     }
 
     /// Records that an admitted call reached the endpoint.
-    pub fn success(&self, admission: Admission) {
+    pub(super) fn success(&self, admission: Admission) {
         let mut inner = self.lock();
         match (*inner, admission) {
             // A late normal call finishing after the breaker opened says nothing about now.
@@ -135,7 +135,7 @@ impl Breaker {
     }
 
     /// Records that an admitted call could not reach the endpoint, at `now`.
-    pub fn failure(&self, admission: Admission, now: Instant) {
+    pub(super) fn failure(&self, admission: Admission, now: Instant) {
         let mut inner = self.lock();
         let open = Inner::Open {
             until: now + self.cooldown,
@@ -157,7 +157,7 @@ impl Breaker {
 
     /// Gives an admitted trial back without an outcome (its caller gave up, e.g. was
     /// cancelled), so the next caller may try.
-    pub fn abandon(&self, admission: Admission) {
+    pub(super) fn abandon(&self, admission: Admission) {
         if admission == Admission::Trial {
             let mut inner = self.lock();
             if let Inner::HalfOpen {
@@ -175,7 +175,7 @@ impl Breaker {
 /// An admitted call; dropping it without [`Permit::success`] or [`Permit::failure`] abandons
 /// it (a cancelled trial frees the half-open slot).
 #[derive(Debug)]
-pub struct Permit<'a> {
+pub(super) struct Permit<'a> {
     breaker: &'a Breaker,
     admission: Admission,
     done: bool,
@@ -183,7 +183,7 @@ pub struct Permit<'a> {
 
 impl<'a> Permit<'a> {
     /// Asks `breaker` to make a call at `now`.
-    pub fn acquire(breaker: &'a Breaker, now: Instant) -> Result<Self, Refused> {
+    pub(super) fn acquire(breaker: &'a Breaker, now: Instant) -> Result<Self, Refused> {
         breaker.admit(now).map(|admission| Self {
             breaker,
             admission,
@@ -192,18 +192,18 @@ impl<'a> Permit<'a> {
     }
 
     /// The kind of call admitted.
-    pub fn admission(&self) -> Admission {
+    pub(super) fn admission(&self) -> Admission {
         self.admission
     }
 
     /// The call reached the endpoint.
-    pub fn success(mut self) {
+    pub(super) fn success(mut self) {
         self.done = true;
         self.breaker.success(self.admission);
     }
 
     /// The call could not reach the endpoint.
-    pub fn failure(mut self, now: Instant) {
+    pub(super) fn failure(mut self, now: Instant) {
         self.done = true;
         self.breaker.failure(self.admission, now);
     }

@@ -23,7 +23,7 @@ struct Entry<V> {
 
 /// The cache of one view (e.g. `get_stake` by wallet).
 #[derive(Debug)]
-pub struct Cache<K, V, E> {
+pub(super) struct Cache<K, V, E> {
     ttl: Duration,
     stale_limit: Duration,
     max_entries: usize,
@@ -34,7 +34,7 @@ pub struct Cache<K, V, E> {
 
 impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     /// An empty cache.
-    pub fn new(ttl: Duration, stale_limit: Duration, max_entries: usize) -> Self {
+    pub(super) fn new(ttl: Duration, stale_limit: Duration, max_entries: usize) -> Self {
         Self {
             ttl,
             stale_limit,
@@ -46,7 +46,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     }
 
     /// The entry for `key` if it is younger than the TTL at `now`.
-    pub fn fresh(&self, key: &K, now: Instant) -> Option<Observed<V>> {
+    pub(super) fn fresh(&self, key: &K, now: Instant) -> Option<Observed<V>> {
         self.entries
             .get(key)
             .filter(|e| now.saturating_duration_since(e.stored) < self.ttl)
@@ -54,7 +54,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     }
 
     /// The entry for `key` and its age, if it is not older than the stale limit at `now`.
-    pub fn stale(&self, key: &K, now: Instant) -> Option<(Observed<V>, Duration)> {
+    pub(super) fn stale(&self, key: &K, now: Instant) -> Option<(Observed<V>, Duration)> {
         self.entries.get(key).and_then(|e| {
             let age = now.saturating_duration_since(e.stored);
             (age <= self.stale_limit).then(|| (e.value.clone(), age))
@@ -62,7 +62,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     }
 
     /// Stores a value read at `now`; clears the key's last failure.
-    pub fn insert(&mut self, key: K, value: Observed<V>, now: Instant) {
+    pub(super) fn insert(&mut self, key: K, value: Observed<V>, now: Instant) {
         self.failures.remove(&key);
         if self.entries.len() >= self.max_entries && !self.entries.contains_key(&key) {
             self.evict(now);
@@ -90,7 +90,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     }
 
     /// Remembers that a read of `key` failed at `now`.
-    pub fn record_failure(&mut self, key: K, error: E, now: Instant) {
+    pub(super) fn record_failure(&mut self, key: K, error: E, now: Instant) {
         if self.failures.len() >= self.max_entries {
             let limit = self.stale_limit;
             self.failures
@@ -103,7 +103,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     }
 
     /// The failure of a read of `key` that ended at or after `since`, if any.
-    pub fn failure_since(&self, key: &K, since: Instant) -> Option<E> {
+    pub(super) fn failure_since(&self, key: &K, since: Instant) -> Option<E> {
         self.failures
             .get(key)
             .filter(|(at, _)| *at >= since)
@@ -111,7 +111,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     }
 
     /// The lock that serialises reads of `key`.
-    pub fn lock_for(&mut self, key: &K) -> Arc<tokio::sync::Mutex<()>> {
+    pub(super) fn lock_for(&mut self, key: &K) -> Arc<tokio::sync::Mutex<()>> {
         if self.locks.len() >= self.max_entries {
             // Only locks nobody holds or waits on (the map's own reference) can go.
             self.locks.retain(|_, l| Arc::strong_count(l) > 1);
@@ -120,7 +120,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
     }
 
     /// Forgets `key`'s lock once nobody else holds it (the caller still holds `lock`).
-    pub fn release_lock(&mut self, key: &K, lock: &Arc<tokio::sync::Mutex<()>>) {
+    pub(super) fn release_lock(&mut self, key: &K, lock: &Arc<tokio::sync::Mutex<()>>) {
         if let Some(current) = self.locks.get(key) {
             // The map's reference and the caller's: nobody else is waiting.
             if Arc::ptr_eq(current, lock) && Arc::strong_count(current) <= 2 {
@@ -131,7 +131,7 @@ impl<K: Eq + Hash + Clone, V: Clone, E: Clone> Cache<K, V, E> {
 
     /// How many values are cached.
     #[cfg(test)]
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.entries.len()
     }
 }

@@ -13,7 +13,7 @@ use crate::auth::Caller;
 use crate::AppState;
 
 /// The error types every 4xx/5xx carries in `error.type`, with their status and meaning.
-pub const ERROR_TYPES: &[(&str, u16, &str)] = &[
+pub(super) const ERROR_TYPES: &[(&str, u16, &str)] = &[
     (
         "invalid_request",
         400,

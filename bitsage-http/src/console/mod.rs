@@ -162,17 +162,17 @@ impl Viewer {
     }
 
     /// The role, when signed in.
-    pub fn role(&self) -> Option<Role> {
+    pub(crate) fn role(&self) -> Option<Role> {
         self.principal.as_ref().map(|p| p.role)
     }
 
     /// Whether the viewer is an admin.
-    pub fn is_admin(&self) -> bool {
+    pub(crate) fn is_admin(&self) -> bool {
         self.role() == Some(Role::Admin)
     }
 
     /// Whether the viewer may see nodes, receipts and earnings (admins and operators).
-    pub fn sees_nodes(&self) -> bool {
+    pub(crate) fn sees_nodes(&self) -> bool {
         matches!(self.role(), Some(Role::Admin | Role::Operator))
     }
 
@@ -184,13 +184,13 @@ impl Viewer {
     }
 
     /// The caller as the API's handlers take it.
-    pub fn caller(&self) -> Caller {
+    pub(crate) fn caller(&self) -> Caller {
         Caller(self.principal.clone())
     }
 
     /// A page for admins and operators: the answer instead of the page for anyone else
     /// (anonymous → the login page; a viewer → 403), `None` to go on.
-    pub fn refusal(&self) -> Option<Response> {
+    pub(crate) fn refusal(&self) -> Option<Response> {
         if self.principal.is_none() {
             return Some(to_login(&self.here));
         }

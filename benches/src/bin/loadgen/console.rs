@@ -70,7 +70,7 @@ const DEEP_PAGE: usize = 20;
 
 /// Arguments of `loadgen console`.
 #[derive(Debug, Clone, Args)]
-pub struct ConsoleArgs {
+pub(crate) struct ConsoleArgs {
     /// Nodes in the store.
     #[arg(long, default_value_t = 1_000)]
     pub nodes: usize,
@@ -110,7 +110,7 @@ pub struct ConsoleArgs {
 /// What a page is, for the checks and the report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Target {
+pub(crate) enum Target {
     /// `GET /` (HTML).
     Overview,
     /// `GET /nodes` (HTML, first page).
@@ -181,7 +181,7 @@ fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
 
 /// Nearest-rank percentiles with p95 (the issue's target), milliseconds.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Quantiles {
+pub(crate) struct Quantiles {
     /// Count, mean, p50, p90, p99, p99.9, max (`measure::Percentiles`).
     #[serde(flatten)]
     pub base: Percentiles,
@@ -204,7 +204,7 @@ impl Quantiles {
 
 /// One page in one phase.
 #[derive(Debug, Serialize)]
-pub struct PhaseFigures {
+pub(crate) struct PhaseFigures {
     /// Answers that were 200 and the expected page, inside the window.
     pub ok: u64,
     /// `ok / seconds` (sequential: over the measured requests' wall time).
@@ -225,7 +225,7 @@ pub struct PhaseFigures {
 
 /// One page over both phases.
 #[derive(Debug, Serialize)]
-pub struct PageReport {
+pub(crate) struct PageReport {
     /// Which.
     pub target: Target,
     /// The request path.
@@ -240,7 +240,7 @@ pub struct PageReport {
 
 /// HTML over its JSON, by TTFB.
 #[derive(Debug, Serialize)]
-pub struct Ratio {
+pub(crate) struct Ratio {
     /// `overview/api_summary` or `nodes/api_nodes`.
     pub pair: String,
     /// p50 HTML ÷ p50 JSON, sequential.
@@ -255,7 +255,7 @@ pub struct Ratio {
 
 /// What the store held when the load started (counted back from it).
 #[derive(Debug, Serialize)]
-pub struct SeedReport {
+pub(crate) struct SeedReport {
     /// Nodes by status.
     pub nodes_by_status: BTreeMap<String, u64>,
     /// Nodes per region (`unassigned`: none).
@@ -285,7 +285,7 @@ pub struct SeedReport {
 /// One part of the Overview's data (what `GET /api/summary` and `GET /` read), timed alone,
 /// one call after another, before the load.
 #[derive(Debug, Serialize)]
-pub struct PartTiming {
+pub(crate) struct PartTiming {
     /// What was called.
     pub part: String,
     /// Store calls in it (run one after another here; the summary runs them concurrently);
@@ -301,7 +301,7 @@ pub struct PartTiming {
 
 /// The outcome of `loadgen console`, printed as one JSON line.
 #[derive(Debug, Serialize)]
-pub struct ConsoleReport {
+pub(crate) struct ConsoleReport {
     /// `"console"`.
     pub scenario: &'static str,
     /// Sequential requests per page.
@@ -1265,7 +1265,7 @@ async fn overview_parts(
 // ---------------------------------------------------------------- the scenario
 
 /// Runs the scenario: the coordinator on `server_rt`, the client on `client_rt`.
-pub fn run(
+pub(crate) fn run(
     server_rt: &TokioRuntime,
     client_rt: &TokioRuntime,
     args: &ConsoleArgs,
@@ -1504,7 +1504,7 @@ pub fn run(
 
 impl ConsoleReport {
     /// The summary for people.
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         let s = &self.seed;
         let mut out = format!(
             "console: TTFB of the web console's pages; store: {} nodes ({}), {} jobs ({}), \

@@ -25,7 +25,7 @@ use crate::measure::{Environment, Percentiles};
 
 /// Arguments of `loadgen fanout`.
 #[derive(Debug, clap::Args)]
-pub struct FanoutArgs {
+pub(crate) struct FanoutArgs {
     /// Events written per second on coordinator A.
     #[arg(long, default_value_t = 100)]
     rate: u32,
@@ -39,7 +39,7 @@ pub struct FanoutArgs {
 
 /// What a run measured.
 #[derive(Debug, Serialize)]
-pub struct FanoutReport {
+pub(crate) struct FanoutReport {
     scenario: &'static str,
     environment: Environment,
     rate_target: u32,
@@ -55,7 +55,7 @@ pub struct FanoutReport {
 
 impl FanoutReport {
     /// A summary for people.
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         let c = &self.commit_to_delivery;
         let w = &self.write_start_to_delivery;
         format!(
@@ -88,7 +88,7 @@ fn job(seed: u64) -> anyhow::Result<NewJob> {
 }
 
 /// Runs the scenario on `rt`.
-pub fn run(
+pub(crate) fn run(
     rt: &tokio::runtime::Runtime,
     args: &FanoutArgs,
     environment: Environment,

@@ -69,12 +69,12 @@ const DISPATCH_EARLY: Duration = Duration::from_micros(500);
 /// The longest interval an agent accepts from the coordinator (as the real agent).
 const MAX_INTERVAL: Duration = Duration::from_secs(3600);
 
-pub use bitsage_store::testing::PG_URL_VAR;
+pub(crate) use bitsage_store::testing::PG_URL_VAR;
 
 /// Which store the coordinator runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum StoreKind {
+pub(crate) enum StoreKind {
     /// SQLite in a fresh temp directory (WAL, `synchronous = FULL`): the embedded default.
     Sqlite,
     /// A fresh database on the PostgreSQL server at `$BITSAGE_TEST_PG_URL`.
@@ -84,7 +84,7 @@ pub enum StoreKind {
 /// How the simulated nodes get into the store before the load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum RegisterVia {
+pub(crate) enum RegisterVia {
     /// Signed `POST /api/nodes/register`, as agents do (node i at coordinator i % K).
     Http,
     /// The store's own port (`create_node`), skipping HTTP and the signature check: same
@@ -94,7 +94,7 @@ pub enum RegisterVia {
 
 /// Arguments of `loadgen heartbeats`.
 #[derive(Debug, Clone, Args)]
-pub struct HeartbeatArgs {
+pub(crate) struct HeartbeatArgs {
     /// Simulated agents = nodes (each registers its own node and key).
     #[arg(long, visible_alias = "nodes", default_value_t = 50)]
     pub agents: usize,
@@ -167,7 +167,7 @@ pub struct HeartbeatArgs {
 
 /// What the coordinators advertised as the heartbeat interval (answers inside the window).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct AdvertisedIntervals {
+pub(crate) struct AdvertisedIntervals {
     /// The coordinators' configured interval, seconds (what registration answers).
     pub base_secs: u64,
     /// Whether the agents followed it (open loop, unless `--ignore-advertised-interval`).
@@ -214,7 +214,7 @@ impl AdvertisedIntervals {
 
 /// How the heartbeats were signed.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct SigningReport {
+pub(crate) struct SigningReport {
     /// `"presigned"` (closed loop: before the window) or `"ahead"` (open loop: on the signer
     /// threads when scheduled, about one interval ahead).
     pub mode: &'static str,
@@ -238,7 +238,7 @@ pub struct SigningReport {
 
 /// CPU seconds per 1,000 accepted heartbeats inside the window.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct CpuPer1000 {
+pub(crate) struct CpuPer1000 {
     /// The coordinator(s): server runtimes and SQLite worker threads.
     pub server_secs: f64,
     /// The load generator's HTTP client runtime.
@@ -253,7 +253,7 @@ pub struct CpuPer1000 {
 
 /// One coordinator's share.
 #[derive(Debug, Clone, Serialize)]
-pub struct CoordinatorFigures {
+pub(crate) struct CoordinatorFigures {
     /// Index (node i talks to coordinator i % K).
     pub index: usize,
     /// Its URL.
@@ -278,7 +278,7 @@ pub struct CoordinatorFigures {
 
 /// The outcome of `loadgen heartbeats`, printed as one JSON line.
 #[derive(Debug, Serialize)]
-pub struct HeartbeatReport {
+pub(crate) struct HeartbeatReport {
     /// `"heartbeats"`.
     pub scenario: &'static str,
     /// The store.
@@ -1203,7 +1203,7 @@ fn random_hex_seed() -> String {
 
 /// Runs the scenario: the coordinator(s) on `server_rt` (one) or on runtimes of their own
 /// (`server_threads` workers each), the agents on `client_rt`.
-pub fn run(
+pub(crate) fn run(
     server_rt: &Runtime,
     client_rt: &Runtime,
     server_threads: usize,
@@ -1479,7 +1479,7 @@ pub fn run(
 
 impl HeartbeatReport {
     /// The summary for people.
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         let l = &self.latency;
         let mut out = format!(
             "heartbeats: {} agents, store {:?} × {} coordinator(s), {} loop{}, client {:?}, {} \

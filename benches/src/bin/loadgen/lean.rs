@@ -22,7 +22,7 @@ use serde::Serialize;
 /// Which HTTP client the load is sent with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum ClientKind {
+pub(crate) enum ClientKind {
     /// `hyper_util::client::legacy::Client` over HTTP/1.1 with a keep-alive pool.
     Hyper,
     /// `reqwest::Client` (what the agent's `CoordinatorClient` is built on).
@@ -31,7 +31,7 @@ pub enum ClientKind {
 
 /// The lean client and its settings.
 #[derive(Debug)]
-pub struct LeanHyper {
+pub(crate) struct LeanHyper {
     /// The pooled client.
     client: Client<HttpConnector, Full<Bytes>>,
     /// Headers added to every request.
@@ -42,7 +42,7 @@ pub struct LeanHyper {
 
 /// An HTTP client sending prepared requests (cheap to clone: one shared pool).
 #[derive(Debug, Clone)]
-pub enum HttpClient {
+pub(crate) enum HttpClient {
     /// The lean one.
     Hyper(std::sync::Arc<LeanHyper>),
     /// reqwest (its timeout and default headers are in the client).
@@ -51,7 +51,7 @@ pub enum HttpClient {
 
 /// A request that did not get an answer (connect, I/O, timeout).
 #[derive(Debug)]
-pub struct TransportError(pub String);
+pub(crate) struct TransportError(pub String);
 
 impl std::fmt::Display for TransportError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,7 +74,7 @@ fn chain(e: &dyn std::error::Error) -> String {
 impl HttpClient {
     /// A client of `kind` keeping up to `pool` idle connections per host, sending `headers`
     /// with every request, giving up on a request after `timeout`.
-    pub fn new(
+    pub(crate) fn new(
         kind: ClientKind,
         pool: usize,
         timeout: Duration,
@@ -128,12 +128,16 @@ impl HttpClient {
     }
 
     /// `POST uri` with a JSON `body`; the answer's status and body.
-    pub async fn post_json(&self, uri: &Uri, body: Bytes) -> Result<(u16, Bytes), TransportError> {
+    pub(crate) async fn post_json(
+        &self,
+        uri: &Uri,
+        body: Bytes,
+    ) -> Result<(u16, Bytes), TransportError> {
         self.send(Method::POST, uri, Some(body)).await
     }
 
     /// `GET uri`; the answer's status and body.
-    pub async fn get(&self, uri: &Uri) -> Result<(u16, Bytes), TransportError> {
+    pub(crate) async fn get(&self, uri: &Uri) -> Result<(u16, Bytes), TransportError> {
         self.send(Method::GET, uri, None).await
     }
 

@@ -15,7 +15,7 @@ const MAX_ERROR_SAMPLES: usize = 5;
 /// The time frame of one phase: requests before `start` are warm-up, requests completing at or
 /// after `end` are not counted, and no request is started after `end`.
 #[derive(Debug, Clone, Copy)]
-pub struct Window {
+pub(crate) struct Window {
     /// End of the warm-up, start of the measurement.
     pub start: Instant,
     /// End of the measurement.
@@ -24,7 +24,7 @@ pub struct Window {
 
 impl Window {
     /// A window that starts `warmup` from now and lasts `duration`.
-    pub fn after_warmup(warmup: Duration, duration: Duration) -> Self {
+    pub(crate) fn after_warmup(warmup: Duration, duration: Duration) -> Self {
         let start = Instant::now() + warmup;
         Self {
             start,
@@ -33,19 +33,19 @@ impl Window {
     }
 
     /// Whether a request that completed at `t` is counted.
-    pub fn counts(&self, t: Instant) -> bool {
+    pub(crate) fn counts(&self, t: Instant) -> bool {
         t >= self.start && t < self.end
     }
 
     /// The measured length in seconds.
-    pub fn secs(&self) -> f64 {
+    pub(crate) fn secs(&self) -> f64 {
         (self.end - self.start).as_secs_f64()
     }
 }
 
 /// What one load worker saw.
 #[derive(Debug, Default)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Latencies of successful requests completed inside the window, microseconds.
     pub latencies_us: Vec<u32>,
     /// Successful requests completed inside the window.
@@ -62,7 +62,7 @@ pub struct Tally {
 
 impl Tally {
     /// Records a success that took `latency` and completed at `done`.
-    pub fn ok(&mut self, window: &Window, done: Instant, latency: Duration) {
+    pub(crate) fn ok(&mut self, window: &Window, done: Instant, latency: Duration) {
         self.ok_total += 1;
         if window.counts(done) {
             self.ok += 1;
@@ -72,7 +72,7 @@ impl Tally {
     }
 
     /// Records a failure of kind `kind` (a short category) with its full `message`.
-    pub fn error(&mut self, window: &Window, done: Instant, kind: String, message: String) {
+    pub(crate) fn error(&mut self, window: &Window, done: Instant, kind: String, message: String) {
         let map = if window.counts(done) {
             &mut self.errors
         } else {
@@ -85,7 +85,7 @@ impl Tally {
     }
 
     /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: Tally) {
+    pub(crate) fn merge(&mut self, other: Tally) {
         self.latencies_us.extend(other.latencies_us);
         self.ok += other.ok;
         self.ok_total += other.ok_total;
@@ -103,19 +103,19 @@ impl Tally {
     }
 
     /// Failed requests inside the window.
-    pub fn error_count(&self) -> u64 {
+    pub(crate) fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
 
     /// Failed requests outside the window.
-    pub fn error_count_outside(&self) -> u64 {
+    pub(crate) fn error_count_outside(&self) -> u64 {
         self.errors_outside_window.values().sum()
     }
 }
 
 /// Latency percentiles, milliseconds (nearest-rank over every successful request).
 #[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct Percentiles {
+pub(crate) struct Percentiles {
     /// Number of latencies.
     pub count: u64,
     /// Mean.
@@ -134,7 +134,7 @@ pub struct Percentiles {
 
 impl Percentiles {
     /// Percentiles of `latencies_us` (sorted in place).
-    pub fn of(latencies_us: &mut [u32]) -> Self {
+    pub(crate) fn of(latencies_us: &mut [u32]) -> Self {
         if latencies_us.is_empty() {
             return Self::default();
         }
@@ -162,7 +162,7 @@ impl Percentiles {
 
 /// CPU time of this process's threads, by group, plus the machine's counters.
 #[derive(Debug, Clone, Default)]
-pub struct CpuSnapshot {
+pub(crate) struct CpuSnapshot {
     at: Option<Instant>,
     /// CPU nanoseconds (user + system) per thread group.
     groups: BTreeMap<&'static str, u64>,
@@ -230,7 +230,7 @@ fn schedstat_ns(task: &Path) -> Option<u64> {
 impl CpuSnapshot {
     /// Reads the counters now (Linux `/proc`; empty elsewhere). Per thread: `schedstat`'s
     /// run time where the kernel has it, otherwise `stat`'s clock ticks.
-    pub fn take() -> Self {
+    pub(crate) fn take() -> Self {
         let mut snap = CpuSnapshot {
             at: Some(Instant::now()),
             ..Default::default()
@@ -296,7 +296,7 @@ impl CpuSnapshot {
 
 /// CPU use over a window, in cores (1.0 = one core busy the whole time).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct CpuReport {
+pub(crate) struct CpuReport {
     /// Server side: the coordinator's runtime threads and its SQLite worker threads.
     pub server_cores: f64,
     /// Client side: the load generator's runtime threads (HTTP client; signing too where it
@@ -333,7 +333,7 @@ const TOP_THREADS: usize = 6;
 
 impl CpuReport {
     /// CPU use between two snapshots.
-    pub fn between(a: &CpuSnapshot, b: &CpuSnapshot) -> Self {
+    pub(crate) fn between(a: &CpuSnapshot, b: &CpuSnapshot) -> Self {
         let secs = match (a.at, b.at) {
             (Some(x), Some(y)) => (y - x).as_secs_f64().max(1e-9),
             _ => return Self::default(),
@@ -390,7 +390,7 @@ impl CpuReport {
 }
 
 /// Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`, 100 on Linux).
-pub fn ticks_per_sec() -> f64 {
+pub(crate) fn ticks_per_sec() -> f64 {
     std::process::Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -403,7 +403,7 @@ pub fn ticks_per_sec() -> f64 {
 
 /// Takes CPU snapshots at the window's start and end on a plain thread (independent of the
 /// runtimes being measured); join it after the phase.
-pub fn cpu_over(window: Window) -> std::thread::JoinHandle<CpuReport> {
+pub(crate) fn cpu_over(window: Window) -> std::thread::JoinHandle<CpuReport> {
     std::thread::spawn(move || {
         let sleep_until = |t: Instant| {
             let now = Instant::now();
@@ -424,7 +424,7 @@ pub fn cpu_over(window: Window) -> std::thread::JoinHandle<CpuReport> {
 /// How long one `write(4 KiB) + fdatasync` takes in a directory: the floor under a durable
 /// commit there (SQLite in WAL mode with `synchronous = FULL` syncs the WAL on every commit).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct FsyncProbe {
+pub(crate) struct FsyncProbe {
     /// Syncs done.
     pub syncs: u64,
     /// Median latency of one write + fdatasync, milliseconds.
@@ -436,7 +436,7 @@ pub struct FsyncProbe {
 }
 
 /// Runs write + `sync_data` in a loop for `duration` on a file in `dir`.
-pub fn fsync_probe(dir: &Path, duration: Duration) -> anyhow::Result<FsyncProbe> {
+pub(crate) fn fsync_probe(dir: &Path, duration: Duration) -> anyhow::Result<FsyncProbe> {
     let path = dir.join("fsync-probe.bin");
     let mut file = std::fs::File::create(&path)?;
     let block = [0x5au8; 4096];
@@ -467,7 +467,7 @@ pub fn fsync_probe(dir: &Path, duration: Duration) -> anyhow::Result<FsyncProbe>
 
 /// Where and how the figures were taken.
 #[derive(Debug, Clone, Serialize)]
-pub struct Environment {
+pub(crate) struct Environment {
     /// `git rev-parse --short HEAD` in the working directory.
     pub commit: String,
     /// Whether `git status --porcelain` listed changes (tracked or untracked).
@@ -498,7 +498,7 @@ fn git(args: &[&str]) -> Option<String> {
 }
 
 /// The 1-minute load average.
-pub fn load_average() -> Option<f64> {
+pub(crate) fn load_average() -> Option<f64> {
     std::fs::read_to_string("/proc/loadavg")
         .ok()?
         .split_whitespace()
@@ -509,7 +509,7 @@ pub fn load_average() -> Option<f64> {
 
 impl Environment {
     /// Reads the machine and the git state of the working directory.
-    pub fn detect() -> Self {
+    pub(crate) fn detect() -> Self {
         let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
         let cpu_model = cpuinfo
             .lines()
@@ -538,7 +538,7 @@ impl Environment {
     }
 
     /// One line for people.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let dirty = match self.uncommitted_changes {
             Some(true) => " + uncommitted changes",
             Some(false) => "",
@@ -562,7 +562,7 @@ impl Environment {
 }
 
 /// Formats [`CpuReport::top_threads`] as `name/tid 0.42, …`.
-pub fn format_threads(threads: &[(String, f64)]) -> String {
+pub(crate) fn format_threads(threads: &[(String, f64)]) -> String {
     threads
         .iter()
         .map(|(n, c)| format!("{n} {c:.2}"))
@@ -571,7 +571,7 @@ pub fn format_threads(threads: &[(String, f64)]) -> String {
 }
 
 /// Formats an error map as `kind×count, …` (or `none`).
-pub fn format_errors(errors: &BTreeMap<String, u64>) -> String {
+pub(crate) fn format_errors(errors: &BTreeMap<String, u64>) -> String {
     if errors.is_empty() {
         return "none".into();
     }
@@ -595,7 +595,7 @@ const HIST_BUCKETS: usize = HIST_LINEAR as usize + (40 - 8) * (1 << HIST_SUB_BIT
 /// buckets): unlike a list of every latency it does not grow with the run, so a long run's
 /// RSS shows the server's memory, not the load generator's.
 #[derive(Debug, Clone)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     buckets: Vec<u64>,
     count: u64,
     sum_us: u128,
@@ -637,7 +637,7 @@ impl Histogram {
     }
 
     /// Records one latency.
-    pub fn record(&mut self, d: Duration) {
+    pub(crate) fn record(&mut self, d: Duration) {
         let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         self.buckets[Self::index(us)] += 1;
         self.count += 1;
@@ -646,7 +646,7 @@ impl Histogram {
     }
 
     /// Adds `other` into `self`.
-    pub fn merge(&mut self, other: &Histogram) {
+    pub(crate) fn merge(&mut self, other: &Histogram) {
         for (a, b) in self.buckets.iter_mut().zip(&other.buckets) {
             *a += *b;
         }
@@ -657,7 +657,7 @@ impl Histogram {
 
     /// Nearest-rank percentiles (each the upper end of its bucket, at most the maximum; mean
     /// and maximum exact).
-    pub fn percentiles(&self) -> Percentiles {
+    pub(crate) fn percentiles(&self) -> Percentiles {
         if self.count == 0 {
             return Percentiles::default();
         }
@@ -695,7 +695,7 @@ fn proc_status_mib(field: &str) -> Option<f64> {
 }
 
 /// The resident set of this process (server and client together), MiB.
-pub fn rss_mib() -> Option<f64> {
+pub(crate) fn rss_mib() -> Option<f64> {
     proc_status_mib("VmRSS:")
 }
 
@@ -747,7 +747,7 @@ fn slope_per_min(points: &[(f64, f64)]) -> f64 {
 
 /// One series of memory samples: its ends, its largest value and its slopes.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct MemSeries {
+pub(crate) struct MemSeries {
     /// At the window's start, MiB.
     pub start_mib: f64,
     /// At its end, MiB.
@@ -797,7 +797,7 @@ impl MemSeries {
 /// SQLite's allocations. What the resident set holds beyond them is code, stacks and pages of
 /// glibc's heap not counted by SQLite.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct RssReport {
+pub(crate) struct RssReport {
     /// Seconds between samples.
     pub every_secs: f64,
     /// `VmHWM` (the process's peak resident set since it started, setup included) at the end.
@@ -813,7 +813,7 @@ pub struct RssReport {
 
 /// Samples `VmRSS`, the Rust heap and SQLite's memory at the window's start, every `every`,
 /// and at its end, on a plain thread; join it after the phase.
-pub fn rss_over(window: Window, every: Duration) -> std::thread::JoinHandle<RssReport> {
+pub(crate) fn rss_over(window: Window, every: Duration) -> std::thread::JoinHandle<RssReport> {
     let every = every.max(Duration::from_millis(100));
     std::thread::Builder::new()
         .name("lg-rss".into())
@@ -852,7 +852,7 @@ pub fn rss_over(window: Window, every: Duration) -> std::thread::JoinHandle<RssR
 
 impl RssReport {
     /// Lines for people.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         format!(
             "RSS (whole process, MiB): start {:.1}, end {:.1}, max {:.1} (peak since start {:.1}); \
              slope {:+.2} MiB/min (second half {:+.2}) over {} samples every {:.0} s\n  \

@@ -18,7 +18,7 @@ use crate::measure::Environment;
 
 /// Arguments of `loadgen settle`.
 #[derive(Debug, clap::Args)]
-pub struct SettleArgs {
+pub(crate) struct SettleArgs {
     /// Epoch sizes (receipts per epoch), comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "1,100,1000")]
     sizes: Vec<u32>,
@@ -26,7 +26,7 @@ pub struct SettleArgs {
 
 /// One epoch's cost.
 #[derive(Debug, Serialize)]
-pub struct EpochCost {
+pub(crate) struct EpochCost {
     jobs: u32,
     transactions: u32,
     calls: usize,
@@ -43,7 +43,7 @@ pub struct EpochCost {
 
 /// What a run measured.
 #[derive(Debug, Serialize)]
-pub struct SettleReport {
+pub(crate) struct SettleReport {
     scenario: &'static str,
     environment: Environment,
     epochs: Vec<EpochCost>,
@@ -51,7 +51,7 @@ pub struct SettleReport {
 
 impl SettleReport {
     /// A summary for people.
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         let mut s =
             String::from("settlement cost per epoch (starknet-devnet 0.10.1, our contracts)\n");
         for e in &self.epochs {
@@ -80,7 +80,7 @@ fn sage(n: u128) -> TokenAmount {
 }
 
 /// Runs the scenario on `rt`.
-pub fn run(
+pub(crate) fn run(
     rt: &tokio::runtime::Runtime,
     args: &SettleArgs,
     environment: Environment,

@@ -45,7 +45,7 @@ const UNAVAILABLE: &[u8] = b"\"unavailable\"";
 
 /// Arguments of `loadgen status`.
 #[derive(Debug, Clone, Args)]
-pub struct StatusArgs {
+pub(crate) struct StatusArgs {
     /// Concurrent connections (one request in flight on each).
     #[arg(long, default_value_t = 16)]
     pub connections: usize,
@@ -86,7 +86,7 @@ pub struct StatusArgs {
 /// Which server a phase loads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Target {
+pub(crate) enum Target {
     /// The coordinator's router (`bitsage_http::router`) over SQLite.
     Ours,
     /// A bare axum router with one handler returning a fixed small JSON.
@@ -95,7 +95,7 @@ pub enum Target {
 
 /// One phase: one server for one window.
 #[derive(Debug, Serialize)]
-pub struct Phase {
+pub(crate) struct Phase {
     /// The round.
     pub round: usize,
     /// The server.
@@ -119,7 +119,7 @@ pub struct Phase {
 
 /// One server over all rounds.
 #[derive(Debug, Serialize)]
-pub struct TargetSummary {
+pub(crate) struct TargetSummary {
     /// Requests answered 200 with the expected body, all rounds.
     pub ok: u64,
     /// `ok / measured seconds`.
@@ -138,7 +138,7 @@ pub struct TargetSummary {
 
 /// `wrk`'s figures for one server.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct WrkFigures {
+pub(crate) struct WrkFigures {
     /// `Requests/sec:`.
     pub requests_per_sec: f64,
     /// Latency distribution 50 %, ms.
@@ -157,7 +157,7 @@ pub struct WrkFigures {
 
 /// The `wrk` cross-check.
 #[derive(Debug, Serialize)]
-pub struct WrkReport {
+pub(crate) struct WrkReport {
     /// The command for ours (the bare one differs only in the port).
     pub command: String,
     /// Ours.
@@ -170,7 +170,7 @@ pub struct WrkReport {
 
 /// The outcome of `loadgen status`, printed as one JSON line.
 #[derive(Debug, Serialize)]
-pub struct StatusReport {
+pub(crate) struct StatusReport {
     /// `"status"`.
     pub scenario: &'static str,
     /// Concurrent connections.
@@ -596,7 +596,7 @@ fn summarise(phases: Vec<(Tally, f64)>, response_bytes: usize) -> TargetSummary 
 }
 
 /// Runs the scenario: both servers on `server_rt`, the client on `client_rt`.
-pub fn run(
+pub(crate) fn run(
     server_rt: &Runtime,
     client_rt: &Runtime,
     args: &StatusArgs,
@@ -746,7 +746,7 @@ pub fn run(
 
 impl StatusReport {
     /// The summary for people.
-    pub fn human(&self) -> String {
+    pub(crate) fn human(&self) -> String {
         let mut out = format!(
             "status: GET {ROUTE}, {} connections, {} round(s) × (ours, bare) × {} s after {} s \
              warm-up each; wallet with {} nodes × {} ledger credits; {} queued jobs\n",
