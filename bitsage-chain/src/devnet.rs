@@ -217,6 +217,24 @@ fn is_executable(p: &Path) -> bool {
 }
 
 impl Devnet {
+    /// Whether a devnet can be started, for a test or example named `what` that needs one:
+    /// `false` (with the reason printed) when it should skip. Under `CI=true` a missing devnet
+    /// is a failure instead: CI must not pass by skipping.
+    ///
+    /// # Panics
+    /// Under `CI=true` when no `starknet-devnet` binary is found.
+    pub fn available_or_skip(what: &str) -> bool {
+        if Self::binary().is_some() {
+            return true;
+        }
+        let reason = DevnetError::BinaryNotFound;
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{what}: {reason}; CI=true requires the devnet (scripts/test.sh installs it)");
+        }
+        eprintln!("SKIPPED {what}: {reason}");
+        false
+    }
+
     /// The `starknet-devnet` binary: `$STARKNET_DEVNET`, else `starknet-devnet` on `PATH`,
     /// else `$BITSAGE_TOOLS_DIR/bin/starknet-devnet` (default `~/.cache/bitsage-tools`, where
     /// `scripts/install-devnet.sh` installs it). `None` when none exists.

@@ -28,36 +28,6 @@ pub struct InMemoryChain {
     state: Mutex<State>,
 }
 
-/// What a wallet that never staked reads, as the staking contract returns it.
-pub(crate) fn empty_stake() -> StakeInfo {
-    StakeInfo {
-        amount: TokenAmount::ZERO,
-        locked_amount: TokenAmount::ZERO,
-        staked_at: None,
-        last_claim_at: None,
-        gpu_tier: GpuTier::Consumer,
-        is_active: false,
-        consecutive_failures: 0,
-        total_slashed: TokenAmount::ZERO,
-        pending_rewards: TokenAmount::ZERO,
-    }
-}
-
-/// What a wallet without history reads, as the reputation contract returns it (score 500,
-/// level 3).
-pub(crate) fn initial_reputation() -> ReputationInfo {
-    ReputationInfo {
-        score: 500,
-        level: 3,
-        last_updated: None,
-        total_jobs_completed: 0,
-        successful_jobs: 0,
-        failed_jobs: 0,
-        dispute_count: 0,
-        slash_count: 0,
-    }
-}
-
 impl InMemoryChain {
     /// An empty chain at block 0.
     pub fn new() -> Self {
@@ -147,12 +117,21 @@ impl ChainSource for InMemoryChain {
     }
 
     async fn stake(&self, wallet: &WalletAddress) -> Result<Observed<StakeInfo>> {
-        self.read(|s| s.stakes.get(wallet).cloned().unwrap_or_else(empty_stake))
+        self.read(|s| {
+            s.stakes
+                .get(wallet)
+                .cloned()
+                .unwrap_or_else(StakeInfo::never_staked)
+        })
     }
 
     async fn rewards(&self, wallet: &WalletAddress) -> Result<Observed<RewardsInfo>> {
         self.read(|s| {
-            let stake = s.stakes.get(wallet).cloned().unwrap_or_else(empty_stake);
+            let stake = s
+                .stakes
+                .get(wallet)
+                .cloned()
+                .unwrap_or_else(StakeInfo::never_staked);
             RewardsInfo {
                 pending: stake.pending_rewards,
                 last_claim_at: stake.last_claim_at,
@@ -165,7 +144,7 @@ impl ChainSource for InMemoryChain {
             s.reputations
                 .get(wallet)
                 .cloned()
-                .unwrap_or_else(initial_reputation)
+                .unwrap_or_else(ReputationInfo::starting)
         })
     }
 
@@ -181,7 +160,11 @@ impl ChainSource for InMemoryChain {
     /// the minimum of the tier staked for.
     async fn is_eligible(&self, wallet: &WalletAddress) -> Result<Observed<bool>> {
         self.read(|s| {
-            let stake = s.stakes.get(wallet).cloned().unwrap_or_else(empty_stake);
+            let stake = s
+                .stakes
+                .get(wallet)
+                .cloned()
+                .unwrap_or_else(StakeInfo::never_staked);
             let free = stake
                 .amount
                 .checked_sub(stake.locked_amount)

@@ -65,6 +65,24 @@ pub struct RewardsInfo {
     pub last_claim_at: Option<Timestamp>,
 }
 
+impl StakeInfo {
+    /// What the staking contract reports for a wallet that never staked: nothing staked,
+    /// consumer tier, inactive.
+    pub fn never_staked() -> Self {
+        Self {
+            amount: TokenAmount::ZERO,
+            locked_amount: TokenAmount::ZERO,
+            staked_at: None,
+            last_claim_at: None,
+            gpu_tier: GpuTier::Consumer,
+            is_active: false,
+            consecutive_failures: 0,
+            total_slashed: TokenAmount::ZERO,
+            pending_rewards: TokenAmount::ZERO,
+        }
+    }
+}
+
 /// A worker's reputation, as `ReputationManager::get_reputation` reports it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -86,6 +104,23 @@ pub struct ReputationInfo {
     pub dispute_count: u64,
     /// Slashes.
     pub slash_count: u64,
+}
+
+impl ReputationInfo {
+    /// What the reputation contract reports for a worker it never rated: every worker starts
+    /// at score 500, level 3, with no history.
+    pub fn starting() -> Self {
+        Self {
+            score: 500,
+            level: 3,
+            last_updated: None,
+            total_jobs_completed: 0,
+            successful_jobs: 0,
+            failed_jobs: 0,
+            dispute_count: 0,
+            slash_count: 0,
+        }
+    }
 }
 
 /// Network-wide totals.

@@ -79,36 +79,6 @@ struct WalletState {
     sage_balance: TokenAmount,
 }
 
-/// The staking contract's view of a wallet that never staked.
-fn no_stake() -> StakeInfo {
-    StakeInfo {
-        amount: TokenAmount::ZERO,
-        locked_amount: TokenAmount::ZERO,
-        staked_at: None,
-        last_claim_at: None,
-        gpu_tier: GpuTier::Consumer,
-        is_active: false,
-        consecutive_failures: 0,
-        total_slashed: TokenAmount::ZERO,
-        pending_rewards: TokenAmount::ZERO,
-    }
-}
-
-/// The reputation contract's view of a wallet it never rated: every worker starts at score
-/// 500, level 3 (`contracts/src/reputation_manager.cairo`).
-fn starting_reputation() -> ReputationInfo {
-    ReputationInfo {
-        score: 500,
-        level: 3,
-        last_updated: None,
-        total_jobs_completed: 0,
-        successful_jobs: 0,
-        failed_jobs: 0,
-        dispute_count: 0,
-        slash_count: 0,
-    }
-}
-
 // ---------------------------------------------------------------- the source
 
 const NAME: &str = "indexer-snapshot";
@@ -206,7 +176,7 @@ impl ChainSource for SnapshotChainSource {
         self.read(|s| {
             s.wallets
                 .get(wallet)
-                .map_or_else(no_stake, |w| w.stake.clone())
+                .map_or_else(StakeInfo::never_staked, |w| w.stake.clone())
         })
         .await
     }
@@ -216,7 +186,7 @@ impl ChainSource for SnapshotChainSource {
             let stake = s
                 .wallets
                 .get(wallet)
-                .map_or_else(no_stake, |w| w.stake.clone());
+                .map_or_else(StakeInfo::never_staked, |w| w.stake.clone());
             RewardsInfo {
                 pending: stake.pending_rewards,
                 last_claim_at: stake.last_claim_at,
@@ -229,7 +199,7 @@ impl ChainSource for SnapshotChainSource {
         self.read(|s| {
             s.wallets
                 .get(wallet)
-                .map_or_else(starting_reputation, |w| w.reputation.clone())
+                .map_or_else(ReputationInfo::starting, |w| w.reputation.clone())
         })
         .await
     }
@@ -269,7 +239,7 @@ impl ChainSource for SnapshotChainSource {
             let stake = s
                 .wallets
                 .get(wallet)
-                .map_or_else(no_stake, |w| w.stake.clone());
+                .map_or_else(StakeInfo::never_staked, |w| w.stake.clone());
             eligible(s, &stake)
         })
         .await
@@ -303,7 +273,7 @@ fn write_demo_snapshot(path: &Path, staked: WalletAddress) -> anyhow::Result<Sna
         gpu_tier: GpuTier::DataCenter,
         is_active: true,
         pending_rewards: sage(12),
-        ..no_stake()
+        ..StakeInfo::never_staked()
     };
     let reputation = ReputationInfo {
         score: 620,
@@ -312,7 +282,7 @@ fn write_demo_snapshot(path: &Path, staked: WalletAddress) -> anyhow::Result<Sna
         total_jobs_completed: 14,
         successful_jobs: 13,
         failed_jobs: 1,
-        ..starting_reputation()
+        ..ReputationInfo::starting()
     };
     let snapshot = Snapshot {
         block_number: 1_234,

@@ -15,7 +15,7 @@ use bitsage_core::wallet::{WalletCheck, WalletVerifier};
 use bitsage_core::WalletAddress;
 use starknet::core::types::Felt;
 use starknet::signers::SigningKey;
-use support::{devnet_available, SERIAL};
+use support::SERIAL;
 
 fn wallet(s: &str) -> WalletAddress {
     WalletAddress::parse(s).expect("wallet")
@@ -89,7 +89,7 @@ async fn stored_key_verifier_checks_payments_and_proves_no_wallet() {
 #[tokio::test]
 async fn account_contracts_check_wallet_claims_on_devnet() {
     let _serial = SERIAL.lock().await;
-    if !devnet_available("account_contracts_check_wallet_claims_on_devnet") {
+    if !Devnet::available_or_skip("account_contracts_check_wallet_claims_on_devnet") {
         return;
     }
     let devnet = Devnet::start().await.expect("start starknet-devnet");

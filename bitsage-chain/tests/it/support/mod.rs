@@ -14,28 +14,9 @@ use bitsage_core::TokenAmount;
 /// busy while declaring), and the machines have two cores.
 pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Whether the devnet binary exists; `false` (with the reason printed) when the test should
-/// skip. Under `CI=true` a missing devnet fails the test instead.
-pub(crate) fn devnet_available(test: &str) -> bool {
-    if Devnet::binary().is_some() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{test}: starknet-devnet not found and CI=true: the devnet is required in CI \
-             (scripts/test.sh installs it; or set STARKNET_DEVNET)"
-        );
-    }
-    eprintln!(
-        "SKIPPED {test}: starknet-devnet not found (set STARKNET_DEVNET, put it on PATH, or run \
-         scripts/install-devnet.sh to install it into ~/.cache/bitsage-tools/bin)"
-    );
-    false
-}
-
 /// A fresh devnet with our contracts deployed, or `None` when the test should skip.
 pub(crate) async fn deployed_or_skip(test: &str) -> Option<(Devnet, Deployment)> {
-    if !devnet_available(test) {
+    if !Devnet::available_or_skip(test) {
         return None;
     }
     let devnet = Devnet::start().await.expect("start starknet-devnet");
